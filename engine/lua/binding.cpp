@@ -1,0 +1,178 @@
+#include "engine/lua/binding.hpp"
+
+#include <new>
+
+namespace banger::lua {
+
+std::vector<ModuleEntry>& module_registry() {
+  static std::vector<ModuleEntry> modules;
+  return modules;
+}
+
+void raise_arg(lua_State* L, int idx, std::string_view expected) {
+  std::string msg = "bad argument #" + std::to_string(idx) + " (" + std::string(expected) + " expected, got " +
+                    luaL_typename(L, idx) + ")";
+  throw Raise(msg);
+}
+
+std::string check_string(lua_State* L, int idx) {
+  if (lua_type(L, idx) != LUA_TSTRING) raise_arg(L, idx, "string");
+  size_t len = 0;
+  const char* s = lua_tolstring(L, idx, &len);
+  return std::string(s, len);
+}
+
+std::optional<std::string> opt_string(lua_State* L, int idx) {
+  if (lua_isnoneornil(L, idx)) return std::nullopt;
+  return check_string(L, idx);
+}
+
+lua_Integer check_integer(lua_State* L, int idx) {
+  int ok = 0;
+  lua_Integer v = lua_tointegerx(L, idx, &ok);
+  if (!ok || lua_type(L, idx) != LUA_TNUMBER) raise_arg(L, idx, "integer");
+  return v;
+}
+
+std::optional<lua_Integer> opt_integer(lua_State* L, int idx) {
+  if (lua_isnoneornil(L, idx)) return std::nullopt;
+  return check_integer(L, idx);
+}
+
+bool opt_boolean(lua_State* L, int idx, bool fallback) {
+  if (lua_isnoneornil(L, idx)) return fallback;
+  if (lua_type(L, idx) != LUA_TBOOLEAN) raise_arg(L, idx, "boolean");
+  return lua_toboolean(L, idx) != 0;
+}
+
+void check_table(lua_State* L, int idx) {
+  if (lua_type(L, idx) != LUA_TTABLE) raise_arg(L, idx, "table");
+}
+
+std::vector<std::string> check_string_list(lua_State* L, int idx) {
+  check_table(L, idx);
+  std::vector<std::string> out;
+  lua_Integer n = luaL_len(L, idx);
+  out.reserve(static_cast<size_t>(n));
+  for (lua_Integer i = 1; i <= n; ++i) {
+    lua_geti(L, idx, i);
+    if (lua_type(L, -1) != LUA_TSTRING) {
+      lua_pop(L, 1);
+      throw Raise("bad argument #" + std::to_string(idx) + " (element " + std::to_string(i) + " must be a string)");
+    }
+    size_t len = 0;
+    const char* s = lua_tolstring(L, -1, &len);
+    out.emplace_back(s, len);
+    lua_pop(L, 1);
+  }
+  return out;
+}
+
+namespace {
+// Pushes t[key] and checks its type; returns false (stack unchanged) for nil.
+bool push_field(lua_State* L, int idx, const char* key, int type, const char* expected) {
+  if (lua_type(L, idx) != LUA_TTABLE) return false;
+  int t = lua_getfield(L, idx, key);
+  if (t == LUA_TNIL) {
+    lua_pop(L, 1);
+    return false;
+  }
+  if (t != type) {
+    std::string got = luaL_typename(L, -1);
+    lua_pop(L, 1);
+    throw Raise(std::string("bad option '") + key + "' (" + expected + " expected, got " + got + ")");
+  }
+  return true;
+}
+}  // namespace
+
+std::optional<std::string> field_string(lua_State* L, int idx, const char* key) {
+  if (!push_field(L, idx, key, LUA_TSTRING, "string")) return std::nullopt;
+  size_t len = 0;
+  const char* s = lua_tolstring(L, -1, &len);
+  std::string out(s, len);
+  lua_pop(L, 1);
+  return out;
+}
+
+std::optional<lua_Integer> field_integer(lua_State* L, int idx, const char* key) {
+  if (!push_field(L, idx, key, LUA_TNUMBER, "integer")) return std::nullopt;
+  int ok = 0;
+  lua_Integer v = lua_tointegerx(L, -1, &ok);
+  lua_pop(L, 1);
+  if (!ok) throw Raise(std::string("bad option '") + key + "' (integer expected, got a fraction)");
+  return v;
+}
+
+std::optional<bool> field_boolean(lua_State* L, int idx, const char* key) {
+  if (!push_field(L, idx, key, LUA_TBOOLEAN, "boolean")) return std::nullopt;
+  bool v = lua_toboolean(L, -1) != 0;
+  lua_pop(L, 1);
+  return v;
+}
+
+std::optional<std::vector<std::string>> field_string_list(lua_State* L, int idx, const char* key) {
+  if (!push_field(L, idx, key, LUA_TTABLE, "table")) return std::nullopt;
+  try {
+    auto v = check_string_list(L, lua_gettop(L));
+    lua_pop(L, 1);
+    return v;
+  } catch (...) {
+    lua_pop(L, 1);
+    throw;
+  }
+}
+
+int push_failure(lua_State* L, const banger::Error& e) {
+  lua_pushnil(L);
+  lua_pushstring(L, e.what());
+  lua_pushstring(L, e.code().c_str());
+  return 3;
+}
+
+void set_field(lua_State* L, const char* key, std::string_view value) {
+  push_string(L, value);
+  lua_setfield(L, -2, key);
+}
+
+void set_field(lua_State* L, const char* key, lua_Integer value) {
+  lua_pushinteger(L, value);
+  lua_setfield(L, -2, key);
+}
+
+void set_field_bool(lua_State* L, const char* key, bool value) {
+  lua_pushboolean(L, value);
+  lua_setfield(L, -2, key);
+}
+
+void push_string_list(lua_State* L, std::span<const std::string> items) {
+  lua_createtable(L, static_cast<int>(items.size()), 0);
+  lua_Integer i = 1;
+  for (const auto& s : items) {
+    push_string(L, s);
+    lua_rawseti(L, -2, i++);
+  }
+}
+
+int protect_impl(lua_State* L, lua_CFunction f) {
+  // Only plain data survives the try block; lua_error runs after every C++
+  // frame of the native has been destroyed.
+  {
+    try {
+      return f(L);
+    } catch (const Raise& e) {
+      luaL_where(L, 1);
+      lua_pushstring(L, e.what());
+      lua_concat(L, 2);
+    } catch (const banger::Error& e) {
+      return push_failure(L, e);
+    } catch (const std::bad_alloc&) {
+      lua_pushliteral(L, "not enough memory");
+    } catch (const std::exception& e) {
+      return push_failure(L, banger::Error("EINTERNAL", std::string("internal error: ") + e.what()));
+    }
+  }
+  return lua_error(L);
+}
+
+}  // namespace banger::lua

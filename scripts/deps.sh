@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs banger's build and test dependencies from Debian packages.
+# Idempotent: packages already present are not touched, and apt-get runs
+# only when something is missing. Needs root (or sudo) for the install.
+set -euo pipefail
+
+packages=(
+  # build
+  build-essential cmake pkg-config ninja-build
+  liblua5.4-dev libsqlite3-dev libcurl4-openssl-dev libarchive-dev
+  libssh2-1-dev libzstd-dev nlohmann-json3-dev libext2fs-dev
+  libdeflate-dev liblz4-dev liblzma-dev libbz2-dev zlib1g-dev
+  # runtime: hypervisor, guest pieces, host networking
+  qemu-system-x86 qemu-utils busybox-static e2fsprogs iproute2 nftables
+  openssh-client git ca-certificates
+)
+test_packages=(
+  catch2 sqlite3 docker-registry skopeo umoci dnsutils
+  clang libclang-rt-14-dev dropbear-bin mmdebstrap
+)
+
+want=("${packages[@]}")
+[[ "${1:-}" == "--test" ]] && want+=("${test_packages[@]}")
+
+missing=()
+for p in "${want[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+echo "deps: installing ${missing[*]}" >&2
+sudo=""
+[[ $(id -u) -eq 0 ]] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
