@@ -1,0 +1,243 @@
+// banger.native.fs: host file-system primitives the recipes need beyond
+// Lua's io library. Nothing here follows a symlink unless it says so.
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+
+#include "engine/core/atomic_file.hpp"
+#include "engine/core/paths.hpp"
+#include "engine/lua/binding.hpp"
+
+namespace banger::lua {
+namespace {
+
+const char* type_name(mode_t m) {
+  if (S_ISREG(m)) return "file";
+  if (S_ISDIR(m)) return "directory";
+  if (S_ISLNK(m)) return "symlink";
+  if (S_ISCHR(m)) return "char";
+  if (S_ISBLK(m)) return "block";
+  if (S_ISFIFO(m)) return "fifo";
+  if (S_ISSOCK(m)) return "socket";
+  return "unknown";
+}
+
+int push_stat(lua_State* L, const std::string& path, bool follow) {
+  struct stat st {};
+  int rc = follow ? ::stat(path.c_str(), &st) : ::lstat(path.c_str(), &st);
+  if (rc != 0) throw Error::last(follow ? "stat" : "lstat", path);
+  lua_createtable(L, 0, 8);
+  set_field(L, "type", type_name(st.st_mode));
+  set_field(L, "mode", static_cast<lua_Integer>(st.st_mode & 07777));
+  set_field(L, "uid", static_cast<lua_Integer>(st.st_uid));
+  set_field(L, "gid", static_cast<lua_Integer>(st.st_gid));
+  set_field(L, "size", static_cast<lua_Integer>(st.st_size));
+  set_field(L, "blocks_bytes", static_cast<lua_Integer>(st.st_blocks) * 512);
+  set_field(L, "mtime", static_cast<lua_Integer>(st.st_mtim.tv_sec));
+  set_field(L, "ino", static_cast<lua_Integer>(st.st_ino));
+  return 1;
+}
+
+int l_stat(lua_State* L) { return push_stat(L, check_string(L, 1), true); }
+int l_lstat(lua_State* L) { return push_stat(L, check_string(L, 1), false); }
+
+int l_exists(lua_State* L) {
+  struct stat st {};
+  lua_pushboolean(L, ::lstat(check_string(L, 1).c_str(), &st) == 0);
+  return 1;
+}
+
+int l_mkdir(lua_State* L) {
+  std::string path = check_string(L, 1);
+  auto mode = static_cast<mode_t>(opt_integer(L, 2).value_or(0755));
+  bool parents = opt_boolean(L, 3, false);
+  if (parents) {
+    std::filesystem::path cur;
+    for (const auto& part : std::filesystem::path(path)) {
+      cur /= part;
+      if (::mkdir(cur.c_str(), mode) != 0 && errno != EEXIST) throw Error::last("mkdir", cur.string());
+    }
+  } else if (::mkdir(path.c_str(), mode) != 0) {
+    throw Error::last("mkdir", path);
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+// A directory only we can enter: see paths::ensure_private_dir.
+int l_mkdir_private(lua_State* L) {
+  paths::ensure_private_dir(check_string(L, 1));
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+int l_list(lua_State* L) {
+  std::string path = check_string(L, 1);
+  DIR* d = ::opendir(path.c_str());
+  if (!d) throw Error::last("opendir", path);
+  std::vector<std::string> names;
+  while (dirent* e = ::readdir(d)) {
+    std::string_view n = e->d_name;
+    if (n != "." && n != "..") names.emplace_back(n);
+  }
+  ::closedir(d);
+  std::sort(names.begin(), names.end());
+  push_string_list(L, names);
+  return 1;
+}
+
+int l_read(lua_State* L) {
+  std::string path = check_string(L, 1);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw Error::last("open", path);
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int e = errno;
+      ::close(fd);
+      throw Error::sys(e, "read", path);
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  push_string(L, out);
+  return 1;
+}
+
+int l_write_atomic(lua_State* L) {
+  std::string path = check_string(L, 1);
+  std::string data = check_string(L, 2);
+  auto mode = static_cast<mode_t>(opt_integer(L, 3).value_or(0600));
+  atomic_write_file(path, data, mode);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+int l_remove(lua_State* L) {
+  std::string path = check_string(L, 1);
+  if (::remove(path.c_str()) != 0) throw Error::last("remove", path);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+// rm -r that never follows symlinks (std::filesystem::remove_all removes a
+// symlink itself, not its target). Returns the number of entries removed.
+int l_remove_tree(lua_State* L) {
+  std::string path = check_string(L, 1);
+  std::error_code ec;
+  auto n = std::filesystem::remove_all(path, ec);
+  if (ec) throw Error::sys(ec.value(), "remove", path);
+  lua_pushinteger(L, static_cast<lua_Integer>(n));
+  return 1;
+}
+
+int l_rename(lua_State* L) {
+  std::string from = check_string(L, 1), to = check_string(L, 2);
+  if (::rename(from.c_str(), to.c_str()) != 0) throw Error::last("rename", from + " -> " + to);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+int l_chmod(lua_State* L) {
+  std::string path = check_string(L, 1);
+  auto mode = static_cast<mode_t>(check_integer(L, 2));
+  // fchmodat without following: refuse to chmod through a symlink.
+  int fd = ::open(path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) throw Error::last("open", path);
+  std::string proc = "/proc/self/fd/" + std::to_string(fd);
+  struct stat st {};
+  int rc = ::fstat(fd, &st);
+  if (rc == 0 && S_ISLNK(st.st_mode)) {
+    ::close(fd);
+    throw Error("ELOOP", "chmod: refusing a symlink: " + path);
+  }
+  rc = ::chmod(proc.c_str(), mode);
+  int e = errno;
+  ::close(fd);
+  if (rc != 0) throw Error::sys(e, "chmod", path);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+int l_realpath(lua_State* L) {
+  std::string path = check_string(L, 1);
+  char* r = ::realpath(path.c_str(), nullptr);
+  if (!r) throw Error::last("realpath", path);
+  lua_pushstring(L, r);
+  std::free(r);
+  return 1;
+}
+
+int l_readlink(lua_State* L) {
+  std::string path = check_string(L, 1);
+  std::error_code ec;
+  auto target = std::filesystem::read_symlink(path, ec);
+  if (ec) throw Error::sys(ec.value(), "readlink", path);
+  push_string(L, target.string());
+  return 1;
+}
+
+int l_symlink(lua_State* L) {
+  std::string target = check_string(L, 1), path = check_string(L, 2);
+  if (::symlink(target.c_str(), path.c_str()) != 0) throw Error::last("symlink", path);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+// mkdtemp under `dir` (default $TMPDIR or /tmp) with a 0700 directory.
+int l_mkdtemp(lua_State* L) {
+  std::string prefix = opt_string(L, 1).value_or("banger-");
+  std::string dir = opt_string(L, 2).value_or("");
+  if (dir.empty()) {
+    const char* t = std::getenv("TMPDIR");
+    dir = t && *t ? t : "/tmp";
+  }
+  std::string tmpl = dir + "/" + prefix + "XXXXXX";
+  if (!::mkdtemp(tmpl.data())) throw Error::last("mkdtemp", tmpl);
+  push_string(L, tmpl);
+  return 1;
+}
+
+int l_cwd(lua_State* L) {
+  std::error_code ec;
+  auto p = std::filesystem::current_path(ec);
+  if (ec) throw Error::sys(ec.value(), "getcwd");
+  push_string(L, p.string());
+  return 1;
+}
+
+int open_fs(lua_State* L) {
+  static const luaL_Reg fns[] = {{"stat", protect<l_stat>},
+                                 {"lstat", protect<l_lstat>},
+                                 {"exists", protect<l_exists>},
+                                 {"mkdir", protect<l_mkdir>},
+                                 {"mkdir_private", protect<l_mkdir_private>},
+                                 {"list", protect<l_list>},
+                                 {"read", protect<l_read>},
+                                 {"write_atomic", protect<l_write_atomic>},
+                                 {"remove", protect<l_remove>},
+                                 {"remove_tree", protect<l_remove_tree>},
+                                 {"rename", protect<l_rename>},
+                                 {"chmod", protect<l_chmod>},
+                                 {"realpath", protect<l_realpath>},
+                                 {"readlink", protect<l_readlink>},
+                                 {"symlink", protect<l_symlink>},
+                                 {"mkdtemp", protect<l_mkdtemp>},
+                                 {"cwd", protect<l_cwd>},
+                                 {nullptr, nullptr}};
+  luaL_newlib(L, fns);
+  return 1;
+}
+
+}  // namespace
+BANGER_LUA_MODULE(fs, open_fs);
+}  // namespace banger::lua

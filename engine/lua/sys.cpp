@@ -1,0 +1,119 @@
+// banger.native.sys: facts about this process and host, and a cancellable sleep.
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include "engine/core/build_info.hpp"
+#include "engine/core/cancel.hpp"
+#include "engine/core/install_dirs.hpp"
+#include "engine/lua/binding.hpp"
+
+namespace banger::lua {
+namespace {
+
+int l_getuid(lua_State* L) {
+  lua_pushinteger(L, ::getuid());
+  return 1;
+}
+int l_geteuid(lua_State* L) {
+  lua_pushinteger(L, ::geteuid());
+  return 1;
+}
+int l_getgid(lua_State* L) {
+  lua_pushinteger(L, ::getgid());
+  return 1;
+}
+int l_getpid(lua_State* L) {
+  lua_pushinteger(L, ::getpid());
+  return 1;
+}
+int l_isatty(lua_State* L) {
+  lua_pushboolean(L, ::isatty(static_cast<int>(check_integer(L, 1))));
+  return 1;
+}
+
+int l_hostname(lua_State* L) {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0) throw Error::last("gethostname");
+  lua_pushstring(L, buf);
+  return 1;
+}
+
+int l_uname(lua_State* L) {
+  struct utsname u {};
+  if (::uname(&u) != 0) throw Error::last("uname");
+  lua_createtable(L, 0, 3);
+  set_field(L, "sysname", u.sysname);
+  set_field(L, "release", u.release);
+  set_field(L, "machine", u.machine);
+  return 1;
+}
+
+// Seconds since the epoch, with sub-second precision.
+int l_time(lua_State* L) {
+  auto d = std::chrono::system_clock::now().time_since_epoch();
+  lua_pushnumber(L, std::chrono::duration<double>(d).count());
+  return 1;
+}
+
+int l_monotonic_ms(lua_State* L) {
+  auto d = std::chrono::steady_clock::now().time_since_epoch();
+  lua_pushinteger(L, std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
+  return 1;
+}
+
+// Sleeps in slices so Ctrl-C ends it; returns nil, "interrupted", "ECANCELED".
+int l_sleep_ms(lua_State* L) {
+  auto total = std::chrono::milliseconds(check_integer(L, 1));
+  auto end = std::chrono::steady_clock::now() + total;
+  while (std::chrono::steady_clock::now() < end) {
+    cancel::check();
+    auto left = end - std::chrono::steady_clock::now();
+    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(left, std::chrono::milliseconds(50)));
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+int l_interrupted(lua_State* L) {
+  lua_pushboolean(L, cancel::requested());
+  return 1;
+}
+
+int l_build(lua_State* L) {
+  lua_createtable(L, 0, 3);
+  set_field(L, "version", build::version);
+  set_field(L, "commit", build::commit);
+  set_field(L, "built_at", build::built_at);
+  return 1;
+}
+
+int l_lua_dir(lua_State* L) {
+  push_string(L, install::lua_dir());
+  return 1;
+}
+
+int l_exe(lua_State* L) {
+  push_string(L, install::self_exe());
+  return 1;
+}
+
+int open_sys(lua_State* L) {
+  static const luaL_Reg fns[] = {
+      {"getuid", protect<l_getuid>},     {"geteuid", protect<l_geteuid>},
+      {"getgid", protect<l_getgid>},     {"getpid", protect<l_getpid>},
+      {"isatty", protect<l_isatty>},     {"hostname", protect<l_hostname>},
+      {"uname", protect<l_uname>},       {"time", protect<l_time>},
+      {"monotonic_ms", protect<l_monotonic_ms>}, {"sleep_ms", protect<l_sleep_ms>},
+      {"interrupted", protect<l_interrupted>},   {"build", protect<l_build>},
+      {"lua_dir", protect<l_lua_dir>},   {"exe", protect<l_exe>},
+      {nullptr, nullptr}};
+  luaL_newlib(L, fns);
+  return 1;
+}
+
+}  // namespace
+BANGER_LUA_MODULE(sys, open_sys);
+}  // namespace banger::lua

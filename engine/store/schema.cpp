@@ -1,0 +1,113 @@
+// The state schema and its migrations. A migration is appended, never
+// edited: a file written by an older banger is upgraded step by step.
+//
+// What a VM *is* lives in `vms`; what is *currently true* of a running VM
+// (pid, tap, sockets) lives in the VM's handles.json, with the teardown
+// identity mirrored into the row's `handle_*` columns so a VM can be cleaned
+// up after a crash even if the scratch file is lost (docs/architecture.md).
+#include <array>
+
+#include "engine/core/error.hpp"
+#include "engine/store/db.hpp"
+
+namespace banger::store {
+namespace {
+
+struct Migration {
+  int version;
+  const char* sql;
+};
+
+constexpr std::array migrations{
+    Migration{1, R"sql(
+CREATE TABLE vms (
+  id            TEXT PRIMARY KEY,
+  name          TEXT NOT NULL UNIQUE,
+  image         TEXT NOT NULL,
+  kernel        TEXT NOT NULL,
+  driver        TEXT NOT NULL,
+  vcpus         INTEGER NOT NULL CHECK (vcpus > 0),
+  memory_mib    INTEGER NOT NULL CHECK (memory_mib > 0),
+  disk_mib      INTEGER NOT NULL CHECK (disk_mib > 0),
+  work_disk_mib INTEGER NOT NULL CHECK (work_disk_mib > 0),
+  nat           INTEGER NOT NULL DEFAULT 0,
+  ip            TEXT UNIQUE,
+  mac           TEXT,
+  state         TEXT NOT NULL CHECK (state IN ('creating','created','starting','running','stopping','stopped','error')),
+  last_error    TEXT,
+  vm_dir        TEXT NOT NULL,
+  handle_pid        INTEGER,
+  handle_cmdline    TEXT,
+  handle_tap        TEXT,
+  handle_api_socket TEXT,
+  handle_agent_socket TEXT,
+  created_at    TEXT NOT NULL,
+  updated_at    TEXT NOT NULL,
+  started_at    TEXT
+);
+CREATE TABLE images (
+  name         TEXT PRIMARY KEY,
+  source_ref   TEXT,
+  digest       TEXT,
+  size_bytes   INTEGER NOT NULL DEFAULT 0,
+  rootfs_path  TEXT NOT NULL,
+  kernel       TEXT,
+  is_default   INTEGER NOT NULL DEFAULT 0,
+  created_at   TEXT NOT NULL
+);
+CREATE UNIQUE INDEX images_one_default ON images(is_default) WHERE is_default = 1;
+CREATE TABLE kernels (
+  name         TEXT PRIMARY KEY,
+  distro       TEXT,
+  arch         TEXT NOT NULL,
+  version      TEXT NOT NULL,
+  sha256       TEXT NOT NULL,
+  source       TEXT,
+  path         TEXT NOT NULL,
+  imported_at  TEXT NOT NULL
+);
+)sql"},
+};
+
+}  // namespace
+
+int latest_schema_version() { return migrations.back().version; }
+
+namespace {
+void refuse_newer(Db& db, int version) {
+  if (version > latest_schema_version()) {
+    throw Error("ENOTSUP", "the state database " + db.path() + " has schema version " + std::to_string(version) +
+                               ", newer than this banger understands (" + std::to_string(latest_schema_version()) +
+                               ")");
+  }
+}
+}  // namespace
+
+void migrate(Db& db) {
+  int version = db.schema_version();
+  refuse_newer(db, version);
+  if (version == latest_schema_version()) return;
+  // BEGIN IMMEDIATE takes the write lock first, so two processes opening a
+  // fresh file do not both run the same migration; the version is re-read
+  // under the lock.
+  db.exec_script("BEGIN IMMEDIATE");
+  try {
+    int current = db.schema_version();
+    refuse_newer(db, current);
+    for (const Migration& m : migrations) {
+      if (m.version <= current) continue;
+      db.exec_script(m.sql);
+      db.exec_script("PRAGMA user_version = " + std::to_string(m.version));
+    }
+    db.exec_script("COMMIT");
+  } catch (...) {
+    try {
+      db.exec_script("ROLLBACK");
+    } catch (...) {
+      // The original error is the one worth reporting.
+    }
+    throw;
+  }
+}
+
+}  // namespace banger::store
