@@ -1,0 +1,43 @@
+// banger.native.validate: the shared validation gates (engine/priv/validate.hpp).
+// Each returns true, or nil, message, "EINVAL".
+#include "engine/priv/validate.hpp"
+
+#include "engine/lua/binding.hpp"
+
+namespace banger::lua {
+namespace {
+
+template <void (*V)(std::string_view)>
+int string_gate(lua_State* L) {
+  V(check_string(L, 1));
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+int l_ipv4(lua_State* L) {
+  lua_pushinteger(L, validate::ipv4(check_string(L, 1)));
+  return 1;
+}
+
+int l_cidr_prefix(lua_State* L) {
+  lua_pushinteger(L, validate::cidr_prefix(static_cast<long>(check_integer(L, 1))));
+  return 1;
+}
+
+int open_validate(lua_State* L) {
+  static const luaL_Reg fns[] = {{"iface_name", protect<string_gate<validate::iface_name>>},
+                                 {"bridge_name", protect<string_gate<validate::bridge_name>>},
+                                 {"tap_name", protect<string_gate<validate::tap_name>>},
+                                 {"vm_name", protect<string_gate<validate::vm_name>>},
+                                 {"ipv4", protect<l_ipv4>},
+                                 {"cidr_prefix", protect<l_cidr_prefix>},
+                                 {nullptr, nullptr}};
+  luaL_newlib(L, fns);
+  push_string(L, validate::kTapPrefix);
+  lua_setfield(L, -2, "tap_prefix");
+  return 1;
+}
+
+}  // namespace
+BANGER_LUA_MODULE(validate, open_validate);
+}  // namespace banger::lua

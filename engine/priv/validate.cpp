@@ -1,0 +1,72 @@
+#include "engine/priv/validate.hpp"
+
+#include <arpa/inet.h>
+
+#include "engine/core/error.hpp"
+
+namespace banger::validate {
+namespace {
+
+[[noreturn]] void reject(std::string_view what, std::string_view value, std::string_view rule) {
+  throw Error("EINVAL", "invalid " + std::string(what) + " '" + std::string(value) + "': " + std::string(rule));
+}
+
+bool lower_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
+
+}  // namespace
+
+void iface_name(std::string_view name) {
+  if (name.empty() || name.size() > 15) reject("interface name", name, "must be 1 to 15 characters");
+  for (char c : name) {
+    if (c == '/' || c == ':' || c == '\0' || c == ' ' || c == '\t' || c == '\n' || static_cast<unsigned char>(c) < 0x21 ||
+        static_cast<unsigned char>(c) > 0x7e)
+      reject("interface name", name, "contains a character Linux does not allow");
+  }
+  if (name == "." || name == "..") reject("interface name", name, "is reserved");
+}
+
+void bridge_name(std::string_view name) {
+  iface_name(name);
+  if (name == kBridgeName) return;
+  if (name.size() > kBridgeName.size() + 1 && name.substr(0, kBridgeName.size() + 1) == "br-fc-") {
+    for (char c : name.substr(kBridgeName.size() + 1)) {
+      if (!lower_alnum(c) && c != '-') reject("bridge name", name, "suffix may only use a-z, 0-9 and '-'");
+    }
+    return;
+  }
+  reject("bridge name", name, "must be 'br-fc' or start with 'br-fc-' (banger only manages its own bridges)");
+}
+
+void tap_name(std::string_view name) {
+  iface_name(name);
+  if (name.size() <= kTapPrefix.size() || name.substr(0, kTapPrefix.size()) != kTapPrefix)
+    reject("tap name", name, "must start with '" + std::string(kTapPrefix) + "'");
+  for (char c : name.substr(kTapPrefix.size())) {
+    if (!lower_alnum(c)) reject("tap name", name, "may only use a-z and 0-9 after the prefix");
+  }
+}
+
+std::uint32_t ipv4(std::string_view addr) {
+  // inet_pton accepts exactly four decimal octets, nothing shorter or octal.
+  std::string s(addr);
+  in_addr a{};
+  if (s.empty() || inet_pton(AF_INET, s.c_str(), &a) != 1) reject("IPv4 address", addr, "not a dotted-quad IPv4 address");
+  return ntohl(a.s_addr);
+}
+
+int cidr_prefix(long prefix) {
+  if (prefix < 8 || prefix > 32)
+    reject("CIDR prefix", std::to_string(prefix), "must be between 8 and 32");
+  return static_cast<int>(prefix);
+}
+
+void vm_name(std::string_view name) {
+  if (name.empty() || name.size() > 63) reject("VM name", name, "must be 1 to 63 characters");
+  if (!(name[0] >= 'a' && name[0] <= 'z')) reject("VM name", name, "must start with a lower-case letter");
+  if (name.back() == '-') reject("VM name", name, "must not end with '-'");
+  for (char c : name) {
+    if (!lower_alnum(c) && c != '-') reject("VM name", name, "may only use a-z, 0-9 and '-' (it becomes <name>.vm)");
+  }
+}
+
+}  // namespace banger::validate

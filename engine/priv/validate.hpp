@@ -1,0 +1,29 @@
+#pragma once
+// Validation gates shared by config loading, the CLI and the root helper.
+// One implementation, so what the config accepts is exactly what the helper
+// will later agree to do. Each throws banger::Error("EINVAL", ...) naming
+// the rejected value and the rule.
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace banger::validate {
+
+inline constexpr std::string_view kBridgeName = "br-fc";
+inline constexpr std::string_view kTapPrefix = "bgtap";
+
+// A Linux interface name: 1..15 bytes, no '/', ':', whitespace or NUL.
+void iface_name(std::string_view name);
+// "br-fc" or "br-fc-<suffix>": banger never touches any other bridge.
+void bridge_name(std::string_view name);
+// A tap banger created: kTapPrefix followed by [0-9a-z], at most 15 bytes.
+void tap_name(std::string_view name);
+// Dotted-quad IPv4; returns the address in host byte order.
+std::uint32_t ipv4(std::string_view addr);
+// A CIDR prefix length banger accepts for its bridge: 8..32.
+int cidr_prefix(long prefix);
+// A VM name: a DNS label (it becomes <name>.vm): [a-z0-9-], 1..63 bytes,
+// starting with a letter, not ending with '-'.
+void vm_name(std::string_view name);
+
+}  // namespace banger::validate

@@ -1,0 +1,11 @@
+-- banger version: what this binary is, stamped at build time.
+return {
+  summary = "print banger's version, commit and build time",
+  json = true,
+  run = function(opts)
+    local b = banger.sys.build()
+    banger.ui.emit(opts, b, function(info)
+      banger.ui.print(string.format("banger %s (commit %s, built %s)", info.version, info.commit, info.built_at))
+    end)
+  end,
+}

@@ -1,0 +1,307 @@
+--- banger.config: $XDG_CONFIG_HOME/banger/config.lua, validated at load.
+--
+-- The file returns a Lua table. Every key is checked against the schema
+-- below; an unknown key, a wrong type or a value that breaks a rule is an
+-- error naming the key ("vm.vcpus", "file_sync[2].guest"). docs/config.md
+-- lists every key; tests/lua/config_spec.lua has one case per rule.
+local errors = require("banger.errors")
+local units = require("banger.units")
+local validate = require("banger.native.validate")
+local paths = require("banger.native.paths")
+
+local M = {}
+
+-- Rules return nil when fine, or a reason.
+local function positive_size(min_mib)
+  return function(v)
+    local bytes, why = units.parse_size(v)
+    if not bytes then
+      return why
+    end
+    if min_mib and bytes < min_mib * 1024 * 1024 then
+      return "must be at least " .. min_mib .. "MiB"
+    end
+  end
+end
+
+local function gate(fn)
+  return function(v)
+    local ok, why = fn(v)
+    if not ok then
+      return why
+    end
+  end
+end
+
+local function host_dns(v)
+  local host, port = v:match("^([%d%.]+):(%d+)$")
+  if not host then
+    return "must be IPv4:port, e.g. 127.0.0.1:42069"
+  end
+  if not validate.ipv4(host) then
+    return "'" .. host .. "' is not an IPv4 address"
+  end
+  local p = tonumber(port)
+  if p < 1 or p > 65535 then
+    return "port must be 1..65535"
+  end
+end
+
+-- Path components: no empty names through "..", and no "~user" forms.
+local function traversal(p)
+  for part in p:gmatch("[^/]+") do
+    if part == ".." then
+      return "must not contain '..'"
+    end
+  end
+end
+
+local function host_path(p)
+  if p == "" then
+    return "must not be empty"
+  end
+  if p:match("^~[^/]") then
+    return "'~user/' paths are not supported; use '~/' or an absolute path"
+  end
+  if not (p:sub(1, 1) == "/" or p:sub(1, 2) == "~/") then
+    return "must be absolute or start with '~/'"
+  end
+  return traversal(p)
+end
+
+-- The work disk is mounted at /root in the guest: that is all banger can sync into.
+local function guest_path(p)
+  if p == "" then
+    return "must not be empty"
+  end
+  if p:match("^~[^/]") then
+    return "'~user/' paths are not supported; use '~/' (the guest's /root)"
+  end
+  if not (p:sub(1, 2) == "~/" or p:sub(1, 6) == "/root/") then
+    return "must be under '~/' or '/root/' (the VM's work disk)"
+  end
+  if p == "~/" or p == "/root/" then
+    return "must name a file or directory under the home directory, not the home itself"
+  end
+  return traversal(p)
+end
+
+local function mode_string(v)
+  local _, why = units.parse_mode(v)
+  return why
+end
+
+M.schema = {
+  vm = {
+    kind = "table",
+    fields = {
+      vcpus = { kind = "integer", default = 2, min = 1, max = 32, doc = "virtual CPUs per VM" },
+      memory = { kind = "size", default = "1GiB", rule = positive_size(128), doc = "guest memory" },
+      disk = { kind = "size", default = "8GiB", rule = positive_size(256), doc = "root disk size (copy-on-write over the image)" },
+      work_disk = { kind = "size", default = "4GiB", rule = positive_size(64), doc = "per-VM work disk mounted at /root" },
+      image = { kind = "string", default = "debian-12", doc = "image name used when none is given" },
+      kernel = { kind = "string", default = "debian-cloud", doc = "kernel name used when the image names none" },
+      nat = { kind = "boolean", default = false, doc = "give VMs outbound NAT by default" },
+    },
+  },
+  network = {
+    kind = "table",
+    fields = {
+      bridge = { kind = "string", default = "br-fc", rule = gate(validate.bridge_name), doc = "host bridge ('br-fc' or 'br-fc-*')" },
+      bridge_ip = { kind = "string", default = "172.30.0.1", rule = gate(validate.ipv4), doc = "the bridge's IPv4 address (the guests' gateway)" },
+      cidr = { kind = "integer", default = 24, rule = gate(validate.cidr_prefix), doc = "prefix length of the guest network (8..32)" },
+      dns = { kind = "string", default = "127.0.0.1:42069", rule = host_dns, doc = "where banger answers <vm>.vm queries" },
+    },
+  },
+  driver = {
+    kind = "table",
+    fields = {
+      name = { kind = "string", default = "auto", choices = { "auto", "qemu", "firecracker" }, doc = "hypervisor driver" },
+      accel = { kind = "string", default = "auto", choices = { "auto", "kvm", "tcg" }, doc = "QEMU acceleration" },
+      qemu_bin = { kind = "string", default = "qemu-system-x86_64", doc = "QEMU binary (name in PATH or absolute path)" },
+      firecracker_bin = { kind = "string", default = "firecracker", doc = "Firecracker binary" },
+    },
+  },
+  ssh = {
+    kind = "table",
+    fields = {
+      key = { kind = "string", default = nil, rule = host_path, doc = "private key banger uses for guests (default: state dir ssh/id_ed25519)" },
+    },
+  },
+  image = {
+    kind = "table",
+    fields = {
+      packages = { kind = "list", of = "string", default = {}, doc = "extra Debian packages in the default image" },
+    },
+  },
+  kernel = {
+    kind = "table",
+    fields = {
+      catalog_url = { kind = "string", default = nil, doc = "URL of a kernel catalog JSON for 'kernel pull'" },
+    },
+  },
+  log = {
+    kind = "table",
+    fields = {
+      level = { kind = "string", default = "info", choices = { "debug", "info", "warn", "error" }, doc = "log file level" },
+    },
+  },
+  file_sync = {
+    kind = "list",
+    default = {},
+    doc = "host files copied onto each VM's work disk",
+    of = {
+      kind = "table",
+      fields = {
+        host = { kind = "string", required = true, rule = host_path, doc = "host path ('~/' expands to $HOME)" },
+        guest = { kind = "string", required = true, rule = guest_path, doc = "guest path under '~/' or '/root/'" },
+        mode = { kind = "string", rule = mode_string, doc = "file mode, default \"0600\" (directories keep their modes)" },
+      },
+    },
+  },
+}
+
+local function fail(source, key, why)
+  errors.raise("EINVAL", source .. ": " .. key .. ": " .. why, { exit = 78 })
+end
+
+local function copy_default(v)
+  if type(v) == "table" then
+    local t = {}
+    for k, x in pairs(v) do
+      t[k] = copy_default(x)
+    end
+    return t
+  end
+  return v
+end
+
+local check_value
+
+local function check_table(spec, value, key, source)
+  if type(value) ~= "table" then
+    fail(source, key, "expected a table, got " .. type(value))
+  end
+  local out = {}
+  for k in pairs(value) do
+    if type(k) ~= "string" or not spec.fields[k] then
+      local name = key ~= "" and (key .. "." .. tostring(k)) or tostring(k)
+      fail(source, name, "unknown key")
+    end
+  end
+  for name, field in pairs(spec.fields) do
+    local full = key ~= "" and (key .. "." .. name) or name
+    local v = value[name]
+    if v == nil then
+      if field.required then
+        fail(source, full, "is required")
+      end
+      out[name] = copy_default(field.default)
+      if field.kind == "table" then
+        out[name] = check_value(field, {}, full, source)
+      end
+    else
+      out[name] = check_value(field, v, full, source)
+    end
+  end
+  return out
+end
+
+function check_value(spec, v, key, source)
+  local kind = spec.kind
+  if kind == "table" then
+    return check_table(spec, v, key, source)
+  elseif kind == "list" then
+    if type(v) ~= "table" then
+      fail(source, key, "expected a list, got " .. type(v))
+    end
+    local out = {}
+    for k in pairs(v) do
+      if math.type(k) ~= "integer" or k < 1 or k > #v then
+        fail(source, key, "expected a list (keys 1..n), found key " .. tostring(k))
+      end
+    end
+    local item = type(spec.of) == "table" and spec.of or { kind = spec.of }
+    for i, x in ipairs(v) do
+      out[i] = check_value(item, x, key .. "[" .. i .. "]", source)
+    end
+    return out
+  elseif kind == "integer" then
+    if math.type(v) ~= "integer" then
+      fail(source, key, "expected an integer, got " .. (type(v) == "number" and tostring(v) or type(v)))
+    end
+    if (spec.min and v < spec.min) or (spec.max and v > spec.max) then
+      fail(source, key, "must be between " .. spec.min .. " and " .. spec.max .. ", got " .. v)
+    end
+  elseif kind == "size" then
+    if type(v) ~= "string" and math.type(v) ~= "integer" then
+      fail(source, key, "expected a size such as \"2GiB\", got " .. type(v))
+    end
+  elseif kind == "boolean" then
+    if type(v) ~= "boolean" then
+      fail(source, key, "expected true or false, got " .. type(v))
+    end
+  elseif kind == "string" then
+    if type(v) ~= "string" then
+      fail(source, key, "expected a string, got " .. type(v))
+    end
+    if spec.choices then
+      local ok = false
+      for _, c in ipairs(spec.choices) do
+        ok = ok or c == v
+      end
+      if not ok then
+        fail(source, key, "must be one of " .. table.concat(spec.choices, ", ") .. ", got '" .. v .. "'")
+      end
+    end
+  end
+  if spec.rule then
+    local why = spec.rule(v)
+    if why then
+      fail(source, key, why)
+    end
+  end
+  return v
+end
+
+--- Validates a config table; returns it with defaults filled in.
+function M.validate(tbl, source)
+  return check_table({ fields = M.schema }, tbl, "", source or "config")
+end
+
+function M.path()
+  return paths.resolve().config .. "/config.lua"
+end
+
+--- Loads and validates the config file (defaults when it does not exist).
+-- The file runs in an empty environment: it is data, not a program.
+function M.load(path)
+  path = path or M.path()
+  local f = io.open(path, "r")
+  if not f then
+    return M.validate({}, path)
+  end
+  local text = f:read("a")
+  f:close()
+  local chunk, err = load(text, "@" .. path, "t", {})
+  if not chunk then
+    errors.raise("ESYNTAX", err, { exit = 78 })
+  end
+  local ok, value = pcall(chunk)
+  if not ok then
+    errors.raise("EINVAL", errors.message(value), { exit = 78 })
+  end
+  if type(value) ~= "table" then
+    errors.raise("EINVAL", path .. ": must return a table (got " .. type(value) .. ")", { exit = 78 })
+  end
+  return M.validate(value, path)
+end
+
+local cached
+--- The current user's config, loaded once per process.
+function M.get()
+  cached = cached or M.load()
+  return cached
+end
+
+return M

@@ -1,0 +1,147 @@
+--- banger.errors: the one error convention of the Lua side.
+--
+-- Natives (require "banger.native.*") return `nil, message, code` on
+-- operational failure. Everything a recipe calls through the `banger` table
+-- raises a structured error instead: a table with `code`, `message` and
+-- optionally `exit` (the process exit code) and `hint`. The CLI prints an
+-- uncaught one as "banger: <message>" (traceback only with --debug).
+local M = {}
+
+local Error = {}
+Error.__index = Error
+Error.__name = "banger.error"
+function Error.__tostring(e)
+  return e.message
+end
+
+-- The C host raises "interrupted" with this metatable too.
+debug.getregistry()["banger.error"] = Error
+
+---@param code string  e.g. "ENOENT", "EINVAL", "EUSAGE"
+---@param message string
+---@param fields table|nil  extra fields (exit, hint, ...)
+function M.new(code, message, fields)
+  local e = setmetatable({ code = code, message = message }, Error)
+  for k, v in pairs(fields or {}) do
+    e[k] = v
+  end
+  return e
+end
+
+function M.is(v)
+  return getmetatable(v) == Error
+end
+
+function M.raise(code, message, fields)
+  error(M.new(code, message, fields), 2)
+end
+
+--- A usage error: exit code 2, and a pointer to the command's help.
+function M.usage(message, command)
+  local hint = command and ("see 'banger " .. command .. " --help'") or nil
+  error(M.new("EUSAGE", message, { exit = 2, hint = hint }), 2)
+end
+
+--- Ends the program with `code` after unwinding, so <close> handlers run.
+-- `os.exit` is routed here by banger.main.
+function M.exit(code)
+  error(M.new("EXIT", "exit " .. tostring(code), { exit = code or 0, silent = true }), 2)
+end
+
+--- Turns `nil, message, code` into a raised error; passes anything else through.
+function M.check(...)
+  if select("#", ...) >= 2 and (...) == nil and type(select(2, ...)) == "string" then
+    local _, message, code = ...
+    error(M.new(code or "EFAIL", message), 2)
+  end
+  return ...
+end
+
+local wrap_value
+
+local function pass(...)
+  if select("#", ...) >= 2 and (...) == nil and type(select(2, ...)) == "string" then
+    local _, message, code = ...
+    error(M.new(code or "EFAIL", message), 3)
+  end
+  if select("#", ...) == 1 then
+    return wrap_value((...))
+  end
+  return ...
+end
+
+-- A proxy over a native handle whose methods raise instead of returning
+-- nil, message, code. It keeps <close> and tostring working.
+local handle_mt = {
+  __index = function(self, key)
+    local native = rawget(self, "__native")
+    local v = native[key]
+    if type(v) ~= "function" then
+      return v
+    end
+    local f = function(_, ...)
+      return pass(v(native, ...))
+    end
+    rawset(self, key, f)
+    return f
+  end,
+  __close = function(self)
+    rawget(self, "__native"):close()
+  end,
+  __tostring = function(self)
+    return tostring(rawget(self, "__native"))
+  end,
+}
+
+function wrap_value(v)
+  if type(v) == "userdata" then
+    local mt = getmetatable(v)
+    local name = type(mt) == "table" and rawget(mt, "__name")
+    if type(name) == "string" and name:sub(1, 7) == "banger." then
+      return setmetatable({ __native = v }, handle_mt)
+    end
+  end
+  return v
+end
+
+--- The raising view of a native handle.
+function M.wrap_handle(h)
+  return wrap_value(h)
+end
+
+--- The raising view of a native module (functions and returned handles).
+function M.wrap(mod)
+  local out = {}
+  for k, v in pairs(mod) do
+    if type(v) == "function" then
+      out[k] = function(...)
+        return pass(v(...))
+      end
+    else
+      out[k] = v
+    end
+  end
+  return out
+end
+
+--- The native handle behind a wrapped one (for passing back to natives).
+function M.unwrap(h)
+  if type(h) == "table" and rawget(h, "__native") then
+    return rawget(h, "__native")
+  end
+  return h
+end
+
+--- Renders any error value for the user: structured errors by message,
+-- strings as they are.
+function M.message(e)
+  if M.is(e) then
+    return e.message
+  end
+  if type(e) == "table" and e.message then
+    return tostring(e.message)
+  end
+  return tostring(e)
+end
+
+return M

@@ -1,0 +1,82 @@
+--- banger.ui: how recipes talk to the user. Data goes to stdout (as a
+-- table for people, JSON with --json); progress, stages and warnings go to
+-- stderr so they never corrupt piped output.
+local json = require("banger.native.json")
+local sys = require("banger.native.sys")
+
+local M = {}
+
+function M.is_tty(fd)
+  return sys.isatty(fd or 1)
+end
+
+function M.print(...)
+  io.stdout:write(table.concat({ ... }, " "), "\n")
+end
+
+function M.info(msg)
+  io.stderr:write(msg, "\n")
+end
+
+function M.warn(msg)
+  io.stderr:write("banger: warning: ", msg, "\n")
+  require("banger.log").warn("ui", msg)
+end
+
+function M.json(value)
+  io.stdout:write(assert(json.encode(value, { indent = 2 })), "\n")
+end
+
+--- Prints rows as aligned columns. columns = { { "NAME", "name" }, ... }
+-- where the second element is a field name or a function(row) -> string.
+function M.table(rows, columns)
+  local cells, widths = {}, {}
+  for c, col in ipairs(columns) do
+    widths[c] = #col[1]
+  end
+  for r, row in ipairs(rows) do
+    cells[r] = {}
+    for c, col in ipairs(columns) do
+      local v = type(col[2]) == "function" and col[2](row) or row[col[2]]
+      v = v == nil and "-" or tostring(v)
+      cells[r][c] = v
+      widths[c] = math.max(widths[c], #v)
+    end
+  end
+  local function line(values)
+    local parts = {}
+    for c, v in ipairs(values) do
+      parts[c] = c == #values and v or (v .. string.rep(" ", widths[c] - #v))
+    end
+    io.stdout:write(table.concat(parts, "  "), "\n")
+  end
+  local header = {}
+  for c, col in ipairs(columns) do
+    header[c] = col[1]
+  end
+  line(header)
+  for _, row in ipairs(cells) do
+    line(row)
+  end
+end
+
+--- Prints `data` as JSON when opts.json, else calls render(data).
+function M.emit(opts, data, render)
+  if opts.json then
+    M.json(data)
+  else
+    render(data)
+  end
+end
+
+--- A stage printer for long operations: "  [1.2s] launch: qemu (tcg)".
+function M.stages()
+  local start = sys.monotonic_ms()
+  return function(name, detail)
+    local t = (sys.monotonic_ms() - start) / 1000
+    io.stderr:write(string.format("  [%5.1fs] %s%s\n", t, name, detail and (": " .. detail) or ""))
+    require("banger.log").info("stage", name, { detail = detail })
+  end
+end
+
+return M

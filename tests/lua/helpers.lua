@@ -1,0 +1,181 @@
+-- Helpers for Lua specs (the global `t`): assertions that say what differed,
+-- temporary directories removed after each test, and a way to run the real
+-- banger binary in an isolated HOME/XDG environment.
+local fs = banger.fs
+local proc = banger.proc
+local json = banger.json
+
+local t = {}
+local tmpdirs = {}
+local children = {}
+
+local function show(v)
+  if type(v) == "string" then
+    return string.format("%q", v)
+  end
+  if type(v) == "table" then
+    local ok, s = pcall(json.encode, v)
+    if ok then
+      return s
+    end
+  end
+  return tostring(v)
+end
+
+local function deep_eq(a, b)
+  if a == b then
+    return true
+  end
+  if type(a) ~= "table" or type(b) ~= "table" then
+    return false
+  end
+  for k, v in pairs(a) do
+    if not deep_eq(v, b[k]) then
+      return false
+    end
+  end
+  for k in pairs(b) do
+    if a[k] == nil then
+      return false
+    end
+  end
+  return true
+end
+
+local function fail(msg, level)
+  error(msg, (level or 1) + 2)
+end
+
+function t.eq(actual, expected, msg)
+  if not deep_eq(actual, expected) then
+    fail((msg and (msg .. ": ") or "") .. "expected " .. show(expected) .. ", got " .. show(actual))
+  end
+end
+
+function t.truthy(v, msg)
+  if not v then
+    fail(msg or ("expected a true value, got " .. show(v)))
+  end
+  return v
+end
+
+function t.falsy(v, msg)
+  if v then
+    fail(msg or ("expected a false value, got " .. show(v)))
+  end
+end
+
+function t.contains(haystack, needle, msg)
+  if type(haystack) ~= "string" or not haystack:find(needle, 1, true) then
+    fail((msg and (msg .. ": ") or "") .. "expected " .. show(haystack) .. " to contain " .. show(needle))
+  end
+end
+
+function t.not_contains(haystack, needle, msg)
+  if type(haystack) == "string" and haystack:find(needle, 1, true) then
+    fail((msg and (msg .. ": ") or "") .. "expected " .. show(haystack) .. " not to contain " .. show(needle))
+  end
+end
+
+--- fn must raise; `expect` is a code ("EINVAL") or a plain substring of the message.
+function t.raises(fn, expect)
+  local ok, e = pcall(fn)
+  if ok then
+    fail("expected an error" .. (expect and (" (" .. expect .. ")") or ""))
+  end
+  local msg = type(e) == "table" and tostring(e.message) or tostring(e)
+  local code = type(e) == "table" and e.code or nil
+  if expect and code ~= expect and not msg:find(expect, 1, true) then
+    fail("expected error " .. show(expect) .. ", got " .. show((code and (code .. ": ") or "") .. msg))
+  end
+  return e
+end
+
+function t.tmpdir()
+  local d = fs.mkdtemp("banger-test-")
+  tmpdirs[#tmpdirs + 1] = d
+  return d
+end
+
+function t.write(path, content, mode)
+  local dir = path:match("^(.*)/[^/]*$")
+  if dir and dir ~= "" then
+    fs.mkdir(dir, 493, true)
+  end
+  fs.write_atomic(path, content, mode or 420)
+end
+
+function t.read(path)
+  return fs.read(path)
+end
+
+--- An isolated environment for a banger child: HOME and every XDG dir under `home`.
+function t.env(home, extra)
+  local env = {
+    "HOME=" .. home,
+    "XDG_CONFIG_HOME=" .. home .. "/.config",
+    "XDG_STATE_HOME=" .. home .. "/.local/state",
+    "XDG_CACHE_HOME=" .. home .. "/.cache",
+    "XDG_RUNTIME_DIR=" .. home .. "/run",
+    "PATH=" .. (os.getenv("PATH") or "/usr/bin:/bin"),
+  }
+  for k, v in pairs(extra or {}) do
+    env[#env + 1] = k .. "=" .. v
+  end
+  fs.mkdir(home .. "/run", 448, true)
+  return env
+end
+
+function t.bin()
+  return assert(os.getenv("BANGER_BIN"), "BANGER_BIN is not set (run specs through ctest)")
+end
+
+function t.source_dir()
+  return os.getenv("BANGER_SOURCE_DIR") or "."
+end
+
+--- Runs banger with args in an isolated home; returns {code, stdout, stderr}.
+-- opts: home, cwd, input, env (table of extra vars), timeout_ms
+function t.banger(args, opts)
+  opts = opts or {}
+  local home = opts.home or t.tmpdir()
+  local argv = { t.bin() }
+  for _, a in ipairs(args) do
+    argv[#argv + 1] = a
+  end
+  argv.env = t.env(home, opts.env)
+  argv.cwd = opts.cwd or home
+  argv.input = opts.input
+  argv.timeout_ms = opts.timeout_ms or 60000
+  local r = proc.run(argv)
+  return { code = r.code, stdout = r.stdout, stderr = r.stderr, home = home }
+end
+
+--- Starts a child that the test must wait for; a child left running fails the test.
+function t.spawn(spec)
+  local c = proc.spawn(spec)
+  children[#children + 1] = c
+  return c
+end
+
+function t._begin() end
+
+function t._finish()
+  local leak
+  for _, c in ipairs(children) do
+    local ok, st = pcall(c.wait, c, 0)
+    if not ok or not st then
+      leak = leak or ("test left a child process running: " .. tostring(c))
+      pcall(c.kill, c, 9)
+      pcall(c.wait, c)
+    end
+  end
+  children = {}
+  for _, d in ipairs(tmpdirs) do
+    pcall(fs.remove_tree, d)
+  end
+  tmpdirs = {}
+  return leak
+end
+
+return t
