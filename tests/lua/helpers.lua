@@ -127,7 +127,7 @@ function t.env(home, extra)
 end
 
 function t.bin()
-  return assert(os.getenv("BANGER_BIN"), "BANGER_BIN is not set (run specs through ctest)")
+  return (assert(os.getenv("BANGER_BIN"), "BANGER_BIN is not set (run specs through ctest)"))
 end
 
 function t.source_dir()

@@ -1,0 +1,47 @@
+#include <catch2/catch.hpp>
+
+#include "engine/core/error.hpp"
+#include "engine/priv/validate.hpp"
+
+namespace v = banger::validate;
+
+namespace {
+bool rejects(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const banger::Error& e) {
+    return e.code() == "EINVAL";
+  }
+  return false;
+}
+}  // namespace
+
+TEST_CASE("bridge names: only banger's own", "[validate][attack]") {
+  CHECK_NOTHROW(v::bridge_name("br-fc"));
+  CHECK_NOTHROW(v::bridge_name("br-fc-lab2"));
+  for (const char* bad : {"eth0", "docker0", "lo", "br-fcx", "br-fc-", "br-fc-UP", "br-fc-a/b", "br-fc-0123456789", ""})
+    CHECK(rejects([&] { v::bridge_name(bad); }));
+}
+
+TEST_CASE("tap names: banger prefix only", "[validate][attack]") {
+  CHECK_NOTHROW(v::tap_name("bgtap0a1b2c3d"));
+  for (const char* bad : {"eth0", "tap0", "bgtap", "bgtap-x", "bgtap0123456789ab", "bgtapA"})
+    CHECK(rejects([&] { v::tap_name(bad); }));
+}
+
+TEST_CASE("IPv4 and CIDR prefixes", "[validate][attack]") {
+  CHECK(v::ipv4("172.30.0.1") == 0xac1e0001u);
+  for (const char* bad : {"", "1.2.3", "1.2.3.4.5", "256.1.1.1", "fe80::1", "01.2.3.4x", " 1.2.3.4"})
+    CHECK(rejects([&] { v::ipv4(bad); }));
+  CHECK(v::cidr_prefix(8) == 8);
+  CHECK(v::cidr_prefix(32) == 32);
+  CHECK(rejects([] { v::cidr_prefix(4); }));
+  CHECK(rejects([] { v::cidr_prefix(64); }));
+}
+
+TEST_CASE("VM names are DNS labels", "[validate]") {
+  CHECK_NOTHROW(v::vm_name("devbox-1"));
+  for (const char* bad : {"", "1box", "Box", "box-", "a_b", "a.b", "../x",
+                          "a23456789012345678901234567890123456789012345678901234567890123x"})
+    CHECK(rejects([&] { v::vm_name(bad); }));
+}

@@ -1,0 +1,53 @@
+-- The state store under concurrent banger processes.
+describe("state store", function()
+  it("opens in WAL mode at the latest schema with a 0600 file", function()
+    local home = t.tmpdir()
+    local r = t.banger({ "vm", "list", "--json" }, { home = home })
+    t.eq(r.code, 0, r.stderr)
+    local path = home .. "/.local/state/banger/banger.db"
+    t.eq(banger.fs.stat(path).mode, tonumber("600", 8))
+    local db <close> = banger.store.open(path)
+    t.eq(db:query("PRAGMA journal_mode")[1].journal_mode, "wal")
+    t.eq(db:schema_version(), banger.store.schema_version)
+    t.eq(#db:query("SELECT name FROM sqlite_master WHERE name IN ('vms', 'images', 'kernels')"), 3)
+  end)
+
+  it("20 concurrent processes lose no write", function()
+    local home = t.tmpdir()
+    local writers, per = 20, 50
+    local env = t.env(home)
+    local children = {}
+    for i = 1, writers do
+      children[i] = t.spawn({ t.bin(), "run", t.source_dir() .. "/tests/lua/fixtures/store_writer.lua",
+        tostring(i), tostring(per), env = env, stderr = "pipe" })
+    end
+    for i, c in ipairs(children) do
+      local st = c:wait(120000)
+      t.eq(st.code, 0, "writer " .. i .. ": " .. c:read_all("stderr"))
+    end
+    local db <close> = banger.store.open(home .. "/.local/state/banger/banger.db")
+    local rows = db:query("SELECT COUNT(*) AS n, COUNT(DISTINCT ip) AS ips, COUNT(DISTINCT name) AS names FROM vms")[1]
+    t.eq(rows.n, writers * per, "every row written")
+    t.eq(rows.ips, writers * per, "every IP allocated exactly once")
+    t.eq(rows.names, writers * per)
+    for i = 1, writers do
+      for j = 1, per do
+        t.eq(#db:query("SELECT 1 FROM vms WHERE name = ?", "w" .. i .. "-" .. j), 1, "row w" .. i .. "-" .. j)
+      end
+    end
+    t.eq(db:query("PRAGMA integrity_check")[1].integrity_check, "ok")
+  end)
+
+  it("refuses a database from a newer banger", function()
+    local home = t.tmpdir()
+    local path = home .. "/.local/state/banger/banger.db"
+    banger.fs.mkdir(home .. "/.local/state/banger", 448, true)
+    do
+      local db <close> = banger.store.open(path)
+      db:exec_script("PRAGMA user_version = 999")
+    end
+    local r = t.banger({ "vm", "list" }, { home = home })
+    t.eq(r.code, 1)
+    t.contains(r.stderr, "newer than this banger understands")
+  end)
+end)
