@@ -125,3 +125,20 @@ describe("config files", function()
     t.contains(r.stderr, "attempt to index a nil value (global 'os')")
   end)
 end)
+
+describe("docs/config.md", function()
+  it("documents every key of the schema", function()
+    local doc = t.read(t.source_dir() .. "/docs/config.md")
+    for section, spec in pairs(config.schema) do
+      if spec.kind == "table" then
+        for name in pairs(spec.fields) do
+          t.contains(doc, "`" .. section .. "." .. name .. "`")
+        end
+      else
+        for name in pairs(spec.of.fields) do
+          t.contains(doc, "`" .. section .. "[i]." .. name .. "`")
+        end
+      end
+    end
+  end)
+end)
