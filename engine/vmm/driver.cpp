@@ -42,3 +42,12 @@ void kill(const Handles& h) {
 }
 
 }  // namespace banger::vmm
+
+#include "engine/vmm/qemu.hpp"
+
+namespace banger::vmm {
+std::unique_ptr<Driver> make_driver(const std::string& name) {
+  if (name == "qemu") return make_qemu_driver();
+  throw Error("ENOTSUP", "unknown hypervisor driver '" + name + "' (available: qemu)");
+}
+}  // namespace banger::vmm

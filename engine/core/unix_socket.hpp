@@ -1,0 +1,22 @@
+#pragma once
+// Small helpers for Unix stream sockets with deadlines (QMP, agent, vsock).
+#include <chrono>
+#include <string>
+#include <string_view>
+
+namespace banger::net_unix {
+
+// Connects to a Unix socket path; retries until `timeout` while the path is
+// missing or refuses (the server may still be starting). Returns a CLOEXEC fd.
+int connect(const std::string& path, std::chrono::milliseconds timeout);
+
+// Writes all of `data` or throws.
+void write_all(int fd, std::string_view data, const std::string& what);
+
+// Reads up to one line (without the newline) before the deadline; throws
+// ETIMEDOUT, or EPIPE when the peer closed first. `buffer` keeps bytes read
+// past the newline for the next call.
+std::string read_line(int fd, std::string& buffer, std::chrono::steady_clock::time_point deadline,
+                      const std::string& what);
+
+}  // namespace banger::net_unix

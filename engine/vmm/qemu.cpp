@@ -1,0 +1,195 @@
+#include "engine/vmm/qemu.hpp"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <thread>
+
+#include "engine/core/error.hpp"
+#include "engine/core/process.hpp"
+#include "engine/vmm/host_caps.hpp"
+#include "engine/vmm/qmp.hpp"
+
+namespace banger::vmm {
+namespace {
+
+using namespace std::chrono_literals;
+constexpr auto kQmpTimeout = 10s;
+
+std::string tail_of(const std::string& path, size_t max = 2000) {
+  std::ifstream f(path);
+  std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  if (s.size() > max) s = "..." + s.substr(s.size() - max);
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+bool resolve_kvm(const std::string& accel) {
+  if (accel == "kvm") return true;
+  if (accel == "tcg") return false;
+  return detect_host().kvm_usable();
+}
+
+class QemuDriver final : public Driver {
+ public:
+  std::string name() const override { return "qemu"; }
+
+  Handles launch(const VmSpec& spec, const StageFn& stage) override {
+    const bool kvm = resolve_kvm(spec.accel);
+    QemuLayout lay = qemu_layout(spec);
+    for (const auto& stale : {lay.qmp_socket, lay.agent_socket}) ::unlink(stale.c_str());
+
+    process::SpawnOptions opts;
+    opts.argv = qemu_argv(spec, kvm);
+    opts.new_session = true;  // the VM outlives this CLI
+    opts.umask = 077;         // sockets are 0600 from birth
+    opts.in = process::Stdio::null();
+    opts.out = process::Stdio::file(lay.log, false);
+    opts.err = process::Stdio::file(lay.log, true);
+    if (stage) stage("launch", kvm ? "qemu -M microvm (kvm)" : "qemu -M pc (tcg)");
+    process::Child child = process::spawn(opts);
+
+    Handles h;
+    h.driver = name();
+    h.pid = child.pid();
+    h.cmdline = opts.argv;
+    h.control_socket = lay.qmp_socket;
+    h.agent = spec.agent;
+    h.agent.kind = AgentTransport::Kind::serial_socket;
+    h.agent.path = lay.agent_socket;
+    try {
+      // QEMU creates the QMP socket after parsing its arguments and loading
+      // the kernel; a bad argument or a missing file makes it exit instead.
+      auto deadline = std::chrono::steady_clock::now() + kQmpTimeout;
+      for (;;) {
+        if (auto st = child.try_wait()) {
+          throw Error("EHYPERVISOR", "qemu exited during start (code " + std::to_string(st->shell_code()) +
+                                         "): " + tail_of(lay.log));
+        }
+        try {
+          Qmp qmp(lay.qmp_socket, 200ms);
+          std::string status = qmp.execute("query-status").value("status", "");
+          if (stage) stage("started", "qemu pid " + std::to_string(h.pid) + ", " + status);
+          break;
+        } catch (const Error& e) {
+          if (std::chrono::steady_clock::now() > deadline)
+            throw Error("ETIMEDOUT", "qemu did not open its control socket in time: " + tail_of(lay.log));
+        }
+        std::this_thread::sleep_for(20ms);
+      }
+    } catch (...) {
+      child.kill(SIGKILL);
+      child.wait(5s);
+      throw;
+    }
+    return h;
+  }
+
+  RunState status(const Handles& h) override {
+    if (!alive(h)) return RunState::stopped;
+    try {
+      Qmp qmp(h.control_socket, 2s);
+      std::string s = qmp.execute("query-status").value("status", "");
+      if (s == "running") return RunState::running;
+      if (s == "paused" || s == "suspended" || s == "prelaunch") return RunState::paused;
+      if (s == "shutdown" || s == "guest-panicked" || s == "internal-error") return RunState::stopped;
+      return RunState::unknown;
+    } catch (const Error&) {
+      return alive(h) ? RunState::unknown : RunState::stopped;
+    }
+  }
+
+  bool shutdown(const Handles& h, std::chrono::milliseconds grace) override {
+    if (!alive(h)) return true;
+    auto deadline = std::chrono::steady_clock::now() + grace;
+    try {
+      Qmp qmp(h.control_socket, 2s);
+      // ACPI power button for guests that listen (systemd), Ctrl-Alt-Del for
+      // the rest (busybox init, banger's init); with -no-reboot a guest
+      // reboot also ends QEMU.
+      qmp.execute("system_powerdown");
+      qmp.execute("send-key", {{"keys", {{{"type", "qcode"}, {"data", "ctrl"}},
+                                         {{"type", "qcode"}, {"data", "alt"}},
+                                         {{"type", "qcode"}, {"data", "delete"}}}}});
+    } catch (const Error&) {
+      // The process may be exiting already; the wait below decides.
+    }
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (!alive(h)) return true;
+      std::this_thread::sleep_for(50ms);
+    }
+    try {
+      Qmp qmp(h.control_socket, 1s);
+      qmp.execute("quit");
+    } catch (const Error&) {
+    }
+    for (int i = 0; i < 40 && alive(h); ++i) std::this_thread::sleep_for(50ms);
+    kill(h);
+    return false;
+  }
+
+  void pause(const Handles& h) override { Qmp(h.control_socket, 5s).execute("stop"); }
+  void resume(const Handles& h) override { Qmp(h.control_socket, 5s).execute("cont"); }
+};
+
+}  // namespace
+
+QemuLayout qemu_layout(const VmSpec& spec) {
+  return {spec.runtime_dir + "/qmp.sock", spec.runtime_dir + "/agent.sock", spec.vm_dir + "/qemu.log"};
+}
+
+std::vector<std::string> qemu_argv(const VmSpec& spec, bool kvm) {
+  if (spec.kernel.empty()) throw Error("EINVAL", "qemu: no kernel given");
+  QemuLayout lay = qemu_layout(spec);
+  // microvm has only virtio-mmio; pc uses virtio-pci.
+  const std::string bus = kvm ? "device" : "pci";
+  std::vector<std::string> a = {spec.binary.empty() ? "qemu-system-x86_64" : spec.binary, "-name", "banger-" + spec.name};
+  if (kvm) {
+    a.insert(a.end(), {"-M", "microvm,x-option-roms=off,pit=off,pic=off,isa-serial=on,rtc=on", "-accel", "kvm",
+                       "-cpu", "host"});
+  } else {
+    a.insert(a.end(), {"-M", "pc", "-accel", "tcg"});
+  }
+  a.insert(a.end(), {"-smp", std::to_string(spec.vcpus), "-m", std::to_string(spec.memory_mib), "-nodefaults",
+                     "-no-user-config", "-display", "none", "-no-reboot", "-sandbox",
+                     "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"});
+  if (!spec.console_log.empty()) {
+    a.insert(a.end(), {"-chardev", "file,id=console,path=" + spec.console_log + ",append=on", "-serial",
+                       "chardev:console"});
+  }
+  a.insert(a.end(), {"-kernel", spec.kernel});
+  if (!spec.initrd.empty()) a.insert(a.end(), {"-initrd", spec.initrd});
+  if (!spec.cmdline.empty()) a.insert(a.end(), {"-append", spec.cmdline});
+  for (const DiskSpec& d : spec.disks) {
+    if (d.path.find(',') != std::string::npos) throw Error("EINVAL", "qemu: disk path contains a comma: " + d.path);
+    std::string drive = "file=" + d.path + ",format=" + d.format + ",if=none,id=" + d.id + ",cache=writeback";
+    if (d.read_only) drive += ",readonly=on";
+    a.insert(a.end(), {"-drive", drive, "-device", "virtio-blk-" + bus + ",drive=" + d.id});
+  }
+  for (const NicSpec& n : spec.nics) {
+    a.insert(a.end(), {"-netdev", "tap,id=" + n.id + ",ifname=" + n.tap + ",script=no,downscript=no", "-device",
+                       "virtio-net-" + bus + ",netdev=" + n.id + (n.mac.empty() ? "" : ",mac=" + n.mac)});
+  }
+  a.insert(a.end(), {"-device", "virtio-serial-" + bus, "-chardev",
+                     "socket,id=agent,path=" + lay.agent_socket + ",server=on,wait=off", "-device",
+                     "virtserialport,chardev=agent,name=banger.agent", "-qmp",
+                     "unix:" + lay.qmp_socket + ",server=on,wait=off"});
+  return a;
+}
+
+std::unique_ptr<Driver> make_qemu_driver() { return std::make_unique<QemuDriver>(); }
+
+void create_qcow2_overlay(const std::string& base, const std::string& overlay, long long size_bytes) {
+  // qemu-img is the reference qcow2 writer and ships with the qemu driver.
+  std::string abs_base = std::filesystem::absolute(base).string();
+  process::SpawnOptions o;
+  o.argv = {"qemu-img", "create", "-q", "-f", "qcow2", "-o", "backing_file=" + abs_base + ",backing_fmt=raw", overlay};
+  if (size_bytes > 0) o.argv.push_back(std::to_string(size_bytes));
+  auto r = process::run(o);
+  if (r.status.shell_code() != 0) throw Error("EIO", "qemu-img create " + overlay + ": " + r.err);
+}
+
+}  // namespace banger::vmm

@@ -1,0 +1,36 @@
+#pragma once
+// A QMP client: QEMU's JSON control protocol on a Unix socket. One request
+// at a time; asynchronous events are skipped (and kept for inspection).
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace banger::vmm {
+
+class Qmp {
+ public:
+  // Connects, reads the greeting and negotiates capabilities.
+  Qmp(const std::string& socket_path, std::chrono::milliseconds timeout);
+  ~Qmp();
+  Qmp(const Qmp&) = delete;
+  Qmp& operator=(const Qmp&) = delete;
+
+  // Runs a command; returns its "return" value or throws EHYPERVISOR with
+  // QEMU's error description.
+  nlohmann::json execute(const std::string& command, const nlohmann::json& args = nullptr);
+  const std::vector<nlohmann::json>& events() const { return events_; }
+  const nlohmann::json& greeting() const { return greeting_; }
+
+ private:
+  nlohmann::json read_message();
+  int fd_ = -1;
+  std::string path_;
+  std::string buffer_;
+  std::chrono::milliseconds timeout_;
+  nlohmann::json greeting_;
+  std::vector<nlohmann::json> events_;
+};
+
+}  // namespace banger::vmm
