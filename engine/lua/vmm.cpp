@@ -1,0 +1,235 @@
+// banger.native.vmm: hypervisor drivers (engine/vmm/).
+//   vmm.detect() -> host capabilities and hypervisor binaries
+//   vmm.launch(driver, spec [, on_stage]) -> handles (a plain table, saved to handles.json)
+//   vmm.status(handles) -> "running" | "paused" | "stopped" | "unknown"
+//   vmm.shutdown(handles, grace_ms) -> true if the guest stopped by itself
+//   vmm.alive(handles), vmm.kill(handles), vmm.pause(handles), vmm.resume(handles)
+//   vmm.qcow2_overlay(base, overlay, size_bytes)
+#include "engine/vmm/driver.hpp"
+#include "engine/vmm/host_caps.hpp"
+#include "engine/vmm/qemu.hpp"
+
+#include "engine/lua/binding.hpp"
+
+namespace banger::lua {
+namespace {
+
+using vmm::AgentTransport;
+
+const char* kind_name(AgentTransport::Kind k) {
+  switch (k) {
+    case AgentTransport::Kind::vsock_uds: return "vsock_uds";
+    case AgentTransport::Kind::vsock: return "vsock";
+    case AgentTransport::Kind::serial_socket: return "serial_socket";
+    case AgentTransport::Kind::none: return "none";
+  }
+  return "none";
+}
+
+AgentTransport::Kind kind_from(const std::string& s) {
+  if (s == "vsock_uds") return AgentTransport::Kind::vsock_uds;
+  if (s == "vsock") return AgentTransport::Kind::vsock;
+  if (s == "serial_socket") return AgentTransport::Kind::serial_socket;
+  if (s == "none" || s.empty()) return AgentTransport::Kind::none;
+  throw Raise("unknown agent transport '" + s + "'");
+}
+
+AgentTransport agent_from(lua_State* L, int idx) {
+  AgentTransport a;
+  if (lua_getfield(L, idx, "agent") == LUA_TTABLE) {
+    int t = lua_gettop(L);
+    a.kind = kind_from(field_string(L, t, "kind").value_or("none"));
+    a.path = field_string(L, t, "path").value_or("");
+    a.cid = static_cast<std::uint32_t>(field_integer(L, t, "cid").value_or(0));
+    a.port = static_cast<std::uint32_t>(field_integer(L, t, "port").value_or(52));
+  }
+  lua_pop(L, 1);
+  return a;
+}
+
+void push_agent(lua_State* L, const AgentTransport& a) {
+  lua_createtable(L, 0, 4);
+  set_field(L, "kind", kind_name(a.kind));
+  if (!a.path.empty()) set_field(L, "path", a.path);
+  if (a.cid) set_field(L, "cid", static_cast<lua_Integer>(a.cid));
+  set_field(L, "port", static_cast<lua_Integer>(a.port));
+}
+
+vmm::Handles handles_from(lua_State* L, int idx) {
+  check_table(L, idx);
+  vmm::Handles h;
+  h.driver = field_string(L, idx, "driver").value_or("");
+  h.pid = static_cast<pid_t>(field_integer(L, idx, "pid").value_or(-1));
+  h.cmdline = field_string_list(L, idx, "cmdline").value_or(std::vector<std::string>{});
+  h.control_socket = field_string(L, idx, "control_socket").value_or("");
+  h.agent = agent_from(L, idx);
+  return h;
+}
+
+void push_handles(lua_State* L, const vmm::Handles& h) {
+  lua_createtable(L, 0, 5);
+  set_field(L, "driver", h.driver);
+  set_field(L, "pid", static_cast<lua_Integer>(h.pid));
+  push_string_list(L, h.cmdline);
+  lua_setfield(L, -2, "cmdline");
+  set_field(L, "control_socket", h.control_socket);
+  push_agent(L, h.agent);
+  lua_setfield(L, -2, "agent");
+}
+
+vmm::VmSpec spec_from(lua_State* L, int idx) {
+  check_table(L, idx);
+  vmm::VmSpec s;
+  s.id = field_string(L, idx, "id").value_or("");
+  s.name = field_string(L, idx, "name").value_or("");
+  s.vcpus = static_cast<int>(field_integer(L, idx, "vcpus").value_or(1));
+  s.memory_mib = static_cast<int>(field_integer(L, idx, "memory_mib").value_or(256));
+  s.kernel = field_string(L, idx, "kernel").value_or("");
+  s.initrd = field_string(L, idx, "initrd").value_or("");
+  s.cmdline = field_string(L, idx, "cmdline").value_or("");
+  s.binary = field_string(L, idx, "binary").value_or("");
+  s.vm_dir = field_string(L, idx, "vm_dir").value_or("");
+  s.runtime_dir = field_string(L, idx, "runtime_dir").value_or("");
+  s.console_log = field_string(L, idx, "console_log").value_or("");
+  s.accel = field_string(L, idx, "accel").value_or("auto");
+  s.agent = agent_from(L, idx);
+  if (lua_getfield(L, idx, "disks") == LUA_TTABLE) {
+    int t = lua_gettop(L);
+    for (lua_Integer i = 1; lua_geti(L, t, i) == LUA_TTABLE; ++i) {
+      int d = lua_gettop(L);
+      vmm::DiskSpec disk;
+      disk.id = field_string(L, d, "id").value_or("disk" + std::to_string(i));
+      disk.path = field_string(L, d, "path").value_or("");
+      disk.format = field_string(L, d, "format").value_or("raw");
+      disk.read_only = field_boolean(L, d, "read_only").value_or(false);
+      disk.root = field_boolean(L, d, "root").value_or(false);
+      s.disks.push_back(disk);
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  if (lua_getfield(L, idx, "nics") == LUA_TTABLE) {
+    int t = lua_gettop(L);
+    for (lua_Integer i = 1; lua_geti(L, t, i) == LUA_TTABLE; ++i) {
+      int n = lua_gettop(L);
+      vmm::NicSpec nic;
+      nic.id = field_string(L, n, "id").value_or("eth" + std::to_string(i - 1));
+      nic.tap = field_string(L, n, "tap").value_or("");
+      nic.mac = field_string(L, n, "mac").value_or("");
+      s.nics.push_back(nic);
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return s;
+}
+
+int l_detect(lua_State* L) {
+  vmm::HostCaps c = vmm::detect_host();
+  lua_createtable(L, 0, 9);
+  set_field_bool(L, "kvm_device", c.kvm_device);
+  set_field_bool(L, "kvm_hardware", c.kvm_hardware);
+  set_field_bool(L, "kvm_pvm", c.kvm_pvm);
+  set_field_bool(L, "kvm_usable", c.kvm_usable());
+  set_field_bool(L, "vhost_vsock", c.vhost_vsock);
+  set_field_bool(L, "tun", c.tun);
+  return 1;
+}
+
+int l_find_executable(lua_State* L) {
+  std::string p = vmm::find_executable(check_string(L, 1));
+  if (p.empty()) lua_pushnil(L);
+  else push_string(L, p);
+  return 1;
+}
+
+int l_launch(lua_State* L) {
+  std::string driver_name = check_string(L, 1);
+  vmm::VmSpec spec = spec_from(L, 2);
+  bool has_cb = lua_type(L, 3) == LUA_TFUNCTION;
+  auto driver = vmm::make_driver(driver_name);
+  vmm::StageFn stage;
+  if (has_cb) {
+    // The callback runs on this thread; a Lua error in it becomes a C++
+    // exception so the driver's cleanup (killing the half-started VM) runs.
+    stage = [L](const std::string& name, const std::string& detail) {
+      lua_pushvalue(L, 3);
+      push_string(L, name);
+      push_string(L, detail);
+      if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+        std::string msg = lua_tostring(L, -1) ? lua_tostring(L, -1) : "error in on_stage";
+        lua_pop(L, 1);
+        throw Error("ECANCELED", msg);
+      }
+    };
+  }
+  vmm::Handles h = driver->launch(spec, stage);
+  push_handles(L, h);
+  return 1;
+}
+
+int l_status(lua_State* L) {
+  vmm::Handles h = handles_from(L, 1);
+  lua_pushstring(L, vmm::to_string(vmm::make_driver(h.driver)->status(h)));
+  return 1;
+}
+
+int l_shutdown(lua_State* L) {
+  vmm::Handles h = handles_from(L, 1);
+  auto grace = std::chrono::milliseconds(opt_integer(L, 2).value_or(10000));
+  lua_pushboolean(L, vmm::make_driver(h.driver)->shutdown(h, grace));
+  return 1;
+}
+
+int l_alive(lua_State* L) {
+  lua_pushboolean(L, vmm::alive(handles_from(L, 1)));
+  return 1;
+}
+
+int l_kill(lua_State* L) {
+  vmm::kill(handles_from(L, 1));
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+int l_pause(lua_State* L) {
+  vmm::Handles h = handles_from(L, 1);
+  vmm::make_driver(h.driver)->pause(h);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+int l_resume(lua_State* L) {
+  vmm::Handles h = handles_from(L, 1);
+  vmm::make_driver(h.driver)->resume(h);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+int l_qcow2_overlay(lua_State* L) {
+  vmm::create_qcow2_overlay(check_string(L, 1), check_string(L, 2), opt_integer(L, 3).value_or(0));
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+int open_vmm(lua_State* L) {
+  static const luaL_Reg fns[] = {{"detect", protect<l_detect>},
+                                 {"find_executable", protect<l_find_executable>},
+                                 {"launch", protect<l_launch>},
+                                 {"status", protect<l_status>},
+                                 {"shutdown", protect<l_shutdown>},
+                                 {"alive", protect<l_alive>},
+                                 {"kill", protect<l_kill>},
+                                 {"pause", protect<l_pause>},
+                                 {"resume", protect<l_resume>},
+                                 {"qcow2_overlay", protect<l_qcow2_overlay>},
+                                 {nullptr, nullptr}};
+  luaL_newlib(L, fns);
+  return 1;
+}
+
+}  // namespace
+BANGER_LUA_MODULE(vmm, open_vmm);
+}  // namespace banger::lua
