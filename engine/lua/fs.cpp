@@ -10,10 +10,17 @@
 #include <filesystem>
 
 #include "engine/core/atomic_file.hpp"
+#include "engine/core/file_lock.hpp"
 #include "engine/core/paths.hpp"
 #include "engine/lua/binding.hpp"
 
 namespace banger::lua {
+template <>
+struct HandleTraits<FileLock> {
+  static constexpr const char* name = "banger.fs.lock";
+  static std::string describe(const FileLock& l) { return l.path(); }
+};
+
 namespace {
 
 const char* type_name(mode_t m) {
@@ -215,7 +222,19 @@ int l_cwd(lua_State* L) {
   return 1;
 }
 
+// lock(path, {shared=false, timeout_ms=nil}) -> lock handle; release with
+// :close() or a <close> variable.
+int l_lock(lua_State* L) {
+  std::string path = check_string(L, 1);
+  bool shared = field_boolean(L, 2, "shared").value_or(false);
+  auto timeout = field_integer(L, 2, "timeout_ms");
+  push_handle(L, std::make_unique<FileLock>(path, !shared,
+                                            timeout ? std::optional(std::chrono::milliseconds(*timeout)) : std::nullopt));
+  return 1;
+}
+
 int open_fs(lua_State* L) {
+  define_handle<FileLock>(L, nullptr);
   static const luaL_Reg fns[] = {{"stat", protect<l_stat>},
                                  {"lstat", protect<l_lstat>},
                                  {"exists", protect<l_exists>},
@@ -233,6 +252,7 @@ int open_fs(lua_State* L) {
                                  {"symlink", protect<l_symlink>},
                                  {"mkdtemp", protect<l_mkdtemp>},
                                  {"cwd", protect<l_cwd>},
+                                 {"lock", protect<l_lock>},
                                  {nullptr, nullptr}};
   luaL_newlib(L, fns);
   return 1;

@@ -84,7 +84,22 @@ local function usage_text()
   return table.concat(lines, "\n") .. "\n"
 end
 
+-- Every command starts by making the state store match the host (VMs whose
+-- hypervisor died are demoted, half-made ones removed). Skipped when there
+-- is no state yet, so `help` on a fresh machine creates nothing.
+local function reconcile()
+  local ok_layout, layout = pcall(require("banger.native.paths").resolve)
+  if not ok_layout or not require("banger.native.fs").exists(layout.state .. "/banger.db") then
+    return
+  end
+  local ok, e = pcall(require("banger.vms").reconcile)
+  if not ok then
+    require("banger.log").error("reconcile", errors.message(e))
+  end
+end
+
 local function run_recipe(found, argv)
+  reconcile()
   local recipe = recipes.load(found.path)
   local cli = require("banger.cli")
   local opts = cli.parse(recipe, argv, found.command)
@@ -103,6 +118,7 @@ local function run_script(path, ...)
   if not chunk then
     errors.raise("ESYNTAX", err)
   end
+  reconcile()
   local env = select(2, debug.getupvalue(chunk, 1))
   env.arg = table.pack(...)
   env.arg[0] = path

@@ -1,0 +1,28 @@
+#pragma once
+// Advisory locks on lock files (flock). banger locks per VM, never globally:
+// two commands on different VMs never wait for each other. The kernel drops
+// a flock when its holder dies, so a crashed banger never leaves a VM locked.
+#include <chrono>
+#include <optional>
+#include <string>
+
+namespace banger {
+
+class FileLock {
+ public:
+  // Opens (creating 0600, never through a symlink) and locks `path`.
+  // With a timeout, gives up with EBUSY when it passes; nullopt waits forever
+  // (still interruptible by Ctrl-C).
+  FileLock(const std::string& path, bool exclusive, std::optional<std::chrono::milliseconds> timeout);
+  ~FileLock();
+  FileLock(const FileLock&) = delete;
+  FileLock& operator=(const FileLock&) = delete;
+  const std::string& path() const { return path_; }
+  void unlock();
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
+
+}  // namespace banger

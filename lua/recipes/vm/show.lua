@@ -1,0 +1,19 @@
+-- banger vm show NAME: one VM in detail.
+return {
+  summary = "show one VM",
+  json = true,
+  args = { { "name", required = true, help = "VM name" } },
+  run = function(opts)
+    local info = banger.vm.describe(banger.vms.require(opts.name))
+    banger.ui.emit(opts, info, function(v)
+      local keys = { "name", "id", "state", "alive", "image", "kernel", "driver", "vcpus", "memory_mib",
+        "disk_mib", "work_disk_mib", "nat", "ip", "mac", "dns_name", "pid", "created_at", "started_at",
+        "last_error", "dir" }
+      for _, k in ipairs(keys) do
+        if v[k] ~= nil then
+          banger.ui.print(string.format("%-14s %s", k, tostring(v[k])))
+        end
+      end
+    end)
+  end,
+}

@@ -1,0 +1,212 @@
+--- banger.vms: what banger knows about VMs, and keeping it true.
+--
+-- The row in `vms` is what a VM *is*. What is *currently true* of a running
+-- VM (hypervisor pid and command line, sockets, tap) is in handles.json in
+-- the VM's directory, with the teardown identity mirrored into the row's
+-- handle_* columns so cleanup still works if the file is lost.
+-- Every mutation of one VM happens under that VM's lock file; there is no
+-- global lock.
+local errors = require("banger.errors")
+local state = require("banger.state")
+local fs = require("banger.native.fs")
+local json = require("banger.native.json")
+local vmm = require("banger.native.vmm")
+local log = require("banger.log")
+
+local M = {}
+
+-- Functions run when a VM's host resources must be released (stop, crash,
+-- delete): function(vm_row, handles). Networking registers its teardown here.
+M.teardown_hooks = {}
+
+local function now()
+  return os.date("!%Y-%m-%dT%H:%M:%SZ")
+end
+M.now = now
+
+function M.dir(row_or_id)
+  local id = type(row_or_id) == "table" and row_or_id.id or row_or_id
+  return state.layout().state .. "/vms/" .. id
+end
+
+function M.runtime_dir(row_or_id)
+  local id = type(row_or_id) == "table" and row_or_id.id or row_or_id
+  return state.layout().runtime .. "/vms/" .. id
+end
+
+--- Holds the VM's lock until closed: `local l <close> = vms.lock(name)`.
+function M.lock(name, timeout_ms)
+  local dir = state.layout().state .. "/locks"
+  fs.mkdir(dir, 448, true)
+  local l, msg, code = fs.lock(dir .. "/vm-" .. name .. ".lock", { timeout_ms = timeout_ms })
+  if not l then
+    if code == "EBUSY" then
+      errors.raise("EBUSY", "VM '" .. name .. "' is busy: another banger command is working on it")
+    end
+    errors.raise(code, msg)
+  end
+  return l
+end
+
+function M.get(name)
+  return state.db():query("SELECT * FROM vms WHERE name = ?", name)[1]
+end
+
+--- The VM named `name`, or a clear error.
+function M.require(name)
+  local row = M.get(name)
+  if not row then
+    errors.raise("ENOENT", "no VM named '" .. tostring(name) .. "' (see 'banger vm list')", { exit = 1 })
+  end
+  return row
+end
+
+function M.list()
+  return state.db():query("SELECT * FROM vms ORDER BY name")
+end
+
+--- Updates columns of a VM row (json.null stores NULL) and the table itself.
+function M.update(row, fields)
+  local sets, args = { "updated_at = ?" }, { now() }
+  for k, v in pairs(fields) do
+    sets[#sets + 1] = k .. " = ?"
+    args[#args + 1] = v
+  end
+  args[#args + 1] = row.id
+  state.db():exec("UPDATE vms SET " .. table.concat(sets, ", ") .. " WHERE id = ?", table.unpack(args))
+  for k, v in pairs(fields) do
+    row[k] = v ~= json.null and v or nil
+  end
+end
+
+function M.set_state(row, new_state, fields)
+  fields = fields or {}
+  fields.state = new_state
+  M.update(row, fields)
+end
+
+-- handles.json -----------------------------------------------------------
+
+function M.handles_path(row)
+  return M.dir(row) .. "/handles.json"
+end
+
+--- Records what is now true of a running VM: the scratch file and its mirror in the row.
+function M.save_handles(row, h)
+  fs.write_atomic(M.handles_path(row), json.encode(h, { indent = 2 }), 384)
+  M.update(row, {
+    handle_pid = h.pid,
+    handle_cmdline = json.encode(h.cmdline or json.array()),
+    handle_tap = h.tap or json.null,
+    handle_api_socket = h.control_socket or json.null,
+    handle_agent_socket = h.agent and h.agent.path or json.null,
+  })
+end
+
+--- The handles of a VM: from handles.json, else rebuilt from the row's mirror.
+function M.load_handles(row)
+  local text = fs.read(M.handles_path(row))
+  if text then
+    local ok, h = pcall(json.decode, text)
+    if ok and type(h) == "table" then
+      return h
+    end
+    log.warn("vms", "unreadable handles.json, using the state row", { vm = row.name })
+  end
+  if not row.handle_pid then
+    return nil
+  end
+  local cmdline = row.handle_cmdline and json.decode(row.handle_cmdline) or {}
+  return {
+    driver = row.driver,
+    pid = row.handle_pid,
+    cmdline = cmdline,
+    control_socket = row.handle_api_socket,
+    tap = row.handle_tap,
+    agent = { kind = row.driver == "qemu" and "serial_socket" or "vsock_uds", path = row.handle_agent_socket },
+  }
+end
+
+function M.clear_handles(row)
+  fs.remove(M.handles_path(row))
+  M.update(row, {
+    handle_pid = json.null,
+    handle_cmdline = json.null,
+    handle_tap = json.null,
+    handle_api_socket = json.null,
+    handle_agent_socket = json.null,
+  })
+end
+
+--- Is the VM's hypervisor really running? pid + command line + socket.
+function M.alive(row, h)
+  h = h or M.load_handles(row)
+  return h ~= nil and vmm.alive(h) == true
+end
+
+--- Releases everything a stopped or crashed VM held on the host: the
+-- hypervisor if it lingers, hooks (tap, NAT, DNS), sockets, handles.
+function M.teardown(row, h)
+  h = h or M.load_handles(row)
+  if h then
+    pcall(vmm.kill, h)
+  end
+  for _, hook in ipairs(M.teardown_hooks) do
+    local ok, e = pcall(hook, row, h)
+    if not ok then
+      log.warn("vms", "teardown hook failed: " .. errors.message(e), { vm = row.name })
+    end
+  end
+  fs.remove_tree(M.runtime_dir(row))
+  M.clear_handles(row)
+end
+
+--- Removes every file of a VM and its row.
+function M.destroy(row)
+  M.teardown(row)
+  fs.remove_tree(M.dir(row))
+  state.db():exec("DELETE FROM vms WHERE id = ?", row.id)
+end
+
+-- reconcile ---------------------------------------------------------------
+
+--- Makes the state store match the host: VMs marked running whose
+-- hypervisor is gone are demoted and their resources released; a create
+-- that died half-way (row still 'creating', nobody holding its lock) is
+-- removed. Never fails the calling command: problems are logged.
+function M.reconcile()
+  local ok_rows, rows = pcall(state.db().query, state.db(),
+    "SELECT * FROM vms WHERE state IN ('creating', 'starting', 'running', 'stopping')")
+  if not ok_rows then
+    return
+  end
+  for _, row in ipairs(rows) do
+    local ok, e = pcall(function()
+      local lock = fs.lock(state.layout().state .. "/locks/vm-" .. row.name .. ".lock", { timeout_ms = 0 })
+      if not lock then
+        return -- another command is working on this VM right now
+      end
+      local current = M.get(row.name)
+      if not current or current.id ~= row.id then
+        lock:close()
+        return
+      end
+      if current.state == "creating" then
+        log.warn("reconcile", "removing a VM whose create did not finish", { vm = current.name })
+        M.destroy(current)
+      elseif not M.alive(current) then
+        log.warn("reconcile", "VM was " .. current.state .. " but its hypervisor is gone; marking it stopped",
+          { vm = current.name })
+        M.teardown(current)
+        M.set_state(current, current.state == "starting" and "error" or "stopped",
+          { last_error = current.state == "starting" and "start did not finish" or json.null })
+      end
+      lock:close()
+    end)
+    if not ok then
+      log.error("reconcile", errors.message(e), { vm = row.name })
+    end
+  end
+end
+
+return M
