@@ -5,6 +5,13 @@ local errors = require("banger.errors")
 local vms = require("banger.vms")
 local vmm = require("banger.native.vmm")
 local log = require("banger.log")
+local config = require("banger.config")
+local images = require("banger.images")
+local kernels = require("banger.kernels")
+local state = require("banger.state")
+local units = require("banger.units")
+local fs = require("banger.native.fs")
+local validate = require("banger.native.validate")
 
 local M = {}
 
@@ -67,6 +74,204 @@ function M.delete(name, force)
     if not ok then
       log.warn("vm", "delete hook failed: " .. errors.message(e), { vm = name })
     end
+  end
+  return row
+end
+
+local function random_hex(bytes)
+  local f = assert(io.open("/dev/urandom", "rb"))
+  local raw = f:read(bytes)
+  f:close()
+  return (raw:gsub(".", function(c) return string.format("%02x", c:byte()) end))
+end
+
+local function mib(size, what)
+  local bytes, why = units.parse_size(size)
+  if not bytes then
+    errors.usage(what .. ": " .. why)
+  end
+  return bytes // (1024 * 1024)
+end
+
+--- Which driver and acceleration to use: config and flags first, else
+-- firecracker when its binary and usable KVM exist, else qemu (KVM when
+-- usable, TCG otherwise, with a loud warning: TCG is tens of times slower).
+function M.pick_driver(requested, accel)
+  local caps = vmm.detect()
+  local cfg = config.get().driver
+  requested = requested or cfg.name
+  accel = accel or cfg.accel
+  if requested == "auto" then
+    requested = (caps.kvm_usable and vmm.find_executable(cfg.firecracker_bin)) and "firecracker" or "qemu"
+  end
+  if requested == "qemu" and accel == "auto" then
+    accel = caps.kvm_usable and "kvm" or "tcg"
+  end
+  if requested == "qemu" and accel == "tcg" and not M.tcg_warned then
+    M.tcg_warned = true
+    require("banger.ui").warn("no usable KVM on this host" .. (caps.kvm_pvm and " (only kvm_pvm, which cannot run stock kernels)" or "")
+      .. ": running QEMU with TCG software emulation, expect slow boots")
+  end
+  local bin = requested == "qemu" and cfg.qemu_bin or cfg.firecracker_bin
+  return requested, accel, vmm.find_executable(bin) or bin
+end
+
+--- The kernel command line: banger's init in the initramfs reads root=,
+-- ip= (Debian kernels have no IP autoconfiguration) and banger.* keys.
+function M.kernel_cmdline(row, extra)
+  local parts = { "console=ttyS0", "reboot=k", "panic=-1", "root=/dev/vda", "rw", "rootfstype=ext4",
+    "banger.name=" .. row.name }
+  if row.driver == "firecracker" then
+    -- skip probing for devices a microVM does not have (FIRECRACKER.md)
+    parts[#parts + 1] = "i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd"
+  end
+  if row.ip then
+    local net = config.get().network
+    local mask_bits = net.cidr
+    local mask = {}
+    for i = 1, 4 do
+      local bits = math.max(0, math.min(8, mask_bits - (i - 1) * 8))
+      mask[i] = 256 - 2 ^ (8 - bits)
+    end
+    parts[#parts + 1] = string.format("ip=%s::%s:%d.%d.%d.%d:%s:eth0:off", row.ip, net.bridge_ip,
+      mask[1], mask[2], mask[3], mask[4], row.name)
+  end
+  for _, e in ipairs(extra or {}) do
+    parts[#parts + 1] = e
+  end
+  return table.concat(parts, " ")
+end
+
+-- Hooks with defaults; a project's banger.lua or a user recipe may replace them.
+M.hooks.create_work_disk = function(path, bytes)
+  local ext4 = require("banger").ext4
+  local fsys = ext4.create(path, bytes)
+  fsys:close()
+end
+
+--- Starts a created or stopped VM (lock held by the caller). On failure the
+-- half-started hypervisor and host resources are released and the row says
+-- 'error' with the reason.
+function M.start_locked(row, opts, stage)
+  opts = opts or {}
+  stage = stage or function() end
+  local kernel = kernels.require(row.kernel)
+  local image = images.require(row.image)
+  vms.set_state(row, "starting", { last_error = require("banger.native.json").null })
+  local ok, err = pcall(function()
+    stage("kernel args", nil)
+    local runtime = vms.runtime_dir(row)
+    fs.mkdir(state.layout().runtime .. "/vms", 448, true)
+    errors.check(fs.mkdir_private(runtime))
+    local dir = vms.dir(row)
+    local spec = {
+      id = row.id,
+      name = row.name,
+      vcpus = row.vcpus,
+      memory_mib = row.memory_mib,
+      kernel = kernel.vmlinux,
+      initrd = kernel.initrd,
+      cmdline = M.kernel_cmdline(row, opts.kernel_args),
+      vm_dir = dir,
+      runtime_dir = runtime,
+      console_log = dir .. "/console.log",
+      accel = opts.accel,
+      binary = opts.binary,
+      disks = {
+        { id = "rootfs", path = dir .. "/root." .. (row.driver == "qemu" and "qcow2" or "img"),
+          format = row.driver == "qemu" and "qcow2" or "raw", root = true },
+        { id = "work", path = dir .. "/work.ext4", format = "raw" },
+      },
+      nics = {},
+      agent = { kind = row.driver == "qemu" and "serial_socket" or "vsock_uds", port = 52 },
+    }
+    run_hook("before_launch", row, spec)
+    local h = errors.check(vmm.launch(row.driver, spec, function(name, detail)
+      stage(name, detail)
+    end))
+    vms.save_handles(row, h)
+    vms.set_state(row, "running", { started_at = vms.now() })
+    if opts.wait ~= false and M.hooks.wait_ready then
+      stage("wait for agent", nil)
+      M.hooks.wait_ready(row, h, opts.ready_timeout_ms or 120000)
+    end
+    run_hook("after_boot", row, h)
+  end)
+  if not ok then
+    vms.teardown(row)
+    vms.set_state(row, "error", { last_error = errors.message(err) })
+    error(err, 0)
+  end
+  return row
+end
+
+function M.start(name, opts, stage)
+  local lock <close> = vms.lock(name)
+  local row = vms.require(name)
+  if vms.alive(row) then
+    errors.raise("EBUSY", "VM '" .. name .. "' is already running")
+  end
+  local driver, accel, binary = M.pick_driver(opts and opts.driver or row.driver, opts and opts.accel)
+  opts = opts or {}
+  opts.accel, opts.binary = accel, binary
+  return M.start_locked(row, opts, stage)
+end
+
+--- Creates and boots a VM. opts: name, image, kernel, vcpus, memory, disk,
+-- work_disk, nat, driver, accel, wait. A failure or Ctrl-C at any stage
+-- removes everything the half-made VM had.
+function M.create(opts, stage)
+  stage = stage or function() end
+  local cfg = config.get()
+  local name = opts.name or ("vm-" .. random_hex(3))
+  errors.check(validate.vm_name(name))
+  local image = images.require(opts.image or cfg.vm.image)
+  local kernel_name = opts.kernel or image.kernel or cfg.vm.kernel
+  kernels.require(kernel_name)
+  local driver, accel, binary = M.pick_driver(opts.driver, opts.accel)
+
+  local lock <close> = vms.lock(name)
+  stage("allocate", name)
+  local id = random_hex(6)
+  local row
+  state.transaction(function(db)
+    if db:query("SELECT 1 FROM vms WHERE name = ?", name)[1] then
+      errors.raise("EEXIST", "a VM named '" .. name .. "' already exists")
+    end
+    local now = vms.now()
+    db:exec([[INSERT INTO vms (id, name, image, kernel, driver, vcpus, memory_mib, disk_mib, work_disk_mib, nat,
+                               ip, mac, state, vm_dir, created_at, updated_at)
+              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'creating', ?, ?, ?)]],
+      id, name, image.name, kernel_name, driver, opts.vcpus or cfg.vm.vcpus,
+      mib(opts.memory or cfg.vm.memory, "--memory"), mib(opts.disk or cfg.vm.disk, "--disk"),
+      mib(opts.work_disk or cfg.vm.work_disk, "--work-disk"), (opts.nat == nil and cfg.vm.nat or opts.nat) and 1 or 0,
+      M.hooks.allocate_ip and M.hooks.allocate_ip(db) or require("banger.native.json").null,
+      string.format("02:%s:%s:%s:%s:%s", id:sub(1, 2), id:sub(3, 4), id:sub(5, 6), id:sub(7, 8), id:sub(9, 10)),
+      vms.dir(id), now, now)
+    row = db:query("SELECT * FROM vms WHERE id = ?", id)[1]
+  end)
+
+  local ok, err = pcall(function()
+    stage("disks", nil)
+    local dir = vms.dir(row)
+    fs.mkdir(state.layout().state .. "/vms", 448, true)
+    errors.check(fs.mkdir(dir, 448))
+    if driver == "qemu" then
+      errors.check(vmm.qcow2_overlay(image.rootfs_path, dir .. "/root.qcow2", row.disk_mib * 1024 * 1024))
+    else
+      M.hooks.clone_rootfs(image.rootfs_path, dir .. "/root.img")
+    end
+    M.hooks.create_work_disk(dir .. "/work.ext4", row.work_disk_mib * 1024 * 1024)
+    run_hook("provision_disks", row)
+    vms.set_state(row, "created")
+    if opts.start ~= false then
+      M.start_locked(row, { accel = accel, binary = binary, wait = opts.wait, kernel_args = opts.kernel_args }, stage)
+    end
+  end)
+  if not ok then
+    log.warn("vm", "create failed, removing the half-made VM: " .. errors.message(err), { vm = name })
+    pcall(vms.destroy, row)
+    error(err, 0)
   end
   return row
 end
