@@ -29,4 +29,12 @@ function M.require(name)
 end
 
 
+--- A catalog name for a source path: linux-image-6.1.0-56-cloud-amd64_..._amd64.deb
+-- becomes 6.1.0-56-cloud-amd64; vmlinuz-6.1.0-x becomes 6.1.0-x.
+function M.name_for(source)
+  local base = source:match("([^/]+)/*$") or source
+  local v = base:match("^linux%-image%-([^_]+)") or base:match("^vmlinu[xz]%-(.+)$")
+  return v or (base:gsub("%.deb$", ""):gsub("[^%w._-]", "-"))
+end
+
 return M

@@ -1,0 +1,165 @@
+#include "engine/kernel/catalog.hpp"
+
+#include <sys/random.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
+#include "engine/core/atomic_file.hpp"
+#include "engine/core/error.hpp"
+#include "engine/core/sha256.hpp"
+#include "engine/kernel/bzimage.hpp"
+#include "engine/kernel/initramfs.hpp"
+#include "engine/kernel/modules.hpp"
+#include "engine/kernel/source.hpp"
+
+namespace banger::kernel {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string utc_now() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string temp_suffix() {
+  unsigned char b[4];
+  if (getrandom(b, sizeof b, 0) != 4) throw Error::last("getrandom");
+  char s[9];
+  std::snprintf(s, sizeof s, "%02x%02x%02x%02x", b[0], b[1], b[2], b[3]);
+  return s;
+}
+
+// Removes a temporary import directory unless released.
+struct TempDir {
+  fs::path path;
+  bool keep = false;
+  ~TempDir() {
+    std::error_code ec;
+    if (!keep) fs::remove_all(path, ec);
+  }
+};
+
+}  // namespace
+
+void validate_name(const std::string& name) {
+  auto bad = [&](const std::string& why) { throw Error("EINVAL", "invalid kernel name '" + name + "': " + why); };
+  if (name.empty() || name.size() > 64) bad("must be 1 to 64 characters");
+  if (name[0] == '.' || name[0] == '-') bad("must not start with '.' or '-'");
+  for (char c : name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+              c == '-';
+    if (!ok) bad("may only use letters, digits, '.', '_' and '-'");
+  }
+}
+
+nlohmann::json import_kernel(const ImportOptions& o) {
+  validate_name(o.name);
+  fs::path final_dir = fs::path(o.kernels_dir) / o.name;
+  std::error_code ec;
+  if (fs::exists(final_dir, ec) && !o.replace) throw Error("EEXIST", "a kernel named '" + o.name + "' already exists");
+
+  KernelFiles k = read_kernel_source(o.source);
+  std::string vmlinux = extract_vmlinux(k.image);
+  std::vector<std::string> modules;
+  if (!k.modules.empty()) modules = resolve_modules(k);
+
+  fs::create_directories(o.kernels_dir);
+  TempDir tmp{fs::path(o.kernels_dir) / (".import-" + o.name + "-" + temp_suffix())};
+  fs::create_directory(tmp.path);
+  fs::permissions(tmp.path, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                                fs::perms::others_read | fs::perms::others_exec);
+  atomic_write_file((tmp.path / "vmlinux").string(), vmlinux, 0644);
+  InitramfsSpec spec;
+  spec.busybox = o.busybox;
+  spec.modules = modules;
+  spec.module_files = &k.modules;
+  write_initramfs((tmp.path / "initrd.img").string(), spec);
+
+  nlohmann::json m = {{"name", o.name},
+                      {"distro", o.distro},
+                      {"arch", "x86_64"},
+                      {"version", k.version},
+                      {"sha256", sha256_hex(vmlinux)},
+                      {"source", o.origin.empty() ? fs::absolute(o.source).string() : o.origin},
+                      {"source_kind", k.source_kind},
+                      {"modules", modules},
+                      {"vmlinux_bytes", vmlinux.size()},
+                      {"imported_at", utc_now()}};
+  atomic_write_file((tmp.path / "manifest.json").string(), m.dump(2) + "\n", 0644);
+
+  if (o.replace && fs::exists(final_dir, ec)) {
+    fs::path old = fs::path(o.kernels_dir) / (".old-" + o.name + "-" + temp_suffix());
+    fs::rename(final_dir, old);
+    fs::rename(tmp.path, final_dir);
+    fs::remove_all(old, ec);
+  } else {
+    // rename(2) onto a missing name: a concurrent import of the same name
+    // makes one of the two fail here instead of mixing files.
+    if (::rename(tmp.path.c_str(), final_dir.c_str()) != 0) {
+      if (errno == EEXIST || errno == ENOTEMPTY)
+        throw Error("EEXIST", "a kernel named '" + o.name + "' already exists");
+      throw Error::last("rename", final_dir.string());
+    }
+  }
+  tmp.keep = true;
+  fsync_dir(o.kernels_dir);
+  return m;
+}
+
+nlohmann::json show_kernel(const std::string& kernels_dir, const std::string& name) {
+  validate_name(name);
+  fs::path p = fs::path(kernels_dir) / name / "manifest.json";
+  std::ifstream f(p);
+  if (!f) throw Error("ENOENT", "no kernel named '" + name + "'");
+  std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded()) throw Error("EINVAL", "corrupt manifest " + p.string());
+  j["dir"] = (fs::path(kernels_dir) / name).string();
+  return j;
+}
+
+std::vector<nlohmann::json> list_kernels(const std::string& kernels_dir) {
+  std::vector<nlohmann::json> out;
+  std::error_code ec;
+  if (!fs::is_directory(kernels_dir, ec)) return out;
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(kernels_dir)) {
+    std::string n = e.path().filename().string();
+    if (n.empty() || n[0] == '.' || !e.is_directory()) continue;
+    names.push_back(n);
+  }
+  std::sort(names.begin(), names.end());
+  for (const auto& n : names) {
+    try {
+      out.push_back(show_kernel(kernels_dir, n));
+    } catch (const Error&) {
+      // A directory without a readable manifest is not a kernel.
+    }
+  }
+  return out;
+}
+
+void remove_kernel(const std::string& kernels_dir, const std::string& name) {
+  validate_name(name);
+  fs::path dir = fs::path(kernels_dir) / name;
+  std::error_code ec;
+  if (!fs::exists(dir / "manifest.json", ec)) throw Error("ENOENT", "no kernel named '" + name + "'");
+  // Rename aside first so the name disappears atomically, then delete.
+  fs::path aside = fs::path(kernels_dir) / (".rm-" + name + "-" + temp_suffix());
+  fs::rename(dir, aside);
+  fs::remove_all(aside, ec);
+}
+
+}  // namespace banger::kernel

@@ -1,0 +1,80 @@
+// banger.native.kernel: the kernel catalog (engine/kernel/).
+//   kernel.import{source=, name=, kernels_dir=, busybox=, distro=, origin=, replace=} -> manifest
+//   kernel.list(kernels_dir) -> {manifest...}; kernel.show(dir, name); kernel.remove(dir, name)
+//   kernel.extract_vmlinux(src, dst); kernel.validate_name(name)
+#include <fstream>
+#include <iterator>
+
+#include "engine/core/atomic_file.hpp"
+#include "engine/kernel/bzimage.hpp"
+#include "engine/kernel/catalog.hpp"
+#include "engine/lua/binding.hpp"
+#include "engine/lua/json_value.hpp"
+
+namespace banger::lua {
+namespace {
+
+int l_import(lua_State* L) {
+  check_table(L, 1);
+  kernel::ImportOptions o;
+  o.source = field_string(L, 1, "source").value_or("");
+  o.name = field_string(L, 1, "name").value_or("");
+  o.kernels_dir = field_string(L, 1, "kernels_dir").value_or("");
+  o.busybox = field_string(L, 1, "busybox").value_or("/bin/busybox");
+  o.distro = field_string(L, 1, "distro").value_or("");
+  o.origin = field_string(L, 1, "origin").value_or("");
+  o.replace = field_boolean(L, 1, "replace").value_or(false);
+  if (o.source.empty() || o.kernels_dir.empty()) throw Raise("kernel.import needs source= and kernels_dir=");
+  push_json(L, kernel::import_kernel(o));
+  return 1;
+}
+
+int l_list(lua_State* L) {
+  push_json(L, nlohmann::json(kernel::list_kernels(check_string(L, 1))));
+  push_array_mark(L);
+  lua_setmetatable(L, -2);
+  return 1;
+}
+
+int l_show(lua_State* L) {
+  push_json(L, kernel::show_kernel(check_string(L, 1), check_string(L, 2)));
+  return 1;
+}
+
+int l_remove(lua_State* L) {
+  kernel::remove_kernel(check_string(L, 1), check_string(L, 2));
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+int l_extract_vmlinux(lua_State* L) {
+  std::string src = check_string(L, 1), dst = check_string(L, 2);
+  std::ifstream f(src, std::ios::binary);
+  if (!f) throw Error("ENOENT", "cannot read " + src);
+  std::string image((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  atomic_write_file(dst, kernel::extract_vmlinux(image), 0644);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+int l_validate_name(lua_State* L) {
+  kernel::validate_name(check_string(L, 1));
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+int open_kernel(lua_State* L) {
+  static const luaL_Reg fns[] = {{"import", protect<l_import>},
+                                 {"list", protect<l_list>},
+                                 {"show", protect<l_show>},
+                                 {"remove", protect<l_remove>},
+                                 {"extract_vmlinux", protect<l_extract_vmlinux>},
+                                 {"validate_name", protect<l_validate_name>},
+                                 {nullptr, nullptr}};
+  luaL_newlib(L, fns);
+  return 1;
+}
+
+}  // namespace
+BANGER_LUA_MODULE(kernel, open_kernel);
+}  // namespace banger::lua
