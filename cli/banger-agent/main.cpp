@@ -1,0 +1,111 @@
+// banger-agent: runs inside the guest as root and serves banger's requests
+// (docs/agent-protocol.md) over one of:
+//   --serial PATH   a virtio-serial port (QEMU hosts without vhost-vsock)
+//   --vsock PORT    AF_VSOCK (firecracker; QEMU with vhost-vsock)
+//   --unix PATH     a Unix socket (tests)
+// Socket transports fork one session per connection; the serial port is a
+// single stream served forever.
+#include <fcntl.h>
+#include <linux/vm_sockets.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "session.hpp"
+
+namespace {
+
+int usage() {
+  std::fprintf(stderr, "usage: banger-agent --serial PATH | --vsock PORT | --unix PATH | --version\n");
+  return 2;
+}
+
+[[noreturn]] void die(const char* what) {
+  std::fprintf(stderr, "banger-agent: %s: %s\n", what, std::strerror(errno));
+  ::_exit(1);
+}
+
+void serve_listener(int lfd) {
+  if (::listen(lfd, 16) != 0) die("listen");
+  for (;;) {
+    while (::waitpid(-1, nullptr, WNOHANG) > 0) {
+    }
+    int c = ::accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
+    if (c < 0) {
+      if (errno == EINTR) continue;
+      die("accept");
+    }
+    pid_t p = ::fork();
+    if (p == 0) {
+      ::close(lfd);
+      try {
+        banger::agent::Session(c, c, false).run();
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "banger-agent: session: %s\n", e.what());
+      }
+      ::_exit(0);
+    }
+    ::close(c);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) return usage();
+  std::string mode = argv[1];
+  if (mode == "--version") {
+    std::printf("banger-agent %s (protocol %d.%d)\n", banger::agent::agent_version().c_str(),
+                banger::guest::kProtocolMajor, banger::guest::kProtocolMinor);
+    return 0;
+  }
+  if (argc < 3) return usage();
+  ::signal(SIGPIPE, SIG_IGN);
+  if (mode == "--serial") {
+    int fd = -1;
+    // The port appears once virtio_console has bound it.
+    for (int i = 0; i < 600 && fd < 0; ++i) {
+      fd = ::open(argv[2], O_RDWR | O_NOCTTY | O_CLOEXEC);
+      if (fd < 0) ::usleep(100 * 1000);
+    }
+    if (fd < 0) die(argv[2]);
+    for (;;) {
+      try {
+        banger::agent::Session(fd, fd, true).run();
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "banger-agent: %s\n", e.what());
+        ::usleep(100 * 1000);
+      }
+    }
+  }
+  if (mode == "--vsock") {
+    int fd = ::socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) die("socket(AF_VSOCK)");
+    sockaddr_vm addr{};
+    addr.svm_family = AF_VSOCK;
+    addr.svm_cid = VMADDR_CID_ANY;
+    addr.svm_port = static_cast<unsigned>(std::stoul(argv[2]));
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) die("bind vsock");
+    serve_listener(fd);
+  }
+  if (mode == "--unix") {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) die("socket");
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (std::strlen(argv[2]) >= sizeof addr.sun_path) return usage();
+    std::strcpy(addr.sun_path, argv[2]);
+    ::unlink(argv[2]);
+    ::umask(077);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) die("bind");
+    serve_listener(fd);
+  }
+  return usage();
+}

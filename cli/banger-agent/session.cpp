@@ -1,0 +1,335 @@
+#include "session.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/reboot.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "engine/core/error.hpp"
+
+namespace banger::agent {
+using guest::FrameType;
+
+namespace {
+
+long long now_ms() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+void close_fd(int& fd) {
+  if (fd >= 0) ::close(fd);
+  fd = -1;
+}
+
+void write_all(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
+      pollfd p{fd, POLLOUT, 0};
+      ::poll(&p, 1, 100);
+      continue;
+    }
+    if (n < 0) throw Error::last("write");
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+}
+
+}  // namespace
+
+std::string agent_version() { return "0.1.0"; }
+
+void Session::send(FrameType t, std::uint32_t ch, std::string_view payload) {
+  write_all(out_, guest::encode(t, ch, payload));
+}
+
+void Session::send_json(FrameType t, std::uint32_t ch, const nlohmann::json& j) {
+  write_all(out_, guest::encode_json(t, ch, j));
+}
+
+void Session::send_error(std::uint32_t ch, const std::string& code, const std::string& msg) {
+  send_json(FrameType::error, ch, {{"code", code}, {"message", msg}});
+}
+
+bool Session::pump_input(int timeout_ms) {
+  std::vector<pollfd> fds = {{in_, POLLIN, 0}};
+  if (child_out_ >= 0) fds.push_back({child_out_, POLLIN, 0});
+  if (child_err_ >= 0) fds.push_back({child_err_, POLLIN, 0});
+  int r = ::poll(fds.data(), fds.size(), timeout_ms);
+  if (r < 0 && errno != EINTR) throw Error::last("poll");
+  char buf[guest::kDataChunk];
+  for (size_t i = 1; i < fds.size(); ++i) {
+    if (!fds[i].revents) continue;
+    int& fd = fds[i].fd == child_out_ ? child_out_ : child_err_;
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n > 0) {
+      send(fd == child_out_ ? FrameType::stdout_data : FrameType::stderr_data, exec_ch_,
+           std::string_view(buf, static_cast<size_t>(n)));
+    } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+      close_fd(fd);
+    }
+  }
+  if (fds[0].revents & POLLIN) {
+    ssize_t n = ::read(in_, buf, sizeof buf);
+    if (n > 0) {
+      reader_.feed(std::string_view(buf, static_cast<size_t>(n)));
+      while (auto f = reader_.next()) handle(*f);
+    } else if (n == 0) {
+      return false;
+    } else if (errno != EINTR && errno != EAGAIN) {
+      return false;
+    }
+  } else if (fds[0].revents & (POLLHUP | POLLERR)) {
+    return false;
+  }
+  return true;
+}
+
+void Session::run() {
+  for (;;) {
+    bool open = pump_input(child_ > 0 || exit_status_ >= 0 ? 50 : 1000);
+    poll_exec();
+    if (!open) {
+      if (!shared_) {
+        abort_exec();
+        return;
+      }
+      // A serial port reports hang-up while no host is connected; wait for the next one.
+      ::usleep(100 * 1000);
+    }
+  }
+}
+
+void Session::handle(const guest::Frame& f) {
+  if (f.type == FrameType::hello) {
+    nlohmann::json j;
+    try {
+      j = f.json();
+    } catch (const Error& e) {
+      return send_error(0, "EPROTO", e.what());
+    }
+    if (j.value("proto", 0) != guest::kProtocolMajor) {
+      return send_error(0, "EPROTO", "agent speaks protocol " + std::to_string(guest::kProtocolMajor) +
+                                         ", host sent " + std::to_string(j.value("proto", 0)));
+    }
+    std::string session = j.value("session", "");
+    if (session != session_) {
+      // A new host: whatever the previous one started is orphaned now.
+      abort_exec();
+      close_fd(put_fd_);
+      if (!put_tmp_.empty()) ::unlink(put_tmp_.c_str());
+      put_tmp_.clear();
+      session_ = session;
+    }
+    greeted_ = true;
+    utsname u{};
+    ::uname(&u);
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    return send_json(FrameType::hello_ok, 0,
+                     {{"proto", guest::kProtocolMajor},
+                      {"minor", guest::kProtocolMinor},
+                      {"agent_version", agent_version()},
+                      {"session", session_},
+                      {"hostname", host},
+                      {"kernel", u.release},
+                      {"capabilities", {"exec", "signal", "put", "get", "poweroff"}}});
+  }
+  if (!greeted_) return;  // nothing is served before the handshake
+  try {
+    switch (f.type) {
+      case FrameType::ping: return send(FrameType::pong, f.channel, f.payload);
+      case FrameType::exec: return start_exec(f);
+      case FrameType::stdin_data:
+        if (f.channel == exec_ch_ && child_in_ >= 0) write_all(child_in_, f.payload);
+        return;
+      case FrameType::stdin_eof:
+        if (f.channel == exec_ch_) close_fd(child_in_);
+        return;
+      case FrameType::signal:
+        if (f.channel == exec_ch_ && child_ > 0) ::kill(-child_, f.json().value("signal", SIGTERM));
+        return;
+      case FrameType::put: {
+        if (put_fd_ >= 0) return send_error(f.channel, "EBUSY", "a put is already in progress");
+        put_meta_ = f.json();
+        put_path_ = put_meta_.value("path", "");
+        if (put_path_.empty() || put_path_[0] != '/') return send_error(f.channel, "EINVAL", "put needs an absolute path");
+        put_tmp_ = put_path_ + ".banger-tmp-" + std::to_string(::getpid());
+        put_fd_ = ::open(put_tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (put_fd_ < 0) {
+          put_tmp_.clear();
+          return send_error(f.channel, errno_name(errno), std::string("open: ") + std::strerror(errno) + ": " + put_path_);
+        }
+        put_ch_ = f.channel;
+        return;
+      }
+      case FrameType::data:
+        if (f.channel == put_ch_ && put_fd_ >= 0) write_all(put_fd_, f.payload);
+        return;
+      case FrameType::data_eof:
+        if (f.channel == put_ch_ && put_fd_ >= 0) finish_put(f.channel);
+        return;
+      case FrameType::get: return do_get(f);
+      case FrameType::poweroff: {
+        send_json(FrameType::ok, f.channel, nlohmann::json::object());
+        ::sync();
+        if (::getpid() == 1) ::reboot(RB_POWER_OFF);
+        pid_t p = ::fork();
+        if (p == 0) {
+          ::execl("/sbin/poweroff", "poweroff", static_cast<char*>(nullptr));
+          ::_exit(127);
+        }
+        return;
+      }
+      default: return;
+    }
+  } catch (const Error& e) {
+    send_error(f.channel, e.code(), e.what());
+  }
+}
+
+void Session::start_exec(const guest::Frame& f) {
+  if (child_ > 0 || exit_status_ >= 0) return send_error(f.channel, "EBUSY", "a command is already running");
+  nlohmann::json j = f.json();
+  std::vector<std::string> argv = j.value("argv", std::vector<std::string>{});
+  if (argv.empty()) return send_error(f.channel, "EINVAL", "exec needs argv");
+  std::vector<std::string> env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root",
+                                  "TERM=dumb", "USER=root", "LOGNAME=root"};
+  for (const auto& e : j.value("env", std::vector<std::string>{})) env.push_back(e);
+  std::string cwd = j.value("cwd", "/root");
+
+  int in[2], out[2], err[2], status_pipe[2];
+  if (::pipe2(in, O_CLOEXEC) || ::pipe2(out, O_CLOEXEC) || ::pipe2(err, O_CLOEXEC) || ::pipe2(status_pipe, O_CLOEXEC))
+    throw Error::last("pipe");
+  pid_t pid = ::fork();
+  if (pid < 0) throw Error::last("fork");
+  if (pid == 0) {
+    ::setsid();
+    ::dup2(in[0], 0);
+    ::dup2(out[1], 1);
+    ::dup2(err[1], 2);
+    for (int s = 1; s < 32; ++s) ::signal(s, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    if (::chdir(cwd.c_str()) != 0 && ::chdir("/") != 0) ::_exit(126);
+    std::vector<char*> av, ev;
+    for (auto& a : argv) av.push_back(a.data());
+    av.push_back(nullptr);
+    for (auto& e : env) ev.push_back(e.data());
+    ev.push_back(nullptr);
+    ::execvpe(av[0], av.data(), ev.data());
+    int e = errno;
+    ssize_t ignored = ::write(status_pipe[1], &e, sizeof e);
+    (void)ignored;
+    ::_exit(127);
+  }
+  ::close(in[0]);
+  ::close(out[1]);
+  ::close(err[1]);
+  ::close(status_pipe[1]);
+  int exec_errno = 0;
+  ssize_t n = ::read(status_pipe[0], &exec_errno, sizeof exec_errno);  // EOF on a successful exec
+  ::close(status_pipe[0]);
+  if (n == static_cast<ssize_t>(sizeof exec_errno)) {
+    ::close(in[1]);
+    ::close(out[0]);
+    ::close(err[0]);
+    ::waitpid(pid, nullptr, 0);
+    return send_error(f.channel, errno_name(exec_errno),
+                      std::string("exec: ") + std::strerror(exec_errno) + ": " + argv[0]);
+  }
+  child_ = pid;
+  exec_ch_ = f.channel;
+  child_in_ = in[1];
+  child_out_ = out[0];
+  child_err_ = err[0];
+  exit_status_ = -1;
+  if (!j.value("stdin", false)) close_fd(child_in_);
+  send_json(FrameType::started, f.channel, {{"pid", pid}});
+}
+
+void Session::poll_exec() {
+  if (child_ > 0) {
+    int st = 0;
+    if (::waitpid(child_, &st, WNOHANG) == child_) {
+      exit_status_ = st;
+      exited_at_ms_ = now_ms();
+      child_ = -1;
+      close_fd(child_in_);
+    }
+  }
+  if (exit_status_ < 0) return;
+  // Report the exit once the output is drained, or shortly after the exit
+  // if a background process still holds the pipes open.
+  bool drained = child_out_ < 0 && child_err_ < 0;
+  if (!drained && now_ms() - exited_at_ms_ < 200) return;
+  close_fd(child_out_);
+  close_fd(child_err_);
+  nlohmann::json body = WIFEXITED(exit_status_) ? nlohmann::json{{"code", WEXITSTATUS(exit_status_)}}
+                                                : nlohmann::json{{"code", 128 + WTERMSIG(exit_status_)},
+                                                                 {"signal", WTERMSIG(exit_status_)}};
+  exit_status_ = -1;
+  send_json(FrameType::exit, exec_ch_, body);
+}
+
+void Session::abort_exec() {
+  if (child_ > 0) {
+    ::kill(-child_, SIGKILL);
+    ::waitpid(child_, nullptr, 0);
+  }
+  child_ = -1;
+  exit_status_ = -1;
+  close_fd(child_in_);
+  close_fd(child_out_);
+  close_fd(child_err_);
+}
+
+void Session::finish_put(std::uint32_t ch) {
+  int fd = put_fd_;
+  put_fd_ = -1;
+  auto mode = static_cast<mode_t>(put_meta_.value("mode", 0644));
+  int uid = put_meta_.value("uid", 0), gid = put_meta_.value("gid", 0);
+  bool ok = ::fchown(fd, static_cast<uid_t>(uid), static_cast<gid_t>(gid)) == 0 && ::fchmod(fd, mode) == 0 &&
+            ::fsync(fd) == 0;
+  int e = errno;
+  ::close(fd);
+  if (ok && ::rename(put_tmp_.c_str(), put_path_.c_str()) != 0) {
+    ok = false;
+    e = errno;
+  }
+  if (!ok) {
+    ::unlink(put_tmp_.c_str());
+    put_tmp_.clear();
+    return send_error(ch, errno_name(e), std::string("put: ") + std::strerror(e) + ": " + put_path_);
+  }
+  put_tmp_.clear();
+  send_json(FrameType::ok, ch, nlohmann::json::object());
+}
+
+void Session::do_get(const guest::Frame& f) {
+  std::string path = f.json().value("path", "");
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return send_error(f.channel, errno_name(errno), std::string("open: ") + std::strerror(errno) + ": " + path);
+  char buf[guest::kDataChunk];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    send(FrameType::data, f.channel, std::string_view(buf, static_cast<size_t>(n)));
+  }
+  ::close(fd);
+  send(FrameType::data_eof, f.channel, {});
+}
+
+}  // namespace banger::agent

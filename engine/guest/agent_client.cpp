@@ -1,0 +1,262 @@
+#include "engine/guest/agent_client.hpp"
+
+#include <linux/vm_sockets.h>
+#include <poll.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <thread>
+
+#include "engine/core/build_info.hpp"
+#include "engine/core/cancel.hpp"
+#include "engine/core/error.hpp"
+#include "engine/core/unix_socket.hpp"
+
+namespace banger::guest {
+namespace {
+
+using clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+std::string nonce() {
+  unsigned char b[8];
+  if (getrandom(b, sizeof b, 0) != static_cast<ssize_t>(sizeof b)) throw Error::last("getrandom");
+  std::string s;
+  for (unsigned char c : b) {
+    s += "0123456789abcdef"[c >> 4];
+    s += "0123456789abcdef"[c & 15];
+  }
+  return s;
+}
+
+int open_endpoint(const Endpoint& ep, std::chrono::milliseconds timeout) {
+  switch (ep.kind) {
+    case Endpoint::Kind::unix_socket: return net_unix::connect(ep.path, timeout);
+    case Endpoint::Kind::vsock_uds: {
+      // Firecracker's host side of vsock: a Unix socket speaking
+      // "CONNECT <port>\n" / "OK <host port>\n" before the guest's bytes flow.
+      int fd = net_unix::connect(ep.path, timeout);
+      try {
+        net_unix::write_all(fd, "CONNECT " + std::to_string(ep.port) + "\n", ep.path);
+        std::string buf;
+        std::string line = net_unix::read_line(fd, buf, clock::now() + timeout, "vsock " + ep.path);
+        if (line.rfind("OK ", 0) != 0) throw Error("ECONNREFUSED", "vsock " + ep.path + ": " + line);
+        if (!buf.empty()) throw Error("EPROTO", "vsock " + ep.path + ": unexpected bytes after OK");
+      } catch (...) {
+        ::close(fd);
+        throw;
+      }
+      return fd;
+    }
+    case Endpoint::Kind::vsock: {
+      int fd = ::socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      if (fd < 0) throw Error::last("socket(AF_VSOCK)");
+      sockaddr_vm addr{};
+      addr.svm_family = AF_VSOCK;
+      addr.svm_cid = ep.cid;
+      addr.svm_port = ep.port;
+      if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+        int e = errno;
+        ::close(fd);
+        throw Error::sys(e, "connect vsock", "cid " + std::to_string(ep.cid));
+      }
+      return fd;
+    }
+  }
+  throw Error("EINVAL", "unknown agent endpoint");
+}
+
+std::string describe(const Endpoint& ep) {
+  return ep.kind == Endpoint::Kind::vsock ? "vsock cid " + std::to_string(ep.cid) : "agent at " + ep.path;
+}
+
+}  // namespace
+
+std::unique_ptr<AgentClient> AgentClient::connect(const Endpoint& ep, std::chrono::milliseconds timeout) {
+  int fd = open_endpoint(ep, timeout);
+  std::unique_ptr<AgentClient> c(new AgentClient(fd, describe(ep)));
+  c->handshake(timeout);
+  return c;
+}
+
+std::unique_ptr<AgentClient> AgentClient::wait_ready(const Endpoint& ep, std::chrono::milliseconds timeout) {
+  auto deadline = clock::now() + timeout;
+  std::string last = "no answer";
+  for (;;) {
+    cancel::check();
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
+    if (left.count() <= 0) throw Error("ETIMEDOUT", "the guest agent did not answer in time (" + last + ")");
+    try {
+      return connect(ep, std::min(left, std::chrono::milliseconds(5000)));
+    } catch (const Error& e) {
+      if (e.code() == "ECANCELED" || e.code() == "EPROTO") throw;
+      last = e.what();
+    }
+    std::this_thread::sleep_for(200ms);
+  }
+}
+
+AgentClient::~AgentClient() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void AgentClient::send(const std::string& bytes) { net_unix::write_all(fd_, bytes, what_); }
+
+Frame AgentClient::read_frame(clock::time_point deadline) {
+  for (;;) {
+    if (auto f = reader_.next()) return *f;
+    cancel::check();
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
+    if (left.count() <= 0) throw Error("ETIMEDOUT", "timed out waiting for the " + what_);
+    pollfd p{fd_, POLLIN, 0};
+    int r = ::poll(&p, 1, static_cast<int>(std::min<long>(left.count(), 100)));
+    if (r < 0 && errno != EINTR) throw Error::last("poll", what_);
+    if (r <= 0) continue;
+    char buf[65536];
+    ssize_t n = ::read(fd_, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw Error::last("read", what_);
+    if (n == 0) throw Error("EPIPE", "the " + what_ + " closed the connection");
+    reader_.feed(std::string_view(buf, static_cast<size_t>(n)));
+  }
+}
+
+void AgentClient::raise_error(const Frame& f) {
+  nlohmann::json j = f.json();
+  throw Error(j.value("code", "EAGENT"), "guest: " + j.value("message", std::string("unknown error")));
+}
+
+Frame AgentClient::expect(std::uint32_t ch, clock::time_point deadline) {
+  for (;;) {
+    Frame f = read_frame(deadline);
+    if (f.type == FrameType::hello_ok) continue;  // a late answer to a repeated hello
+    if (f.type == FrameType::error && (f.channel == ch || f.channel == 0)) raise_error(f);
+    if (f.channel == ch) return f;
+  }
+}
+
+void AgentClient::handshake(std::chrono::milliseconds timeout) {
+  session_ = nonce();
+  const std::string hello = encode_json(
+      FrameType::hello, 0, {{"proto", kProtocolMajor}, {"host_version", build::version}, {"session", session_}});
+  auto deadline = clock::now() + timeout;
+  // On a serial port the agent may not be reading yet, and stale frames from
+  // an earlier session may be queued: repeat the hello and wait for the
+  // answer carrying our nonce.
+  for (;;) {
+    send(hello);
+    auto round = std::min(deadline, clock::now() + 1000ms);
+    try {
+      for (;;) {
+        Frame f = read_frame(round);
+        if (f.type == FrameType::error && f.channel == 0) raise_error(f);
+        if (f.type != FrameType::hello_ok) continue;
+        nlohmann::json j = f.json();
+        if (j.value("session", "") != session_) continue;
+        if (j.value("proto", 0) != kProtocolMajor)
+          throw Error("EPROTO", "the guest agent speaks protocol " + std::to_string(j.value("proto", 0)) +
+                                    ", banger speaks " + std::to_string(kProtocolMajor));
+        hello_ = j;
+        return;
+      }
+    } catch (const Error& e) {
+      if (e.code() != "ETIMEDOUT" || clock::now() >= deadline) throw;
+    }
+  }
+}
+
+ExecResult AgentClient::exec(const ExecRequest& req, const OutputFn& on_stdout, const OutputFn& on_stderr) {
+  std::uint32_t ch = next_channel_++;
+  nlohmann::json body = {{"argv", req.argv}, {"env", req.env}, {"stdin", req.stdin_data.has_value()}};
+  if (!req.cwd.empty()) body["cwd"] = req.cwd;
+  send(encode_json(FrameType::exec, ch, body));
+  expect(ch, clock::now() + 30s);  // started (or an error, raised)
+  if (req.stdin_data) {
+    std::string_view rest = *req.stdin_data;
+    while (!rest.empty()) {
+      size_t n = std::min(rest.size(), kDataChunk);
+      send(encode(FrameType::stdin_data, ch, rest.substr(0, n)));
+      rest.remove_prefix(n);
+    }
+    send(encode(FrameType::stdin_eof, ch, {}));
+  }
+  ExecResult result;
+  clock::time_point kill_at = clock::time_point::max();
+  for (;;) {
+    Frame f;
+    try {
+      f = expect(ch, clock::now() + 24h);
+    } catch (const Error& e) {
+      if (e.code() != "ECANCELED") throw;
+      // Ctrl-C: the command gets SIGINT first, SIGKILL if it lingers; we keep
+      // reading so its exit is still reported.
+      if (!result.interrupted) {
+        result.interrupted = true;
+        send(encode_json(FrameType::signal, ch, {{"signal", SIGINT}}));
+        kill_at = clock::now() + 5s;
+      }
+      cancel::reset();
+      continue;
+    }
+    if (result.interrupted && clock::now() > kill_at) {
+      send(encode_json(FrameType::signal, ch, {{"signal", SIGKILL}}));
+      kill_at = clock::time_point::max();
+    }
+    switch (f.type) {
+      case FrameType::stdout_data:
+        if (on_stdout) on_stdout(f.payload);
+        break;
+      case FrameType::stderr_data:
+        if (on_stderr) on_stderr(f.payload);
+        break;
+      case FrameType::exit: {
+        nlohmann::json j = f.json();
+        result.code = j.value("code", 0);
+        result.signal = j.value("signal", 0);
+        if (result.interrupted) cancel::request();  // the caller still sees the Ctrl-C
+        return result;
+      }
+      default: break;
+    }
+  }
+}
+
+void AgentClient::put(const std::string& path, std::string_view data, unsigned mode, unsigned uid, unsigned gid) {
+  std::uint32_t ch = next_channel_++;
+  send(encode_json(FrameType::put, ch, {{"path", path}, {"mode", mode}, {"uid", uid}, {"gid", gid}}));
+  while (!data.empty()) {
+    size_t n = std::min(data.size(), kDataChunk);
+    send(encode(FrameType::data, ch, data.substr(0, n)));
+    data.remove_prefix(n);
+  }
+  send(encode(FrameType::data_eof, ch, {}));
+  Frame f = expect(ch, clock::now() + 60s);
+  if (f.type != FrameType::ok) throw Error("EPROTO", "unexpected answer to put " + path);
+}
+
+std::string AgentClient::get(const std::string& path) {
+  std::uint32_t ch = next_channel_++;
+  send(encode_json(FrameType::get, ch, {{"path", path}}));
+  std::string out;
+  for (;;) {
+    Frame f = expect(ch, clock::now() + 60s);
+    if (f.type == FrameType::data_eof) return out;
+    if (f.type == FrameType::data) out += f.payload;
+  }
+}
+
+void AgentClient::ping() {
+  std::uint32_t ch = next_channel_++;
+  send(encode(FrameType::ping, ch, "ping"));
+  expect(ch, clock::now() + 10s);
+}
+
+void AgentClient::poweroff() {
+  std::uint32_t ch = next_channel_++;
+  send(encode_json(FrameType::poweroff, ch, nlohmann::json::object()));
+  expect(ch, clock::now() + 10s);
+}
+
+}  // namespace banger::guest

@@ -1,0 +1,75 @@
+#pragma once
+// The host side of the agent protocol (engine/guest/protocol.hpp).
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/guest/protocol.hpp"
+
+namespace banger::guest {
+
+struct Endpoint {
+  enum class Kind { unix_socket, vsock_uds, vsock };
+  Kind kind = Kind::unix_socket;
+  std::string path;        // unix_socket: QEMU's chardev socket; vsock_uds: firecracker's uds_path
+  std::uint32_t cid = 0;   // vsock
+  std::uint32_t port = 52; // vsock / vsock_uds
+};
+
+struct ExecRequest {
+  std::vector<std::string> argv;
+  std::vector<std::string> env;  // "K=V", added to the agent's base environment
+  std::string cwd;
+  std::optional<std::string> stdin_data;
+};
+
+struct ExecResult {
+  int code = 0;    // exit code, or 128 + signal
+  int signal = 0;  // terminating signal, 0 if it exited
+  bool interrupted = false;  // Ctrl-C was forwarded to the command
+};
+
+using OutputFn = std::function<void(std::string_view)>;
+
+class AgentClient {
+ public:
+  // Connects and completes the handshake within `timeout`; throws
+  // ETIMEDOUT if the agent does not answer (it may not have started yet).
+  static std::unique_ptr<AgentClient> connect(const Endpoint& ep, std::chrono::milliseconds timeout);
+  // Retries connect() until the agent answers or `timeout` passes (a guest
+  // booting under TCG takes seconds). Ctrl-C ends the wait.
+  static std::unique_ptr<AgentClient> wait_ready(const Endpoint& ep, std::chrono::milliseconds timeout);
+  ~AgentClient();
+
+  const nlohmann::json& hello() const { return hello_; }
+  // Runs a command, streaming its output to the callbacks. On Ctrl-C the
+  // command gets SIGINT (SIGKILL 5 s later) and the result says interrupted.
+  ExecResult exec(const ExecRequest& req, const OutputFn& on_stdout, const OutputFn& on_stderr);
+  void put(const std::string& path, std::string_view data, unsigned mode, unsigned uid, unsigned gid);
+  std::string get(const std::string& path);
+  void ping();
+  void poweroff();
+
+ private:
+  AgentClient(int fd, std::string what) : fd_(fd), what_(std::move(what)) {}
+  void send(const std::string& bytes);
+  Frame read_frame(std::chrono::steady_clock::time_point deadline);
+  Frame expect(std::uint32_t ch, std::chrono::steady_clock::time_point deadline);
+  [[noreturn]] void raise_error(const Frame& f);
+  void handshake(std::chrono::milliseconds timeout);
+
+  int fd_;
+  std::string what_;
+  FrameReader reader_;
+  nlohmann::json hello_;
+  std::string session_;
+  std::uint32_t next_channel_ = 1;
+};
+
+}  // namespace banger::guest

@@ -1,0 +1,133 @@
+// banger.native.agent: the guest agent client (engine/guest/agent_client.hpp).
+//   agent.connect{kind="unix"|"vsock_uds"|"vsock", path=, cid=, port=, timeout_ms=, wait=bool} -> handle
+//   a:hello() -> {agent_version, kernel, hostname, proto, ...}
+//   a:exec{argv..., env={}, cwd=, stdin=, on_stdout=fn, on_stderr=fn}
+//       -> {code=, signal=, interrupted=, stdout=, stderr=} (output collected when no callback)
+//   a:put(path, data, {mode=, uid=, gid=}); a:get(path) -> data; a:ping(); a:poweroff()
+#include "engine/guest/agent_client.hpp"
+#include "engine/lua/binding.hpp"
+#include "engine/lua/json_value.hpp"
+
+namespace banger::lua {
+template <>
+struct HandleTraits<guest::AgentClient> {
+  static constexpr const char* name = "banger.agent.client";
+  static std::string describe(const guest::AgentClient& c) {
+    return "(agent " + c.hello().value("agent_version", std::string("?")) + ")";
+  }
+};
+
+namespace {
+
+guest::Endpoint endpoint_from(lua_State* L, int idx) {
+  check_table(L, idx);
+  guest::Endpoint ep;
+  std::string kind = field_string(L, idx, "kind").value_or("unix");
+  if (kind == "unix" || kind == "serial_socket") ep.kind = guest::Endpoint::Kind::unix_socket;
+  else if (kind == "vsock_uds") ep.kind = guest::Endpoint::Kind::vsock_uds;
+  else if (kind == "vsock") ep.kind = guest::Endpoint::Kind::vsock;
+  else throw Raise("unknown agent endpoint kind '" + kind + "'");
+  ep.path = field_string(L, idx, "path").value_or("");
+  ep.cid = static_cast<std::uint32_t>(field_integer(L, idx, "cid").value_or(0));
+  ep.port = static_cast<std::uint32_t>(field_integer(L, idx, "port").value_or(52));
+  return ep;
+}
+
+int l_connect(lua_State* L) {
+  guest::Endpoint ep = endpoint_from(L, 1);
+  auto timeout = std::chrono::milliseconds(field_integer(L, 1, "timeout_ms").value_or(10000));
+  bool wait = field_boolean(L, 1, "wait").value_or(false);
+  push_handle(L, wait ? guest::AgentClient::wait_ready(ep, timeout) : guest::AgentClient::connect(ep, timeout));
+  return 1;
+}
+
+int l_hello(lua_State* L) {
+  push_json(L, check_handle<guest::AgentClient>(L, 1).hello());
+  return 1;
+}
+
+// Calls the Lua function at `fn_idx` with one string; a Lua error becomes a
+// C++ exception so the client's state unwinds before Lua sees it.
+guest::OutputFn lua_callback(lua_State* L, int fn_idx, std::string* sink) {
+  if (lua_type(L, fn_idx) == LUA_TFUNCTION) {
+    return [L, fn_idx](std::string_view chunk) {
+      lua_pushvalue(L, fn_idx);
+      push_string(L, chunk);
+      if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+        std::string msg = lua_tostring(L, -1) ? lua_tostring(L, -1) : "error in output callback";
+        lua_pop(L, 1);
+        throw Error("ECALLBACK", msg);
+      }
+    };
+  }
+  return [sink](std::string_view chunk) { sink->append(chunk); };
+}
+
+int l_exec(lua_State* L) {
+  auto& c = check_handle<guest::AgentClient>(L, 1);
+  check_table(L, 2);
+  guest::ExecRequest req;
+  req.argv = check_string_list(L, 2);
+  if (req.argv.empty()) throw Raise("exec: argv is empty");
+  req.env = field_string_list(L, 2, "env").value_or(std::vector<std::string>{});
+  req.cwd = field_string(L, 2, "cwd").value_or("");
+  req.stdin_data = field_string(L, 2, "stdin");
+  lua_settop(L, 2);
+  lua_getfield(L, 2, "on_stdout");  // 3
+  lua_getfield(L, 2, "on_stderr");  // 4
+  std::string out, err;
+  guest::ExecResult r = c.exec(req, lua_callback(L, 3, &out), lua_callback(L, 4, &err));
+  lua_createtable(L, 0, 5);
+  set_field(L, "code", static_cast<lua_Integer>(r.code));
+  if (r.signal) set_field(L, "signal", static_cast<lua_Integer>(r.signal));
+  set_field_bool(L, "interrupted", r.interrupted);
+  if (lua_type(L, 3) != LUA_TFUNCTION) set_field(L, "stdout", out);
+  if (lua_type(L, 4) != LUA_TFUNCTION) set_field(L, "stderr", err);
+  return 1;
+}
+
+int l_put(lua_State* L) {
+  auto& c = check_handle<guest::AgentClient>(L, 1);
+  std::string path = check_string(L, 2), data = check_string(L, 3);
+  auto mode = field_integer(L, 4, "mode").value_or(0644);
+  auto uid = field_integer(L, 4, "uid").value_or(0);
+  auto gid = field_integer(L, 4, "gid").value_or(0);
+  c.put(path, data, static_cast<unsigned>(mode), static_cast<unsigned>(uid), static_cast<unsigned>(gid));
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+int l_get(lua_State* L) {
+  auto& c = check_handle<guest::AgentClient>(L, 1);
+  push_string(L, c.get(check_string(L, 2)));
+  return 1;
+}
+
+int l_ping(lua_State* L) {
+  check_handle<guest::AgentClient>(L, 1).ping();
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+int l_poweroff(lua_State* L) {
+  check_handle<guest::AgentClient>(L, 1).poweroff();
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+int open_agent(lua_State* L) {
+  static const luaL_Reg methods[] = {{"hello", protect<l_hello>}, {"exec", protect<l_exec>},
+                                     {"put", protect<l_put>},     {"get", protect<l_get>},
+                                     {"ping", protect<l_ping>},   {"poweroff", protect<l_poweroff>},
+                                     {nullptr, nullptr}};
+  define_handle<guest::AgentClient>(L, methods);
+  static const luaL_Reg fns[] = {{"connect", protect<l_connect>}, {nullptr, nullptr}};
+  luaL_newlib(L, fns);
+  lua_pushinteger(L, guest::kProtocolMajor);
+  lua_setfield(L, -2, "protocol");
+  return 1;
+}
+
+}  // namespace
+BANGER_LUA_MODULE(agent, open_agent);
+}  // namespace banger::lua
