@@ -1,0 +1,74 @@
+#pragma once
+// ext4 images as files: banger builds and provisions root and work disks
+// without root, without mounting. Everything goes through libext2fs on the
+// unmounted image (mke2fs makes the empty filesystem).
+//
+// Paths inside the image are absolute ("/root/.ssh/authorized_keys") and
+// resolved component by component without following symlinks: a symlink on
+// the way is an EUNSAFE error, so a hostile image cannot redirect a write to
+// somewhere else in the image.
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace banger::ext4 {
+
+struct Owner {
+  std::uint32_t uid = 0;
+  std::uint32_t gid = 0;
+  std::uint32_t mode = 0644;  // permission bits incl. setuid/setgid/sticky
+  std::int64_t mtime = -1;    // seconds; -1 = now
+};
+
+struct Stat {
+  std::string type;  // file, directory, symlink, char, block, fifo, socket
+  std::uint32_t mode = 0;  // permission bits
+  std::uint32_t uid = 0, gid = 0;
+  std::uint64_t size = 0;
+  std::int64_t mtime = 0;
+  std::uint32_t nlink = 0;
+  std::uint32_t ino = 0;
+  std::string target;  // symlinks
+};
+
+// Makes an empty ext4 filesystem of `size_bytes` in a new or truncated file
+// (sparse), root directory owned by root.
+void mkfs(const std::string& path, std::uint64_t size_bytes, const std::string& label = {});
+
+class Filesystem {
+ public:
+  static std::unique_ptr<Filesystem> open(const std::string& path, bool writable);
+  ~Filesystem();  // closes, flushing when writable (errors are lost: call close())
+  Filesystem(const Filesystem&) = delete;
+  Filesystem& operator=(const Filesystem&) = delete;
+
+  void close();  // flush and close; reports write errors
+  const std::string& path() const { return path_; }
+
+  std::optional<Stat> stat(std::string_view path);  // never follows a final symlink
+  bool exists(std::string_view path) { return stat(path).has_value(); }
+  std::string read(std::string_view path);
+  std::vector<std::string> list(std::string_view path);
+
+  // Writes a regular file. An existing file is replaced by a new inode whose
+  // data is complete before the directory entry switches to it.
+  void write(std::string_view path, std::string_view data, const Owner& owner);
+  void mkdir(std::string_view path, const Owner& owner, bool parents);
+  void symlink(std::string_view target, std::string_view path, const Owner& owner);
+  void chown(std::string_view path, std::uint32_t uid, std::uint32_t gid);
+  void chmod(std::string_view path, std::uint32_t mode);
+  void remove(std::string_view path, bool recursive);
+
+ private:
+  struct Impl;
+  explicit Filesystem(std::unique_ptr<Impl> impl, std::string path);
+  std::unique_ptr<Impl> impl_;
+  std::string path_;
+};
+
+}  // namespace banger::ext4

@@ -1,0 +1,134 @@
+// banger.native.ext4: ext4 images without mounting (engine/ext4/).
+//   ext4.create(path, size_bytes [, {label=}]) -> fs   (mkfs, then open read-write)
+//   ext4.open(path [, {write=true}]) -> fs
+//   fs:read(p) fs:write(p, data, {uid,gid,mode,mtime}) fs:mkdir(p, {parents,uid,gid,mode})
+//   fs:exists(p) fs:stat(p) fs:list(p) fs:chown(p, uid, gid) fs:chmod(p, mode)
+//   fs:remove(p, {recursive=}) fs:symlink(target, p, {uid,gid}) fs:close()
+#include "engine/ext4/filesystem.hpp"
+#include "engine/lua/binding.hpp"
+
+namespace banger::lua {
+template <>
+struct HandleTraits<ext4::Filesystem> {
+  static constexpr const char* name = "banger.ext4.fs";
+  static std::string describe(const ext4::Filesystem& f) { return f.path(); }
+  // HandleTraits' explicit close flushes and reports errors.
+};
+
+namespace {
+
+using FS = ext4::Filesystem;
+
+ext4::Owner owner_from(lua_State* L, int idx, std::uint32_t default_mode) {
+  ext4::Owner o;
+  o.uid = static_cast<std::uint32_t>(field_integer(L, idx, "uid").value_or(0));
+  o.gid = static_cast<std::uint32_t>(field_integer(L, idx, "gid").value_or(0));
+  o.mode = static_cast<std::uint32_t>(field_integer(L, idx, "mode").value_or(default_mode));
+  o.mtime = field_integer(L, idx, "mtime").value_or(-1);
+  return o;
+}
+
+int l_create(lua_State* L) {
+  std::string path = check_string(L, 1);
+  auto size = check_integer(L, 2);
+  if (size <= 0) throw Raise("size must be positive");
+  ext4::mkfs(path, static_cast<std::uint64_t>(size), field_string(L, 3, "label").value_or(""));
+  push_handle(L, FS::open(path, true));
+  return 1;
+}
+
+int l_open(lua_State* L) {
+  push_handle(L, FS::open(check_string(L, 1), field_boolean(L, 2, "write").value_or(false)));
+  return 1;
+}
+
+int l_read(lua_State* L) {
+  push_string(L, check_handle<FS>(L, 1).read(check_string(L, 2)));
+  return 1;
+}
+
+int l_write(lua_State* L) {
+  auto& fs = check_handle<FS>(L, 1);
+  std::string path = check_string(L, 2), data = check_string(L, 3);
+  fs.write(path, data, owner_from(L, 4, 0644));
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+int l_mkdir(lua_State* L) {
+  auto& fs = check_handle<FS>(L, 1);
+  std::string path = check_string(L, 2);
+  fs.mkdir(path, owner_from(L, 3, 0755), field_boolean(L, 3, "parents").value_or(false));
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+int l_exists(lua_State* L) {
+  lua_pushboolean(L, check_handle<FS>(L, 1).exists(check_string(L, 2)));
+  return 1;
+}
+
+int l_stat(lua_State* L) {
+  auto s = check_handle<FS>(L, 1).stat(check_string(L, 2));
+  if (!s) throw Error("ENOENT", "no " + check_string(L, 2) + " in the image");
+  lua_createtable(L, 0, 9);
+  set_field(L, "type", s->type);
+  set_field(L, "mode", static_cast<lua_Integer>(s->mode));
+  set_field(L, "uid", static_cast<lua_Integer>(s->uid));
+  set_field(L, "gid", static_cast<lua_Integer>(s->gid));
+  set_field(L, "size", static_cast<lua_Integer>(s->size));
+  set_field(L, "mtime", static_cast<lua_Integer>(s->mtime));
+  set_field(L, "nlink", static_cast<lua_Integer>(s->nlink));
+  set_field(L, "ino", static_cast<lua_Integer>(s->ino));
+  if (s->type == "symlink") set_field(L, "target", s->target);
+  return 1;
+}
+
+int l_list(lua_State* L) {
+  push_string_list(L, check_handle<FS>(L, 1).list(check_string(L, 2)));
+  return 1;
+}
+
+int l_chown(lua_State* L) {
+  check_handle<FS>(L, 1).chown(check_string(L, 2), static_cast<std::uint32_t>(check_integer(L, 3)),
+                               static_cast<std::uint32_t>(check_integer(L, 4)));
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+int l_chmod(lua_State* L) {
+  check_handle<FS>(L, 1).chmod(check_string(L, 2), static_cast<std::uint32_t>(check_integer(L, 3)));
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+int l_remove(lua_State* L) {
+  check_handle<FS>(L, 1).remove(check_string(L, 2), field_boolean(L, 3, "recursive").value_or(false));
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+int l_symlink(lua_State* L) {
+  auto& fs = check_handle<FS>(L, 1);
+  std::string target = check_string(L, 2), path = check_string(L, 3);
+  fs.symlink(target, path, owner_from(L, 4, 0777));
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+int open_ext4(lua_State* L) {
+  static const luaL_Reg methods[] = {{"read", protect<l_read>},     {"write", protect<l_write>},
+                                     {"mkdir", protect<l_mkdir>},   {"exists", protect<l_exists>},
+                                     {"stat", protect<l_stat>},     {"list", protect<l_list>},
+                                     {"chown", protect<l_chown>},   {"chmod", protect<l_chmod>},
+                                     {"remove", protect<l_remove>}, {"symlink", protect<l_symlink>},
+                                     {nullptr, nullptr}};
+  define_handle<FS>(L, methods);
+  static const luaL_Reg fns[] = {{"create", protect<l_create>}, {"open", protect<l_open>}, {nullptr, nullptr}};
+  luaL_newlib(L, fns);
+  return 1;
+}
+
+}  // namespace
+BANGER_LUA_MODULE(ext4, open_ext4);
+}  // namespace banger::lua
