@@ -6,6 +6,7 @@
 //       come up the same way whatever its kernel did
 //   banger.init=<path>   what to exec in the real root (default /sbin/init)
 //   banger.work=/dev/vdb the work disk, mounted at /root when present
+//   banger.name=<vm>     the hostname (ip='s hostname field wins)
 // On any failure it prints why and powers off, so a broken boot ends the VM
 // instead of hanging it.
 #include "engine/kernel/init_script.hpp"
@@ -30,9 +31,10 @@ for m in $(cat /etc/banger/modules); do
   insmod "/lib/modules/$m.ko" 2>/dev/null || echo "banger-init: insmod $m failed"
 done
 
-root=/dev/vda rootfstype=ext4 ip= init=/sbin/init work=/dev/vdb
+root=/dev/vda rootfstype=ext4 ip= init=/sbin/init work=/dev/vdb name=
 for arg in $(cat /proc/cmdline); do
   case "$arg" in
+    banger.name=*) name="${arg#banger.name=}" ;;
     root=*) root="${arg#root=}" ;;
     rootfstype=*) rootfstype="${arg#rootfstype=}" ;;
     ip=*) ip="${arg#ip=}" ;;
@@ -64,8 +66,9 @@ if [ -n "$ip" ]; then
     ip addr add "$addr/$prefix" dev "$dev" || echo "banger-init: cannot set $addr/$prefix on $dev"
     [ -n "$gw" ] && ip route add default via "$gw" dev "$dev"
   fi
-  [ -n "$host" ] && hostname "$host"
+  [ -n "$host" ] && name="$host"
 fi
+[ -n "$name" ] && hostname "$name"
 
 mkdir -p /newroot
 mount -t "$rootfstype" -o rw "$root" /newroot || fail "cannot mount $root"

@@ -37,6 +37,9 @@ function M.stop_locked(row, grace_ms)
   if h and vmm.alive(h) then
     run_hook("before_stop", row, h)
     vms.set_state(row, "stopping")
+    -- The agent powers the guest off cleanly whatever its init is; the
+    -- driver's ACPI/Ctrl-Alt-Del and then a kill are the fallbacks.
+    require("banger.guest").poweroff(h)
     local clean = errors.check(vmm.shutdown(h, grace_ms or M.default_grace_ms))
     result = clean and "stopped" or "killed"
   end
@@ -143,6 +146,10 @@ function M.kernel_cmdline(row, extra)
 end
 
 -- Hooks with defaults; a project's banger.lua or a user recipe may replace them.
+M.hooks.wait_ready = function(row, h, timeout_ms)
+  return require("banger.guest").wait_ready(row, h, timeout_ms)
+end
+
 M.hooks.create_work_disk = function(path, bytes)
   local ext4 = require("banger").ext4
   local fsys = ext4.create(path, bytes)

@@ -1,0 +1,14 @@
+-- banger image show NAME
+return {
+  summary = "show one image",
+  json = true,
+  args = { { "name", required = true, help = "image name" } },
+  run = function(opts)
+    local row = banger.images.require(opts.name)
+    banger.ui.emit(opts, row, function(r)
+      for _, k in ipairs({ "name", "source_ref", "digest", "size_bytes", "rootfs_path", "kernel", "is_default", "created_at" }) do
+        banger.ui.print(string.format("%-12s %s", k, tostring(r[k])))
+      end
+    end)
+  end,
+}

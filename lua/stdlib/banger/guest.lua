@@ -1,0 +1,67 @@
+--- banger.guest: talking to a running VM through its agent.
+local errors = require("banger.errors")
+local vms = require("banger.vms")
+local agent = require("banger.native.agent")
+
+local M = {}
+
+--- The agent endpoint recorded in a VM's handles.
+function M.endpoint(h, timeout_ms, wait)
+  local a = h.agent or {}
+  local kind = a.kind == "serial_socket" and "unix" or a.kind
+  return { kind = kind, path = a.path, cid = a.cid, port = a.port, timeout_ms = timeout_ms, wait = wait }
+end
+
+--- A connected agent client for a running VM (raising on failure).
+function M.connect(row, opts)
+  opts = opts or {}
+  local h = vms.load_handles(row)
+  if not h or not vms.alive(row, h) then
+    errors.raise("ESRCH", "VM '" .. row.name .. "' is not running (start it with 'banger vm start " .. row.name .. "')")
+  end
+  return errors.wrap_handle(errors.check(agent.connect(M.endpoint(h, opts.timeout_ms or 10000, opts.wait))))
+end
+
+--- Waits for the agent of a just-launched VM to answer.
+function M.wait_ready(row, h, timeout_ms)
+  local c = errors.check(agent.connect(M.endpoint(h, timeout_ms, true)))
+  local info = c:hello()
+  c:close()
+  return info
+end
+
+--- Asks the guest to power itself off; false when the agent cannot be reached.
+function M.poweroff(h)
+  local c = agent.connect(M.endpoint(h, 3000, false))
+  if not c then
+    return false
+  end
+  local ok = c:poweroff()
+  c:close()
+  return ok == true
+end
+
+--- Runs argv in the guest, streaming output to our stdout/stderr.
+-- Returns the exec result ({code, signal, interrupted}).
+function M.exec(row, argv, opts)
+  opts = opts or {}
+  local c <close> = M.connect(row)
+  local req = { env = opts.env, cwd = opts.cwd, stdin = opts.stdin }
+  for i, a in ipairs(argv) do
+    req[i] = a
+  end
+  if opts.capture then
+    return c:exec(req)
+  end
+  req.on_stdout = opts.on_stdout or function(chunk)
+    io.stdout:write(chunk)
+    io.stdout:flush()
+  end
+  req.on_stderr = opts.on_stderr or function(chunk)
+    io.stderr:write(chunk)
+    io.stderr:flush()
+  end
+  return c:exec(req)
+end
+
+return M
