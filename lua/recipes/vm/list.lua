@@ -8,12 +8,11 @@ return {
     { "state", type = "string", help = "only VMs in this state (running, stopped, ...)" },
   },
   run = function(opts)
-    local db = banger.state.db()
-    local rows
-    if opts.state then
-      rows = db:query("SELECT * FROM vms WHERE state = ? ORDER BY name", opts.state)
-    else
-      rows = db:query("SELECT * FROM vms ORDER BY name")
+    local rows = banger.json.array()
+    for _, row in ipairs(banger.vms.list()) do
+      if not opts.state or row.state == opts.state then
+        rows[#rows + 1] = banger.vm.describe(row)
+      end
     end
     ui.emit(opts, rows, function(list)
       if #list == 0 then
@@ -27,6 +26,7 @@ return {
         { "IP", "ip" },
         { "VCPUS", "vcpus" },
         { "MEMORY", function(r) return r.memory_mib .. "MiB" end },
+        { "PID", "pid" },
         { "CREATED", "created_at" },
       })
     end)

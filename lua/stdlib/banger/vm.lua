@@ -164,7 +164,10 @@ function M.start_locked(row, opts, stage)
   stage = stage or function() end
   local kernel = kernels.require(row.kernel)
   local image = images.require(row.image)
-  vms.set_state(row, "starting", { last_error = require("banger.native.json").null })
+  -- The VM stays in its transitional state ('creating' for a create,
+  -- 'starting' otherwise) until the agent answers: a crash before that is
+  -- recognised by reconcile and undone.
+  vms.set_state(row, opts.during or "starting", { last_error = require("banger.native.json").null })
   local ok, err = pcall(function()
     stage("kernel args", nil)
     local runtime = vms.runtime_dir(row)
@@ -197,11 +200,11 @@ function M.start_locked(row, opts, stage)
       stage(name, detail)
     end))
     vms.save_handles(row, h)
-    vms.set_state(row, "running", { started_at = vms.now() })
     if opts.wait ~= false and M.hooks.wait_ready then
       stage("wait for agent", nil)
       M.hooks.wait_ready(row, h, opts.ready_timeout_ms or 120000)
     end
+    vms.set_state(row, "running", { started_at = vms.now() })
     run_hook("after_boot", row, h)
   end)
   if not ok then
@@ -270,9 +273,11 @@ function M.create(opts, stage)
     end
     M.hooks.create_work_disk(dir .. "/work.ext4", row.work_disk_mib * 1024 * 1024)
     run_hook("provision_disks", row)
-    vms.set_state(row, "created")
     if opts.start ~= false then
-      M.start_locked(row, { accel = accel, binary = binary, wait = opts.wait, kernel_args = opts.kernel_args }, stage)
+      M.start_locked(row, { accel = accel, binary = binary, wait = opts.wait, kernel_args = opts.kernel_args,
+        during = "creating" }, stage)
+    else
+      vms.set_state(row, "created")
     end
   end)
   if not ok then

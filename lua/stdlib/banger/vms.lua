@@ -191,15 +191,22 @@ function M.reconcile()
         lock:close()
         return
       end
+      -- Holding the lock proves no other command is working on this VM,
+      -- so a transitional state here is an operation that died half-way.
       if current.state == "creating" then
         log.warn("reconcile", "removing a VM whose create did not finish", { vm = current.name })
         M.destroy(current)
+      elseif current.state == "starting" then
+        log.warn("reconcile", "a start did not finish; stopping what it launched", { vm = current.name })
+        M.teardown(current)
+        M.set_state(current, "error", { last_error = "start did not finish" })
       elseif not M.alive(current) then
         log.warn("reconcile", "VM was " .. current.state .. " but its hypervisor is gone; marking it stopped",
           { vm = current.name })
         M.teardown(current)
-        M.set_state(current, current.state == "starting" and "error" or "stopped",
-          { last_error = current.state == "starting" and "start did not finish" or json.null })
+        M.set_state(current, "stopped")
+      elseif current.state == "stopping" then
+        M.set_state(current, "running")
       end
       lock:close()
     end)

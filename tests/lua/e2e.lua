@@ -1,0 +1,63 @@
+-- Shared set-up for end-to-end specs: a home with Debian's cloud kernel
+-- imported and a tiny busybox + agent image registered, ready for
+-- `banger vm create --image tiny`. Real kernel, real QEMU (TCG here).
+local e2e = {}
+
+function e2e.agent_bin()
+  return assert(os.getenv("BANGER_BUILD_DIR"), "BANGER_BUILD_DIR") .. "/cli/banger-agent/banger-agent"
+end
+
+function e2e.kernel_deb()
+  local r = banger.proc.run({ t.source_dir() .. "/tests/fixtures/kernel-deb.sh", timeout_ms = 300000 })
+  t.eq(r.code, 0, "kernel-deb.sh: " .. r.stderr)
+  return (r.stdout:gsub("%s+$", ""))
+end
+
+--- A fresh home with kernel "debian-cloud" and image "tiny".
+function e2e.home()
+  local home = t.tmpdir()
+  local k = t.banger({ "kernel", "import", e2e.kernel_deb(), "--name", "debian-cloud" }, { home = home })
+  t.eq(k.code, 0, k.stderr)
+  local img = home .. "/tiny.ext4"
+  local r = t.banger({ "run", t.source_dir() .. "/tests/lua/fixtures/make_rootfs.lua", img, e2e.agent_bin() },
+    { home = home })
+  t.eq(r.code, 0, r.stderr)
+  local reg = t.banger({ "image", "register", "--rootfs", img, "--name", "tiny", "--kernel", "debian-cloud" },
+    { home = home })
+  t.eq(reg.code, 0, reg.stderr)
+  return home
+end
+
+function e2e.vms(home)
+  local r = t.banger({ "vm", "list", "--json" }, { home = home })
+  t.eq(r.code, 0, r.stderr)
+  local by_name = {}
+  for _, v in ipairs(banger.json.decode(r.stdout)) do
+    by_name[v.name] = v
+  end
+  return by_name
+end
+
+--- Hypervisor processes whose command line mentions `needle` (zombies have none).
+function e2e.processes(needle)
+  local r = banger.proc.run({ "pgrep", "-f", needle })
+  return r.stdout
+end
+
+--- Entries of a directory; none when it does not exist.
+function e2e.list(dir)
+  return banger.fs.exists(dir) and banger.fs.list(dir) or {}
+end
+
+function e2e.wait_for(pred, timeout_ms, what)
+  local deadline = banger.sys.monotonic_ms() + (timeout_ms or 60000)
+  while banger.sys.monotonic_ms() < deadline do
+    if pred() then
+      return true
+    end
+    banger.sys.sleep_ms(50)
+  end
+  error("timed out waiting for " .. (what or "condition"), 2)
+end
+
+return e2e
