@@ -72,10 +72,10 @@ std::string decompress(std::string_view data, Compression kind) {
     la_ssize_t n = archive_read_data(a.get(), buf, sizeof buf);
     if (n == 0) break;
     if (n < 0) {
-      // Kernel payloads carry trailing bytes (lz4: the appended size) that
-      // a stream decoder may reject after all the data came out; the ELF
-      // check below decides whether what we have is complete.
-      if (!out.empty()) break;
+      // Legacy lz4 has no end marker: the decoder reports the end of the
+      // input as truncation once every block came out. The size check in
+      // extract_vmlinux decides whether the output is complete.
+      if (kind == Compression::lz4_legacy && !out.empty()) break;
       throw Error("EINVAL", std::string("decompressing the ") + to_string(kind) + " payload: " +
                                 archive_error_string(a.get()));
     }
@@ -98,7 +98,10 @@ std::string extract_vmlinux(std::string_view image) {
   std::string_view payload = image.substr(payload_off, payload_len);
   Compression c = detect_compression(payload);
   if (c == Compression::unknown) throw Error("EINVAL", "unknown bzImage payload compression");
-  std::string out = c == Compression::none ? std::string(payload) : decompress(payload, c);
+  // The last 4 bytes of a compressed payload are the size the kernel build
+  // appends, not part of the stream.
+  if (c != Compression::none && payload.size() < 8) throw Error("EINVAL", "bzImage payload too short");
+  std::string out = c == Compression::none ? std::string(payload) : decompress(payload.substr(0, payload.size() - 4), c);
   // The kernel build appends the uncompressed size to every compressed
   // payload (gzip's own trailer holds it too): a short read cannot pass.
   if (c != Compression::none && le32(payload, payload.size() - 4) != static_cast<std::uint32_t>(out.size()))
