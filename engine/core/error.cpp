@@ -7,7 +7,9 @@ namespace banger {
 
 std::string errno_name(int errnum) {
   if (const char* name = strerrorname_np(errnum)) return name;
-  return "E" + std::to_string(errnum);
+  std::string fallback = "E";
+  fallback += std::to_string(errnum);
+  return fallback;
 }
 
 Error Error::sys(int errnum, std::string_view what, std::string_view subject) {

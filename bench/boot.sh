@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Boot benchmark: where the time goes from `vm create` to the first command,
+# and how VM creation scales with concurrency. Not a test: it prints numbers.
+#   bench/boot.sh [BUILD_DIR]     (default: build)
+# Uses an isolated HOME; needs the Debian cloud kernel package (fetched with
+# apt-get download into /var/cache/banger-test on first use).
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+build=$(cd "${1:-$here/build}" && pwd)
+banger="$build/banger"
+home=$(mktemp -d /tmp/banger-bench-XXXXXX)
+trap 'HOME=$home XDG_RUNTIME_DIR=$home/run "$banger" vm prune -f >/dev/null 2>&1 || true; rm -rf "$home"' EXIT
+mkdir -p "$home/run"
+export HOME=$home XDG_RUNTIME_DIR=$home/run
+unset XDG_CONFIG_HOME XDG_STATE_HOME XDG_CACHE_HOME
+
+ms() { date +%s%3N; }
+
+"$banger" kernel import "$("$here/tests/fixtures/kernel-deb.sh")" --name debian-cloud >/dev/null 2>&1
+"$banger" run "$here/tests/lua/fixtures/make_rootfs.lua" "$home/tiny.ext4" "$build/cli/banger-agent/banger-agent"
+"$banger" image register --rootfs "$home/tiny.ext4" --name tiny --kernel debian-cloud >/dev/null
+
+echo "== boot stages (qemu driver, $(HOME=$home "$banger" run /dev/stdin <<<'local c=banger.vmm.detect(); io.write(c.kvm_usable and "kvm" or "tcg")'))"
+printf "%-4s %10s %10s %12s %10s %10s\n" run pre-launch qemu-start guest-boot exec total
+for i in 1 2 3; do
+  t0=$(ms)
+  stages=$("$banger" vm create "b$i" --image tiny --memory 256MiB 2>&1 >/dev/null | grep '^  \[')
+  t1=$(ms)
+  "$banger" vm exec "b$i" -- true
+  t2=$(ms)
+  at() { echo "$stages" | awk -v s="$1" '$0 ~ "] "s {gsub(/[\[\]s]/,"",$1); print $1*1000; exit}'; }
+  launch=$(at launch); started=$(at started); wait=$(at "wait for agent")
+  printf "%-4s %8dms %8dms %10dms %8dms %8dms\n" "$i" "$launch" "$((started - launch))" "$((t1 - t0 - wait))" "$((t2 - t1))" "$((t2 - t0))"
+  "$banger" vm delete -f "b$i" >/dev/null 2>&1
+done
+echo "pre-launch = banger before spawning the hypervisor (DB, overlay, work disk);"
+echo "qemu-start = spawn to QMP answering; guest-boot = agent wait (kernel + init + agent);"
+echo "exec = a whole 'banger vm exec -- true' process, including its own start-up."
+
+echo
+echo "== creating 20 VMs (disks and state, --no-start): serial vs concurrent"
+t0=$(ms)
+for i in $(seq 1 20); do "$banger" vm create "s$i" --image tiny --no-start >/dev/null 2>&1; done
+serial=$(( $(ms) - t0 ))
+"$banger" vm prune -f >/dev/null 2>&1
+t0=$(ms)
+pids=()
+for i in $(seq 1 20); do "$banger" vm create "c$i" --image tiny --no-start >/dev/null 2>&1 & pids+=($!); done
+fail=0
+for p in "${pids[@]}"; do wait "$p" || fail=$((fail + 1)); done
+concurrent=$(( $(ms) - t0 ))
+count=$("$banger" vm list --json | grep -c '"name"')
+echo "serial: ${serial}ms  concurrent: ${concurrent}ms  ratio: $(awk -v s="$serial" -v c="$concurrent" 'BEGIN{printf "%.2fx", s/c}')  failures: $fail  VMs listed: $count"
