@@ -21,20 +21,20 @@ ms() { date +%s%3N; }
 "$banger" image register --rootfs "$home/tiny.ext4" --name tiny --kernel debian-cloud >/dev/null
 
 echo "== boot stages (qemu driver, $(HOME=$home "$banger" run /dev/stdin <<<'local c=banger.vmm.detect(); io.write(c.kvm_usable and "kvm" or "tcg")'))"
-printf "%-4s %10s %10s %12s %10s %10s\n" run pre-launch qemu-start guest-boot exec total
+printf "%-4s %10s %10s %12s %10s %10s\n" run pre-launch qemu-start boot+ready exec total
 for i in 1 2 3; do
   t0=$(ms)
-  stages=$("$banger" vm create "b$i" --image tiny --memory 256MiB 2>&1 >/dev/null | grep '^  \[')
+  "$banger" vm create "b$i" --image tiny --memory 256MiB >/dev/null 2>&1
   t1=$(ms)
   "$banger" vm exec "b$i" -- true
   t2=$(ms)
-  at() { echo "$stages" | awk -v s="$1" '$0 ~ "] "s {gsub(/[\[\]s]/,"",$1); print $1*1000; exit}'; }
-  launch=$(at launch); started=$(at started); wait=$(at "wait for agent")
-  printf "%-4s %8dms %8dms %10dms %8dms %8dms\n" "$i" "$launch" "$((started - launch))" "$((t1 - t0 - wait))" "$((t2 - t1))" "$((t2 - t0))"
+  read -r prelaunch qemustart _ < <("$banger" run "$here/bench/stage_times.lua")
+  printf "%-4s %8dms %8dms %10dms %8dms %8dms\n" "$i" "$prelaunch" "$qemustart" "$(( t1 - t0 - prelaunch - qemustart ))" "$((t2 - t1))" "$((t2 - t0))"
   "$banger" vm delete -f "b$i" >/dev/null 2>&1
 done
 echo "pre-launch = banger before spawning the hypervisor (DB, overlay, work disk);"
-echo "qemu-start = spawn to QMP answering; guest-boot = agent wait (kernel + init + agent);"
+echo "qemu-start = spawn to QMP answering; boot+ready = the rest of 'vm create' (guest kernel,"
+echo "init and agent, plus banger's process start-up and exit);"
 echo "exec = a whole 'banger vm exec -- true' process, including its own start-up."
 
 echo
