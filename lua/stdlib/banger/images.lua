@@ -43,60 +43,7 @@ function M.register(fields)
       fields.name, fields.source_ref, fields.digest, fields.size_bytes or 0, fields.rootfs_path, fields.kernel,
       fields.is_default and 1 or 0, now)
   end)
-  --- Image names follow VM names' rules (they appear in commands and paths).
-function M.validate_name(name)
-  local ok, why = validate.vm_name(name)
-  if not ok then
-    errors.raise("EINVAL", (why:gsub("VM name", "image name")))
-  end
-end
-
---- Copies an ext4 file into the image store and registers it; the copy is
--- published by rename, so a failure leaves neither a row nor a stray file.
-function M.import_file(src, fields)
-  M.validate_name(fields.name)
-  if M.get(fields.name) then
-    errors.raise("EEXIST", "an image named '" .. fields.name .. "' already exists")
-  end
-  local probe = ext4.open(src)
-  if not probe then
-    errors.raise("EINVAL", src .. " is not an ext4 filesystem image")
-  end
-  probe:close()
-  fs.mkdir(M.dir(), 448, true)
-  local final = M.dir() .. "/" .. fields.name .. ".ext4"
-  local tmp = final .. ".tmp-" .. tostring(require("banger.native.sys").getpid())
-  local ok, err = pcall(function()
-    local r = require("banger.native.proc").run({ "cp", "--sparse=always", "--reflink=auto", "--", src, tmp })
-    if r.code ~= 0 then
-      errors.raise("EIO", "copy " .. src .. ": " .. r.stderr)
-    end
-    errors.check(fs.rename(tmp, final))
-    fields.rootfs_path = final
-    fields.size_bytes = errors.check(fs.stat(final)).size
-    M.register(fields)
-  end)
-  if not ok then
-    fs.remove(tmp)
-    if not M.get(fields.name) then
-      fs.remove(final)
-    end
-    error(err, 0)
-  end
   return M.get(fields.name)
-end
-
-function M.remove(name)
-  local row = M.require(name)
-  local users = state.db():query("SELECT name FROM vms WHERE image = ?", name)
-  if #users > 0 then
-    errors.raise("EBUSY", "image '" .. name .. "' is used by VM '" .. users[1].name .. "' (delete the VM first)")
-  end
-  state.db():exec("DELETE FROM images WHERE name = ?", name)
-  fs.remove(row.rootfs_path)
-end
-
-return M.get(fields.name)
 end
 
 --- Image names follow VM names' rules (they appear in commands and paths).
