@@ -1,8 +1,5 @@
 #include "engine/vmm/firecracker.hpp"
 
-#include <thread>
-
-#include "engine/core/cancel.hpp"
 #include "engine/core/error.hpp"
 #include "engine/core/process.hpp"
 #include "engine/vmm/firecracker_api.hpp"
@@ -11,17 +8,12 @@
 namespace banger::vmm {
 namespace {
 
-using namespace std::chrono_literals;
 using nlohmann::json;
 namespace fc = firecracker;
 
 void check_driver(const Handles& h) {
   if (h.driver != "firecracker") throw Error("EINVAL", "firecracker: handles belong to driver '" + h.driver + "'");
 }
-
-// Still the process we launched: pid and command line (the socket outlives
-// the process, so it proves nothing here).
-bool same_process(const Handles& h) { return h.pid > 0 && !h.cmdline.empty() && process::cmdline(h.pid) == h.cmdline; }
 
 fc::Api api_for(const Handles& h, const FirecrackerOptions& o) {
   check_driver(h);
@@ -86,7 +78,8 @@ class FirecrackerDriver final : public Driver {
 
   bool shutdown(const Handles& h, std::chrono::milliseconds grace) override {
     check_driver(h);
-    if (!same_process(h)) {
+    fc::Hypervisor proc(h);
+    if (!proc.valid()) {
       fc::reap_if_own_zombie(h.pid);
       return true;
     }
@@ -101,16 +94,15 @@ class FirecrackerDriver final : public Driver {
       if (e.code() == "ECANCELED") throw;
       // Not started, or the API is wedged: nothing will stop by itself.
     }
-    const auto deadline = std::chrono::steady_clock::now() + grace;
-    while (asked && same_process(h) && std::chrono::steady_clock::now() < deadline) {
-      fc::reap_if_own_zombie(h.pid);
-      cancel::check();
-      std::this_thread::sleep_for(10ms);
+    // Waiting on the pidfd, not on /proc: the command line vanishes while
+    // the exiting process still holds its sockets.
+    if (proc.wait_exit(asked ? grace : std::chrono::milliseconds(0))) return true;
+    // The pidfd was opened while /proc showed the recorded command line: this
+    // signals that process or, if it is gone, nothing (never a pid reuser).
+    proc.kill();
+    if (!proc.wait_exit(std::chrono::seconds(5))) {
+      throw Error("ETIMEDOUT", "firecracker: pid " + std::to_string(h.pid) + " did not exit after SIGKILL");
     }
-    fc::reap_if_own_zombie(h.pid);
-    if (!same_process(h)) return true;
-    vmm::kill(h);  // checks pid + cmdline again before the signal
-    fc::reap_if_own_zombie(h.pid);
     return false;
   }
 

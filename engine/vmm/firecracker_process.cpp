@@ -2,11 +2,13 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <poll.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <fstream>
+#include <algorithm>
 #include <sstream>
 #include <thread>
 
@@ -86,6 +88,23 @@ std::string tail_lines(const std::string& path, size_t max_lines) {
     }
   }
   return data.substr(start);
+}
+
+// A /proc/<pid> file, empty on any error (the process may go at any time).
+std::string read_proc(pid_t pid, const char* name) noexcept {
+  std::string raw;
+  int fd = ::open(("/proc/" + std::to_string(pid) + "/" + name).c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return raw;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) raw.clear();
+    if (n <= 0) break;
+    raw.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return raw;
 }
 
 std::string describe_exit(const process::ExitStatus& st) {
@@ -205,10 +224,64 @@ Handles Spawned::handles(const VmSpec& spec) const {
   return h;
 }
 
+Hypervisor::Hypervisor(const Handles& h) : pid_(h.pid) {
+  auto same = [&] { return h.pid > 0 && !h.cmdline.empty() && read_cmdline(h.pid) == h.cmdline; };
+  if (!same()) return;
+  fd_ = static_cast<int>(::syscall(SYS_pidfd_open, h.pid, 0));
+  if (fd_ >= 0) ::fcntl(fd_, F_SETFD, FD_CLOEXEC);
+  // Checked again with the pidfd held: now it names this very process.
+  if (fd_ >= 0 && !same()) {
+    ::close(fd_);
+    fd_ = -1;
+  }
+}
+
+Hypervisor::~Hypervisor() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+bool Hypervisor::wait_exit(std::chrono::milliseconds limit) {
+  if (fd_ < 0) return true;
+  const auto deadline = clock::now() + limit;
+  for (;;) {
+    // A pidfd turns readable when the process has exited (after its files
+    // are closed), child of ours or not.
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now()).count();
+    pollfd p{fd_, POLLIN, 0};
+    int n = ::poll(&p, 1, static_cast<int>(std::clamp<long long>(left, 0, 100)));
+    if (n > 0) {
+      reap_if_own_zombie(pid_);
+      return true;
+    }
+    if (n < 0 && errno != EINTR) throw Error::last("poll pidfd", std::to_string(pid_));
+    if (left <= 0) return false;
+    cancel::check();
+  }
+}
+
+void Hypervisor::kill() {
+  if (fd_ >= 0 && ::syscall(SYS_pidfd_send_signal, fd_, SIGKILL, nullptr, 0) != 0 && errno != ESRCH) {
+    throw Error::last("kill", "firecracker pid " + std::to_string(pid_));
+  }
+}
+
+std::vector<std::string> read_cmdline(pid_t pid) noexcept {
+  std::vector<std::string> out;
+  std::string raw = read_proc(pid, "cmdline");
+  size_t start = 0;
+  for (size_t i = 0; i < raw.size(); ++i) {
+    if (raw[i] == '\0') {
+      out.push_back(raw.substr(start, i - start));
+      start = i + 1;
+    }
+  }
+  if (start < raw.size()) out.push_back(raw.substr(start));
+  return out;
+}
+
 void reap_if_own_zombie(pid_t pid) {
   if (pid <= 0) return;
-  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  std::string stat = read_proc(pid, "stat");
   auto close_paren = stat.rfind(')');  // the command name may hold spaces and parens
   if (close_paren == std::string::npos) return;
   std::istringstream rest(stat.substr(close_paren + 1));

@@ -269,3 +269,21 @@ TEST_CASE("fake: its command line is Firecracker's", "[firecracker]") {
   Fake f(fx, {"--no-seccomp", "--level", "Debug", "--boot-timer"});
   CHECK(f.api.get("/")["state"] == "Not started");
 }
+
+TEST_CASE("fake: the API socket's mode comes from the process umask", "[firecracker][security]") {
+  // The control for "the API socket is private from birth": like Firecracker,
+  // the fake never chmods its socket, so only the umask the driver sets keeps
+  // it private. Spawned here with umask 0, it is open to everyone.
+  test::FcFixture fx;
+  mode_t saved = ::umask(0);
+  process::SpawnOptions so;
+  so.argv = {fx.spec.binary, "--api-sock", fx.api_socket()};
+  so.umask = 0;
+  so.out = process::Stdio::null();
+  process::Child c = process::spawn(so);
+  ::umask(saved);
+  REQUIRE(test::eventually([&] { return http::can_connect(fx.api_socket()); }));
+  CHECK((test::mode_of(fx.api_socket()) & 0777) == 0777);
+  c.kill(SIGKILL);
+  c.wait();
+}

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cstring>
 
+#include "engine/core/cancel.hpp"
 #include "engine/core/error.hpp"
 #include "firecracker_fixture.hpp"
 
@@ -150,6 +151,20 @@ TEST_CASE("an API socket that never appears times out and the process is killed"
   CHECK(fx.no_leftover());
 }
 
+TEST_CASE("Ctrl-C during launch stops it and kills the process", "[firecracker]") {
+  test::FcFixture fx;
+  test::EnvVar slow("FAKE_FC_START_DELAY_MS", "30000");
+  std::thread interrupt([] {
+    std::this_thread::sleep_for(100ms);
+    cancel::request();
+  });
+  Error e = launch_error(fx);
+  interrupt.join();
+  cancel::reset();
+  CHECK(e.code() == "ECANCELED");
+  CHECK(fx.no_leftover());
+}
+
 TEST_CASE("a binary that cannot be spawned fails cleanly", "[firecracker]") {
   test::FcFixture fx;
   fx.spec.binary = fx.tmp / "no-such-firecracker";
@@ -162,10 +177,11 @@ TEST_CASE("the API socket is private from birth", "[firecracker][security]") {
   test::FcFixture fx;
   // Even with a permissive umask in banger itself, the driver's 077 applies.
   mode_t saved = ::umask(0);
-  std::atomic<bool> done{false};
+  std::atomic<bool> done{false}, started{false};
   std::atomic<int> seen{0}, loose{0};
   std::thread watcher([&] {
     const std::string path = fx.api_socket();
+    started = true;
     while (!done) {
       struct stat st {};
       if (::lstat(path.c_str(), &st) == 0) {
@@ -174,6 +190,7 @@ TEST_CASE("the API socket is private from birth", "[firecracker][security]") {
       }
     }
   });
+  while (!started) std::this_thread::yield();  // watching before the process exists
   Handles h;
   try {
     h = make_firecracker_driver()->launch(fx.spec, {});
@@ -186,13 +203,13 @@ TEST_CASE("the API socket is private from birth", "[firecracker][security]") {
   // Right after it appeared (launch returns as soon as it is configured).
   struct stat st {};
   REQUIRE(::lstat(fx.api_socket().c_str(), &st) == 0);
+  CHECK(test::eventually([&] { return seen > 0; }));  // a busy machine may not have run it yet
   done = true;
   watcher.join();
   ::umask(saved);
   CHECK(S_ISSOCK(st.st_mode));
   CHECK((st.st_mode & 077) == 0);
   CHECK(st.st_uid == ::geteuid());
-  CHECK(seen > 0);
   CHECK(loose == 0);
   CHECK((test::mode_of(fx.vsock_socket()) & 077) == 0);
   CHECK(S_ISSOCK(test::mode_of(fx.vsock_socket())));
