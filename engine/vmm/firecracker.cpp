@@ -1,7 +1,8 @@
 #include "engine/vmm/firecracker.hpp"
 
+#include <sys/stat.h>
+
 #include "engine/core/error.hpp"
-#include "engine/core/process.hpp"
 #include "engine/vmm/firecracker_api.hpp"
 #include "engine/vmm/firecracker_process.hpp"
 
@@ -15,9 +16,17 @@ void check_driver(const Handles& h) {
   if (h.driver != "firecracker") throw Error("EINVAL", "firecracker: handles belong to driver '" + h.driver + "'");
 }
 
+// vmm::alive(h) without its exception: process::cmdline (std::ifstream)
+// throws when the process exits during the read.
+bool running(const Handles& h) {
+  struct stat st {};
+  return h.pid > 0 && !h.cmdline.empty() && fc::read_cmdline(h.pid) == h.cmdline &&
+         ::lstat(h.control_socket.c_str(), &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
 fc::Api api_for(const Handles& h, const FirecrackerOptions& o) {
   check_driver(h);
-  if (!alive(h)) {
+  if (!running(h)) {
     fc::reap_if_own_zombie(h.pid);
     throw Error("ESRCH", "firecracker: VM process " + std::to_string(h.pid) + " is not running");
   }
@@ -61,7 +70,7 @@ class FirecrackerDriver final : public Driver {
 
   RunState status(const Handles& h) override {
     check_driver(h);
-    if (!alive(h)) {
+    if (!running(h)) {
       fc::reap_if_own_zombie(h.pid);
       return RunState::stopped;
     }
@@ -72,7 +81,7 @@ class FirecrackerDriver final : public Driver {
       return RunState::unknown;  // "Not started": a launch that never finished
     } catch (const Error& e) {
       if (e.code() == "ECANCELED") throw;
-      return alive(h) ? RunState::unknown : RunState::stopped;
+      return running(h) ? RunState::unknown : RunState::stopped;
     }
   }
 
