@@ -11,8 +11,6 @@
 
 #include <array>
 #include <cerrno>
-#include <fstream>
-#include <iterator>
 #include <mutex>
 #include <utility>
 
@@ -297,8 +295,24 @@ RunResult run(SpawnOptions opts, std::string_view input, std::optional<std::chro
 }
 
 std::vector<std::string> cmdline(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
-  std::string raw((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  // Plain read(2): a process exiting while we read makes the read fail
+  // (ESRCH), which means "gone", not an error worth an exception.
+  std::string path = "/proc/" + std::to_string(pid) + "/cmdline";
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return {};
+  std::string raw;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      raw.clear();
+      break;
+    }
+    if (n == 0) break;
+    raw.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
   std::vector<std::string> out;
   size_t start = 0;
   for (size_t i = 0; i < raw.size(); ++i) {

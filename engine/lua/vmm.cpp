@@ -4,7 +4,8 @@
 //   vmm.status(handles) -> "running" | "paused" | "stopped" | "unknown"
 //   vmm.shutdown(handles, grace_ms) -> true if the guest stopped by itself
 //   vmm.alive(handles), vmm.kill(handles), vmm.pause(handles), vmm.resume(handles)
-//   vmm.qcow2_overlay(base, overlay, size_bytes)
+//   vmm.qcow2_overlay(base, overlay, size_bytes); vmm.clone_disk(src, dst)
+#include "engine/vmm/disk_clone.hpp"
 #include "engine/vmm/driver.hpp"
 #include "engine/vmm/host_caps.hpp"
 #include "engine/vmm/qemu.hpp"
@@ -214,6 +215,16 @@ int l_qcow2_overlay(lua_State* L) {
   return 1;
 }
 
+// clone_disk(src, dst) -> {method = "reflink"|"sparse_copy", size, bytes_written}
+int l_clone_disk(lua_State* L) {
+  vmm::CloneResult r = vmm::clone_disk(check_string(L, 1), check_string(L, 2));
+  lua_createtable(L, 0, 3);
+  set_field(L, "method", r.method == vmm::CloneMethod::reflink ? "reflink" : "sparse_copy");
+  set_field(L, "size", static_cast<lua_Integer>(r.size));
+  set_field(L, "bytes_written", static_cast<lua_Integer>(r.bytes_written));
+  return 1;
+}
+
 int open_vmm(lua_State* L) {
   static const luaL_Reg fns[] = {{"detect", protect<l_detect>},
                                  {"find_executable", protect<l_find_executable>},
@@ -225,6 +236,7 @@ int open_vmm(lua_State* L) {
                                  {"pause", protect<l_pause>},
                                  {"resume", protect<l_resume>},
                                  {"qcow2_overlay", protect<l_qcow2_overlay>},
+                                 {"clone_disk", protect<l_clone_disk>},
                                  {nullptr, nullptr}};
   luaL_newlib(L, fns);
   return 1;

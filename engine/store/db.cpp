@@ -63,7 +63,20 @@ std::unique_ptr<Db> Db::open(const std::string& path, int busy_timeout_ms) {
   std::unique_ptr<Db> db(new Db(raw, path));
   sqlite3_busy_timeout(raw, busy_timeout_ms);
   sqlite3_extended_result_codes(raw, 1);
-  db->exec_script("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
+  // Switching a fresh file to WAL needs a moment of exclusive access, and
+  // SQLite answers a concurrent switch with SQLITE_BUSY without consulting
+  // the busy handler: retry it, as many processes may open a new database
+  // at once.
+  for (int attempt = 0;; ++attempt) {
+    try {
+      db->exec_script("PRAGMA journal_mode=WAL");
+      break;
+    } catch (const Error& e) {
+      if (e.code() != "EBUSY" || attempt >= 200) throw;
+      ::usleep(10000 + 1000 * (attempt % 10));
+    }
+  }
+  db->exec_script("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
   migrate(*db);
   return db;
 }

@@ -43,11 +43,13 @@ void kill(const Handles& h) {
 
 }  // namespace banger::vmm
 
+#include "engine/vmm/firecracker.hpp"
 #include "engine/vmm/qemu.hpp"
 
 namespace banger::vmm {
 std::unique_ptr<Driver> make_driver(const std::string& name) {
   if (name == "qemu") return make_qemu_driver();
-  throw Error("ENOTSUP", "unknown hypervisor driver '" + name + "' (available: qemu)");
+  if (name == "firecracker") return make_firecracker_driver();
+  throw Error("ENOTSUP", "unknown hypervisor driver '" + name + "' (available: qemu, firecracker)");
 }
 }  // namespace banger::vmm

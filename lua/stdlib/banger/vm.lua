@@ -150,6 +150,12 @@ M.hooks.wait_ready = function(row, h, timeout_ms)
   return require("banger.guest").wait_ready(row, h, timeout_ms)
 end
 
+-- Firecracker needs a raw root disk of its own: a reflink where the
+-- filesystem can, else a sparse copy.
+M.hooks.clone_rootfs = function(src, dst)
+  errors.check(vmm.clone_disk(src, dst))
+end
+
 M.hooks.create_work_disk = function(path, bytes)
   local ext4 = require("banger").ext4
   local fsys = ext4.create(path, bytes)
