@@ -45,6 +45,18 @@ void write_all(int fd, std::string_view data) {
   }
 }
 
+// banger boots its guests with banger.* kernel arguments.
+bool in_banger_guest() {
+  int fd = ::open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buf[4096];
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return false;
+  buf[n] = '\0';
+  return std::strstr(buf, "banger.name=") != nullptr;
+}
+
 }  // namespace
 
 std::string agent_version() { return "0.1.0"; }
@@ -181,6 +193,9 @@ void Session::handle(const guest::Frame& f) {
         return;
       case FrameType::get: return do_get(f);
       case FrameType::poweroff: {
+        // Only inside a banger guest: an agent run on a host (tests, a
+        // mistake) must never take that machine down.
+        if (!in_banger_guest()) return send_error(f.channel, "EPERM", "not a banger guest (no banger.* kernel arguments); refusing to power off");
         send_json(FrameType::ok, f.channel, nlohmann::json::object());
         ::sync();
         if (::getpid() == 1) ::reboot(RB_POWER_OFF);

@@ -190,6 +190,13 @@ TEST_CASE("the agent reports its version and runs commands", "[agent]") {
     CHECK(e.code() == "ENOENT");
   }
   c->ping();
+  // Running on a host (no banger.* kernel arguments), the agent refuses to power it off.
+  try {
+    c->poweroff();
+    FAIL("an agent on a host must refuse poweroff");
+  } catch (const Error& e) {
+    CHECK(e.code() == "EPERM");
+  }
 }
 
 TEST_CASE("Ctrl-C reaches the guest command as SIGINT", "[agent]") {
