@@ -1,0 +1,110 @@
+#include "engine/core/download.hpp"
+
+#include <curl/curl.h>
+
+#include <memory>
+
+#include "engine/core/atomic_file.hpp"
+#include "engine/core/cancel.hpp"
+#include "engine/core/error.hpp"
+#include "engine/core/sha256.hpp"
+
+namespace banger {
+namespace {
+
+struct Sink {
+  std::function<void(std::string_view)> write;
+  std::uint64_t bytes = 0;
+  std::uint64_t max = 0;
+  bool too_big = false;
+  std::function<void(std::uint64_t, std::uint64_t)> progress;
+};
+
+size_t on_data(char* ptr, size_t size, size_t n, void* user) {
+  auto* s = static_cast<Sink*>(user);
+  size_t len = size * n;
+  s->bytes += len;
+  if (s->max && s->bytes > s->max) {
+    s->too_big = true;
+    return 0;  // aborts the transfer
+  }
+  try {
+    s->write(std::string_view(ptr, len));
+  } catch (...) {
+    return 0;
+  }
+  return len;
+}
+
+int on_progress(void* user, curl_off_t total, curl_off_t now, curl_off_t, curl_off_t) {
+  auto* s = static_cast<Sink*>(user);
+  if (cancel::requested()) return 1;
+  if (s->progress) s->progress(static_cast<std::uint64_t>(now), static_cast<std::uint64_t>(total));
+  return 0;
+}
+
+void transfer(const std::string& url, Sink& sink, long timeout_s) {
+  static const bool inited = [] { return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK; }();
+  (void)inited;
+  std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> c(curl_easy_init(), curl_easy_cleanup);
+  if (!c) throw Error("ENOMEM", "curl_easy_init");
+  char errbuf[CURL_ERROR_SIZE] = {};
+  curl_easy_setopt(c.get(), CURLOPT_URL, url.c_str());
+  curl_easy_setopt(c.get(), CURLOPT_FOLLOWLOCATION, 1L);
+  curl_easy_setopt(c.get(), CURLOPT_MAXREDIRS, 10L);
+  curl_easy_setopt(c.get(), CURLOPT_PROTOCOLS_STR, "http,https,file");
+  curl_easy_setopt(c.get(), CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(c.get(), CURLOPT_FAILONERROR, 1L);
+  curl_easy_setopt(c.get(), CURLOPT_ERRORBUFFER, errbuf);
+  curl_easy_setopt(c.get(), CURLOPT_WRITEFUNCTION, on_data);
+  curl_easy_setopt(c.get(), CURLOPT_WRITEDATA, &sink);
+  curl_easy_setopt(c.get(), CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(c.get(), CURLOPT_XFERINFOFUNCTION, on_progress);
+  curl_easy_setopt(c.get(), CURLOPT_XFERINFODATA, &sink);
+  curl_easy_setopt(c.get(), CURLOPT_CONNECTTIMEOUT, 30L);
+  // A stalled server ends the transfer instead of hanging banger.
+  curl_easy_setopt(c.get(), CURLOPT_LOW_SPEED_LIMIT, 1L);
+  curl_easy_setopt(c.get(), CURLOPT_LOW_SPEED_TIME, 60L);
+  if (timeout_s > 0) curl_easy_setopt(c.get(), CURLOPT_TIMEOUT, timeout_s);
+  curl_easy_setopt(c.get(), CURLOPT_USERAGENT, "banger");
+  CURLcode rc = curl_easy_perform(c.get());
+  if (rc == CURLE_OK) return;
+  if (cancel::requested()) throw Error("ECANCELED", "interrupted");
+  if (sink.too_big) throw Error("EFBIG", url + ": larger than the allowed " + std::to_string(sink.max) + " bytes");
+  long status = 0;
+  curl_easy_getinfo(c.get(), CURLINFO_RESPONSE_CODE, &status);
+  std::string why = errbuf[0] ? errbuf : curl_easy_strerror(rc);
+  throw Error(status == 404 ? "ENOENT" : "EFETCH", "download " + url + ": " + why);
+}
+
+}  // namespace
+
+DownloadResult download(const std::string& url, const std::string& dest, const DownloadOptions& opts) {
+  AtomicFile out(dest, 0644);
+  Sha256 hash;
+  Sink sink;
+  sink.max = opts.max_bytes;
+  sink.progress = opts.progress;
+  sink.write = [&](std::string_view data) {
+    hash.update(data);
+    out.write(data);
+  };
+  transfer(url, sink, opts.timeout_s);
+  DownloadResult r{sink.bytes, hash.hex()};
+  if (!opts.expected_sha256.empty() && r.sha256 != opts.expected_sha256) {
+    throw Error("EDIGEST", "download " + url + ": sha256 is " + r.sha256 + ", expected " + opts.expected_sha256);
+  }
+  out.commit();
+  return r;
+}
+
+std::string fetch_text(const std::string& url, std::uint64_t max_bytes) {
+  std::string body;
+  Sink sink;
+  sink.max = max_bytes;
+  sink.write = [&](std::string_view data) { body.append(data); };
+  transfer(url, sink, 60);
+  return body;
+}
+
+}  // namespace banger

@@ -1,0 +1,76 @@
+-- kernel pull against a real HTTP server on 127.0.0.1 (busybox httpd)
+-- serving a catalog and Debian's cloud kernel package.
+local e2e = assert(loadfile(t.source_dir() .. "/tests/lua/e2e.lua", "t", _ENV))()
+
+local function serve(dir)
+  for _ = 1, 20 do
+    local port = 20000 + math.random(0, 20000)
+    local httpd = t.spawn({ "busybox", "httpd", "-f", "-p", "127.0.0.1:" .. port, "-h", dir, stderr = "null" })
+    local ok = pcall(e2e.wait_for, function()
+      return (pcall(banger.http.fetch, "http://127.0.0.1:" .. port .. "/catalog.json"))
+    end, 3000, "httpd")
+    if ok then
+      return httpd, "http://127.0.0.1:" .. port
+    end
+    httpd:kill(9)
+    httpd:wait()
+  end
+  error("no free port for httpd")
+end
+
+describe("kernel pull", function()
+  local deb = e2e.kernel_deb()
+  local sha = banger.proc.run({ "sha256sum", deb }).stdout:match("^(%x+)")
+
+  local function site(entry_sha)
+    local dir = t.tmpdir()
+    banger.proc.run({ "cp", deb, dir .. "/kernel.deb" })
+    t.write(dir .. "/catalog.json", banger.json.encode({ kernels = {
+      { name = "cloud", url = "kernel.deb", sha256 = entry_sha, distro = "debian",
+        size = banger.fs.stat(deb).size },
+    } }))
+    return dir
+  end
+
+  it("downloads, verifies and imports", function()
+    local httpd, base = serve(site(sha))
+    local home = t.tmpdir()
+    local r = t.banger({ "kernel", "pull", "cloud", "--catalog", base .. "/catalog.json", "--json" },
+      { home = home, timeout_ms = 120000 })
+    httpd:kill(9)
+    httpd:wait()
+    t.eq(r.code, 0, r.stderr)
+    local m = banger.json.decode(r.stdout)
+    t.eq(m.name, "cloud")
+    t.eq(m.distro, "debian")
+    t.eq(m.source, base .. "/kernel.deb")
+    t.contains(t.banger({ "kernel", "list" }, { home = home }).stdout, "cloud")
+    t.eq(banger.fs.list(home .. "/.local/state/banger/kernels"), { "cloud" }, "no temporary file left")
+  end)
+
+  it("refuses a download whose sha256 does not match, leaving nothing", function()
+    local httpd, base = serve(site(string.rep("0", 64)))
+    local home = t.tmpdir()
+    local r = t.banger({ "kernel", "pull", "cloud", "--catalog", base .. "/catalog.json" }, { home = home })
+    httpd:kill(9)
+    httpd:wait()
+    t.eq(r.code, 1)
+    t.contains(r.stderr, "sha256 is " .. sha .. ", expected " .. string.rep("0", 64))
+    t.eq(e2e.list(home .. "/.local/state/banger/kernels"), {})
+  end)
+
+  it("reports unknown names, missing catalogs and file:// catalogs", function()
+    local dir = site(sha)
+    local home = t.tmpdir()
+    local missing = t.banger({ "kernel", "pull", "nope", "--catalog", "file://" .. dir .. "/catalog.json" }, { home = home })
+    t.eq(missing.code, 1)
+    t.contains(missing.stderr, "no kernel 'nope' in file://")
+    local nocat = t.banger({ "kernel", "pull", "cloud" }, { home = home })
+    t.eq(nocat.code, 2)
+    t.contains(nocat.stderr, "no catalog")
+    local ok = t.banger({ "kernel", "pull", "cloud", "--as", "local-copy", "--catalog", "file://" .. dir .. "/catalog.json" },
+      { home = home, timeout_ms = 120000 })
+    t.eq(ok.code, 0, ok.stderr)
+    t.contains(t.banger({ "kernel", "list" }, { home = home }).stdout, "local-copy")
+  end)
+end)
