@@ -199,7 +199,10 @@ function M.start_locked(row, opts, stage)
         { id = "work", path = dir .. "/work.ext4", format = "raw" },
       },
       nics = {},
-      agent = { kind = row.driver == "qemu" and "serial_socket" or "vsock_uds", port = 52 },
+      -- The CID only has to be unique among VMs sharing a vhost-vsock
+      -- device; deriving it from the id keeps it stable across restarts.
+      agent = { kind = row.driver == "qemu" and "serial_socket" or "vsock_uds", port = 52,
+        cid = 3 + tonumber(row.id:sub(1, 6), 16) },
     }
     run_hook("before_launch", row, spec)
     local h = errors.check(vmm.launch(row.driver, spec, function(name, detail)
