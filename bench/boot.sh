@@ -51,3 +51,39 @@ for p in "${pids[@]}"; do wait "$p" || fail=$((fail + 1)); done
 concurrent=$(( $(ms) - t0 ))
 count=$("$banger" vm list --json | grep -c '"name"')
 echo "serial: ${serial}ms  concurrent: ${concurrent}ms  ratio: $(awk -v s="$serial" -v c="$concurrent" 'BEGIN{printf "%.2fx", s/c}')  failures: $fail  VMs listed: $count"
+
+echo
+echo "== banger's own overhead: the fake firecracker (an API-faithful stand-in that boots nothing)"
+fake="$build/tests/fake-firecracker/fake-firecracker"
+if [[ -x "$fake" ]]; then
+  "$build/cli/banger-agent/banger-agent" --unix "$home/agent.sock" &
+  agent=$!
+  sleep 0.2
+  mkdir -p "$home/.config/banger"
+  echo "return { driver = { name = 'firecracker', firecracker_bin = '$fake' } }" > "$home/.config/banger/config.lua"
+  export FAKE_FC_VSOCK_BACKEND="$home/agent.sock"
+  printf "%-4s %10s %10s %10s\n" run create exec stop+delete
+  for i in 1 2 3 4 5; do
+    t0=$(ms); "$banger" vm create "f$i" --image tiny >/dev/null 2>&1; t1=$(ms)
+    "$banger" vm exec "f$i" -- true; t2=$(ms)
+    "$banger" vm delete -f "f$i" >/dev/null 2>&1; t3=$(ms)
+    printf "%-4s %8dms %8dms %8dms\n" "$i" "$((t1 - t0))" "$((t2 - t1))" "$((t3 - t2))"
+  done
+  echo "create = the whole 'vm create' process to the agent answering (hypervisor time ~0 here)"
+  t0=$(ms)
+  for i in $(seq 1 20); do "$banger" vm create "fs$i" --image tiny >/dev/null 2>&1; done
+  serial=$(( $(ms) - t0 ))
+  "$banger" vm list --json | grep -o '"name": "fs[0-9]*"' | cut -d'"' -f4 | xargs -r "$banger" vm delete -f >/dev/null 2>&1
+  t0=$(ms)
+  pids=()
+  for i in $(seq 1 20); do "$banger" vm create "fc$i" --image tiny >/dev/null 2>&1 & pids+=($!); done
+  fail=0
+  for p in "${pids[@]}"; do wait "$p" || fail=$((fail + 1)); done
+  concurrent=$(( $(ms) - t0 ))
+  running=$("$banger" vm list --json | grep -c '"state": "running"')
+  echo "20 booted VMs: serial ${serial}ms, concurrent ${concurrent}ms, ratio $(awk -v s="$serial" -v c="$concurrent" 'BEGIN{printf "%.2fx", s/c}'), failures $fail, running $running"
+  "$banger" vm list --json | grep -o '"name": "fc[0-9]*"' | cut -d'"' -f4 | xargs -r "$banger" vm delete -f >/dev/null 2>&1
+  kill "$agent"
+else
+  echo "(build the tests to get $fake)"
+fi
