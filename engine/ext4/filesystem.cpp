@@ -9,6 +9,7 @@ extern "C" {
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <ctime>
 
 #include "engine/core/error.hpp"
@@ -169,7 +170,8 @@ struct Filesystem::Impl {
     ext2fs_inode_alloc_stats2(fs, ino, -1, dir ? 1 : 0);
   }
 
-  ext2_ino_t new_file_inode(ext2_ino_t dir, const Owner& o, std::string_view data) {
+  ext2_ino_t new_file_inode(ext2_ino_t dir, const Owner& o,
+                            const std::function<size_t(char*, size_t)>& read) {
     ext2_ino_t ino = 0;
     check(ext2fs_new_inode(fs, dir, LINUX_S_IFREG | 0600, nullptr, &ino), "allocate inode");
     ext2_inode_large in{};
@@ -187,23 +189,48 @@ struct Filesystem::Impl {
     ext2_file_t file = nullptr;
     check(ext2fs_file_open(fs, ino, EXT2_FILE_WRITE, &file), "open new file");
     errcode_t rc = 0;
-    std::string_view rest = data;
-    while (!rc && !rest.empty()) {
-      unsigned int got = 0;
-      unsigned int chunk = static_cast<unsigned int>(std::min<size_t>(rest.size(), 1u << 20));
-      rc = ext2fs_file_write(file, rest.data(), chunk, &got);
-      rest.remove_prefix(got);
+    std::uint64_t total = 0;
+    std::vector<char> buf(1 << 20);
+    try {
+      for (;;) {
+        size_t n = read(buf.data(), buf.size());
+        if (n == 0) break;
+        size_t off = 0;
+        while (!rc && off < n) {
+          unsigned int got = 0;
+          rc = ext2fs_file_write(file, buf.data() + off, static_cast<unsigned int>(n - off), &got);
+          off += got;
+        }
+        if (rc) break;
+        total += n;
+      }
+    } catch (...) {
+      ext2fs_file_close(file);
+      release_new(ino);
+      throw;
     }
     errcode_t crc = ext2fs_file_close(file);
-    check(rc ? rc : crc, "write file data");
+    if (rc || crc) {
+      release_new(ino);
+      check(rc ? rc : crc, "write file data");
+    }
     // The size and times are final only after the data is in.
     ext2_inode_large done = inode(ino);
-    check(ext2fs_inode_size_set(fs, reinterpret_cast<ext2_inode*>(&done), data.size()), "set size");
+    check(ext2fs_inode_size_set(fs, reinterpret_cast<ext2_inode*>(&done), total), "set size");
     std::uint32_t t = o.mtime >= 0 ? static_cast<std::uint32_t>(o.mtime) : now32();
     done.i_mtime = t;
     done.i_atime = t;
     put_inode(ino, done);
     return ino;
+  }
+
+  // Frees an inode that was never linked into a directory.
+  void release_new(ext2_ino_t ino) {
+    try {
+      release(ino);
+    } catch (const Error&) {
+      // Best effort: the original error is the one to report.
+    }
   }
 
   void remove_ino(ext2_ino_t dir, const std::string& name, ext2_ino_t ino, bool recursive, const std::string& shown) {
@@ -352,18 +379,175 @@ std::vector<std::string> Filesystem::list(std::string_view path) {
 }
 
 void Filesystem::write(std::string_view path, std::string_view data, const Owner& owner) {
+  std::string_view rest = data;
+  write_from(path, owner, [&](char* buf, size_t cap) {
+    size_t n = std::min(cap, rest.size());
+    std::memcpy(buf, rest.data(), n);
+    rest.remove_prefix(n);
+    return n;
+  });
+}
+
+void Filesystem::write_from(std::string_view path, const Owner& owner,
+                            const std::function<size_t(char*, size_t)>& read) {
   auto [dir, name] = impl_->parent_of(path, nullptr);
   ext2_ino_t old = impl_->lookup(dir, name);
   if (old) {
     ext2_inode_large in = impl_->inode(old);
     if (LINUX_S_ISDIR(in.i_mode)) throw Error("EISDIR", std::string(path) + " is a directory in the image");
   }
-  ext2_ino_t ino = impl_->new_file_inode(dir, owner, data);
+  ext2_ino_t ino = impl_->new_file_inode(dir, owner, read);
   if (old) {
     check(ext2fs_unlink(impl_->fs, dir, name.c_str(), old, 0), "unlink old " + name);
     impl_->release(old);
   }
   impl_->link(dir, name, ino, EXT2_FT_REG_FILE);
+}
+
+void Filesystem::hardlink(std::string_view existing, std::string_view path) {
+  ext2_ino_t target = impl_->resolve(existing);
+  if (!target) throw Error("ENOENT", "hardlink target " + std::string(existing) + " is not in the image");
+  ext2_inode_large in = impl_->inode(target);
+  if (LINUX_S_ISDIR(in.i_mode)) throw Error("EPERM", "cannot hardlink the directory " + std::string(existing));
+  auto [dir, name] = impl_->parent_of(path, nullptr);
+  if (impl_->lookup(dir, name)) throw Error("EEXIST", std::string(path) + " already exists in the image");
+  int type = LINUX_S_ISREG(in.i_mode)   ? EXT2_FT_REG_FILE
+             : LINUX_S_ISLNK(in.i_mode) ? EXT2_FT_SYMLINK
+             : LINUX_S_ISCHR(in.i_mode) ? EXT2_FT_CHRDEV
+             : LINUX_S_ISBLK(in.i_mode) ? EXT2_FT_BLKDEV
+             : LINUX_S_ISFIFO(in.i_mode) ? EXT2_FT_FIFO
+                                         : EXT2_FT_SOCK;
+  impl_->link(dir, name, target, type);
+  in = impl_->inode(target);
+  in.i_links_count++;
+  in.i_ctime = now32();
+  impl_->put_inode(target, in);
+}
+
+void Filesystem::mknod(std::string_view path, char type, std::uint32_t major, std::uint32_t minor, const Owner& owner) {
+  std::uint16_t bits;
+  int ft;
+  switch (type) {
+    case 'c': bits = LINUX_S_IFCHR; ft = EXT2_FT_CHRDEV; break;
+    case 'b': bits = LINUX_S_IFBLK; ft = EXT2_FT_BLKDEV; break;
+    case 'p': bits = LINUX_S_IFIFO; ft = EXT2_FT_FIFO; break;
+    default: throw Error("EINVAL", "mknod: unknown node type");
+  }
+  auto [dir, name] = impl_->parent_of(path, nullptr);
+  if (impl_->lookup(dir, name)) throw Error("EEXIST", std::string(path) + " already exists in the image");
+  ext2_ino_t ino = 0;
+  check(ext2fs_new_inode(impl_->fs, dir, bits | 0600, nullptr, &ino), "allocate inode");
+  ext2_inode_large in{};
+  impl_->set_owner(in, owner, bits);
+  in.i_links_count = 1;
+  in.i_extra_isize = sizeof(ext2_inode_large) - EXT2_GOOD_OLD_INODE_SIZE;
+  // The kernel's two device number encodings (old 8:8, new 12:20).
+  if (major < 256 && minor < 256) {
+    in.i_block[0] = major * 256 + minor;
+  } else {
+    in.i_block[1] = (minor & 0xff) | (major << 8) | ((minor & ~0xffu) << 12);
+  }
+  check(ext2fs_write_new_inode(impl_->fs, ino, reinterpret_cast<ext2_inode*>(&in)), "write inode");
+  ext2fs_inode_alloc_stats2(impl_->fs, ino, +1, 0);
+  impl_->link(dir, name, ino, ft);
+}
+
+void Filesystem::set_xattr(std::string_view path, const std::string& name, std::string_view value) {
+  ext2_ino_t ino = impl_->resolve(path);
+  if (!ino) throw Error("ENOENT", "no " + std::string(path) + " in the image");
+  ext2_xattr_handle* h = nullptr;
+  check(ext2fs_xattrs_open(impl_->fs, ino, &h), "open xattrs of " + std::string(path));
+  errcode_t rc = ext2fs_xattrs_read(h);
+  if (!rc) rc = ext2fs_xattr_set(h, name.c_str(), value.data(), value.size());
+  errcode_t crc = ext2fs_xattrs_close(&h);
+  check(rc ? rc : crc, "set xattr " + name + " on " + std::string(path));
+}
+
+std::string Filesystem::get_xattr(std::string_view path, const std::string& name) {
+  ext2_ino_t ino = impl_->resolve(path);
+  if (!ino) throw Error("ENOENT", "no " + std::string(path) + " in the image");
+  ext2_xattr_handle* h = nullptr;
+  check(ext2fs_xattrs_open(impl_->fs, ino, &h), "open xattrs of " + std::string(path));
+  void* value = nullptr;
+  size_t len = 0;
+  errcode_t rc = ext2fs_xattrs_read(h);
+  if (!rc) rc = ext2fs_xattr_get(h, name.c_str(), &value, &len);
+  std::string out;
+  if (!rc) out.assign(static_cast<const char*>(value), len);
+  if (value) ext2fs_free_mem(&value);
+  ext2fs_xattrs_close(&h);
+  if (rc == EXT2_ET_EA_KEY_NOT_FOUND) throw Error("ENODATA", "no xattr " + name + " on " + std::string(path));
+  check(rc, "get xattr " + name);
+  return out;
+}
+
+std::string Filesystem::resolve_in_image(std::string_view path) {
+  std::vector<std::string> pending = components(path);
+  if (pending.empty()) return "/";
+  std::string last = pending.back();
+  pending.pop_back();
+  std::vector<std::string> resolved;
+  std::vector<ext2_ino_t> dirs = {EXT2_ROOT_INO};
+  int hops = 0;
+  size_t i = 0;
+  bool missing = false;
+  while (i < pending.size()) {
+    const std::string part = pending[i];
+    if (missing) {
+      resolved.push_back(part);
+      ++i;
+      continue;
+    }
+    ext2_ino_t ino = impl_->lookup(dirs.back(), part);
+    if (!ino) {
+      missing = true;  // the rest will be created as plain directories
+      continue;
+    }
+    ext2_inode_large in = impl_->inode(ino);
+    if (LINUX_S_ISLNK(in.i_mode)) {
+      if (++hops > 40) throw Error("ELOOP", "too many symlinks resolving " + std::string(path) + " in the image");
+      std::string target = ext2fs_is_fast_symlink(reinterpret_cast<ext2_inode*>(&in))
+                               ? std::string(reinterpret_cast<const char*>(in.i_block), EXT2_I_SIZE(&in))
+                               : impl_->read_ino(ino, part);
+      std::vector<std::string> next;
+      if (!target.empty() && target[0] == '/') {
+        resolved.clear();
+        dirs.resize(1);
+      }
+      // Split the target; '..' climbs but never above the image root.
+      std::string_view t = target;
+      while (!t.empty()) {
+        size_t slash = t.find('/');
+        std::string_view c = t.substr(0, slash);
+        t.remove_prefix(slash == std::string_view::npos ? t.size() : slash + 1);
+        if (c.empty() || c == ".") continue;
+        next.emplace_back(c);
+      }
+      next.insert(next.end(), pending.begin() + static_cast<long>(i) + 1, pending.end());
+      pending = std::move(next);
+      i = 0;
+      continue;
+    }
+    if (part == "..") {
+      if (!resolved.empty()) {
+        resolved.pop_back();
+        dirs.pop_back();
+      }
+      ++i;
+      continue;
+    }
+    if (!LINUX_S_ISDIR(in.i_mode)) throw Error("ENOTDIR", part + " is not a directory in the image");
+    resolved.push_back(part);
+    dirs.push_back(ino);
+    ++i;
+  }
+  std::string out;
+  for (const auto& c : resolved) out += "/" + c;
+  return out + "/" + last;
+}
+
+std::uint64_t Filesystem::free_bytes() const {
+  return static_cast<std::uint64_t>(ext2fs_free_blocks_count(impl_->fs->super)) * impl_->fs->blocksize;
 }
 
 void Filesystem::mkdir(std::string_view path, const Owner& owner, bool parents) {

@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -60,6 +61,20 @@ class Filesystem {
   void write(std::string_view path, std::string_view data, const Owner& owner);
   void mkdir(std::string_view path, const Owner& owner, bool parents);
   void symlink(std::string_view target, std::string_view path, const Owner& owner);
+  // Streams a regular file's content from `read` (returns bytes put in the
+  // buffer, 0 at the end), for files too big to hold in memory.
+  void write_from(std::string_view path, const Owner& owner,
+                  const std::function<size_t(char* buf, size_t cap)>& read);
+  void hardlink(std::string_view existing, std::string_view path);
+  // type: 'c' char device, 'b' block device, 'p' fifo.
+  void mknod(std::string_view path, char type, std::uint32_t major, std::uint32_t minor, const Owner& owner);
+  void set_xattr(std::string_view path, const std::string& name, std::string_view value);
+  std::string get_xattr(std::string_view path, const std::string& name);
+  // The path with every directory component's symlinks resolved inside the
+  // image (absolute targets start at the image root, '..' stops at it), the
+  // way a container runtime extracts layers; the last component is kept.
+  std::string resolve_in_image(std::string_view path);
+  std::uint64_t free_bytes() const;
   void chown(std::string_view path, std::uint32_t uid, std::uint32_t gid);
   void chmod(std::string_view path, std::uint32_t mode);
   void remove(std::string_view path, bool recursive);

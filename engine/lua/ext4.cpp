@@ -4,7 +4,11 @@
 //   fs:read(p) fs:write(p, data, {uid,gid,mode,mtime}) fs:mkdir(p, {parents,uid,gid,mode})
 //   fs:exists(p) fs:stat(p) fs:list(p) fs:chown(p, uid, gid) fs:chmod(p, mode)
 //   fs:remove(p, {recursive=}) fs:symlink(target, p, {uid,gid}) fs:close()
+//   fs:apply_layer(tar [, {max_file_bytes=}]) (OCI layer rules, engine/ext4/populate.hpp)
+//   ext4.measure_layer(tar) -> bytes the layer's content needs
+#include "engine/core/byte_source.hpp"
 #include "engine/ext4/filesystem.hpp"
+#include "engine/ext4/populate.hpp"
 #include "engine/lua/binding.hpp"
 
 namespace banger::lua {
@@ -116,15 +120,45 @@ int l_symlink(lua_State* L) {
   return 1;
 }
 
+// fs:apply_layer(tar_path [, {max_file_bytes=}]) -> {entries, bytes, whiteouts}
+int l_apply_layer(lua_State* L) {
+  auto& fs = check_handle<FS>(L, 1);
+  auto src = open_file_source(check_string(L, 2));
+  ext4::PopulateOptions o;
+  if (auto m = field_integer(L, 3, "max_file_bytes")) o.max_file_bytes = static_cast<std::uint64_t>(*m);
+  ext4::LayerStats st = ext4::apply_layer(fs, *src, o);
+  lua_createtable(L, 0, 3);
+  set_field(L, "entries", static_cast<lua_Integer>(st.entries));
+  set_field(L, "bytes", static_cast<lua_Integer>(st.bytes));
+  set_field(L, "whiteouts", static_cast<lua_Integer>(st.whiteouts));
+  return 1;
+}
+
+int l_measure_layer(lua_State* L) {
+  auto src = open_file_source(check_string(L, 1));
+  lua_pushinteger(L, static_cast<lua_Integer>(ext4::measure_layer(*src)));
+  return 1;
+}
+
+int l_get_xattr(lua_State* L) {
+  auto& fs = check_handle<FS>(L, 1);
+  push_string(L, fs.get_xattr(check_string(L, 2), check_string(L, 3)));
+  return 1;
+}
+
 int open_ext4(lua_State* L) {
   static const luaL_Reg methods[] = {{"read", protect<l_read>},     {"write", protect<l_write>},
                                      {"mkdir", protect<l_mkdir>},   {"exists", protect<l_exists>},
                                      {"stat", protect<l_stat>},     {"list", protect<l_list>},
                                      {"chown", protect<l_chown>},   {"chmod", protect<l_chmod>},
                                      {"remove", protect<l_remove>}, {"symlink", protect<l_symlink>},
+                                     {"apply_layer", protect<l_apply_layer>}, {"get_xattr", protect<l_get_xattr>},
                                      {nullptr, nullptr}};
   define_handle<FS>(L, methods);
-  static const luaL_Reg fns[] = {{"create", protect<l_create>}, {"open", protect<l_open>}, {nullptr, nullptr}};
+  static const luaL_Reg fns[] = {{"create", protect<l_create>},
+                                 {"open", protect<l_open>},
+                                 {"measure_layer", protect<l_measure_layer>},
+                                 {nullptr, nullptr}};
   luaL_newlib(L, fns);
   return 1;
 }
