@@ -89,6 +89,52 @@ function M.import_file(src, fields)
   return M.get(fields.name)
 end
 
+--- Size for an image holding `content` bytes: content plus headroom, with a
+-- floor, so small images still boot and big ones do not run out of space.
+function M.size_for(content, headroom_pct, floor_bytes)
+  local size = math.floor(content * (100 + (headroom_pct or 30)) / 100)
+  size = math.max(size, floor_bytes or 256 * 1024 * 1024)
+  return (size + 1048575) // 1048576 * 1048576
+end
+
+--- Builds an image from layer tarballs (oldest first) with the ext4 engine
+-- and registers it; published by rename, so a failure leaves nothing.
+function M.import_layers(layers, fields, on_layer)
+  M.validate_name(fields.name)
+  if M.get(fields.name) then
+    errors.raise("EEXIST", "an image named '" .. fields.name .. "' already exists")
+  end
+  local content = 0
+  for _, l in ipairs(layers) do
+    content = content + errors.check(ext4.measure_layer(l))
+  end
+  fs.mkdir(M.dir(), 448, true)
+  local final = M.dir() .. "/" .. fields.name .. ".ext4"
+  local tmp = final .. ".tmp-" .. tostring(require("banger.native.sys").getpid())
+  local ok, err = pcall(function()
+    local img = errors.wrap_handle(errors.check(ext4.create(tmp, M.size_for(content, fields.headroom_pct))))
+    for i, l in ipairs(layers) do
+      local st = img:apply_layer(l)
+      if on_layer then
+        on_layer(i, l, st)
+      end
+    end
+    img:close()
+    errors.check(fs.rename(tmp, final))
+    fields.rootfs_path = final
+    fields.size_bytes = errors.check(fs.stat(final)).size
+    M.register(fields)
+  end)
+  if not ok then
+    fs.remove(tmp)
+    if not M.get(fields.name) then
+      fs.remove(final)
+    end
+    error(err, 0)
+  end
+  return M.get(fields.name)
+end
+
 function M.remove(name)
   local row = M.require(name)
   local users = state.db():query("SELECT name FROM vms WHERE image = ?", name)
