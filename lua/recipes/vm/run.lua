@@ -1,0 +1,88 @@
+-- banger vm run [flags] -- CMD...: a fresh VM with the current git
+-- repository copied in, the command run there with its output streamed
+-- here, and its exit code returned as banger's.
+local ui = banger.ui
+
+return {
+  summary = "run a command in a fresh VM holding a copy of this git repository",
+  args = { { "command", rest = true, help = "the command to run (after --)" } },
+  flags = {
+    { "name", type = "string", help = "VM name (default: generated)" },
+    { "image", type = "string", help = "image (default: config vm.image)" },
+    { "kernel", type = "string", help = "kernel (default: the image's)" },
+    { "cpus", type = "integer", help = "virtual CPUs" },
+    { "memory", type = "string", metavar = "SIZE", help = "memory, e.g. 2GiB" },
+    { "nat", type = "boolean", help = "give the VM outbound NAT" },
+    { "rm", type = "boolean", help = "delete the VM when the command ends" },
+    { "include-untracked", type = "boolean", help = "also copy untracked files that are not ignored" },
+    { "no-workspace", type = "boolean", help = "do not copy the repository" },
+    { "dry-run", type = "boolean", help = "list the files that would be copied; create nothing" },
+    { "env", short = "e", type = "list", help = "KEY=VALUE for the command's environment" },
+  },
+  examples = {
+    "banger vm run -- make test",
+    "banger vm run --rm --include-untracked -- ./run-tests.sh",
+    "banger vm run --dry-run",
+  },
+  run = function(opts)
+    local workspace = banger.workspace
+    local root = not opts.no_workspace and workspace.root() or nil
+    local files, skipped = {}, 0
+    if root then
+      files, skipped = workspace.files(root, { include_untracked = opts.include_untracked })
+    end
+    local function notice()
+      if skipped > 0 then
+        ui.info(string.format("note: %d untracked file(s) not copied (add --include-untracked to copy them)", skipped))
+      end
+    end
+
+    if opts.dry_run then
+      if not root then
+        ui.info("not inside a git repository: nothing would be copied")
+        return 0
+      end
+      for _, f in ipairs(files) do
+        io.stdout:write(f, "\n")
+      end
+      notice()
+      return 0
+    end
+    if #opts.command == 0 then
+      banger.errors.raise("ENOTSUP", "an interactive shell needs SSH into the VM, which comes with VM networking; "
+        .. "pass a command: banger vm run -- CMD", { exit = 2 })
+    end
+    notice()
+
+    local repo = root and root:match("([^/]+)$")
+    local hooks = banger.vm.hooks
+    local earlier = hooks.provision_disks
+    -- The work disk is filled before the VM boots: no copy over the agent.
+    hooks.provision_disks = function(row)
+      if earlier then
+        earlier(row)
+      end
+      if root then
+        local img <close> = banger.ext4.open(banger.vms.dir(row) .. "/work.ext4", { write = true })
+        local n = workspace.copy_to_image(img, root, files, "/" .. repo)
+        banger.log.info("workspace", "copied", { vm = row.name, files = n, repo = root })
+      end
+    end
+
+    local row = banger.vm.create({
+      name = opts.name, image = opts.image, kernel = opts.kernel, vcpus = opts.cpus, memory = opts.memory,
+      nat = opts.nat or nil,
+    }, ui.stages())
+    local cleanup <close> = opts.rm and setmetatable({}, {
+      __close = function() pcall(banger.vm.delete, row.name, true) end,
+    }) or nil
+    local r = banger.guest.exec(row, opts.command, { cwd = root and ("/root/" .. repo) or "/root", env = opts.env })
+    if not opts.rm then
+      ui.info(string.format("VM %s is still running ('banger vm delete -f %s' removes it)", row.name, row.name))
+    end
+    if r.interrupted then
+      banger.errors.raise("ECANCELED", "interrupted", { exit = 130 })
+    end
+    return r.code
+  end,
+}

@@ -1,0 +1,41 @@
+-- banger vm run end to end: a real kernel under QEMU, the repository copied
+-- onto the work disk, the command's output and exit code coming back.
+local e2e = assert(loadfile(t.source_dir() .. "/tests/lua/e2e.lua", "t", _ENV))()
+
+describe("vm run", function()
+  it("runs the command in a copy of the repository and returns its exit code", function()
+    local home = e2e.home()
+    local dir = home .. "/proj"
+    banger.fs.mkdir(dir, 493, true)
+    for _, args in ipairs({ { "init", "-q" }, { "config", "user.email", "t@example.com" }, { "config", "user.name", "t" } }) do
+      banger.proc.run({ "git", "-C", dir, table.unpack(args) })
+    end
+    t.write(dir .. "/check.sh", "#!/bin/sh\necho \"in $(pwd)\"\ncat data.txt\nls\nexit 3\n", tonumber("755", 8))
+    t.write(dir .. "/data.txt", "tracked data\n")
+    banger.proc.run({ "git", "-C", dir, "add", "." })
+    banger.proc.run({ "git", "-C", dir, "commit", "-q", "-m", "init" })
+    t.write(dir .. "/untracked.txt", "u\n")
+
+    local r = t.banger({ "vm", "run", "--rm", "--image", "tiny", "--memory", "256MiB", "--", "./check.sh" },
+      { home = home, cwd = dir, timeout_ms = 180000 })
+    t.eq(r.code, 3, r.stderr)
+    t.eq(r.stdout, "in /root/proj\ntracked data\ncheck.sh\ndata.txt\n")
+    t.contains(r.stderr, "note: 1 untracked file(s) not copied")
+    t.eq(e2e.vms(home), {}, "--rm deleted the VM")
+    t.eq(e2e.processes(home .. "/run/banger"), "")
+
+    local u = t.banger({ "vm", "run", "--name", "keep", "--image", "tiny", "--include-untracked", "--", "cat", "untracked.txt" },
+      { home = home, cwd = dir, timeout_ms = 180000 })
+    t.eq(u.code, 0, u.stderr)
+    t.eq(u.stdout, "u\n")
+    t.contains(u.stderr, "VM keep is still running")
+    t.eq(e2e.vms(home).keep.state, "running")
+    t.eq(t.banger({ "vm", "delete", "-f", "keep" }, { home = home }).code, 0)
+  end)
+
+  it("without a command explains what is missing", function()
+    local r = t.banger({ "vm", "run" }, { cwd = t.tmpdir() })
+    t.eq(r.code, 2)
+    t.contains(r.stderr, "pass a command")
+  end)
+end)
