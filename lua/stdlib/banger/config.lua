@@ -99,7 +99,7 @@ M.schema = {
       memory = { kind = "size", default = "1GiB", rule = positive_size(128), doc = "guest memory" },
       disk = { kind = "size", default = "8GiB", rule = positive_size(256), doc = "root disk size (copy-on-write over the image)" },
       work_disk = { kind = "size", default = "4GiB", rule = positive_size(64), doc = "per-VM work disk mounted at /root" },
-      image = { kind = "string", default = "debian-12", doc = "image name used when none is given" },
+      image = { kind = "string", default = nil, doc = "image used when none is given (default: the image marked default)" },
       kernel = { kind = "string", default = "debian-cloud", doc = "kernel name used when the image names none" },
       nat = { kind = "boolean", default = false, doc = "give VMs outbound NAT by default" },
     },

@@ -27,6 +27,28 @@ function M.require(name)
   return row
 end
 
+--- The named image, or the default one when no name is given.
+function M.pick(name)
+  if name then
+    return M.require(name)
+  end
+  local d = M.default()
+  if not d then
+    errors.raise("ENOENT", "no image given and no default image (pass --image, set vm.image in config.lua, "
+      .. "or mark one with 'banger image import --default')")
+  end
+  return d
+end
+
+--- Marks `name` as the default image (and no other).
+function M.set_default(name)
+  M.require(name)
+  state.transaction(function(db)
+    db:exec("UPDATE images SET is_default = 0 WHERE is_default = 1")
+    db:exec("UPDATE images SET is_default = 1 WHERE name = ?", name)
+  end)
+end
+
 function M.list()
   return state.db():query("SELECT * FROM images ORDER BY name")
 end

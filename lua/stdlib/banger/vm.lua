@@ -244,7 +244,7 @@ function M.create(opts, stage)
   local cfg = config.get()
   local name = opts.name or ("vm-" .. random_hex(3))
   errors.check(validate.vm_name(name))
-  local image = images.require(opts.image or cfg.vm.image)
+  local image = images.pick(opts.image or cfg.vm.image)
   local kernel_name = opts.kernel or image.kernel or cfg.vm.kernel
   kernels.require(kernel_name)
   local driver, accel, binary = M.pick_driver(opts.driver, opts.accel)
