@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include "engine/core/error.hpp"
+#include "engine/core/process.hpp"
 #include "engine/vmm/firecracker_api.hpp"
 #include "engine/vmm/firecracker_process.hpp"
 
@@ -20,7 +21,7 @@ void check_driver(const Handles& h) {
 // throws when the process exits during the read.
 bool running(const Handles& h) {
   struct stat st {};
-  return h.pid > 0 && !h.cmdline.empty() && fc::read_cmdline(h.pid) == h.cmdline &&
+  return h.pid > 0 && !h.cmdline.empty() && process::cmdline(h.pid) == h.cmdline &&
          ::lstat(h.control_socket.c_str(), &st) == 0 && S_ISSOCK(st.st_mode);
 }
 

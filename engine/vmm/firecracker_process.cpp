@@ -14,6 +14,7 @@
 
 #include "engine/core/cancel.hpp"
 #include "engine/core/error.hpp"
+#include "engine/core/process.hpp"
 #include "engine/vmm/http_unix.hpp"
 
 namespace banger::vmm::firecracker {
@@ -225,7 +226,7 @@ Handles Spawned::handles(const VmSpec& spec) const {
 }
 
 Hypervisor::Hypervisor(const Handles& h) : pid_(h.pid) {
-  auto same = [&] { return h.pid > 0 && !h.cmdline.empty() && read_cmdline(h.pid) == h.cmdline; };
+  auto same = [&] { return h.pid > 0 && !h.cmdline.empty() && process::cmdline(h.pid) == h.cmdline; };
   if (!same()) return;
   fd_ = static_cast<int>(::syscall(SYS_pidfd_open, h.pid, 0));
   if (fd_ >= 0) ::fcntl(fd_, F_SETFD, FD_CLOEXEC);
@@ -263,20 +264,6 @@ void Hypervisor::kill() {
   if (fd_ >= 0 && ::syscall(SYS_pidfd_send_signal, fd_, SIGKILL, nullptr, 0) != 0 && errno != ESRCH) {
     throw Error::last("kill", "firecracker pid " + std::to_string(pid_));
   }
-}
-
-std::vector<std::string> read_cmdline(pid_t pid) noexcept {
-  std::vector<std::string> out;
-  std::string raw = read_proc(pid, "cmdline");
-  size_t start = 0;
-  for (size_t i = 0; i < raw.size(); ++i) {
-    if (raw[i] == '\0') {
-      out.push_back(raw.substr(start, i - start));
-      start = i + 1;
-    }
-  }
-  if (start < raw.size()) out.push_back(raw.substr(start));
-  return out;
 }
 
 void reap_if_own_zombie(pid_t pid) {

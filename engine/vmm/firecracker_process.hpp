@@ -65,11 +65,6 @@ class Hypervisor {
   pid_t pid_ = -1;
 };
 
-// /proc/<pid>/cmdline split on NULs, empty when the process is gone or going.
-// Unlike process::cmdline (std::ifstream), it never throws: reading the
-// cmdline of a process that is exiting fails with ESRCH, and libstdc++'s
-// filebuf turns a read error into std::ios_failure.
-std::vector<std::string> read_cmdline(pid_t pid) noexcept;
 
 // Reaps `pid` if it is a zombie child of this process (a hypervisor this
 // process launched and that has exited since), so none piles up.

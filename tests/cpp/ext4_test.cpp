@@ -25,14 +25,6 @@ void require_clean(const std::string& img) {
 
 std::string debugfs(const std::string& img, const std::string& cmd) { return tool({"debugfs", "-R", cmd, img}).out; }
 
-std::string code_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.code();
-  }
-  return "";
-}
 
 }  // namespace
 
@@ -44,7 +36,7 @@ TEST_CASE("files, directories and symlinks with exact ownership", "[ext4]") {
     auto fs = ext4::Filesystem::open(img, true);
     fs->mkdir("/root/.ssh", {0, 0, 0700, -1}, true);
     fs->write("/root/.ssh/authorized_keys", "ssh-ed25519 AAAA banger\n", {0, 0, 0600, 1700000000});
-    CHECK(code_of([&] { fs->write("/home/u/file", "x", {}); }) == "ENOENT");
+    CHECK(test::error_code_of([&] { fs->write("/home/u/file", "x", {}); }) == "ENOENT");
     fs->mkdir("/home/u", {1000, 1001, 0750, -1}, true);
     fs->write("/home/u/big", std::string(3 << 20, 'b'), {1000, 1001, 04755, -1});
     fs->mkdir("/tmp", {0, 0, 01777, -1}, false);
@@ -107,7 +99,7 @@ TEST_CASE("chown, chmod and recursive removal", "[ext4]") {
   fs->chmod("/a/b", 0711);
   CHECK(fs->stat("/a/b")->uid == 5);
   CHECK(fs->stat("/a/b")->mode == 0711);
-  CHECK(code_of([&] { fs->remove("/a", false); }) == "ENOTEMPTY");
+  CHECK(test::error_code_of([&] { fs->remove("/a", false); }) == "ENOTEMPTY");
   fs->remove("/a", true);
   CHECK_FALSE(fs->exists("/a"));
   fs->close();
@@ -123,11 +115,11 @@ TEST_CASE("a symlink in the image never redirects a write", "[ext4][attack]") {
   fs->write("/etc/passwd", "root:x:0:0\n", {});
   // A hostile image points /root at /etc: provisioning /root/.ssh must not land in /etc.
   fs->symlink("/etc", "/root", {});
-  CHECK(code_of([&] { fs->mkdir("/root/.ssh", {}, true); }) == "EUNSAFE");
-  CHECK(code_of([&] { fs->write("/root/passwd", "owned", {}); }) == "EUNSAFE");
-  CHECK(code_of([&] { fs->read("/root/passwd"); }) == "EUNSAFE");
-  CHECK(code_of([&] { fs->write("/etc/../etc/passwd", "owned", {}); }) == "EUNSAFE");
-  CHECK(code_of([&] { fs->write("relative", "x", {}); }) == "EINVAL");
+  CHECK(test::error_code_of([&] { fs->mkdir("/root/.ssh", {}, true); }) == "EUNSAFE");
+  CHECK(test::error_code_of([&] { fs->write("/root/passwd", "owned", {}); }) == "EUNSAFE");
+  CHECK(test::error_code_of([&] { fs->read("/root/passwd"); }) == "EUNSAFE");
+  CHECK(test::error_code_of([&] { fs->write("/etc/../etc/passwd", "owned", {}); }) == "EUNSAFE");
+  CHECK(test::error_code_of([&] { fs->write("relative", "x", {}); }) == "EINVAL");
   CHECK(fs->read("/etc/passwd") == "root:x:0:0\n");
   fs->close();
   require_clean(img);

@@ -58,7 +58,7 @@ inline std::vector<pid_t> processes_with_arg(const std::string& arg) {
     char* end = nullptr;
     long pid = std::strtol(e->d_name, &end, 10);
     if (*end != '\0' || pid <= 0 || pid == ::getpid()) continue;
-    for (const auto& a : vmm::firecracker::read_cmdline(static_cast<pid_t>(pid))) {
+    for (const auto& a : process::cmdline(static_cast<pid_t>(pid))) {
       if (a.find(arg) != std::string::npos) {
         out.push_back(static_cast<pid_t>(pid));
         break;

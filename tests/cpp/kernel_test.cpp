@@ -84,14 +84,6 @@ std::string fake_module(const test::TempDir& t, const std::string& name, const s
   return slurp(t / (name + ".ko"));
 }
 
-std::string error_code(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.code();
-  }
-  return "";
-}
 
 }  // namespace
 
@@ -121,17 +113,17 @@ TEST_CASE("bzImage payloads decompress to the ELF vmlinux", "[kernel]") {
 TEST_CASE("broken kernel images are refused with a reason", "[kernel]") {
   test::TempDir t;
   const std::string elf = fake_vmlinux();
-  CHECK(error_code([] { kernel::extract_vmlinux("not a kernel at all, just some text padding it out to length"); }) == "EINVAL");
+  CHECK(test::error_code_of([] { kernel::extract_vmlinux("not a kernel at all, just some text padding it out to length"); }) == "EINVAL");
   std::string packed = compress(elf, {"gzip", "-c"}, t);
   // The appended size disagrees: a short or corrupt payload never passes.
-  CHECK(error_code([&] { kernel::extract_vmlinux(fake_bzimage(packed, 12345)); }) == "EINVAL");
+  CHECK(test::error_code_of([&] { kernel::extract_vmlinux(fake_bzimage(packed, 12345)); }) == "EINVAL");
   // Payload not ELF.
   std::string text(5000, 'x');
-  CHECK(error_code([&] { kernel::extract_vmlinux(fake_bzimage(compress(text, {"gzip", "-c"}, t), 5000)); }) == "EINVAL");
+  CHECK(test::error_code_of([&] { kernel::extract_vmlinux(fake_bzimage(compress(text, {"gzip", "-c"}, t), 5000)); }) == "EINVAL");
   // Payload pointing past the end of the file.
   std::string bz = fake_bzimage(packed, static_cast<std::uint32_t>(elf.size()));
   bz.resize(bz.size() - 10);
-  CHECK(error_code([&] { kernel::extract_vmlinux(bz); }) == "EINVAL");
+  CHECK(test::error_code_of([&] { kernel::extract_vmlinux(bz); }) == "EINVAL");
 }
 
 TEST_CASE("module dependencies come from .modinfo, dependencies first", "[kernel]") {
@@ -202,7 +194,7 @@ TEST_CASE("the initramfs holds busybox, /init, the modules and a console node", 
 
 TEST_CASE("kernel names cannot escape the catalog", "[kernel][attack]") {
   for (const char* bad : {"../x", "a/b", "..", ".hidden", "-rf", "", "a b", "x\n"})
-    CHECK(error_code([&] { kernel::validate_name(bad); }) == "EINVAL");
+    CHECK(test::error_code_of([&] { kernel::validate_name(bad); }) == "EINVAL");
   CHECK_NOTHROW(kernel::validate_name("debian-6.1.0_cloud"));
 }
 
@@ -225,21 +217,21 @@ TEST_CASE("catalog import is atomic; list, show and remove", "[kernel]") {
   CHECK(fs::exists(cat + "/k1/initrd.img"));
   CHECK(kernel::list_kernels(cat).size() == 1);
   CHECK(kernel::show_kernel(cat, "k1")["distro"] == "test");
-  CHECK(error_code([&] { kernel::import_kernel(o); }) == "EEXIST");
+  CHECK(test::error_code_of([&] { kernel::import_kernel(o); }) == "EEXIST");
 
   // A failing import leaves nothing behind, not even its temporary directory.
   o.name = "k2";
   o.source = t / "no-such-source";
-  CHECK(error_code([&] { kernel::import_kernel(o); }) == "ENOENT");
+  CHECK(test::error_code_of([&] { kernel::import_kernel(o); }) == "ENOENT");
   spit(t / "notes.txt", std::string(8192, 'n'));
   o.source = t / "notes.txt";  // a file that is not a kernel
-  CHECK(error_code([&] { kernel::import_kernel(o); }) == "EINVAL");
+  CHECK(test::error_code_of([&] { kernel::import_kernel(o); }) == "EINVAL");
   std::vector<std::string> entries;
   for (auto& e : fs::directory_iterator(cat)) entries.push_back(e.path().filename().string());
   CHECK(entries == std::vector<std::string>{"k1"});
 
   kernel::remove_kernel(cat, "k1");
   CHECK(kernel::list_kernels(cat).empty());
-  CHECK(error_code([&] { kernel::remove_kernel(cat, "k1"); }) == "ENOENT");
-  CHECK(error_code([&] { kernel::show_kernel(cat, "../etc"); }) == "EINVAL");
+  CHECK(test::error_code_of([&] { kernel::remove_kernel(cat, "k1"); }) == "ENOENT");
+  CHECK(test::error_code_of([&] { kernel::show_kernel(cat, "../etc"); }) == "EINVAL");
 }

@@ -18,14 +18,6 @@ mode_t mode_of(const std::string& p) {
   REQUIRE(::lstat(p.c_str(), &st) == 0);
   return st.st_mode & 07777;
 }
-std::string code_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.code();
-  }
-  return "";
-}
 }  // namespace
 
 TEST_CASE("runtime dir is created 0700", "[paths]") {
@@ -51,7 +43,7 @@ TEST_CASE("a runtime dir that is a symlink is refused", "[paths][attack]") {
   REQUIRE(::mkdir(target.c_str(), 0700) == 0);
   std::string dir = t / "banger";
   REQUIRE(::symlink(target.c_str(), dir.c_str()) == 0);
-  CHECK(code_of([&] { banger::paths::ensure_private_dir(dir); }) == "ELOOP");
+  CHECK(banger::test::error_code_of([&] { banger::paths::ensure_private_dir(dir); }) == "ELOOP");
 }
 
 TEST_CASE("a runtime dir owned by another uid is refused", "[paths][attack]") {
@@ -60,7 +52,7 @@ TEST_CASE("a runtime dir owned by another uid is refused", "[paths][attack]") {
   std::string dir = t / "banger";
   REQUIRE(::mkdir(dir.c_str(), 0700) == 0);
   REQUIRE(::chown(dir.c_str(), banger::test::kNobody, banger::test::kNobody) == 0);
-  CHECK(code_of([&] { banger::paths::ensure_private_dir(dir); }) == "EPERM");
+  CHECK(banger::test::error_code_of([&] { banger::paths::ensure_private_dir(dir); }) == "EPERM");
   CHECK(mode_of(dir) == 0700);
 }
 

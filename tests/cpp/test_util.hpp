@@ -8,6 +8,8 @@
 #include <functional>
 #include <string>
 
+#include "engine/core/error.hpp"
+
 namespace banger::test {
 
 // A temporary directory removed when the object goes out of scope.
@@ -49,7 +51,19 @@ inline int in_child(const std::function<int()>& fn) {
   return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+// The banger::Error code `fn` throws, or "" when it throws nothing.
+std::string error_code_of(const std::function<void()>& fn);
+
 // The uid tests drop to when they need "somebody else".
 inline constexpr uid_t kNobody = 65534;
+
+inline std::string error_code_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.code();
+  }
+  return "";
+}
 
 }  // namespace banger::test

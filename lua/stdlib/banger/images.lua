@@ -76,26 +76,19 @@ function M.validate_name(name)
   end
 end
 
---- Copies an ext4 file into the image store and registers it; the copy is
--- published by rename, so a failure leaves neither a row nor a stray file.
-function M.import_file(src, fields)
+-- Publishes a new image: `build(tmp)` writes the ext4 file at a temporary
+-- path in the store, which is renamed into place and registered. A failure
+-- at any step leaves neither a row nor a stray file.
+local function publish(fields, build)
   M.validate_name(fields.name)
   if M.get(fields.name) then
     errors.raise("EEXIST", "an image named '" .. fields.name .. "' already exists")
   end
-  local probe = ext4.open(src)
-  if not probe then
-    errors.raise("EINVAL", src .. " is not an ext4 filesystem image")
-  end
-  probe:close()
   fs.mkdir(M.dir(), 448, true)
   local final = M.dir() .. "/" .. fields.name .. ".ext4"
   local tmp = final .. ".tmp-" .. tostring(require("banger.native.sys").getpid())
   local ok, err = pcall(function()
-    local r = require("banger.native.proc").run({ "cp", "--sparse=always", "--reflink=auto", "--", src, tmp })
-    if r.code ~= 0 then
-      errors.raise("EIO", "copy " .. src .. ": " .. r.stderr)
-    end
+    build(tmp)
     errors.check(fs.rename(tmp, final))
     fields.rootfs_path = final
     fields.size_bytes = errors.check(fs.stat(final)).size
@@ -109,6 +102,21 @@ function M.import_file(src, fields)
     error(err, 0)
   end
   return M.get(fields.name)
+end
+
+--- Copies an ext4 file into the image store and registers it.
+function M.import_file(src, fields)
+  local probe = ext4.open(src)
+  if not probe then
+    errors.raise("EINVAL", src .. " is not an ext4 filesystem image")
+  end
+  probe:close()
+  return publish(fields, function(tmp)
+    local r = require("banger.native.proc").run({ "cp", "--sparse=always", "--reflink=auto", "--", src, tmp })
+    if r.code ~= 0 then
+      errors.raise("EIO", "copy " .. src .. ": " .. r.stderr)
+    end
+  end)
 end
 
 --- Size for an image holding `content` bytes: content plus headroom, with a
@@ -119,21 +127,14 @@ function M.size_for(content, headroom_pct, floor_bytes)
   return (size + 1048575) // 1048576 * 1048576
 end
 
---- Builds an image from layer tarballs (oldest first) with the ext4 engine
--- and registers it; published by rename, so a failure leaves nothing.
+--- Builds an image from layer tarballs (oldest first) with the ext4 engine.
 function M.import_layers(layers, fields, on_layer)
   M.validate_name(fields.name)
-  if M.get(fields.name) then
-    errors.raise("EEXIST", "an image named '" .. fields.name .. "' already exists")
-  end
   local content = 0
   for _, l in ipairs(layers) do
     content = content + errors.check(ext4.measure_layer(l))
   end
-  fs.mkdir(M.dir(), 448, true)
-  local final = M.dir() .. "/" .. fields.name .. ".ext4"
-  local tmp = final .. ".tmp-" .. tostring(require("banger.native.sys").getpid())
-  local ok, err = pcall(function()
+  return publish(fields, function(tmp)
     local img = errors.wrap_handle(errors.check(ext4.create(tmp, M.size_for(content, fields.headroom_pct))))
     for i, l in ipairs(layers) do
       local st = img:apply_layer(l)
@@ -142,19 +143,7 @@ function M.import_layers(layers, fields, on_layer)
       end
     end
     img:close()
-    errors.check(fs.rename(tmp, final))
-    fields.rootfs_path = final
-    fields.size_bytes = errors.check(fs.stat(final)).size
-    M.register(fields)
   end)
-  if not ok then
-    fs.remove(tmp)
-    if not M.get(fields.name) then
-      fs.remove(final)
-    end
-    error(err, 0)
-  end
-  return M.get(fields.name)
 end
 
 function M.remove(name)
