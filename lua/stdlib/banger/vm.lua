@@ -156,10 +156,13 @@ M.hooks.clone_rootfs = function(src, dst)
   errors.check(vmm.clone_disk(src, dst))
 end
 
+-- A fresh ext4 work disk, provisioned (SSH key, identity, file_sync)
+-- before the VM first boots.
 M.hooks.create_work_disk = function(path, bytes)
   local ext4 = require("banger").ext4
-  local fsys = ext4.create(path, bytes)
-  fsys:close()
+  local img <close> = ext4.create(path, bytes)
+  require("banger.provision").work_disk(img)
+  img:close()
 end
 
 --- Starts a created or stopped VM (lock held by the caller). On failure the

@@ -1,0 +1,126 @@
+--- banger.provision: what every VM's work disk gets before it boots, written
+-- with the ext4 engine (never by mounting): banger's SSH key for root, a
+-- .hushlogin, the host user's git identity, and the config's file_sync
+-- entries. The work disk is the guest's /root, so guest "~/x" is "/x" here.
+local errors = require("banger.errors")
+local state = require("banger.state")
+local config = require("banger.config")
+local fs = require("banger.native.fs")
+local proc = require("banger.native.proc")
+local log = require("banger.log")
+
+local M = {}
+
+local DIR, FILE, PRIVATE = tonumber("755", 8), tonumber("644", 8), tonumber("600", 8)
+
+--- banger's SSH key pair (ed25519), generated on first use. ssh-keygen
+-- writes OpenSSH's own format, which the system ssh needs too; libssh2
+-- cannot generate keys. A lock keeps two first uses from making two keys.
+function M.ssh_key()
+  local path = config.get().ssh.key
+  if path then
+    path = path:gsub("^~/", (os.getenv("HOME") or "") .. "/")
+  else
+    path = state.layout().state .. "/ssh/id_ed25519"
+  end
+  local dir = path:match("^(.*)/[^/]+$")
+  errors.check(fs.mkdir_private(dir))
+  local lock <close> = errors.wrap_handle(errors.check(fs.lock(dir .. "/.keygen.lock")))
+  if not fs.exists(path) then
+    local tmp = dir .. "/.keygen-" .. require("banger.native.sys").getpid()
+    fs.remove(tmp)
+    fs.remove(tmp .. ".pub")
+    local r = errors.check(proc.run({ "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "banger", "-f", tmp }))
+    if r.code ~= 0 then
+      errors.raise("EIO", "ssh-keygen failed: " .. r.stderr)
+    end
+    errors.check(fs.rename(tmp .. ".pub", path .. ".pub"))
+    errors.check(fs.rename(tmp, path))
+  end
+  return { private = path, public = path .. ".pub", public_text = errors.check(fs.read(path .. ".pub")) }
+end
+
+--- The host user's git identity ("" when git has none).
+function M.git_identity()
+  local function get(key)
+    local r = proc.run({ "git", "config", "--global", "--get", key })
+    return r and r.code == 0 and (r.stdout:gsub("%s+$", "")) or ""
+  end
+  return get("user.name"), get("user.email")
+end
+
+local function expand_host(p)
+  return (p:gsub("^~/", (os.getenv("HOME") or "") .. "/"))
+end
+
+-- "~/x" and "/root/x" are both "/x" on the work disk.
+local function work_path(guest)
+  return guest:gsub("^~/", "/"):gsub("^/root/", "/")
+end
+
+local function ensure_parent(img, path)
+  local parent = path:match("^(.*)/[^/]+$")
+  if parent and parent ~= "" then
+    img:mkdir(parent, { parents = true, mode = DIR })
+  end
+end
+
+-- Copies a host directory recursively, keeping file modes. Symlinks inside
+-- it are skipped with a warning: following them could copy files from
+-- outside the tree the user named (a credentials dir linking elsewhere).
+local function copy_dir(img, host, dest, warn)
+  img:mkdir(dest, { parents = true, mode = errors.check(fs.stat(host)).mode })
+  for _, name in ipairs(errors.check(fs.list(host))) do
+    local src, dst = host .. "/" .. name, dest .. "/" .. name
+    local st = errors.check(fs.lstat(src))
+    if st.type == "symlink" then
+      warn("file_sync skipped the symlink " .. src .. " (it could reach outside " .. host .. ")")
+    elseif st.type == "directory" then
+      copy_dir(img, src, dst, warn)
+    elseif st.type == "file" then
+      img:write(dst, errors.check(fs.read(src)), { mode = st.mode })
+    end
+  end
+end
+
+--- Applies the config's file_sync entries to an open work-disk image.
+-- Missing host paths are skipped with a warning.
+function M.file_sync(img, entries, warn)
+  warn = warn or function(msg) require("banger.ui").warn(msg) end
+  for _, e in ipairs(entries or {}) do
+    local host = expand_host(e.host)
+    local dest = work_path(e.guest)
+    local st = fs.stat(host)  -- the top-level path may be a symlink the user chose
+    if not st then
+      warn("file_sync: " .. e.host .. " does not exist on this host; skipped")
+    elseif st.type == "directory" then
+      ensure_parent(img, dest)
+      copy_dir(img, host, dest, warn)
+    else
+      ensure_parent(img, dest)
+      local mode = e.mode and tonumber(e.mode, 8) or PRIVATE
+      img:write(dest, errors.check(fs.read(host)), { mode = mode })
+    end
+  end
+end
+
+--- Everything a fresh work disk gets. `img` is an open, writable image.
+function M.work_disk(img, opts)
+  opts = opts or {}
+  img:chmod("/", tonumber("700", 8))
+  img:chown("/", 0, 0)
+  -- sshd's StrictModes wants /root and .ssh owned by root and not writable by others.
+  img:mkdir("/.ssh", { parents = true, mode = tonumber("700", 8) })
+  local key = opts.public_key or M.ssh_key().public_text
+  img:write("/.ssh/authorized_keys", key, { mode = PRIVATE })
+  -- The work disk is mounted over /root, so this is the .hushlogin login sees.
+  img:write("/.hushlogin", "", { mode = FILE })
+  local name, email = M.git_identity()
+  if name ~= "" or email ~= "" then
+    img:write("/.gitconfig", string.format("[user]\n\tname = %s\n\temail = %s\n", name, email), { mode = FILE })
+  end
+  M.file_sync(img, opts.file_sync or config.get().file_sync, opts.warn)
+  log.info("provision", "work disk provisioned", { files = #(opts.file_sync or config.get().file_sync) })
+end
+
+return M
