@@ -55,6 +55,7 @@ end
 
 --- Records an image whose rootfs file is already in place.
 function M.register(fields)
+  fields.customize = nil
   local now = os.date("!%Y-%m-%dT%H:%M:%SZ")
   state.transaction(function(db)
     if fields.is_default then
@@ -141,6 +142,9 @@ function M.import_layers(layers, fields, on_layer)
       if on_layer then
         on_layer(i, l, st)
       end
+    end
+    if fields.customize then
+      fields.customize(img)
     end
     img:close()
   end)
