@@ -1,0 +1,32 @@
+-- The golden image: Debian 12 from Debian packages (mmdebstrap, cached
+-- between runs), written into ext4 by the engine, booted with systemd under
+-- QEMU, and `vm run` on its defaults.
+local e2e = assert(loadfile(t.source_dir() .. "/tests/lua/e2e.lua", "t", _ENV))()
+
+describe("Debian golden image", function()
+  it("image build debian, then vm run on the defaults prints the guest's os-release", function()
+    local tar = banger.proc.run({ t.source_dir() .. "/tests/fixtures/debian-tar.sh", timeout_ms = 900000 })
+    t.eq(tar.code, 0, tar.stderr)
+    local home = t.tmpdir()
+    t.eq(t.banger({ "kernel", "import", e2e.kernel_deb(), "--name", "debian-cloud" }, { home = home }).code, 0)
+    local b = t.banger({ "image", "build", "debian", "--tar", (tar.stdout:gsub("%s+$", "")), "--json" },
+      { home = home, timeout_ms = 300000 })
+    t.eq(b.code, 0, b.stderr)
+    local img = banger.json.decode(b.stdout)
+    t.eq(img.name, "debian-12")
+    t.eq(img.is_default, 1)
+    local fsys <close> = banger.ext4.open(img.rootfs_path)
+    t.eq(fsys:stat("/usr/local/libexec/banger/banger-agent").mode, tonumber("755", 8))
+    t.eq(fsys:stat("/etc/systemd/system/serial-getty@ttyS0.service").target, "/dev/null")
+    t.contains(fsys:read("/etc/ssh/sshd_config.d/99-banger.conf"), "PasswordAuthentication no")
+
+    local dir = home .. "/proj"
+    banger.fs.mkdir(dir, 493, true)
+    banger.proc.run({ "git", "-C", dir, "init", "-q" })
+    local r = t.banger({ "vm", "run", "--rm", "--memory", "512MiB", "--", "cat", "/etc/os-release" },
+      { home = home, cwd = dir, timeout_ms = 300000 })
+    t.eq(r.code, 0, r.stderr)
+    t.contains(r.stdout, 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"')
+    t.eq(e2e.vms(home), {})
+  end)
+end)
