@@ -12,11 +12,11 @@ packages=(
   libdeflate-dev liblz4-dev liblzma-dev libbz2-dev zlib1g-dev libssl-dev
   # runtime: hypervisor, guest pieces, host networking
   qemu-system-x86 qemu-utils busybox-static e2fsprogs iproute2 nftables
-  openssh-client git ca-certificates
+  openssh-client git ca-certificates mmdebstrap
 )
 test_packages=(
   catch2 sqlite3 docker-registry skopeo umoci dnsutils
-  clang libclang-rt-14-dev dropbear-bin mmdebstrap
+  clang libclang-rt-14-dev dropbear-bin
   xfsprogs  # a reflink-capable filesystem for the disk clone test
 )
 

@@ -29,6 +29,70 @@ function M.require(name)
 end
 
 
+--- Downloads the cloud kernel package with apt-get into the cache and
+-- returns its path (nil, why when the host has no apt).
+function M.apt_download(info)
+  local proc = require("banger.native.proc")
+  if not require("banger.native.vmm").find_executable("apt-get") then
+    return nil, "apt-get is not available on this host"
+  end
+  local deps = proc.run({ "apt-cache", "depends", "linux-image-cloud-amd64" })
+  local pkg = deps and deps.code == 0 and deps.stdout:match("Depends: (linux%-image%-%d[^\n%s]*)")
+  if not pkg then
+    return nil, "apt-cache cannot resolve linux-image-cloud-amd64 (run apt-get update?)"
+  end
+  local dir = state.layout().cache .. "/debs"
+  fs.mkdir(dir, 448, true)
+  for _, f in ipairs(fs.list(dir) or {}) do
+    if f:find(pkg .. "_", 1, true) == 1 and f:match("%.deb$") then
+      return dir .. "/" .. f
+    end
+  end
+  if info then
+    info("fetching " .. pkg .. " with apt-get download (the default kernel, once) ...")
+  end
+  local r = proc.run({ "apt-get", "download", pkg, cwd = dir, timeout_ms = 900000 })
+  if not r or r.code ~= 0 then
+    return nil, "apt-get download " .. pkg .. " failed: " .. (r and r.stderr or "")
+  end
+  for _, f in ipairs(fs.list(dir) or {}) do
+    if f:find(pkg .. "_", 1, true) == 1 and f:match("%.deb$") then
+      return dir .. "/" .. f
+    end
+  end
+  return nil, "apt-get download left no package for " .. pkg
+end
+
+M.default_name = "debian-cloud"
+
+--- The default kernel's manifest, importing it first when it is missing:
+-- from the host's apt, else from the configured kernel catalog.
+function M.ensure_default(info)
+  local name = require("banger.config").get().vm.kernel or M.default_name
+  local ok, k = pcall(M.require, name)
+  if ok then
+    return k
+  end
+  local kernel = require("banger.native.kernel")
+  local deb, why = M.apt_download(info)
+  if deb then
+    if info then
+      info("importing the default kernel '" .. name .. "' from " .. deb)
+    end
+    errors.check(kernel.import({ source = deb, name = name, kernels_dir = M.dir(), distro = "debian" }))
+    return M.require(name)
+  end
+  local catalog = require("banger.config").get().kernel.catalog_url
+  if not catalog then
+    errors.raise("ENOENT", "no kernel '" .. name .. "', and none can be fetched: " .. why
+      .. "; import one with 'banger kernel import' or set kernel.catalog_url")
+  end
+  local found = require("banger.recipes").resolve({ "kernel", "pull" })
+  local recipe = require("banger.recipes").load(found.path)
+  recipe.run({ name = name, catalog = catalog, quiet = true }, { command = "kernel pull" })
+  return M.require(name)
+end
+
 --- A catalog name for a source path: linux-image-6.1.0-56-cloud-amd64_..._amd64.deb
 -- becomes 6.1.0-56-cloud-amd64; vmlinuz-6.1.0-x becomes 6.1.0-x.
 function M.name_for(source)

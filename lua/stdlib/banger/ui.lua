@@ -60,8 +60,12 @@ function M.table(rows, columns)
   end
 end
 
---- Prints `data` as JSON when opts.json, else calls render(data).
+--- Prints `data` as JSON when opts.json, else calls render(data). Nothing
+-- when opts.quiet (a recipe run by another recipe: its stdout is not ours).
 function M.emit(opts, data, render)
+  if opts.quiet then
+    return
+  end
   if opts.json then
     M.json(data)
   else

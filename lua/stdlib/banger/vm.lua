@@ -249,6 +249,9 @@ function M.create(opts, stage)
   errors.check(validate.vm_name(name))
   local image = images.pick(opts.image or cfg.vm.image)
   local kernel_name = opts.kernel or image.kernel or cfg.vm.kernel
+  if kernel_name == kernels.default_name and not pcall(kernels.require, kernel_name) then
+    kernels.ensure_default(require("banger.ui").info)
+  end
   kernels.require(kernel_name)
   local driver, accel, binary = M.pick_driver(opts.driver, opts.accel)
 
