@@ -8,6 +8,7 @@
 #include "engine/core/build_info.hpp"
 #include "engine/core/cancel.hpp"
 #include "engine/core/install_dirs.hpp"
+#include "engine/core/sha256.hpp"
 #include "engine/lua/binding.hpp"
 
 namespace banger::lua {
@@ -100,6 +101,11 @@ int l_exe(lua_State* L) {
   return 1;
 }
 
+int l_sha256(lua_State* L) {
+  push_string(L, sha256_hex(check_string(L, 1)));
+  return 1;
+}
+
 int open_sys(lua_State* L) {
   static const luaL_Reg fns[] = {
       {"getuid", protect<l_getuid>},     {"geteuid", protect<l_geteuid>},
@@ -109,6 +115,7 @@ int open_sys(lua_State* L) {
       {"monotonic_ms", protect<l_monotonic_ms>}, {"sleep_ms", protect<l_sleep_ms>},
       {"interrupted", protect<l_interrupted>},   {"build", protect<l_build>},
       {"lua_dir", protect<l_lua_dir>},   {"exe", protect<l_exe>},
+      {"sha256", protect<l_sha256>},
       {nullptr, nullptr}};
   luaL_newlib(L, fns);
   return 1;

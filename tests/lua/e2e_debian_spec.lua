@@ -30,3 +30,35 @@ describe("Debian golden image", function()
     t.eq(e2e.vms(home), {})
   end)
 end)
+
+describe("a project's banger.lua", function()
+  it("provisions once; a second vm run in a fresh VM sees it provisioned", function()
+    local tar = banger.proc.run({ t.source_dir() .. "/tests/fixtures/debian-tar.sh", timeout_ms = 900000 })
+    local home = t.tmpdir()
+    t.eq(t.banger({ "kernel", "import", e2e.kernel_deb(), "--name", "debian-cloud" }, { home = home }).code, 0)
+    t.eq(t.banger({ "image", "build", "debian", "--tar", (tar.stdout:gsub("%s+$", "")) }, { home = home, timeout_ms = 300000 }).code, 0)
+    local dir = home .. "/proj"
+    banger.fs.mkdir(dir, 493, true)
+    banger.proc.run({ "git", "-C", dir, "init", "-q" })
+    t.write(dir .. "/banger.lua", [[
+vm = { memory = "512MiB" }
+function provision(vm)
+  vm:exec{ "sh", "-c", "echo provisioned > /etc/banger-provisioned; date +%s%N > /etc/provision-stamp" }
+end
+]])
+    local first = t.banger({ "vm", "run", "--rm", "--", "cat", "/etc/banger-provisioned", "/etc/provision-stamp" },
+      { home = home, cwd = dir, timeout_ms = 300000 })
+    t.eq(first.code, 0, first.stderr)
+    t.contains(first.stderr, "provisioning for " .. dir .. "/banger.lua")
+    local second = t.banger({ "vm", "run", "--rm", "--", "cat", "/etc/banger-provisioned", "/etc/provision-stamp" },
+      { home = home, cwd = dir, timeout_ms = 300000 })
+    t.eq(second.code, 0, second.stderr)
+    t.not_contains(second.stderr, "provisioning for")
+    t.eq(second.stdout, first.stdout, "the same provisioned image, not a second provisioning")
+    t.contains(second.stdout, "provisioned\n")
+    local ignored = t.banger({ "vm", "run", "--rm", "--no-project", "--", "cat", "/etc/banger-provisioned" },
+      { home = home, cwd = dir, timeout_ms = 300000 })
+    t.truthy(ignored.code ~= 0, "--no-project boots the plain image")
+    t.eq(e2e.vms(home), {})
+  end)
+end)

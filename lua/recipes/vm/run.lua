@@ -16,6 +16,7 @@ return {
     { "rm", type = "boolean", help = "delete the VM when the command ends" },
     { "include-untracked", type = "boolean", help = "also copy untracked files that are not ignored" },
     { "no-workspace", type = "boolean", help = "do not copy the repository" },
+    { "no-project", type = "boolean", help = "ignore the repository's banger.lua" },
     { "dry-run", type = "boolean", help = "list the files that would be copied; create nothing" },
     { "env", short = "e", type = "list", help = "KEY=VALUE for the command's environment" },
   },
@@ -69,10 +70,44 @@ return {
       end
     end
 
-    local row = banger.vm.create({
-      name = opts.name, image = opts.image, kernel = opts.kernel, vcpus = opts.cpus, memory = opts.memory,
-      nat = opts.nat or nil,
-    }, ui.stages())
+    -- The project's banger.lua: VM settings (flags win) and provisioning.
+    local project = root and not opts.no_project and banger.project.load(root) or nil
+    local pv = project and project.vm or {}
+    banger.provision.extra_file_sync = pv.file_sync or {}
+    local settings = {
+      image = opts.image or pv.image, kernel = opts.kernel, vcpus = opts.cpus or pv.cpus,
+      memory = opts.memory or pv.memory, disk = pv.disk,
+    }
+    if opts.nat then
+      settings.nat = true
+    elseif pv.nat ~= nil then
+      settings.nat = pv.nat
+    end
+    local stages = ui.stages()
+    if project and project.provision then
+      local base = banger.images.pick(settings.image)
+      local pname = banger.project.image_name(project, base)
+      if not banger.images.get(pname) then
+        ui.info("provisioning for " .. project.path .. " (once; the result becomes image " .. pname .. ")")
+        local prow = banger.vm.create({ name = "prov-" .. pname:sub(-12), image = base.name, kernel = settings.kernel,
+          vcpus = settings.vcpus, memory = settings.memory, disk = settings.disk, nat = settings.nat }, stages)
+        local ok, err = pcall(project.provision, banger.project.vm_handle(prow))
+        if ok then
+          ok, err = pcall(function()
+            banger.vm.stop(prow.name)  -- a clean shutdown flushes the guest's writes
+            banger.images.capture(prow, { name = pname, kernel = base.kernel, source_ref = "provisioned:" .. base.name })
+          end)
+        end
+        pcall(banger.vm.delete, prow.name, true)
+        if not ok then
+          error(err, 0)
+        end
+      end
+      settings.image = pname
+    end
+
+    settings.name = opts.name
+    local row = banger.vm.create(settings, stages)
     local cleanup <close> = opts.rm and setmetatable({}, {
       __close = function() pcall(banger.vm.delete, row.name, true) end,
     }) or nil

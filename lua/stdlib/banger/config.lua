@@ -264,6 +264,16 @@ function check_value(spec, v, key, source)
   return v
 end
 
+--- Validates one value against the schema entry at `key` ("vm.vcpus",
+-- "file_sync"); for files that share config's rules, like banger.lua.
+function M.check(key, value, source)
+  local spec = M.schema
+  for part in key:gmatch("[^.]+") do
+    spec = spec.fields and spec.fields[part] or spec[part]
+  end
+  return check_value(spec, value, key, source)
+end
+
 --- Validates a config table; returns it with defaults filled in.
 function M.validate(tbl, source)
   return check_table({ fields = M.schema }, tbl, "", source or "config")

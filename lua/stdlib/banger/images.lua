@@ -137,6 +137,21 @@ function M.import_file(src, fields)
   end)
 end
 
+--- Captures a stopped VM's root disk as a new image (a provisioned
+-- project image): the qcow2 overlay is flattened into a raw ext4 file.
+function M.capture(vm_row, fields)
+  local dir = require("banger.vms").dir(vm_row)
+  return publish(fields, function(tmp)
+    local qcow = dir .. "/root.qcow2"
+    local argv = fs.exists(qcow) and { "qemu-img", "convert", "-O", "raw", qcow, tmp }
+      or { "cp", "--sparse=always", "--", dir .. "/root.img", tmp }
+    local r = require("banger.native.proc").run(argv)
+    if r.code ~= 0 then
+      errors.raise("EIO", "capturing the root disk of " .. vm_row.name .. ": " .. r.stderr)
+    end
+  end)
+end
+
 --- Size for an image holding `content` bytes: content plus headroom, with a
 -- floor, so small images still boot and big ones do not run out of space.
 function M.size_for(content, headroom_pct, floor_bytes)

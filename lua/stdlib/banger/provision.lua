@@ -11,6 +11,9 @@ local log = require("banger.log")
 
 local M = {}
 
+-- file_sync entries added for this process (a project's banger.lua).
+M.extra_file_sync = {}
+
 local DIR, FILE, PRIVATE = tonumber("755", 8), tonumber("644", 8), tonumber("600", 8)
 
 --- banger's SSH key pair (ed25519), generated on first use. ssh-keygen
@@ -119,8 +122,18 @@ function M.work_disk(img, opts)
   if name ~= "" or email ~= "" then
     img:write("/.gitconfig", string.format("[user]\n\tname = %s\n\temail = %s\n", name, email), { mode = FILE })
   end
-  M.file_sync(img, opts.file_sync or config.get().file_sync, opts.warn)
-  log.info("provision", "work disk provisioned", { files = #(opts.file_sync or config.get().file_sync) })
+  local entries = opts.file_sync
+  if not entries then
+    entries = {}
+    for _, e in ipairs(config.get().file_sync) do
+      entries[#entries + 1] = e
+    end
+    for _, e in ipairs(M.extra_file_sync) do
+      entries[#entries + 1] = e
+    end
+  end
+  M.file_sync(img, entries, opts.warn)
+  log.info("provision", "work disk provisioned", { file_sync = #entries })
 end
 
 return M
