@@ -128,7 +128,10 @@ void Session::handle(const guest::Frame& f) {
     try {
       j = f.json();
     } catch (const Error& e) {
-      return send_error(0, "EPROTO", e.what());
+      // A torn frame: on a serial port, a host that disconnected mid-write
+      // leaves a partial frame that swallows the start of the next host's
+      // hello. Reported as EFRAME, which hosts ignore; the hello is repeated.
+      return send_error(0, "EFRAME", e.what());
     }
     if (j.value("proto", 0) != guest::kProtocolMajor) {
       return send_error(0, "EPROTO", "agent speaks protocol " + std::to_string(guest::kProtocolMajor) +

@@ -68,6 +68,14 @@ int open_endpoint(const Endpoint& ep, std::chrono::milliseconds timeout) {
   throw Error("EINVAL", "unknown agent endpoint");
 }
 
+// An error about a torn frame left on the stream by an earlier host session
+// (see the agent's hello handling): not about anything this host sent.
+bool stale_frame_error(const Frame& f) {
+  if (f.type != FrameType::error || f.channel != 0) return false;
+  auto j = nlohmann::json::parse(f.payload, nullptr, false);
+  return j.is_object() && j.value("code", "") == "EFRAME";
+}
+
 std::string describe(const Endpoint& ep) {
   return ep.kind == Endpoint::Kind::vsock ? "vsock cid " + std::to_string(ep.cid) : "agent at " + ep.path;
 }
@@ -131,7 +139,7 @@ void AgentClient::raise_error(const Frame& f) {
 Frame AgentClient::expect(std::uint32_t ch, clock::time_point deadline) {
   for (;;) {
     Frame f = read_frame(deadline);
-    if (f.type == FrameType::hello_ok) continue;  // a late answer to a repeated hello
+    if (f.type == FrameType::hello_ok || stale_frame_error(f)) continue;  // leftovers of the handshake
     if (f.type == FrameType::error && (f.channel == ch || f.channel == 0)) raise_error(f);
     if (f.channel == ch) return f;
   }
@@ -151,6 +159,7 @@ void AgentClient::handshake(std::chrono::milliseconds timeout) {
     try {
       for (;;) {
         Frame f = read_frame(round);
+        if (stale_frame_error(f)) continue;
         if (f.type == FrameType::error && f.channel == 0) raise_error(f);
         if (f.type != FrameType::hello_ok) continue;
         nlohmann::json j = f.json();
