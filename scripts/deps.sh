@@ -17,6 +17,7 @@ packages=(
 test_packages=(
   catch2 sqlite3 docker-registry skopeo umoci dnsutils
   clang libclang-rt-14-dev dropbear-bin
+  zstd xz-utils lz4 procps  # compressors and pgrep the tests call
   xfsprogs  # a reflink-capable filesystem for the disk clone test
 )
 
