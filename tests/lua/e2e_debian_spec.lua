@@ -8,6 +8,7 @@ describe("Debian golden image", function()
     local tar = banger.proc.run({ t.source_dir() .. "/tests/fixtures/debian-tar.sh", timeout_ms = 900000 })
     t.eq(tar.code, 0, tar.stderr)
     local home = t.tmpdir()
+    e2e.kernel_deb()  -- only so apt's package lists exist on a fresh machine
     -- No kernel imported by hand: vm run fetches the default one with apt-get.
     local b = t.banger({ "image", "build", "debian", "--tar", (tar.stdout:gsub("%s+$", "")), "--json" },
       { home = home, timeout_ms = 300000 })
