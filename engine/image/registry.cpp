@@ -282,7 +282,7 @@ std::string Client::fetch_manifest(const std::string& mref, const std::string& w
   if (j.is_discarded() || !j.is_object()) throw Error("EINVAL", who + ": manifest is not a JSON object");
   media_type = r.content_type;
   if (j.contains("mediaType") && j["mediaType"].is_string()) media_type = j["mediaType"].get<std::string>();
-  if (j.value("schemaVersion", 0) == 1 || media_type.find("manifest.v1") != std::string::npos)
+  if (j.value("schemaVersion", 0) == 1 || media_type.rfind("application/vnd.docker.distribution.manifest.v1", 0) == 0)
     throw Error("ENOTSUP", who + ": schema 1 manifests are not supported");
   if (!is_index(media_type) && !is_manifest(media_type)) {
     // Some registries omit mediaType in the body and send a generic content type.
