@@ -64,7 +64,9 @@ std::vector<Challenge> parse_www_authenticate(std::string_view h) {
         }
         if (i < h.size()) ++i;  // closing quote
       } else {
-        value = token();
+        size_t s = i;
+        while (i < h.size() && h[i] != ',' && h[i] != ' ' && h[i] != '\t') ++i;
+        value = std::string(h.substr(s, i - s));
       }
       out.back().params[lower(word)] = value;
     } else {

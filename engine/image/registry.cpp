@@ -117,7 +117,7 @@ Platform parse_platform(std::string_view text) {
   }
   if (parts.size() < 2 || parts.size() > 3) throw Error("EINVAL", "invalid platform \"" + std::string(text) + "\" (want os/arch[/variant])");
   for (auto& x : parts) {
-    if (x.empty() || x.size() > 64) throw Error("EINVAL", "invalid platform \"" + std::string(text) + "\"");
+    if (x.empty() || x.size() > 64 || !std::isalnum(static_cast<unsigned char>(x[0]))) throw Error("EINVAL", "invalid platform \"" + std::string(text) + "\"");
     for (char c : x)
       if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-' && c != '.')
         throw Error("EINVAL", "invalid platform \"" + std::string(text) + "\"");
