@@ -73,7 +73,9 @@ BlobCache::BlobCache(std::string dir) : dir_(std::move(dir)) {
 }
 
 void BlobCache::ensure_layout() const {
+  // Each level is checked: a planted symlink anywhere would redirect writes.
   mkdir_p(dir_);
+  mkdir_p(dir_ + "/blobs");
   mkdir_p(blobs_dir());
   std::string layout = dir_ + "/oci-layout";
   struct stat st{};

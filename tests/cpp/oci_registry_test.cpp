@@ -376,3 +376,35 @@ TEST_CASE("oci basic auth from docker config", "[oci]") {
   std::string e = err_code([&] { Client(parse_reference(srv.host() + "/x/y:v1"), none).resolve(); });
   CHECK_THAT(e, Catch::StartsWith("EACCES") && Catch::Contains("requires credentials"));
 }
+
+TEST_CASE("oci cache refuses symlinks planted in it", "[oci]") {
+  FakeImage img(random_bytes(4096));
+  test::HttpServer srv([&](const test::HttpRequest& q) { return img.serve(q, img.blob); });
+  test::TempDir t;
+  // A symlink where the blob goes, pointing at a file of the right size:
+  // it is not taken as the cached blob, and the file behind it is untouched.
+  std::string victim = t / "victim";
+  std::string original(img.blob.size(), 'v');
+  std::ofstream(victim, std::ios::binary) << original;
+  BlobCache cache(t / "cache");
+  std::string p = cache.path(img.blob_digest());
+  fs::create_symlink(victim, p);
+  CHECK_FALSE(cache.has(img.blob_digest(), img.blob.size()));
+  Client c(parse_reference(srv.host() + "/x/y:v1"));
+  FetchResult f = fetch_blobs(cache, requests(c, c.resolve()));
+  CHECK_FALSE(fs::is_symlink(p));
+  CHECK(slurp(p) == img.blob);
+  CHECK(slurp(victim) == original);
+
+  // The cache directory itself being a symlink is refused.
+  fs::create_directory(t / "elsewhere");
+  fs::create_symlink(t / "elsewhere", t / "linked");
+  CHECK_THAT(err_code([&] { BlobCache bad(t / "linked"); }), Catch::StartsWith("EUNSAFE"));
+  CHECK_THAT(err_code([&] { prune(t / "linked", false); }), Catch::StartsWith("EUNSAFE"));
+  CHECK(fs::exists(t / "elsewhere"));
+
+  // Digests are validated before they become file names.
+  CHECK_THAT(err_code([&] { cache.path("sha256:../../etc/passwd"); }), Catch::StartsWith("EINVAL"));
+  BlobRequest evil{"sha256:" + std::string(63, 'a') + "/", 1, "http://" + srv.host() + "/x", {}};
+  CHECK_THAT(err_code([&] { fetch_blobs(cache, {evil}); }), Catch::StartsWith("EINVAL"));
+}
