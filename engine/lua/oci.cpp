@@ -1,0 +1,196 @@
+// banger.native.oci: OCI registry client and blob cache (engine/image/).
+//   oci.parse_ref(s) -> {registry=, repository=, tag=, digest=, api_host=, ref=}
+//   oci.resolve(ref, {cache=dir, platform="linux/amd64", docker_config=dir})
+//       -> {ref=, digest=, index_digest=, media_type=, config={digest=,size=,media_type=,path=},
+//           layers={{digest=,size=,media_type=}...}}
+//       With cache=, the manifest and the config blob are stored there (verified).
+//   oci.fetch(ref_or_resolved, {cache=dir, parallel=4, platform=, docker_config=, on_progress=function(done, total)})
+//       -> {path, ...} of the layers in order (plus downloaded=, downloaded_bytes=)
+//   oci.cache_prune(dir, {dry_run=bool}) -> {bytes=, blobs=}
+#include "engine/image/cache.hpp"
+#include "engine/image/reference.hpp"
+#include "engine/image/registry.hpp"
+#include "engine/lua/binding.hpp"
+
+namespace banger::lua {
+namespace {
+
+using namespace banger::image;
+
+void push_ref(lua_State* L, const Reference& r) {
+  lua_createtable(L, 0, 6);
+  set_field(L, "registry", r.registry);
+  set_field(L, "repository", r.repository);
+  if (!r.tag.empty()) set_field(L, "tag", r.tag);
+  if (!r.digest.empty()) set_field(L, "digest", r.digest);
+  set_field(L, "api_host", r.api_host());
+  set_field(L, "ref", r.str());
+}
+
+void push_descriptor(lua_State* L, const Descriptor& d) {
+  lua_createtable(L, 0, 3);
+  set_field(L, "digest", d.digest);
+  set_field(L, "size", static_cast<lua_Integer>(d.size));
+  if (!d.media_type.empty()) set_field(L, "media_type", d.media_type);
+}
+
+ClientOptions client_options(lua_State* L, int opts) {
+  ClientOptions o;
+  if (lua_istable(L, opts)) o.docker_config_dir = field_string(L, opts, "docker_config").value_or("");
+  return o;
+}
+
+Platform platform_option(lua_State* L, int opts) {
+  if (!lua_istable(L, opts)) return {};
+  auto p = field_string(L, opts, "platform");
+  return p ? parse_platform(*p) : Platform{};
+}
+
+int l_parse_ref(lua_State* L) {
+  push_ref(L, parse_reference(check_string(L, 1)));
+  return 1;
+}
+
+Resolved do_resolve(lua_State* L, int opts, const std::optional<BlobCache>& cache, Client& client) {
+  Resolved r = client.resolve(platform_option(L, opts));
+  if (cache) cache->put(r.digest, r.manifest);
+  return r;
+}
+
+void push_resolved(lua_State* L, const Resolved& r, const std::optional<BlobCache>& cache) {
+  lua_createtable(L, 0, 6);
+  set_field(L, "ref", r.ref.str());
+  set_field(L, "digest", r.digest);
+  if (!r.index_digest.empty()) set_field(L, "index_digest", r.index_digest);
+  set_field(L, "media_type", r.media_type);
+  push_descriptor(L, r.config);
+  if (cache) set_field(L, "path", cache->path(r.config.digest));
+  lua_setfield(L, -2, "config");
+  lua_createtable(L, static_cast<int>(r.layers.size()), 0);
+  for (size_t i = 0; i < r.layers.size(); ++i) {
+    push_descriptor(L, r.layers[i]);
+    lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
+  }
+  lua_setfield(L, -2, "layers");
+}
+
+std::optional<BlobCache> cache_option(lua_State* L, int opts, bool required) {
+  std::optional<std::string> dir;
+  if (lua_istable(L, opts)) dir = field_string(L, opts, "cache");
+  if (!dir) {
+    if (required) throw Raise("oci: cache= is required");
+    return std::nullopt;
+  }
+  return BlobCache(*dir);
+}
+
+int l_resolve(lua_State* L) {
+  std::string text = check_string(L, 1);
+  if (!lua_isnoneornil(L, 2)) check_table(L, 2);
+  auto cache = cache_option(L, 2, false);
+  Client client(parse_reference(text), client_options(L, 2));
+  Resolved r = do_resolve(L, 2, cache, client);
+  if (cache) fetch_blobs(*cache, {client.blob_request(r.config)});  // small: the importer needs it anyway
+  push_resolved(L, r, cache);
+  return 1;
+}
+
+// A descriptor from a Lua table {digest=, size=}.
+Descriptor check_descriptor(lua_State* L, int idx, const char* what) {
+  if (!lua_istable(L, idx)) throw Raise(std::string("oci.fetch: ") + what + " must be a table");
+  Descriptor d;
+  d.digest = field_string(L, idx, "digest").value_or("");
+  auto size = field_integer(L, idx, "size");
+  if (d.digest.empty() || !size || *size < 0) throw Raise(std::string("oci.fetch: ") + what + " needs digest= and size=");
+  d.size = static_cast<std::uint64_t>(*size);
+  d.media_type = field_string(L, idx, "media_type").value_or("");
+  check_digest(d.digest, what);
+  return d;
+}
+
+int l_fetch(lua_State* L) {
+  check_table(L, 2);
+  auto cache = cache_option(L, 2, true);
+  FetchOptions fo;
+  fo.parallel = static_cast<int>(field_integer(L, 2, "parallel").value_or(4));
+  if (fo.parallel < 1 || fo.parallel > 32) throw Raise("oci.fetch: parallel must be 1..32");
+  std::vector<Descriptor> layers;
+  std::string text;
+  if (lua_type(L, 1) == LUA_TSTRING) {
+    text = check_string(L, 1);
+  } else if (lua_istable(L, 1)) {
+    text = field_string(L, 1, "ref").value_or("");
+    if (text.empty()) throw Raise("oci.fetch: a resolved table needs ref=");
+    lua_getfield(L, 1, "layers");
+    int li = lua_gettop(L);
+    if (!lua_istable(L, li)) throw Raise("oci.fetch: a resolved table needs layers=");
+    lua_Integer n = static_cast<lua_Integer>(lua_rawlen(L, li));
+    for (lua_Integer i = 1; i <= n; ++i) {
+      lua_rawgeti(L, li, i);
+      layers.push_back(check_descriptor(L, lua_gettop(L), "layer"));
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  } else {
+    raise_arg(L, 1, "string or table");
+  }
+  Client client(parse_reference(text), client_options(L, 2));
+  if (layers.empty() && lua_type(L, 1) == LUA_TSTRING) {
+    Resolved r = do_resolve(L, 2, cache, client);
+    layers = r.layers;
+  } else {
+    client.prepare();
+  }
+  std::vector<BlobRequest> reqs;
+  for (auto& d : layers) reqs.push_back(client.blob_request(d));
+
+  lua_settop(L, 2);
+  ProgressFn progress;
+  if (lua_getfield(L, 2, "on_progress") == LUA_TFUNCTION) {
+    // Pull::wait calls this on our thread; errors in the callback are ignored
+    // rather than thrown through the wait loop.
+    progress = [L](const FetchProgress& p) {
+      lua_pushvalue(L, 3);
+      lua_pushinteger(L, static_cast<lua_Integer>(p.done));
+      lua_pushinteger(L, static_cast<lua_Integer>(p.total));
+      if (lua_pcall(L, 2, 0, 0) != LUA_OK) lua_pop(L, 1);
+    };
+  }
+  FetchResult r = fetch_blobs(*cache, reqs, fo, progress);
+  lua_createtable(L, static_cast<int>(r.paths.size()), 2);
+  for (size_t i = 0; i < r.paths.size(); ++i) {
+    push_string(L, r.paths[i]);
+    lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
+  }
+  set_field(L, "downloaded", static_cast<lua_Integer>(r.downloaded_blobs));
+  set_field(L, "downloaded_bytes", static_cast<lua_Integer>(r.downloaded_bytes));
+  return 1;
+}
+
+int l_cache_prune(lua_State* L) {
+  std::string dir = check_string(L, 1);
+  bool dry = false;
+  if (!lua_isnoneornil(L, 2)) {
+    check_table(L, 2);
+    dry = field_boolean(L, 2, "dry_run").value_or(false);
+  }
+  PruneResult r = prune(dir, dry);
+  lua_createtable(L, 0, 2);
+  set_field(L, "bytes", static_cast<lua_Integer>(r.bytes));
+  set_field(L, "blobs", static_cast<lua_Integer>(r.blobs));
+  return 1;
+}
+
+int open_oci(lua_State* L) {
+  static const luaL_Reg fns[] = {{"parse_ref", protect<l_parse_ref>},
+                                 {"resolve", protect<l_resolve>},
+                                 {"fetch", protect<l_fetch>},
+                                 {"cache_prune", protect<l_cache_prune>},
+                                 {nullptr, nullptr}};
+  luaL_newlib(L, fns);
+  return 1;
+}
+
+}  // namespace
+BANGER_LUA_MODULE(oci, open_oci);
+}  // namespace banger::lua
