@@ -8,11 +8,10 @@
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 
 #include "engine/core/atomic_file.hpp"
 #include "engine/core/error.hpp"
+#include "engine/core/read_file.hpp"
 #include "engine/core/sha256.hpp"
 #include "engine/kernel/bzimage.hpp"
 #include "engine/kernel/initramfs.hpp"
@@ -121,9 +120,13 @@ nlohmann::json import_kernel(const ImportOptions& o) {
 nlohmann::json show_kernel(const std::string& kernels_dir, const std::string& name) {
   validate_name(name);
   fs::path p = fs::path(kernels_dir) / name / "manifest.json";
-  std::ifstream f(p);
-  if (!f) throw Error("ENOENT", "no kernel named '" + name + "'");
-  std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  std::string text;
+  try {
+    text = read_file(p.string());
+  } catch (const Error& e) {
+    if (e.code() == "ENOENT") throw Error("ENOENT", "no kernel named '" + name + "'");
+    throw;
+  }
   auto j = nlohmann::json::parse(text, nullptr, false);
   if (j.is_discarded()) throw Error("EINVAL", "corrupt manifest " + p.string());
   j["dir"] = (fs::path(kernels_dir) / name).string();

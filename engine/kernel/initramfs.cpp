@@ -5,11 +5,10 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
-#include <fstream>
-#include <iterator>
 #include <memory>
 
 #include "engine/core/error.hpp"
+#include "engine/core/read_file.hpp"
 #include "engine/kernel/init_script.hpp"
 
 namespace banger::kernel {
@@ -68,12 +67,6 @@ class Writer {
   std::string path_;
 };
 
-std::string slurp(const std::string& p) {
-  std::ifstream f(p, std::ios::binary);
-  if (!f) throw Error("ENOENT", "cannot read " + p + " (install busybox-static)");
-  return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-}
-
 }  // namespace
 
 const std::vector<std::string>& initramfs_applets() {
@@ -84,7 +77,12 @@ const std::vector<std::string>& initramfs_applets() {
 }
 
 void write_initramfs(const std::string& path, const InitramfsSpec& spec) {
-  std::string busybox = slurp(spec.busybox);
+  std::string busybox;
+  try {
+    busybox = read_file(spec.busybox);
+  } catch (const Error& e) {
+    throw Error(e.code(), std::string(e.what()) + " (install busybox-static)");
+  }
   Writer w(path);
   for (const char* d : {"bin", "dev", "proc", "sys", "etc", "etc/banger", "lib", "lib/modules", "newroot"}) w.dir(d);
   // The kernel opens /dev/console for init's stdio before devtmpfs exists.

@@ -5,13 +5,12 @@
 #include <sys/stat.h>
 
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <memory>
 #include <regex>
 
 #include "engine/core/cancel.hpp"
 #include "engine/core/error.hpp"
+#include "engine/core/read_file.hpp"
 #include "engine/kernel/modinfo.hpp"
 
 namespace banger::kernel {
@@ -36,12 +35,6 @@ std::string read_entry(archive* a) {
     if (n == 0) return out;
     out.append(buf, static_cast<size_t>(n));
   }
-}
-
-std::string slurp(const std::filesystem::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  if (!f) throw Error("ENOENT", "cannot read " + p.string());
-  return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
 }
 
 // Paths inside a kernel package or tree.
@@ -123,10 +116,10 @@ KernelFiles read_dir(const std::string& root) {
     std::string rel = fs::relative(it->path(), root).string();
     // A plain directory holding vmlinuz/vmlinux at its top also counts.
     if (rel == "vmlinuz" || rel == "vmlinux") {
-      k.image = slurp(it->path());
+      k.image = read_file(it->path().string());
       continue;
     }
-    take(k, rel, [&] { return slurp(it->path()); });
+    take(k, rel, [&] { return read_file(it->path().string()); });
   }
   if (k.image.empty()) throw Error("EINVAL", root + " holds no vmlinuz, vmlinux or boot/vmlinuz-*");
   return k;
@@ -135,7 +128,7 @@ KernelFiles read_dir(const std::string& root) {
 KernelFiles read_image_file(const std::string& path) {
   KernelFiles k;
   k.source_kind = "file";
-  k.image = slurp(path);
+  k.image = read_file(path);
   std::smatch m;
   std::string base = std::filesystem::path(path).filename().string();
   static const std::regex versioned(R"(^vmlinu[xz]-(.+)$)");

@@ -12,6 +12,7 @@
 #include "engine/core/atomic_file.hpp"
 #include "engine/core/file_lock.hpp"
 #include "engine/core/paths.hpp"
+#include "engine/core/read_file.hpp"
 #include "engine/lua/binding.hpp"
 
 namespace banger::lua {
@@ -99,24 +100,7 @@ int l_list(lua_State* L) {
 }
 
 int l_read(lua_State* L) {
-  std::string path = check_string(L, 1);
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw Error::last("open", path);
-  std::string out;
-  char buf[65536];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int e = errno;
-      ::close(fd);
-      throw Error::sys(e, "read", path);
-    }
-    if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  push_string(L, out);
+  push_string(L, read_file(check_string(L, 1)));
   return 1;
 }
 

@@ -2,10 +2,8 @@
 //   kernel.import{source=, name=, kernels_dir=, busybox=, distro=, origin=, replace=} -> manifest
 //   kernel.list(kernels_dir) -> {manifest...}; kernel.show(dir, name); kernel.remove(dir, name)
 //   kernel.extract_vmlinux(src, dst); kernel.validate_name(name)
-#include <fstream>
-#include <iterator>
-
 #include "engine/core/atomic_file.hpp"
+#include "engine/core/read_file.hpp"
 #include "engine/kernel/bzimage.hpp"
 #include "engine/kernel/catalog.hpp"
 #include "engine/lua/binding.hpp"
@@ -49,10 +47,7 @@ int l_remove(lua_State* L) {
 
 int l_extract_vmlinux(lua_State* L) {
   std::string src = check_string(L, 1), dst = check_string(L, 2);
-  std::ifstream f(src, std::ios::binary);
-  if (!f) throw Error("ENOENT", "cannot read " + src);
-  std::string image((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  atomic_write_file(dst, kernel::extract_vmlinux(image), 0644);
+  atomic_write_file(dst, kernel::extract_vmlinux(read_file(src)), 0644);
   lua_pushboolean(L, 1);
   return 1;
 }

@@ -4,11 +4,10 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <thread>
 
 #include "engine/core/error.hpp"
+#include "engine/core/read_file.hpp"
 #include "engine/core/process.hpp"
 #include "engine/vmm/host_caps.hpp"
 #include "engine/vmm/qmp.hpp"
@@ -20,8 +19,12 @@ using namespace std::chrono_literals;
 constexpr auto kQmpTimeout = 10s;
 
 std::string tail_of(const std::string& path, size_t max = 2000) {
-  std::ifstream f(path);
-  std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  std::string s;
+  try {
+    s = read_file(path);
+  } catch (const Error&) {
+    return "";  // no log yet: nothing to quote
+  }
   if (s.size() > max) s = "..." + s.substr(s.size() - max);
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
   return s;
