@@ -7,6 +7,9 @@
 //   banger.init=<path>   what to exec in the real root (default /sbin/init)
 //   banger.work=/dev/vdb the work disk, mounted at /root when present
 //   banger.name=<vm>     the hostname (ip='s hostname field wins)
+//   banger.dns=<a>[,<b>] the guest's resolvers, written to /etc/resolv.conf
+//                        (replacing a symlink to a resolver stub that a
+//                        microVM without that service would never answer)
 // On any failure it prints why and powers off, so a broken boot ends the VM
 // instead of hanging it.
 #include "engine/kernel/init_script.hpp"
@@ -31,7 +34,7 @@ for m in $(cat /etc/banger/modules); do
   insmod "/lib/modules/$m.ko" 2>/dev/null || echo "banger-init: insmod $m failed"
 done
 
-root=/dev/vda rootfstype=ext4 ip= init=/sbin/init work=/dev/vdb name=
+root=/dev/vda rootfstype=ext4 ip= init=/sbin/init work=/dev/vdb name= dns=
 for arg in $(cat /proc/cmdline); do
   case "$arg" in
     banger.name=*) name="${arg#banger.name=}" ;;
@@ -40,6 +43,7 @@ for arg in $(cat /proc/cmdline); do
     ip=*) ip="${arg#ip=}" ;;
     banger.init=*) init="${arg#banger.init=}" ;;
     banger.work=*) work="${arg#banger.work=}" ;;
+    banger.dns=*) dns="${arg#banger.dns=}" ;;
   esac
 done
 
@@ -72,6 +76,10 @@ fi
 
 mkdir -p /newroot
 mount -t "$rootfstype" -o rw "$root" /newroot || fail "cannot mount $root"
+if [ -n "$dns" ]; then
+  rm -f /newroot/etc/resolv.conf
+  for server in $(echo "$dns" | tr , ' '); do echo "nameserver $server"; done >/newroot/etc/resolv.conf
+fi
 if [ -b "$work" ]; then
   mkdir -p /newroot/root
   mount -t ext4 -o rw "$work" /newroot/root || echo "banger-init: cannot mount the work disk $work"

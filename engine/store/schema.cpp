@@ -67,6 +67,12 @@ CREATE TABLE kernels (
   imported_at  TEXT NOT NULL
 );
 )sql"},
+    // Two VMs never share a guest address, whatever a racing writer or a
+    // hand-edited database does (allocation already runs in a write
+    // transaction; this makes a collision an error instead of a silent clash).
+    Migration{2, R"sql(
+CREATE UNIQUE INDEX vms_unique_ip ON vms(ip) WHERE ip IS NOT NULL;
+)sql"},
 };
 
 }  // namespace

@@ -123,6 +123,13 @@ function t.env(home, extra)
     env[#env + 1] = k .. "=" .. v
   end
   fs.mkdir(home .. "/run", 448, true)
+  -- Test homes keep VMs off the network unless a spec says otherwise, so no
+  -- test touches the host's own network namespace; network specs opt in
+  -- inside a namespace of their own (net_spec.lua).
+  local cfg = home .. "/.config/banger/config.lua"
+  if not pcall(fs.stat, cfg) then
+    t.write(cfg, 'return { network = { mode = "off" } }\n')
+  end
   return env
 end
 

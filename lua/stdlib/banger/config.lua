@@ -111,6 +111,10 @@ M.schema = {
       bridge_ip = { kind = "string", default = "172.30.0.1", rule = gate(validate.ipv4), doc = "the bridge's IPv4 address (the guests' gateway)" },
       cidr = { kind = "integer", default = 24, rule = gate(validate.cidr_prefix), doc = "prefix length of the guest network (8..32)" },
       dns = { kind = "string", default = "127.0.0.1:42069", rule = host_dns, doc = "where banger answers <vm>.vm queries" },
+      mode = { kind = "string", default = "auto", choices = { "auto", "on", "off" },
+        doc = "guest networking: 'auto' when root or the root helper can make taps, 'on' requires it, 'off' never" },
+      nameservers = { kind = "list", of = { kind = "string", rule = gate(validate.ipv4) }, default = {},
+        doc = "resolvers for NAT'd guests (default: the host's upstream servers, never a loopback address)" },
     },
   },
   driver = {

@@ -12,10 +12,16 @@ local state = require("banger.state")
 local units = require("banger.units")
 local fs = require("banger.native.fs")
 local validate = require("banger.native.validate")
+local net = require("banger.net")
 
 local M = {}
 
 M.hooks = {}
+
+-- A stopped or crashed VM gives back its tap and NAT rules.
+vms.teardown_hooks[#vms.teardown_hooks + 1] = function(row)
+  net.detach(row)
+end
 -- Functions run when a VM is deleted, after its files are gone:
 -- function(row). SSH registers the known_hosts cleanup here.
 M.delete_hooks = {}
@@ -128,16 +134,8 @@ function M.kernel_cmdline(row, extra)
     -- skip probing for devices a microVM does not have (FIRECRACKER.md)
     parts[#parts + 1] = "i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd"
   end
-  if row.ip then
-    local net = config.get().network
-    local mask_bits = net.cidr
-    local mask = {}
-    for i = 1, 4 do
-      local bits = math.max(0, math.min(8, mask_bits - (i - 1) * 8))
-      mask[i] = 256 - 2 ^ (8 - bits)
-    end
-    parts[#parts + 1] = string.format("ip=%s::%s:%d.%d.%d.%d:%s:eth0:off", row.ip, net.bridge_ip,
-      mask[1], mask[2], mask[3], mask[4], row.name)
+  for _, e in ipairs(net.kernel_args(row)) do
+    parts[#parts + 1] = e
   end
   for _, e in ipairs(extra or {}) do
     parts[#parts + 1] = e
@@ -148,6 +146,14 @@ end
 -- Hooks with defaults; a project's banger.lua or a user recipe may replace them.
 M.hooks.wait_ready = function(row, h, timeout_ms)
   return require("banger.guest").wait_ready(row, h, timeout_ms)
+end
+
+-- The guest address of a new VM (called inside the create transaction), or
+-- nil for a VM without network.
+M.hooks.allocate_ip = function(db)
+  if net.enabled() then
+    return net.allocate_ip(db)
+  end
 end
 
 -- Firecracker needs a raw root disk of its own: a reflink where the
@@ -207,6 +213,8 @@ function M.start_locked(row, opts, stage)
       agent = { kind = row.driver == "qemu" and "serial_socket" or "vsock_uds", port = 52,
         cid = 3 + tonumber(row.id:sub(1, 6), 16) },
     }
+    stage("network", row.ip)
+    net.attach(row, spec)
     run_hook("before_launch", row, spec)
     local h = errors.check(vmm.launch(row.driver, spec, function(name, detail)
       stage(name, detail)
@@ -270,7 +278,7 @@ function M.create(opts, stage)
       id, name, image.name, kernel_name, driver, opts.vcpus or cfg.vm.vcpus,
       mib(opts.memory or cfg.vm.memory, "--memory"), mib(opts.disk or cfg.vm.disk, "--disk"),
       mib(opts.work_disk or cfg.vm.work_disk, "--work-disk"), (opts.nat == nil and cfg.vm.nat or opts.nat) and 1 or 0,
-      M.hooks.allocate_ip and M.hooks.allocate_ip(db) or require("banger.native.json").null,
+      M.hooks.allocate_ip(db) or require("banger.native.json").null,
       string.format("02:%s:%s:%s:%s:%s", id:sub(1, 2), id:sub(3, 4), id:sub(5, 6), id:sub(7, 8), id:sub(9, 10)),
       vms.dir(id), now, now)
     row = db:query("SELECT * FROM vms WHERE id = ?", id)[1]

@@ -1,0 +1,48 @@
+// banger.native.priv: the privileged operations (engine/priv/ops.hpp),
+// performed in this process. Only meaningful when banger runs as root; the
+// stdlib (banger.priv) decides whether to call this or the root helper.
+#include <unistd.h>
+
+#include "engine/lua/binding.hpp"
+#include "engine/lua/json_value.hpp"
+#include "engine/priv/ops.hpp"
+
+namespace banger::lua {
+namespace {
+
+// priv.call(op, params) -> result table
+int l_call(lua_State* L) {
+  auto op = check_string(L, 1);
+  nlohmann::json params = lua_isnoneornil(L, 2) ? nlohmann::json::object() : to_json(L, 2);
+  if (params.is_array() && params.empty()) params = nlohmann::json::object();
+  priv::Caller caller{::getuid(), ::getgid()};
+  push_json(L, priv::execute(op, params, caller));
+  return 1;
+}
+
+// priv.operations() -> { {name=, gate=}, ... }
+int l_operations(lua_State* L) {
+  const auto& ops = priv::operations();
+  lua_createtable(L, static_cast<int>(ops.size()), 0);
+  int i = 0;
+  for (const auto& o : ops) {
+    lua_createtable(L, 0, 2);
+    push_string(L, o.name);
+    lua_setfield(L, -2, "name");
+    push_string(L, o.gate);
+    lua_setfield(L, -2, "gate");
+    lua_rawseti(L, -2, ++i);
+  }
+  return 1;
+}
+
+int open_priv(lua_State* L) {
+  static const luaL_Reg fns[] = {
+      {"call", protect<l_call>}, {"operations", protect<l_operations>}, {nullptr, nullptr}};
+  luaL_newlib(L, fns);
+  return 1;
+}
+
+}  // namespace
+BANGER_LUA_MODULE(priv, open_priv);
+}  // namespace banger::lua

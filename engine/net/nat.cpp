@@ -1,0 +1,224 @@
+// nftables through libnftables (the library behind the nft tool), with one
+// exception: the accept rules for hosts whose FORWARD chain drops. Those
+// must live in iptables' own chains (Docker's DOCKER-USER, or FORWARD), and
+// an nftables accept in banger's table cannot override a drop verdict in
+// another table. Docker and the iptables tooling parse those chains as
+// xtables rules, so they are written with the iptables binary itself, in
+// the encoding those tools expect.
+#include "engine/net/nat.hpp"
+
+#include <fcntl.h>
+#include <nftables/libnftables.h>
+#include <unistd.h>
+
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "engine/core/error.hpp"
+#include "engine/core/file_lock.hpp"
+#include "engine/core/process.hpp"
+
+namespace banger::net {
+namespace {
+
+// Serialises read-modify-write cycles on the ruleset between banger
+// processes (and the helper): handles listed by one must not be deleted
+// under another's feet, and an empty table is dropped only under the lock.
+constexpr const char* kLockPath = "/run/banger-nat.lock";
+constexpr const char* kIptables = "/usr/sbin/iptables";
+
+struct CtxDeleter {
+  void operator()(nft_ctx* c) const { nft_ctx_free(c); }
+};
+
+class Nft {
+ public:
+  Nft() : ctx_(nft_ctx_new(NFT_CTX_DEFAULT)) {
+    if (!ctx_) throw Error("ENOMEM", "cannot create an nftables context");
+    nft_ctx_buffer_output(ctx_.get());
+    nft_ctx_buffer_error(ctx_.get());
+  }
+  // Runs `cmd`; returns false with the error text in `err` on failure.
+  bool try_run(const std::string& cmd, std::string* out, std::string* err, bool json = false) {
+    nft_ctx_output_set_flags(ctx_.get(), json ? (NFT_CTX_OUTPUT_JSON | NFT_CTX_OUTPUT_HANDLE) : 0);
+    int rc = nft_run_cmd_from_buffer(ctx_.get(), cmd.c_str());
+    if (out) *out = nft_ctx_get_output_buffer(ctx_.get());
+    std::string e = nft_ctx_get_error_buffer(ctx_.get());
+    if (err) *err = e;
+    return rc == 0;
+  }
+  void run(const std::string& cmd) {
+    std::string err;
+    if (!try_run(cmd, nullptr, &err)) {
+      while (!err.empty() && err.back() == '\n') err.pop_back();
+      throw Error("ENFT", "nftables refused the change: " + err);
+    }
+  }
+
+ private:
+  std::unique_ptr<nft_ctx, CtxDeleter> ctx_;
+};
+
+std::string quoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
+
+struct TaggedRule {
+  std::string chain;
+  long handle;
+  std::string tag;
+};
+
+// Rules in banger's table with their handles; empty when the table is absent.
+std::vector<TaggedRule> table_rules(Nft& nft, bool* table_exists) {
+  std::string out;
+  std::vector<TaggedRule> rules;
+  *table_exists = nft.try_run("list table ip " + std::string(kNatTable), &out, nullptr, true);
+  if (!*table_exists) return rules;
+  auto doc = nlohmann::json::parse(out, nullptr, false);
+  if (!doc.is_object() || !doc.contains("nftables")) throw Error("ENFT", "unexpected nft JSON output");
+  for (const auto& item : doc["nftables"]) {
+    if (!item.contains("rule")) continue;
+    const auto& r = item["rule"];
+    rules.push_back({r.value("chain", ""), r.value("handle", -1L), r.value("comment", "")});
+  }
+  return rules;
+}
+
+void write_sysctl(const char* path, const char* value) {
+  int fd = ::open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) throw Error::last("cannot open", path);
+  ssize_t n = ::write(fd, value, std::char_traits<char>::length(value));
+  int err = errno;
+  ::close(fd);
+  if (n < 0) throw Error::sys(err, "cannot write", path);
+}
+
+// --- iptables side (hosts whose FORWARD drops) ---
+
+bool have_iptables() { return ::access(kIptables, X_OK) == 0; }
+
+process::RunResult iptables(std::vector<std::string> args) {
+  process::SpawnOptions o;
+  o.argv = {kIptables, "-w"};
+  o.argv.insert(o.argv.end(), args.begin(), args.end());
+  o.out = process::Stdio::pipe();
+  o.err = process::Stdio::pipe();
+  return process::run(o, {}, std::chrono::seconds(30));
+}
+
+bool chain_exists(const std::string& chain) { return iptables({"-S", chain}).status.code == 0; }
+
+// Where the guest's forward accepts must go: Docker's DOCKER-USER chain (it
+// is consulted first and Docker never rewrites it), else FORWARD when its
+// policy drops; nowhere when forwarding is already accepted.
+std::string accept_chain() {
+  if (!have_iptables()) return {};
+  if (chain_exists("DOCKER-USER")) return "DOCKER-USER";
+  auto r = iptables({"-S", "FORWARD"});
+  if (r.status.code == 0 && r.out.rfind("-P FORWARD ACCEPT", 0) != 0) return "FORWARD";
+  return {};
+}
+
+std::string iptables_tag(std::string_view tap) { return "banger:" + std::string(tap); }
+
+// Deletes every iptables rule carrying our tag, in FORWARD and DOCKER-USER.
+int remove_iptables(std::string_view tap) {
+  if (!have_iptables()) return 0;
+  int removed = 0;
+  const std::string tag = iptables_tag(tap);
+  for (const char* chain : {"DOCKER-USER", "FORWARD"}) {
+    auto r = iptables({"-S", chain});
+    if (r.status.code != 0) continue;
+    size_t pos = 0;
+    while (pos < r.out.size()) {
+      size_t end = r.out.find('\n', pos);
+      if (end == std::string::npos) end = r.out.size();
+      std::string line = r.out.substr(pos, end - pos);
+      pos = end + 1;
+      // `-S` prints rules as "-A CHAIN <spec>"; the same spec after -D
+      // deletes exactly that rule. The tag has no spaces, so a plain
+      // substring test on the comment is unambiguous.
+      if (line.rfind("-A ", 0) != 0 || line.find("--comment " + tag + " ") == std::string::npos) continue;
+      std::vector<std::string> args = {"-D"};
+      size_t p = 3;
+      while (p < line.size()) {
+        size_t q = line.find(' ', p);
+        if (q == std::string::npos) q = line.size();
+        args.push_back(line.substr(p, q - p));
+        p = q + 1;
+      }
+      if (iptables(args).status.code == 0) ++removed;
+    }
+  }
+  return removed;
+}
+
+void add_iptables(std::string_view tap, std::string_view guest_ip, std::string_view bridge) {
+  std::string chain = accept_chain();
+  if (chain.empty()) return;
+  const std::string tag = iptables_tag(tap);
+  const std::vector<std::vector<std::string>> rules = {
+      {"-s", std::string(guest_ip), "-i", std::string(bridge)},
+      {"-d", std::string(guest_ip), "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED"},
+  };
+  for (const auto& match : rules) {
+    std::vector<std::string> args = {"-I", chain, "1"};
+    args.insert(args.end(), match.begin(), match.end());
+    args.insert(args.end(), {"-m", "comment", "--comment", tag, "-j", "ACCEPT"});
+    auto r = iptables(args);
+    if (r.status.code != 0) {
+      throw Error("ENFT", "iptables refused the forward rule in " + chain + ": " + r.err);
+    }
+  }
+}
+
+int remove_locked(Nft& nft, std::string_view tap) {
+  bool exists = false;
+  int removed = 0;
+  std::string batch;
+  size_t kept = 0;
+  for (const auto& r : table_rules(nft, &exists)) {
+    if (r.tag == tap) {
+      batch += "delete rule ip " + std::string(kNatTable) + " " + r.chain + " handle " + std::to_string(r.handle) + "\n";
+      ++removed;
+    } else {
+      ++kept;
+    }
+  }
+  if (exists && kept == 0) batch = "delete table ip " + std::string(kNatTable) + "\n";
+  if (!batch.empty()) nft.run(batch);
+  return removed + remove_iptables(tap);
+}
+
+}  // namespace
+
+void ensure_nat(std::string_view tap, std::string_view guest_ip, std::string_view bridge) {
+  FileLock lock(kLockPath, true, std::chrono::seconds(30));
+  Nft nft;
+  remove_locked(nft, tap);
+  const std::string t = "ip " + std::string(kNatTable);
+  nft.run("add table " + t + "\n" +
+          "add chain " + t + " postrouting { type nat hook postrouting priority srcnat; policy accept; }\n" +
+          "add rule " + t + " postrouting ip saddr " + std::string(guest_ip) + " oifname != " + quoted(bridge) +
+          " masquerade comment " + quoted(tap) + "\n");
+  add_iptables(tap, guest_ip, bridge);
+  write_sysctl("/proc/sys/net/ipv4/ip_forward", "1");
+}
+
+int remove_nat(std::string_view tap) {
+  FileLock lock(kLockPath, true, std::chrono::seconds(30));
+  Nft nft;
+  return remove_locked(nft, tap);
+}
+
+std::vector<std::string> nat_taps() {
+  Nft nft;
+  bool exists = false;
+  std::set<std::string> taps;
+  for (const auto& r : table_rules(nft, &exists)) {
+    if (!r.tag.empty()) taps.insert(r.tag);
+  }
+  return {taps.begin(), taps.end()};
+}
+
+}  // namespace banger::net

@@ -1,0 +1,122 @@
+#include "engine/priv/ops.hpp"
+
+#include <initializer_list>
+#include <string>
+
+#include "engine/core/error.hpp"
+#include "engine/net/nat.hpp"
+#include "engine/net/netlink.hpp"
+#include "engine/priv/validate.hpp"
+
+namespace banger::priv {
+namespace {
+
+using nlohmann::json;
+
+// A request must be an object holding exactly the expected fields: a typo
+// or an extra field is refused rather than ignored, so what the caller meant
+// and what the helper checked cannot drift apart.
+void expect_fields(const json& p, std::initializer_list<std::string_view> names) {
+  if (!p.is_object()) throw Error("EINVAL", "request parameters must be an object");
+  for (auto it = p.begin(); it != p.end(); ++it) {
+    bool known = false;
+    for (auto n : names) known = known || it.key() == n;
+    if (!known) throw Error("EINVAL", "unexpected field '" + it.key() + "'");
+  }
+  for (auto n : names) {
+    if (!p.contains(std::string(n))) throw Error("EINVAL", "missing field '" + std::string(n) + "'");
+  }
+}
+
+std::string str(const json& p, const char* key) {
+  const auto& v = p.at(key);
+  if (!v.is_string()) throw Error("EINVAL", std::string("field '") + key + "' must be a string");
+  return v.get<std::string>();
+}
+
+long integer(const json& p, const char* key) {
+  const auto& v = p.at(key);
+  if (!v.is_number_integer()) throw Error("EINVAL", std::string("field '") + key + "' must be an integer");
+  return v.get<long>();
+}
+
+json ensure_bridge(const json& p, const Caller&) {
+  expect_fields(p, {"bridge", "ip", "prefix"});
+  auto bridge = str(p, "bridge");
+  auto ip = str(p, "ip");
+  validate::bridge_name(bridge);
+  validate::ipv4(ip);
+  int prefix = validate::cidr_prefix(integer(p, "prefix"));
+  net::ensure_bridge(bridge, ip, prefix);
+  return json::object();
+}
+
+json delete_bridge(const json& p, const Caller&) {
+  expect_fields(p, {"bridge"});
+  auto bridge = str(p, "bridge");
+  validate::bridge_name(bridge);
+  return {{"deleted", net::delete_link(bridge, "bridge")}};
+}
+
+json create_tap(const json& p, const Caller& caller) {
+  expect_fields(p, {"tap", "bridge"});
+  auto tap = str(p, "tap");
+  auto bridge = str(p, "bridge");
+  validate::tap_name(tap);
+  validate::bridge_name(bridge);
+  net::create_tap(tap, bridge, caller.uid);
+  return json::object();
+}
+
+json delete_tap(const json& p, const Caller&) {
+  expect_fields(p, {"tap"});
+  auto tap = str(p, "tap");
+  validate::tap_name(tap);
+  return {{"deleted", net::delete_link(tap, "tun")}};
+}
+
+json ensure_nat(const json& p, const Caller&) {
+  expect_fields(p, {"tap", "guest_ip", "bridge"});
+  auto tap = str(p, "tap");
+  auto ip = str(p, "guest_ip");
+  auto bridge = str(p, "bridge");
+  validate::tap_name(tap);
+  validate::ipv4(ip);
+  validate::bridge_name(bridge);
+  net::ensure_nat(tap, ip, bridge);
+  return json::object();
+}
+
+json remove_nat(const json& p, const Caller&) {
+  expect_fields(p, {"tap"});
+  auto tap = str(p, "tap");
+  validate::tap_name(tap);
+  return {{"removed", net::remove_nat(tap)}};
+}
+
+}  // namespace
+
+const std::vector<Operation>& operations() {
+  static const std::vector<Operation> ops = {
+      {"ensure_bridge", "bridge is br-fc or br-fc-*; ip is dotted-quad IPv4; prefix is 8..32; "
+                        "an existing link of that name must be a bridge", ensure_bridge},
+      {"delete_bridge", "bridge is br-fc or br-fc-* and is a bridge", delete_bridge},
+      {"create_tap", "tap is bgtap + [0-9a-z] (at most 15 bytes); bridge is br-fc or br-fc-* and exists; "
+                     "the tap is owned by the caller's uid", create_tap},
+      {"delete_tap", "tap is bgtap + [0-9a-z] and is a tun/tap device", delete_tap},
+      {"ensure_nat", "tap is a banger tap name; guest_ip is dotted-quad IPv4; bridge is br-fc or br-fc-*; "
+                     "rules only in nftables table ip banger (and tagged accepts in DOCKER-USER/FORWARD)",
+       ensure_nat},
+      {"remove_nat", "tap is a banger tap name; removes only rules tagged with it", remove_nat},
+  };
+  return ops;
+}
+
+json execute(std::string_view op, const json& params, const Caller& caller) {
+  for (const auto& o : operations()) {
+    if (o.name == op) return o.run(params, caller);
+  }
+  throw Error("ENOSYS", "unknown privileged operation '" + std::string(op) + "'");
+}
+
+}  // namespace banger::priv

@@ -1,0 +1,161 @@
+--- banger.net: guest networking policy. Each VM with networking gets a
+-- guest address from the bridge's subnet (allocated inside the create
+-- transaction, so concurrent creates never collide), a tap named after its
+-- id on banger's bridge, a MAC derived from its id, and optional NAT. The
+-- host side is made through banger.priv; the guest side is applied by
+-- banger's init from the kernel command line (ip=, banger.dns=).
+local config = require("banger.config")
+local errors = require("banger.errors")
+local log = require("banger.log")
+local priv = require("banger.priv")
+local fs = require("banger.native.fs")
+local validate = require("banger.native.validate")
+
+local M = {}
+
+local function to_ip(n)
+  return string.format("%d.%d.%d.%d", (n >> 24) & 255, (n >> 16) & 255, (n >> 8) & 255, n & 255)
+end
+M.to_ip = to_ip
+
+--- The tap of a VM: derived from its id, so teardown finds it even when
+-- the VM's handles are lost.
+function M.tap_name(row)
+  return validate.tap_prefix .. row.id:sub(1, 15 - #validate.tap_prefix)
+end
+
+--- Whether new VMs get a network: config network.mode "on" requires it,
+-- "off" never, "auto" when privileged operations are possible here.
+function M.enabled()
+  local mode = config.get().network.mode
+  if mode == "off" then
+    return false
+  end
+  local how, why = priv.mode()
+  if how then
+    return true
+  end
+  if mode == "on" then
+    errors.raise("EPERM", "network.mode is 'on' but " .. why .. " (see docs/privileges.md)")
+  end
+  if not M.warned then
+    M.warned = true
+    require("banger.ui").warn("VMs get no network: " .. why .. "; they are reachable through the agent only")
+  end
+  return false
+end
+
+--- The usable host addresses of the guest subnet, as integers: the subnet
+-- minus its network and broadcast addresses and the bridge's own.
+function M.subnet()
+  local net = config.get().network
+  local bridge = validate.ipv4(net.bridge_ip)
+  local size = 1 << (32 - net.cidr)
+  local base = bridge & ~(size - 1) & 0xffffffff
+  local first, last = base + 1, base + size - 2
+  if net.cidr >= 31 then
+    first, last = base, base + size - 1 -- RFC 3021 point-to-point
+  end
+  return { bridge = bridge, first = first, last = last }
+end
+
+--- Picks the lowest free guest address; call inside the create transaction.
+function M.allocate_ip(db)
+  local used = {}
+  for _, r in ipairs(db:query("SELECT ip FROM vms WHERE ip IS NOT NULL")) do
+    used[validate.ipv4(r.ip)] = true
+  end
+  local s = M.subnet()
+  for n = s.first, s.last do
+    if n ~= s.bridge and not used[n] then
+      return to_ip(n)
+    end
+  end
+  local net = config.get().network
+  errors.raise("ENOSPC", string.format("no free guest address left in %s/%d (%d VMs hold them all); delete VMs or widen network.cidr",
+    net.bridge_ip, net.cidr, s.last - s.first))
+end
+
+local function is_loopback(ip)
+  return ip:match("^127%.") ~= nil or ip == "0.0.0.0"
+end
+
+local function nameservers_in(path)
+  local content = fs.read(path)
+  local out = {}
+  for ip in (content or ""):gmatch("\n?%s*nameserver%s+([%d%.]+)") do
+    if validate.ipv4(ip) and not is_loopback(ip) then
+      out[#out + 1] = ip
+    end
+  end
+  return out
+end
+
+--- The resolvers a NAT'd guest should use: network.nameservers when set,
+-- else the host's upstream servers. Never a loopback address: a guest
+-- asking 127.0.0.53 would ask itself. When the host's resolv.conf points
+-- at systemd-resolved's stub, its upstream list is read instead.
+function M.nameservers()
+  local configured = config.get().network.nameservers
+  if #configured > 0 then
+    return configured
+  end
+  for _, path in ipairs({ "/etc/resolv.conf", "/run/systemd/resolve/resolv.conf" }) do
+    local found = nameservers_in(path)
+    if #found > 0 then
+      return found
+    end
+  end
+  return {}
+end
+
+--- Kernel command-line words for the guest side of the network.
+function M.kernel_args(row)
+  if not row.ip then
+    return {}
+  end
+  local net = config.get().network
+  local mask = to_ip((0xffffffff << (32 - net.cidr)) & 0xffffffff)
+  local args = { string.format("ip=%s::%s:%s:%s:eth0:off", row.ip, net.bridge_ip, mask, row.name) }
+  if row.nat == 1 or row.nat == true then
+    local servers = M.nameservers()
+    if #servers == 0 then
+      log.warn("net", "no usable upstream nameserver on this host; set network.nameservers", { vm = row.name })
+    else
+      args[#args + 1] = "banger.dns=" .. table.concat(servers, ",")
+    end
+  end
+  return args
+end
+
+--- Host side, before the hypervisor starts: bridge, tap, NAT. Adds the NIC
+-- to the launch spec.
+function M.attach(row, spec)
+  if not row.ip then
+    return
+  end
+  local net = config.get().network
+  local tap = M.tap_name(row)
+  priv.call("ensure_bridge", { bridge = net.bridge, ip = net.bridge_ip, prefix = net.cidr })
+  priv.call("create_tap", { tap = tap, bridge = net.bridge })
+  if row.nat == 1 or row.nat == true then
+    priv.call("ensure_nat", { tap = tap, guest_ip = row.ip, bridge = net.bridge })
+  end
+  spec.nics = spec.nics or {}
+  spec.nics[#spec.nics + 1] = { id = "net0", tap = tap, mac = row.mac }
+end
+
+--- Host side, when the VM stops or is cleaned up: its NAT rules and tap.
+-- Safe to call repeatedly and for a VM that never got that far.
+function M.detach(row)
+  if not row.ip or not priv.mode() then
+    return
+  end
+  local tap = M.tap_name(row)
+  if row.nat == 1 or row.nat == true then
+    priv.call("remove_nat", { tap = tap })
+  end
+  priv.call("delete_tap", { tap = tap })
+end
+
+return M
