@@ -19,6 +19,7 @@ test_packages=(
   catch2 sqlite3 docker-registry skopeo umoci dnsutils
   clang libclang-rt-14-dev dropbear-bin
   zstd xz-utils lz4 procps  # compressors and pgrep the tests call
+  curl util-linux  # fake guests fetch through NAT; setpriv drops to another uid
   xfsprogs  # a reflink-capable filesystem for the disk clone test
 )
 

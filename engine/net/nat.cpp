@@ -135,16 +135,21 @@ int remove_iptables(std::string_view tap) {
       if (end == std::string::npos) end = r.out.size();
       std::string line = r.out.substr(pos, end - pos);
       pos = end + 1;
-      // `-S` prints rules as "-A CHAIN <spec>"; the same spec after -D
-      // deletes exactly that rule. The tag has no spaces, so a plain
-      // substring test on the comment is unambiguous.
-      if (line.rfind("-A ", 0) != 0 || line.find("--comment " + tag + " ") == std::string::npos) continue;
+      // `-S` prints rules as "-A CHAIN <spec>" (iptables-nft quotes the
+      // comment); the same spec after -D deletes exactly that rule. Our
+      // rules hold no spaces in any word, so splitting on spaces and
+      // dropping the quotes gives back the words they were made from.
+      bool ours = line.find("--comment \"" + tag + "\"") != std::string::npos ||
+                  line.find("--comment " + tag + " ") != std::string::npos;
+      if (line.rfind("-A ", 0) != 0 || !ours) continue;
       std::vector<std::string> args = {"-D"};
       size_t p = 3;
       while (p < line.size()) {
         size_t q = line.find(' ', p);
         if (q == std::string::npos) q = line.size();
-        args.push_back(line.substr(p, q - p));
+        std::string word = line.substr(p, q - p);
+        if (word.size() >= 2 && word.front() == '"' && word.back() == '"') word = word.substr(1, word.size() - 2);
+        args.push_back(word);
         p = q + 1;
       }
       if (iptables(args).status.code == 0) ++removed;
