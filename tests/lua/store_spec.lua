@@ -16,6 +16,7 @@ describe("state store", function()
     local home = t.tmpdir()
     local writers, per = 20, 50
     local env = t.env(home)
+    t.write(home .. "/.config/banger/config.lua", 'return { network = { mode = "off", bridge_ip = "10.9.0.1", cidr = 16 } }\n')
     local children = {}
     for i = 1, writers do
       children[i] = t.spawn({ t.bin(), "run", t.source_dir() .. "/tests/lua/fixtures/store_writer.lua",
@@ -36,6 +37,8 @@ describe("state store", function()
       end
     end
     t.eq(db:query("PRAGMA integrity_check")[1].integrity_check, "ok")
+    t.eq(#db:query("SELECT 1 FROM vms WHERE ip = '10.9.0.2'"), 1, "the lowest free address is used")
+    t.eq(#db:query("SELECT 1 FROM vms WHERE ip IN ('10.9.0.0', '10.9.0.1')"), 0, "never the network's or the bridge's")
   end)
 
   it("refuses a database from a newer banger", function()
