@@ -45,13 +45,14 @@ void write_all(int fd, std::string_view data, const std::string& what) {
 }
 
 std::string read_line(int fd, std::string& buffer, std::chrono::steady_clock::time_point deadline,
-                      const std::string& what) {
+                      const std::string& what, std::size_t max_line) {
   for (;;) {
     if (auto nl = buffer.find('\n'); nl != std::string::npos) {
       std::string line = buffer.substr(0, nl);
       buffer.erase(0, nl + 1);
       return line;
     }
+    if (buffer.size() > max_line) throw Error("EMSGSIZE", what + " sent a line longer than " + std::to_string(max_line) + " bytes");
     cancel::check();
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) throw Error("ETIMEDOUT", "timed out reading from " + what);

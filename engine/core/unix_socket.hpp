@@ -1,6 +1,8 @@
 #pragma once
 // Small helpers for Unix stream sockets with deadlines (QMP, agent, vsock).
 #include <chrono>
+#include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -15,8 +17,9 @@ void write_all(int fd, std::string_view data, const std::string& what);
 
 // Reads up to one line (without the newline) before the deadline; throws
 // ETIMEDOUT, or EPIPE when the peer closed first. `buffer` keeps bytes read
-// past the newline for the next call.
+// past the newline for the next call. More than `max_line` bytes without a
+// newline throws EMSGSIZE (a peer must not make us buffer without bound).
 std::string read_line(int fd, std::string& buffer, std::chrono::steady_clock::time_point deadline,
-                      const std::string& what);
+                      const std::string& what, std::size_t max_line = SIZE_MAX);
 
 }  // namespace banger::net_unix

@@ -1,10 +1,11 @@
 // banger.native.priv: the privileged operations (engine/priv/ops.hpp),
-// performed in this process. Only meaningful when banger runs as root; the
-// stdlib (banger.priv) decides whether to call this or the root helper.
+// performed in this process (call; only meaningful as root) or by the root
+// helper (call_helper). The stdlib (banger.priv) decides which.
 #include <unistd.h>
 
 #include "engine/lua/binding.hpp"
 #include "engine/lua/json_value.hpp"
+#include "engine/priv/client.hpp"
 #include "engine/priv/ops.hpp"
 
 namespace banger::lua {
@@ -17,6 +18,16 @@ int l_call(lua_State* L) {
   if (params.is_array() && params.empty()) params = nlohmann::json::object();
   priv::Caller caller{::getuid(), ::getgid()};
   push_json(L, priv::execute(op, params, caller));
+  return 1;
+}
+
+// priv.call_helper(socket, op, params) -> result table, from the root helper
+int l_call_helper(lua_State* L) {
+  auto socket = check_string(L, 1);
+  auto op = check_string(L, 2);
+  nlohmann::json params = lua_isnoneornil(L, 3) ? nlohmann::json::object() : to_json(L, 3);
+  if (params.is_array() && params.empty()) params = nlohmann::json::object();
+  push_json(L, priv::call_helper(socket, op, params));
   return 1;
 }
 
@@ -38,7 +49,7 @@ int l_operations(lua_State* L) {
 
 int open_priv(lua_State* L) {
   static const luaL_Reg fns[] = {
-      {"call", protect<l_call>}, {"operations", protect<l_operations>}, {nullptr, nullptr}};
+      {"call", protect<l_call>}, {"call_helper", protect<l_call_helper>}, {"operations", protect<l_operations>}, {nullptr, nullptr}};
   luaL_newlib(L, fns);
   return 1;
 }

@@ -56,6 +56,13 @@ local function traversal(p)
   end
 end
 
+local function absolute_path(p)
+  if p:sub(1, 1) ~= "/" then
+    return "must be an absolute path"
+  end
+  return traversal(p)
+end
+
 local function host_path(p)
   if p == "" then
     return "must not be empty"
@@ -124,6 +131,13 @@ M.schema = {
       accel = { kind = "string", default = "auto", choices = { "auto", "kvm", "tcg" }, doc = "QEMU acceleration" },
       qemu_bin = { kind = "string", default = "qemu-system-x86_64", doc = "QEMU binary (name in PATH or absolute path)" },
       firecracker_bin = { kind = "string", default = "firecracker", doc = "Firecracker binary" },
+    },
+  },
+  helper = {
+    kind = "table",
+    fields = {
+      socket = { kind = "string", default = "/run/banger/helper.sock", rule = absolute_path,
+        doc = "the root helper's socket, used when banger does not run as root" },
     },
   },
   ssh = {

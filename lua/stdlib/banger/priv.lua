@@ -6,6 +6,7 @@
 local errors = require("banger.errors")
 local native = require("banger.native.priv")
 local sys = require("banger.native.sys")
+local fs = require("banger.native.fs")
 
 local M = {}
 
@@ -15,16 +16,28 @@ function M.mode()
   if sys.geteuid() == 0 then
     return "local-root"
   end
-  return nil, "banger is not running as root and the root helper is not available"
+  local socket = M.helper_socket()
+  if fs.exists(socket) then
+    return "helper", socket
+  end
+  return nil, "banger is not running as root and no root helper listens on " .. socket
+    .. " (install it with `sudo banger system install`)"
+end
+
+--- Where the root helper listens (config helper.socket).
+function M.helper_socket()
+  return require("banger.config").get().helper.socket
 end
 
 --- Performs `op` with `params`; raises a structured error on refusal.
 function M.call(op, params)
-  local mode, why = M.mode()
-  if not mode then
-    errors.raise("EPERM", op .. " needs root: " .. why .. " (see docs/privileges.md)")
+  local mode, detail = M.mode()
+  if mode == "local-root" then
+    return errors.check(native.call(op, params or {}))
+  elseif mode == "helper" then
+    return errors.check(native.call_helper(detail, op, params or {}))
   end
-  return errors.check(native.call(op, params or {}))
+  errors.raise("EPERM", op .. " needs root: " .. detail .. " (see docs/privileges.md)")
 end
 
 --- The operations and their documented gates: { {name=, gate=}, ... }.

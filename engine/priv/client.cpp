@@ -1,0 +1,34 @@
+#include "engine/priv/client.hpp"
+
+#include <unistd.h>
+
+#include "engine/core/error.hpp"
+#include "engine/core/unix_socket.hpp"
+#include "engine/priv/wire.hpp"
+
+namespace banger::priv {
+
+nlohmann::json call_helper(const std::string& socket, std::string_view op, const nlohmann::json& params) {
+  int fd = -1;
+  try {
+    fd = net_unix::connect(socket, std::chrono::milliseconds(0));
+  } catch (const Error& e) {
+    throw Error(e.code(), "cannot reach the root helper at " + socket + " (" + e.what() +
+                              "); is it installed and running? see `banger system status`");
+  }
+  try {
+    net_unix::write_all(fd, encode_request(op, params), "root helper");
+    std::string buffer;
+    // Operations are short (netlink, nftables, a spawn); a minute covers a
+    // helper waiting on the xtables lock.
+    auto line = net_unix::read_line(fd, buffer, std::chrono::steady_clock::now() + std::chrono::seconds(60),
+                                    "root helper");
+    ::close(fd);
+    return decode_response(line);
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+}
+
+}  // namespace banger::priv

@@ -1,0 +1,48 @@
+#pragma once
+// The root helper's listener. The socket is created so that it is never
+// reachable by anyone but root and the owner, not even for an instant:
+// the process umask is 077 before anything is created, the directory is
+// made 0700 and handed to the owner through a descriptor, and the socket is
+// bound under that umask, then chowned and chmodded through an
+// O_PATH|O_NOFOLLOW descriptor (a path swapped for a symlink is refused).
+// Every connection's peer is read with SO_PEERCRED; anyone but root and the
+// owner is refused before a byte of their request is read.
+#include <sys/types.h>
+
+#include <atomic>
+#include <string>
+
+namespace banger::priv {
+
+struct ServerOptions {
+  std::string socket_path;  // its directory is created or tightened as described above
+  uid_t owner_uid = 0;
+  gid_t owner_gid = 0;
+  int max_connections = 32;  // concurrent requests; more are refused, not queued
+};
+
+class Server {
+ public:
+  explicit Server(ServerOptions opts);  // creates the directory and socket, listens
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Accepts and serves until stop() (or SIGTERM/SIGINT through the cancel
+  // flag). Each connection is served on a thread of its own.
+  void run();
+  void stop() { stopping_ = true; }
+
+ private:
+  void serve(int fd, uid_t uid, gid_t gid);
+  ServerOptions opts_;
+  int listen_fd_ = -1;
+  std::atomic<bool> stopping_{false};
+  std::atomic<int> active_{0};
+};
+
+// The directory of a socket path and its leaf; exposed for the tests of the
+// "owned and private from birth" rule.
+void prepare_socket_dir(const std::string& dir, uid_t owner, gid_t group);
+
+}  // namespace banger::priv
