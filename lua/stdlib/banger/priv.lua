@@ -17,7 +17,10 @@ function M.mode()
     return "local-root"
   end
   local socket = M.helper_socket()
-  if fs.exists(socket) then
+  -- EACCES: a helper is there but its 0700 directory is another user's;
+  -- connecting reports that plainly, which is better than "not installed".
+  local st, _, code = fs.lstat(socket)
+  if st or code == "EACCES" then
     return "helper", socket
   end
   return nil, "banger is not running as root and no root helper listens on " .. socket
