@@ -16,6 +16,7 @@
 
 #include "engine/core/cancel.hpp"
 #include "engine/core/error.hpp"
+#include "engine/core/unique_fd.hpp"
 
 extern char** environ;
 
@@ -190,8 +191,17 @@ Child spawn(const SpawnOptions& opts) {
   setup_stdio(fa, opts.in, 0, pin, true);
   setup_stdio(fa, opts.out, 1, pout, false);
   setup_stdio(fa, opts.err, 2, perr, false);
-  // Only 0-2 cross into the child, whatever a library opened without CLOEXEC.
-  posix_spawn_file_actions_addclosefrom_np(fa.get(), 3);
+  // Descriptors to pass go first to high numbers (so moving one to 3+i can
+  // never clobber another still to be moved), then to 3, 4, ...; dup2 onto
+  // a different number clears close-on-exec.
+  std::vector<UniqueFd> staged;
+  for (size_t i = 0; i < opts.pass_fds.size(); ++i) {
+    staged.emplace_back(::fcntl(opts.pass_fds[i], F_DUPFD_CLOEXEC, 64));
+    if (!staged.back()) throw Error::last("dup", "descriptor to pass");
+    posix_spawn_file_actions_adddup2(fa.get(), staged.back().get(), 3 + static_cast<int>(i));
+  }
+  // Nothing else crosses into the child, whatever a library opened without CLOEXEC.
+  posix_spawn_file_actions_addclosefrom_np(fa.get(), 3 + static_cast<int>(opts.pass_fds.size()));
   if (!opts.cwd.empty()) posix_spawn_file_actions_addchdir_np(fa.get(), opts.cwd.c_str());
 
   short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;

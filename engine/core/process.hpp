@@ -31,6 +31,7 @@ struct SpawnOptions {
   std::optional<mode_t> umask;                  // see spawn() on how it is applied
   bool new_session = false;                     // setsid(): detached from our terminal
   Stdio in, out, err;
+  std::vector<int> pass_fds = {};               // become the child's fds 3, 4, ... in this order
 };
 
 struct ExitStatus {

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "engine/lua/binding.hpp"
+#include "engine/lua/fd_handle.hpp"
 #include "engine/lua/json_value.hpp"
 #include "engine/priv/client.hpp"
 #include "engine/priv/ops.hpp"
@@ -11,24 +12,34 @@
 namespace banger::lua {
 namespace {
 
-// priv.call(op, params) -> result table
+// Pushes result[, fd handle]: operations that hand over a descriptor
+// (open_tap) return it as a second value.
+int push_result(lua_State* L, const nlohmann::json& value, UniqueFd fd) {
+  push_json(L, value);
+  if (!fd) return 1;
+  push_fd(L, std::move(fd));
+  return 2;
+}
+
+// priv.call(op, params) -> result table[, fd]
 int l_call(lua_State* L) {
   auto op = check_string(L, 1);
   nlohmann::json params = lua_isnoneornil(L, 2) ? nlohmann::json::object() : to_json(L, 2);
   if (params.is_array() && params.empty()) params = nlohmann::json::object();
   priv::Caller caller{::getuid(), ::getgid()};
-  push_json(L, priv::execute(op, params, caller));
-  return 1;
+  priv::Result r = priv::execute(op, params, caller);
+  return push_result(L, r.value, std::move(r.fd));
 }
 
-// priv.call_helper(socket, op, params) -> result table, from the root helper
+// priv.call_helper(socket, op, params) -> result table[, fd], from the root helper
 int l_call_helper(lua_State* L) {
   auto socket = check_string(L, 1);
   auto op = check_string(L, 2);
   nlohmann::json params = lua_isnoneornil(L, 3) ? nlohmann::json::object() : to_json(L, 3);
   if (params.is_array() && params.empty()) params = nlohmann::json::object();
-  push_json(L, priv::call_helper(socket, op, params));
-  return 1;
+  UniqueFd fd;
+  auto value = priv::call_helper(socket, op, params, &fd);
+  return push_result(L, value, std::move(fd));
 }
 
 // priv.operations() -> { {name=, gate=}, ... }

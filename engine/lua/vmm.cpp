@@ -11,6 +11,7 @@
 #include "engine/vmm/qemu.hpp"
 
 #include "engine/lua/binding.hpp"
+#include "engine/lua/fd_handle.hpp"
 
 namespace banger::lua {
 namespace {
@@ -118,6 +119,8 @@ vmm::VmSpec spec_from(lua_State* L, int idx) {
       nic.id = field_string(L, n, "id").value_or("eth" + std::to_string(i - 1));
       nic.tap = field_string(L, n, "tap").value_or("");
       nic.mac = field_string(L, n, "mac").value_or("");
+      if (lua_getfield(L, n, "fd") != LUA_TNIL) nic.tap_fd = check_fd(L, lua_gettop(L));
+      lua_pop(L, 1);
       s.nics.push_back(nic);
       lua_pop(L, 1);
     }

@@ -181,6 +181,17 @@ void create_tap(std::string_view name, std::string_view bridge, uid_t owner) {
   set_up(s.get(), tap.get(), name);
 }
 
+UniqueFd open_tap(std::string_view name, std::string_view bridge, uid_t owner) {
+  create_tap(name, bridge, owner);
+  UniqueFd fd(::open("/dev/net/tun", O_RDWR | O_CLOEXEC));
+  if (!fd) throw Error::last("cannot open", "/dev/net/tun");
+  struct ifreq ifr = {};
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+  std::memcpy(ifr.ifr_name, name.data(), std::min(name.size(), sizeof ifr.ifr_name - 1));
+  if (::ioctl(fd.get(), TUNSETIFF, &ifr) != 0) throw Error::last("cannot attach to tap", name);
+  return fd;
+}
+
 bool delete_link(std::string_view name, std::string_view kind) {
   Sock s = connect();
   Cache cache = links(s.get());

@@ -10,6 +10,8 @@
 
 #include <sys/types.h>
 
+#include "engine/core/unique_fd.hpp"
+
 namespace banger::net {
 
 struct LinkInfo {
@@ -32,6 +34,11 @@ void ensure_bridge(std::string_view name, std::string_view address, int prefix);
 // can attach to it), makes it a port of `bridge` and sets it up. An existing
 // tap of that name is reused if it is already a port of that bridge.
 void create_tap(std::string_view name, std::string_view bridge, uid_t owner);
+
+// create_tap, then opens a queue of it and returns the descriptor: what a
+// hypervisor attaches to when it may not open /dev/net/tun itself (it is
+// 0600 on many hosts). The descriptor travels to it over SCM_RIGHTS.
+UniqueFd open_tap(std::string_view name, std::string_view bridge, uid_t owner);
 
 // Deletes a link of kind `kind` ("tun" or "bridge"); false when it did not
 // exist. A link of another kind is refused (EPERM): the name alone is not

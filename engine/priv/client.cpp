@@ -8,7 +8,8 @@
 
 namespace banger::priv {
 
-nlohmann::json call_helper(const std::string& socket, std::string_view op, const nlohmann::json& params) {
+nlohmann::json call_helper(const std::string& socket, std::string_view op, const nlohmann::json& params,
+                           UniqueFd* fd_out) {
   int fd = -1;
   try {
     fd = net_unix::connect(socket, std::chrono::milliseconds(0));
@@ -18,13 +19,14 @@ nlohmann::json call_helper(const std::string& socket, std::string_view op, const
   }
   try {
     net_unix::write_all(fd, encode_request(op, params), "root helper");
-    std::string buffer;
-    // Operations are short (netlink, nftables, a spawn); a minute covers a
-    // helper waiting on the xtables lock.
-    auto line = net_unix::read_line(fd, buffer, std::chrono::steady_clock::now() + std::chrono::seconds(60),
-                                    "root helper");
+    // Operations are short (netlink, nftables); a minute covers a helper
+    // waiting on the xtables lock.
+    UniqueFd passed;
+    auto line = recv_line(fd, passed, std::chrono::steady_clock::now() + std::chrono::seconds(60));
     ::close(fd);
-    return decode_response(line);
+    auto result = decode_response(line);
+    if (fd_out) *fd_out = std::move(passed);
+    return result;
   } catch (...) {
     ::close(fd);
     throw;

@@ -40,7 +40,7 @@ long integer(const json& p, const char* key) {
   return v.get<long>();
 }
 
-json ensure_bridge(const json& p, const Caller&) {
+Result ensure_bridge(const json& p, const Caller&) {
   expect_fields(p, {"bridge", "ip", "prefix"});
   auto bridge = str(p, "bridge");
   auto ip = str(p, "ip");
@@ -48,34 +48,43 @@ json ensure_bridge(const json& p, const Caller&) {
   validate::ipv4(ip);
   int prefix = validate::cidr_prefix(integer(p, "prefix"));
   net::ensure_bridge(bridge, ip, prefix);
-  return json::object();
+  return Result{};
 }
 
-json delete_bridge(const json& p, const Caller&) {
+Result delete_bridge(const json& p, const Caller&) {
   expect_fields(p, {"bridge"});
   auto bridge = str(p, "bridge");
   validate::bridge_name(bridge);
-  return {{"deleted", net::delete_link(bridge, "bridge")}};
+  return {{{"deleted", net::delete_link(bridge, "bridge")}}, UniqueFd{}};
 }
 
-json create_tap(const json& p, const Caller& caller) {
+Result create_tap(const json& p, const Caller& caller) {
   expect_fields(p, {"tap", "bridge"});
   auto tap = str(p, "tap");
   auto bridge = str(p, "bridge");
   validate::tap_name(tap);
   validate::bridge_name(bridge);
   net::create_tap(tap, bridge, caller.uid);
-  return json::object();
+  return Result{};
 }
 
-json delete_tap(const json& p, const Caller&) {
+Result open_tap(const json& p, const Caller& caller) {
+  expect_fields(p, {"tap", "bridge"});
+  auto tap = str(p, "tap");
+  auto bridge = str(p, "bridge");
+  validate::tap_name(tap);
+  validate::bridge_name(bridge);
+  return {json::object(), net::open_tap(tap, bridge, caller.uid)};
+}
+
+Result delete_tap(const json& p, const Caller&) {
   expect_fields(p, {"tap"});
   auto tap = str(p, "tap");
   validate::tap_name(tap);
-  return {{"deleted", net::delete_link(tap, "tun")}};
+  return {{{"deleted", net::delete_link(tap, "tun")}}, UniqueFd{}};
 }
 
-json ensure_nat(const json& p, const Caller&) {
+Result ensure_nat(const json& p, const Caller&) {
   expect_fields(p, {"tap", "guest_ip", "bridge"});
   auto tap = str(p, "tap");
   auto ip = str(p, "guest_ip");
@@ -84,14 +93,14 @@ json ensure_nat(const json& p, const Caller&) {
   validate::ipv4(ip);
   validate::bridge_name(bridge);
   net::ensure_nat(tap, ip, bridge);
-  return json::object();
+  return Result{};
 }
 
-json remove_nat(const json& p, const Caller&) {
+Result remove_nat(const json& p, const Caller&) {
   expect_fields(p, {"tap"});
   auto tap = str(p, "tap");
   validate::tap_name(tap);
-  return {{"removed", net::remove_nat(tap)}};
+  return {{{"removed", net::remove_nat(tap)}}, UniqueFd{}};
 }
 
 }  // namespace
@@ -103,6 +112,8 @@ const std::vector<Operation>& operations() {
       {"delete_bridge", "bridge is br-fc or br-fc-* and is a bridge", delete_bridge},
       {"create_tap", "tap is bgtap + [0-9a-z] (at most 15 bytes); bridge is br-fc or br-fc-* and exists; "
                      "the tap is owned by the caller's uid", create_tap},
+      {"open_tap", "as create_tap; returns an open queue of the tap (passed over SCM_RIGHTS by the helper)",
+       open_tap},
       {"delete_tap", "tap is bgtap + [0-9a-z] and is a tun/tap device", delete_tap},
       {"ensure_nat", "tap is a banger tap name; guest_ip is dotted-quad IPv4; bridge is br-fc or br-fc-*; "
                      "rules only in nftables table ip banger (and tagged accepts in DOCKER-USER/FORWARD)",
@@ -112,7 +123,7 @@ const std::vector<Operation>& operations() {
   return ops;
 }
 
-json execute(std::string_view op, const json& params, const Caller& caller) {
+Result execute(std::string_view op, const json& params, const Caller& caller) {
   for (const auto& o : operations()) {
     if (o.name == op) return o.run(params, caller);
   }

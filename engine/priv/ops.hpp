@@ -11,6 +11,8 @@
 #include <string_view>
 #include <vector>
 
+#include "engine/core/unique_fd.hpp"
+
 namespace banger::priv {
 
 // Who asked: the helper fills this from SO_PEERCRED; in-process it is us.
@@ -19,10 +21,17 @@ struct Caller {
   gid_t gid = 0;
 };
 
+// What an operation gives back: a JSON value and, for operations that hand
+// over an open object (a tap queue), its descriptor.
+struct Result {
+  nlohmann::json value = nlohmann::json::object();
+  UniqueFd fd;
+};
+
 struct Operation {
   std::string_view name;
   std::string_view gate;  // the validation rule, as documented in docs/privileges.md
-  nlohmann::json (*run)(const nlohmann::json& params, const Caller& caller);
+  Result (*run)(const nlohmann::json& params, const Caller& caller);
 };
 
 const std::vector<Operation>& operations();
@@ -30,6 +39,6 @@ const std::vector<Operation>& operations();
 // Validates and performs `op`. Throws banger::Error: EINVAL for a request
 // that fails its gate (nothing was changed), ENOSYS for an unknown
 // operation, else whatever the operation itself raised.
-nlohmann::json execute(std::string_view op, const nlohmann::json& params, const Caller& caller);
+Result execute(std::string_view op, const nlohmann::json& params, const Caller& caller);
 
 }  // namespace banger::priv

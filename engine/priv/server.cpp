@@ -13,6 +13,7 @@
 
 #include "engine/core/cancel.hpp"
 #include "engine/core/error.hpp"
+#include "engine/core/unique_fd.hpp"
 #include "engine/core/log.hpp"
 #include "engine/core/unix_socket.hpp"
 #include "engine/priv/ops.hpp"
@@ -21,19 +22,7 @@
 namespace banger::priv {
 namespace {
 
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
+using Fd = UniqueFd;
 
 // chown/chmod a path that must not be a symlink, through an O_PATH|O_NOFOLLOW
 // descriptor: whatever the path names after the open, the change lands on
@@ -154,6 +143,7 @@ void Server::serve(int fd, uid_t uid, gid_t gid) {
       return;
     }
     std::string reply;
+    UniqueFd passed;
     auto req = nlohmann::json::parse(line, nullptr, false);
     if (req.is_discarded() || !req.is_object() || !req.contains("op") || !req["op"].is_string()) {
       reply = encode_error("EINVAL", "malformed request: expected {\"op\": ..., \"params\": {...}}");
@@ -161,7 +151,9 @@ void Server::serve(int fd, uid_t uid, gid_t gid) {
       std::string op = req["op"].get<std::string>();
       nlohmann::json params = req.contains("params") ? req["params"] : nlohmann::json::object();
       try {
-        reply = encode_ok(execute(op, params, Caller{uid, gid}));
+        Result r = execute(op, params, Caller{uid, gid});
+        reply = encode_ok(r.value);
+        passed = std::move(r.fd);
         log::write(log::Level::info, "helper", op + " for uid " + std::to_string(uid) + ": ok");
       } catch (const Error& e) {
         reply = encode_error(e.code(), e.what());
@@ -171,7 +163,7 @@ void Server::serve(int fd, uid_t uid, gid_t gid) {
       }
     }
     try {
-      net_unix::write_all(fd, reply, "client");
+      send_line(fd, reply, passed.get());
     } catch (const Error&) {
       return;
     }

@@ -1,5 +1,11 @@
 #include "engine/priv/wire.hpp"
 
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <cstring>
+
+#include "engine/core/cancel.hpp"
 #include "engine/core/error.hpp"
 
 namespace banger::priv {
@@ -28,6 +34,73 @@ json decode_response(const std::string& line) {
     throw Error(e.value("code", "EPROTO"), "root helper: " + e.value("message", "unknown error"));
   }
   throw Error("EPROTO", "the root helper sent a response without a result or an error");
+}
+
+void send_line(int sock, std::string_view line, int fd) {
+  size_t sent = 0;
+  while (sent < line.size()) {
+    iovec iov{const_cast<char*>(line.data() + sent), line.size() - sent};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    if (fd >= 0 && sent == 0) {  // the descriptor rides with the first byte
+      msg.msg_control = control;
+      msg.msg_controllen = sizeof control;
+      cmsghdr* c = CMSG_FIRSTHDR(&msg);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN(sizeof(int));
+      std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    }
+    ssize_t n = ::sendmsg(sock, &msg, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw Error::last("sendmsg", "helper connection");
+    }
+    sent += static_cast<size_t>(n);
+  }
+}
+
+std::string recv_line(int sock, UniqueFd& fd, std::chrono::steady_clock::time_point deadline) {
+  std::string buffer;
+  for (;;) {
+    if (auto nl = buffer.find('\n'); nl != std::string::npos) return buffer.substr(0, nl);
+    if (buffer.size() > kMaxLine) throw Error("EMSGSIZE", "the root helper sent an oversized response");
+    cancel::check();
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) throw Error("ETIMEDOUT", "timed out waiting for the root helper");
+    pollfd p{sock, POLLIN, 0};
+    int r = ::poll(&p, 1, static_cast<int>(std::min<long>(left.count(), 100)));
+    if (r < 0 && errno != EINTR) throw Error::last("poll", "root helper");
+    if (r <= 0) continue;
+    char data[4096];
+    iovec iov{data, sizeof data};
+    alignas(cmsghdr) char control[CMSG_SPACE(4 * sizeof(int))];
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw Error::last("recvmsg", "root helper");
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (size_t i = 0; i < count; ++i) {
+        int got = -1;
+        std::memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+        if (!fd) {
+          fd.reset(got);
+        } else {
+          ::close(got);
+        }
+      }
+    }
+    if (n == 0) throw Error("EPIPE", "the root helper closed the connection");
+    buffer.append(data, static_cast<size_t>(n));
+  }
 }
 
 }  // namespace banger::priv

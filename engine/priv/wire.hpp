@@ -6,7 +6,11 @@
 // sends more, before parsing anything.
 #include <cstddef>
 #include <nlohmann/json.hpp>
+#include <chrono>
 #include <string>
+#include <string_view>
+
+#include "engine/core/unique_fd.hpp"
 
 namespace banger::priv {
 
@@ -18,5 +22,12 @@ std::string encode_error(std::string_view code, std::string_view message);
 
 // Returns the result of a response line, or throws the banger::Error it carries.
 nlohmann::json decode_response(const std::string& line);
+
+// Sends a response line, with `fd` attached as SCM_RIGHTS when it is >= 0.
+void send_line(int sock, std::string_view line, int fd);
+
+// Reads one response line before `deadline`, taking the descriptor that
+// came with it (if any) into `fd`. Descriptors beyond one are closed.
+std::string recv_line(int sock, UniqueFd& fd, std::chrono::steady_clock::time_point deadline);
 
 }  // namespace banger::priv

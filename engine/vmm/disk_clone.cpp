@@ -15,6 +15,7 @@
 #include "engine/core/atomic_file.hpp"
 #include "engine/core/cancel.hpp"
 #include "engine/core/error.hpp"
+#include "engine/core/unique_fd.hpp"
 
 namespace banger::vmm {
 namespace {
@@ -22,19 +23,7 @@ namespace {
 constexpr size_t kChunk = 1 << 20;
 constexpr size_t kBlock = 4096;
 
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
+using Fd = UniqueFd;
 
 std::string dir_of(const std::string& p) {
   auto slash = p.find_last_of('/');

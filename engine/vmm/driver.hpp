@@ -27,6 +27,7 @@ struct NicSpec {
   std::string id = "eth0";
   std::string tap;  // host tap device (already created and attached)
   std::string mac;  // "02:xx:xx:xx:xx:xx"
+  int tap_fd = -1;  // an open queue of the tap, when the hypervisor may not open /dev/net/tun itself (qemu)
 };
 
 // How banger reaches the guest agent.

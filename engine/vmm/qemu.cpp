@@ -47,6 +47,9 @@ class QemuDriver final : public Driver {
 
     process::SpawnOptions opts;
     opts.argv = qemu_argv(spec, kvm);
+    for (const NicSpec& n : spec.nics) {
+      if (n.tap_fd >= 0) opts.pass_fds.push_back(n.tap_fd);
+    }
     opts.new_session = true;  // the VM outlives this CLI
     opts.umask = 077;         // sockets are 0600 from birth
     opts.in = process::Stdio::null();
@@ -172,8 +175,11 @@ std::vector<std::string> qemu_argv(const VmSpec& spec, bool kvm) {
     if (d.read_only) drive += ",readonly=on";
     a.insert(a.end(), {"-drive", drive, "-device", "virtio-blk-" + bus + ",drive=" + d.id});
   }
+  int passed = 0;  // descriptors handed over become fds 3, 4, ... (launch passes them in NIC order)
   for (const NicSpec& n : spec.nics) {
-    a.insert(a.end(), {"-netdev", "tap,id=" + n.id + ",ifname=" + n.tap + ",script=no,downscript=no", "-device",
+    std::string backend = n.tap_fd >= 0 ? "tap,id=" + n.id + ",fd=" + std::to_string(3 + passed++)
+                                        : "tap,id=" + n.id + ",ifname=" + n.tap + ",script=no,downscript=no";
+    a.insert(a.end(), {"-netdev", backend, "-device",
                        "virtio-net-" + bus + ",netdev=" + n.id + (n.mac.empty() ? "" : ",mac=" + n.mac)});
   }
   a.insert(a.end(), {"-device", "virtio-serial-" + bus, "-chardev",

@@ -57,6 +57,22 @@ TEST_CASE("no descriptor but 0-2 leaks into a child", "[process][security]") {
   CHECK(r.out == "0\n1\n2\n3\n");
 }
 
+TEST_CASE("passed descriptors arrive as 3, 4, ... and nothing else does", "[process][security]") {
+  banger::test::TempDir tmp;
+  // Opened close-on-exec, as everything banger opens is: passing must
+  // still deliver them, in order, and the leaky one must still be stopped.
+  int a = ::open((tmp / "a").c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+  int b = ::open((tmp / "b").c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+  int leaky = ::open("/dev/null", O_RDONLY);
+  SpawnOptions o = sh("readlink /proc/self/fd/3 /proc/self/fd/4; [ -e /proc/self/fd/5 ] && echo leaked; true");
+  o.pass_fds = {b, a};
+  auto r = run(o);
+  ::close(a);
+  ::close(b);
+  ::close(leaky);
+  CHECK(r.out == tmp / "b" + "\n" + tmp / "a" + "\n");
+}
+
 TEST_CASE("the chosen umask reaches the child and never loosens", "[process][security]") {
   mode_t saved = ::umask(022);
   auto opts = sh("umask");

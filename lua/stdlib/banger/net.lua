@@ -129,20 +129,28 @@ function M.kernel_args(row)
 end
 
 --- Host side, before the hypervisor starts: bridge, tap, NAT. Adds the NIC
--- to the launch spec.
+-- to the launch spec. For QEMU the tap is handed over as an open descriptor
+-- (the hypervisor then needs no access to /dev/net/tun, which is 0600 on
+-- many hosts); the returned handle must be closed once QEMU has it.
 function M.attach(row, spec)
   if not row.ip then
-    return
+    return nil
   end
   local net = config.get().network
   local tap = M.tap_name(row)
   priv.call("ensure_bridge", { bridge = net.bridge, ip = net.bridge_ip, prefix = net.cidr })
-  priv.call("create_tap", { tap = tap, bridge = net.bridge })
+  local fd
+  if row.driver == "qemu" then
+    fd = select(2, priv.call("open_tap", { tap = tap, bridge = net.bridge }))
+  else
+    priv.call("create_tap", { tap = tap, bridge = net.bridge })
+  end
   if row.nat == 1 or row.nat == true then
     priv.call("ensure_nat", { tap = tap, guest_ip = row.ip, bridge = net.bridge })
   end
   spec.nics = spec.nics or {}
-  spec.nics[#spec.nics + 1] = { id = "net0", tap = tap, mac = row.mac }
+  spec.nics[#spec.nics + 1] = { id = "net0", tap = tap, mac = row.mac, fd = fd }
+  return fd
 end
 
 --- Host side, when the VM stops or is cleaned up: its NAT rules and tap.

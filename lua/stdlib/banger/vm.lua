@@ -214,7 +214,7 @@ function M.start_locked(row, opts, stage)
         cid = 3 + tonumber(row.id:sub(1, 6), 16) },
     }
     stage("network", row.ip)
-    net.attach(row, spec)
+    local tap_fd <close> = net.attach(row, spec)
     run_hook("before_launch", row, spec)
     local h = errors.check(vmm.launch(row.driver, spec, function(name, detail)
       stage(name, detail)
