@@ -19,6 +19,12 @@ int l_ipv4(lua_State* L) {
   return 1;
 }
 
+int l_root_executable(lua_State* L) {
+  validate::root_executable(check_string(L, 1));
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 int l_cidr_prefix(lua_State* L) {
   lua_pushinteger(L, validate::cidr_prefix(static_cast<long>(check_integer(L, 1))));
   return 1;
@@ -31,6 +37,7 @@ int open_validate(lua_State* L) {
                                  {"vm_name", protect<string_gate<validate::vm_name>>},
                                  {"ipv4", protect<l_ipv4>},
                                  {"cidr_prefix", protect<l_cidr_prefix>},
+                                 {"root_executable", protect<l_root_executable>},
                                  {nullptr, nullptr}};
   luaL_newlib(L, fns);
   push_string(L, validate::kTapPrefix);

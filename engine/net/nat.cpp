@@ -8,6 +8,7 @@
 #include "engine/net/nat.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <nftables/libnftables.h>
 #include <unistd.h>
 
@@ -25,7 +26,17 @@ namespace {
 // Serialises read-modify-write cycles on the ruleset between banger
 // processes (and the helper): handles listed by one must not be deleted
 // under another's feet, and an empty table is dropped only under the lock.
-constexpr const char* kLockPath = "/run/banger-nat.lock";
+// /run/banger-root is root's alone (the helper's unit declares it as a
+// RuntimeDirectory, so it is writable under ProtectSystem=strict); the
+// owner's /run/banger is not used for this, so its owner cannot plant a
+// FIFO or a link where root takes the lock.
+constexpr const char* kLockDir = "/run/banger-root";
+constexpr const char* kLockPath = "/run/banger-root/nat.lock";
+
+FileLock nat_lock() {
+  if (::mkdir(kLockDir, 0700) != 0 && errno != EEXIST) throw Error::last("mkdir", kLockDir);
+  return FileLock(kLockPath, true, std::chrono::seconds(30));
+}
 constexpr const char* kIptables = "/usr/sbin/iptables";
 
 struct CtxDeleter {
@@ -121,11 +132,12 @@ std::string accept_chain() {
 
 std::string iptables_tag(std::string_view tap) { return "banger:" + std::string(tap); }
 
-// Deletes every iptables rule carrying our tag, in FORWARD and DOCKER-USER.
+// Deletes every iptables rule carrying our tag, in FORWARD and DOCKER-USER;
+// with an empty tap, every rule banger tagged for any tap.
 int remove_iptables(std::string_view tap) {
   if (!have_iptables()) return 0;
   int removed = 0;
-  const std::string tag = iptables_tag(tap);
+  const std::string tag = iptables_tag(tap);  // "banger:" alone matches every tap
   for (const char* chain : {"DOCKER-USER", "FORWARD"}) {
     auto r = iptables({"-S", chain});
     if (r.status.code != 0) continue;
@@ -139,8 +151,10 @@ int remove_iptables(std::string_view tap) {
       // comment); the same spec after -D deletes exactly that rule. Our
       // rules hold no spaces in any word, so splitting on spaces and
       // dropping the quotes gives back the words they were made from.
-      bool ours = line.find("--comment \"" + tag + "\"") != std::string::npos ||
-                  line.find("--comment " + tag + " ") != std::string::npos;
+      bool ours = tap.empty() ? (line.find("--comment \"" + tag) != std::string::npos ||
+                                 line.find("--comment " + tag) != std::string::npos)
+                              : (line.find("--comment \"" + tag + "\"") != std::string::npos ||
+                                 line.find("--comment " + tag + " ") != std::string::npos);
       if (line.rfind("-A ", 0) != 0 || !ours) continue;
       std::vector<std::string> args = {"-D"};
       size_t p = 3;
@@ -198,7 +212,7 @@ int remove_locked(Nft& nft, std::string_view tap) {
 }  // namespace
 
 void ensure_nat(std::string_view tap, std::string_view guest_ip, std::string_view bridge) {
-  FileLock lock(kLockPath, true, std::chrono::seconds(30));
+  FileLock lock = nat_lock();
   Nft nft;
   remove_locked(nft, tap);
   const std::string t = "ip " + std::string(kNatTable);
@@ -211,9 +225,18 @@ void ensure_nat(std::string_view tap, std::string_view guest_ip, std::string_vie
 }
 
 int remove_nat(std::string_view tap) {
-  FileLock lock(kLockPath, true, std::chrono::seconds(30));
+  FileLock lock = nat_lock();
   Nft nft;
   return remove_locked(nft, tap);
+}
+
+int remove_all_nat() {
+  FileLock lock = nat_lock();
+  Nft nft;
+  bool exists = false;
+  int removed = static_cast<int>(table_rules(nft, &exists).size());
+  if (exists) nft.run("delete table ip " + std::string(kNatTable) + "\n");
+  return removed + remove_iptables("");
 }
 
 std::vector<std::string> nat_taps() {

@@ -20,6 +20,9 @@ void ensure_nat(std::string_view tap, std::string_view guest_ip, std::string_vie
 // no rule. Returns how many rules were removed.
 int remove_nat(std::string_view tap);
 
+// Removes banger's table and every iptables rule banger tagged (uninstall).
+int remove_all_nat();
+
 // The taps that currently have rules (for status and tests).
 std::vector<std::string> nat_taps();
 

@@ -3,6 +3,9 @@
 #include <initializer_list>
 #include <string>
 
+#include <unistd.h>
+
+#include "engine/core/build_info.hpp"
 #include "engine/core/error.hpp"
 #include "engine/net/nat.hpp"
 #include "engine/net/netlink.hpp"
@@ -103,6 +106,16 @@ Result remove_nat(const json& p, const Caller&) {
   return {{{"removed", net::remove_nat(tap)}}, UniqueFd{}};
 }
 
+Result flush_nat(const json& p, const Caller&) {
+  expect_fields(p, {});
+  return {{{"removed", net::remove_all_nat()}}, UniqueFd{}};
+}
+
+Result ping(const json& p, const Caller& caller) {
+  expect_fields(p, {});
+  return {{{"pid", ::getpid()}, {"version", build::version}, {"caller_uid", caller.uid}}, UniqueFd{}};
+}
+
 }  // namespace
 
 const std::vector<Operation>& operations() {
@@ -119,6 +132,9 @@ const std::vector<Operation>& operations() {
                      "rules only in nftables table ip banger (and tagged accepts in DOCKER-USER/FORWARD)",
        ensure_nat},
       {"remove_nat", "tap is a banger tap name; removes only rules tagged with it", remove_nat},
+      {"flush_nat", "no parameters; drops table ip banger and the iptables rules tagged banger:* (uninstall)",
+       flush_nat},
+      {"ping", "no parameters; reports the helper's pid and version (status)", ping},
   };
   return ops;
 }

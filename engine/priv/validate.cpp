@@ -1,8 +1,11 @@
 #include "engine/priv/validate.hpp"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 
 #include "engine/core/error.hpp"
+#include "engine/core/unique_fd.hpp"
 
 namespace banger::validate {
 namespace {
@@ -67,6 +70,20 @@ void vm_name(std::string_view name) {
   for (char c : name) {
     if (!lower_alnum(c) && c != '-') reject("VM name", name, "may only use a-z, 0-9 and '-' (it becomes <name>.vm)");
   }
+}
+
+void root_executable(const std::string& path) {
+  if (path.empty() || path.front() != '/') throw Error("EPERM", "refusing '" + path + "': not an absolute path");
+  UniqueFd fd(::open(path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd) throw Error::last("open", path);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) throw Error::last("fstat", path);
+  auto refuse = [&](const std::string& why) { throw Error("EPERM", "refusing " + path + ": " + why); };
+  if (S_ISLNK(st.st_mode)) refuse("it is a symlink (name the file itself)");
+  if (!S_ISREG(st.st_mode)) refuse("not a regular file");
+  if (st.st_uid != 0) refuse("owned by uid " + std::to_string(st.st_uid) + ", not root: its owner could replace what root runs");
+  if (st.st_mode & (S_IWGRP | S_IWOTH)) refuse("writable by group or others");
+  if (!(st.st_mode & S_IXUSR)) refuse("not executable");
 }
 
 }  // namespace banger::validate

@@ -26,4 +26,11 @@ int cidr_prefix(long prefix);
 // starting with a letter, not ending with '-'.
 void vm_name(std::string_view name);
 
+// A binary root may run on banger's behalf (the helper in a systemd unit, a
+// hypervisor): a regular file owned by root, writable by nobody else, not a
+// symlink. Checked through an O_PATH|O_NOFOLLOW descriptor, so what was
+// checked is the file itself, not whatever a path resolves to later.
+// Throws EPERM naming the rule it breaks.
+void root_executable(const std::string& path);
+
 }  // namespace banger::validate

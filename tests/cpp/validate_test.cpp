@@ -2,6 +2,12 @@
 
 #include "engine/core/error.hpp"
 #include "engine/priv/validate.hpp"
+#include "test_util.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
 
 namespace v = banger::validate;
 
@@ -44,4 +50,30 @@ TEST_CASE("VM names are DNS labels", "[validate]") {
   for (const char* bad : {"", "1box", "Box", "box-", "a_b", "a.b", "../x",
                           "a23456789012345678901234567890123456789012345678901234567890123x"})
     CHECK(rejects([&] { v::vm_name(bad); }));
+}
+
+TEST_CASE("binaries root runs: root-owned regular files nobody else can write, never symlinks", "[validate][attack]") {
+  banger::test::TempDir tmp;
+  auto make = [&](const std::string& name, mode_t mode, uid_t uid) {
+    std::string p = tmp / name;
+    FILE* f = std::fopen(p.c_str(), "w");
+    std::fputs("#!/bin/sh\n", f);
+    std::fclose(f);
+    REQUIRE(::chmod(p.c_str(), mode) == 0);
+    REQUIRE(::chown(p.c_str(), uid, uid) == 0);
+    return p;
+  };
+  auto code = [](const std::string& p) {
+    return banger::test::error_code_of([&] { banger::validate::root_executable(p); });
+  };
+  CHECK(code(make("good", 0755, 0)).empty());
+  CHECK(code(make("group-writable", 0775, 0)) == "EPERM");
+  CHECK(code(make("world-writable", 0757, 0)) == "EPERM");
+  CHECK(code(make("users", 0755, banger::test::kNobody)) == "EPERM");
+  CHECK(code(make("not-exec", 0644, 0)) == "EPERM");
+  REQUIRE(::symlink((tmp / "good").c_str(), (tmp / "link").c_str()) == 0);
+  CHECK(code(tmp / "link") == "EPERM");
+  CHECK(code(tmp.path()) == "EPERM");  // a directory
+  CHECK(code("relative/banger-helper") == "EPERM");
+  CHECK(code(tmp / "missing") == "ENOENT");
 }
