@@ -1,0 +1,21 @@
+-- banger doctor: is this host ready, and if not, what to do about it.
+return {
+  summary = "check this host's prerequisites, each with a fix",
+  json = true,
+  run = function(opts)
+    local report = banger.doctor.run()
+    banger.ui.emit(opts, report, function(r)
+      local mark = { ok = "ok  ", warn = "warn", fail = "FAIL" }
+      for _, c in ipairs(r.checks) do
+        banger.ui.print(string.format("%s  %-15s %s", mark[c.status], c.name, c.detail))
+        if c.fix then
+          banger.ui.print(string.format("      %-15s fix: %s", "", c.fix))
+        end
+      end
+      banger.ui.print(r.failed == 0 and "ready" or (r.failed .. " check(s) failed"))
+    end)
+    if report.failed > 0 then
+      os.exit(1)
+    end
+  end,
+}

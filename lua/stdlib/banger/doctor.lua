@@ -1,0 +1,226 @@
+--- banger.doctor: one check per prerequisite, each with the fix. A check
+-- returns status ("ok", "warn" or "fail"), a detail line and, unless ok, a
+-- fix. Users may append their own to M.checks.
+local config = require("banger.config")
+local fs = require("banger.native.fs")
+local proc = require("banger.native.proc")
+local sys = require("banger.native.sys")
+local vmm = require("banger.native.vmm")
+
+local M = {}
+
+local function ok(detail)
+  return { status = "ok", detail = detail }
+end
+local function warn(detail, fix)
+  return { status = "warn", detail = detail, fix = fix }
+end
+local function fail(detail, fix)
+  return { status = "fail", detail = detail, fix = fix }
+end
+
+local function first_line(argv)
+  local r = proc.run(argv)
+  if r.code ~= 0 then
+    return nil
+  end
+  return (r.stdout .. r.stderr):match("[^\n]+")
+end
+
+local function tool(name, package, needed_for)
+  return {
+    name = name,
+    needed_for = needed_for,
+    run = function()
+      local path = vmm.find_executable(name)
+      if path then
+        return ok(path)
+      end
+      return fail(name .. " not found", "apt-get install " .. package)
+    end,
+  }
+end
+
+M.checks = {
+  {
+    name = "qemu",
+    needed_for = "vm create/run (qemu driver)",
+    run = function()
+      local bin = config.get().driver.qemu_bin
+      local path = vmm.find_executable(bin)
+      if not path then
+        return fail(bin .. " not found", "apt-get install qemu-system-x86")
+      end
+      return ok(first_line({ path, "--version" }) or path)
+    end,
+  },
+  {
+    name = "firecracker",
+    needed_for = "the firecracker driver (optional)",
+    run = function()
+      local path = vmm.find_executable(config.get().driver.firecracker_bin)
+      if not path then
+        return warn("not found: VMs use QEMU", "install firecracker and set driver.firecracker_bin to use it")
+      end
+      return ok(first_line({ path, "--version" }) or path)
+    end,
+  },
+  {
+    name = "kvm",
+    needed_for = "fast VMs",
+    run = function()
+      local caps = vmm.detect()
+      if caps.kvm_usable then
+        return ok("/dev/kvm is usable")
+      end
+      if caps.kvm_pvm then
+        return warn("/dev/kvm is kvm_pvm, which cannot run stock kernels: QEMU falls back to TCG (slow)",
+          "run banger on a host with hardware virtualisation for KVM speed")
+      end
+      if caps.kvm_device then
+        return warn("/dev/kvm exists but is not usable by this user: TCG fallback (slow)",
+          "add the user to the kvm group (usermod -aG kvm $USER) and log in again")
+      end
+      return warn("no /dev/kvm: QEMU falls back to TCG (slow)", "enable virtualisation (VT-x/AMD-V) or nested KVM")
+    end,
+  },
+  {
+    name = "tun",
+    needed_for = "guest networking",
+    run = function()
+      if vmm.detect().tun then
+        return ok("/dev/net/tun present (taps reach QEMU as descriptors, no access needed)")
+      end
+      return fail("/dev/net/tun is missing", "modprobe tun")
+    end,
+  },
+  {
+    name = "privileges",
+    needed_for = "bridges, taps and NAT",
+    run = function()
+      local priv = require("banger.priv")
+      local mode, detail = priv.mode()
+      if mode == "local-root" then
+        return ok("running as root: privileged operations run in this process")
+      end
+      if mode == "helper" then
+        local res, err = require("banger.native.priv").call_helper(detail, "ping", {})
+        if res then
+          return ok(string.format("root helper answering on %s (pid %d, banger %s)", detail, res.pid, res.version))
+        end
+        return fail("root helper at " .. detail .. " does not answer: " .. tostring(err),
+          "sudo banger system restart (or sudo banger system install)")
+      end
+      local net_mode = config.get().network.mode
+      if net_mode == "off" then
+        return ok("network.mode is off: no privileged operation is needed")
+      end
+      return warn(detail .. ": VMs get no network", "sudo banger system install")
+    end,
+  },
+  {
+    name = "bridge",
+    needed_for = "guest networking",
+    run = function()
+      local net = config.get().network
+      local r = proc.run({ "ip", "-j", "-4", "addr", "show", "dev", net.bridge })
+      if r.code ~= 0 then
+        return ok(net.bridge .. " does not exist yet; it is created when the first VM starts")
+      end
+      if not r.stdout:find('"local":"' .. net.bridge_ip .. '"', 1, true) then
+        return warn(net.bridge .. " exists without " .. net.bridge_ip,
+          "check network.bridge_ip, or delete the bridge: sudo ip link del " .. net.bridge)
+      end
+      return ok(net.bridge .. " has " .. net.bridge_ip .. "/" .. net.cidr)
+    end,
+  },
+  tool("nft", "nftables", "NAT (--nat)"),
+  tool("mke2fs", "e2fsprogs", "work disks"),
+  tool("qemu-img", "qemu-utils", "copy-on-write root disks"),
+  tool("ssh-keygen", "openssh-client", "SSH keys for guests"),
+  tool("git", "git", "vm run (copying the repository)"),
+  {
+    name = "busybox",
+    needed_for = "kernel import (the initramfs)",
+    run = function()
+      if fs.exists("/bin/busybox") then
+        return ok("/bin/busybox")
+      end
+      return fail("no /bin/busybox", "apt-get install busybox-static")
+    end,
+  },
+  {
+    name = "disk space",
+    needed_for = "images and VMs",
+    run = function()
+      local dir = require("banger.state").layout().state
+      while dir ~= "" and not fs.exists(dir) do
+        dir = dir:match("^(.*)/[^/]*$") or ""
+      end
+      local r = proc.run({ "df", "-Pk", dir == "" and "/" or dir })
+      local avail = tonumber(r.stdout:match("\n%S+%s+%d+%s+%d+%s+(%d+)") or "")
+      if not avail then
+        return warn("could not read free space of " .. dir, "check df " .. dir)
+      end
+      local gib = avail / 1024 / 1024
+      local detail = string.format("%.1f GiB free under %s", gib, dir)
+      if gib < 2 then
+        return fail(detail, "free space: an image needs ~1 GiB and each VM its disks")
+      elseif gib < 10 then
+        return warn(detail, "free space before building images or running many VMs")
+      end
+      return ok(detail)
+    end,
+  },
+  {
+    name = "default kernel",
+    needed_for = "vm run without --kernel",
+    run = function()
+      local kernels = require("banger.kernels")
+      local name = config.get().vm.kernel
+      if pcall(kernels.require, name) then
+        return ok("kernel " .. name .. " is imported")
+      end
+      if vmm.find_executable("apt-get") then
+        return ok("not imported yet; fetched with apt-get download on first use")
+      end
+      return fail("no kernel " .. name .. " and no apt-get to fetch one",
+        "banger kernel import <vmlinuz|.deb> --name " .. name .. " (or banger kernel pull)")
+    end,
+  },
+  {
+    name = "default image",
+    needed_for = "vm run without --image",
+    run = function()
+      local images = require("banger.images")
+      local img = images.default()
+      if img then
+        return ok("image " .. img.name .. " is the default")
+      end
+      if vmm.find_executable("mmdebstrap") then
+        return ok("none yet; built with mmdebstrap on first use (banger image build debian)")
+      end
+      return fail("no default image and no mmdebstrap to build one",
+        "apt-get install mmdebstrap, or banger image pull REF and banger image list")
+    end,
+  },
+}
+
+--- Runs every check; a check that raises is reported as failed.
+function M.run()
+  local results, failed = {}, 0
+  for _, c in ipairs(M.checks) do
+    local okay, res = pcall(c.run)
+    if not okay then
+      res = fail("check failed: " .. require("banger.errors").message(res), "run with --debug and report it")
+    end
+    res.name, res.needed_for = c.name, c.needed_for
+    results[#results + 1] = res
+    if res.status == "fail" then
+      failed = failed + 1
+    end
+  end
+  return { checks = results, failed = failed, uid = sys.getuid() }
+end
+
+return M
