@@ -3,6 +3,11 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -10,6 +15,7 @@
 #include <thread>
 
 #include "engine/core/error.hpp"
+#include "engine/core/read_file.hpp"
 #include "engine/core/unix_socket.hpp"
 #include "engine/priv/client.hpp"
 #include "engine/priv/server.hpp"
@@ -127,4 +133,36 @@ TEST_CASE("helper wire: malformed, unknown and oversized requests", "[priv]") {
   CHECK(oversized != "closed: ETIMEDOUT");
   // The helper still serves afterwards.
   CHECK_THAT(roundtrip(sock, "{\"op\": \"remove_nat\", \"params\": {\"tap\": \"lo\"}}\n"), Catch::Contains("EINVAL"));
+}
+
+TEST_CASE("helper: operations banger never needs do not exist, so their attacks do nothing", "[priv][attack]") {
+  // Hypervisors run as the owner (taps arrive as descriptors), disks are
+  // the owner's files edited by libext2fs, there is no jailer: so the
+  // helper has no kill, launch, socket-chown, ext4, fsck or chroot
+  // operation to abuse. Asking for one is refused and changes nothing.
+  TempDir tmp;
+  std::string sock = tmp / "h.sock";
+  RunningServer s(sock);
+  pid_t victim = ::fork();
+  if (victim == 0) {
+    ::execlp("sleep", "sleep", "30", nullptr);
+    ::_exit(127);
+  }
+  const std::string passwd = banger::read_file("/etc/passwd");
+  const std::string attacks[] = {
+      R"({"op": "kill_process", "params": {"pid": PID, "signal": 9}})",
+      R"({"op": "signal_process", "params": {"pid": PID, "signal": 15}})",
+      R"({"op": "launch_hypervisor", "params": {"binary": "/bin/sh", "args": ["-c", "kill PID"]}})",
+      R"({"op": "write_ext4", "params": {"image": "/etc/passwd", "path": "/x", "data": "root::0:0::/:/bin/sh"}})",
+      R"({"op": "fsck", "params": {"device": "/dev/sda1"}})",
+      R"({"op": "socket_access", "params": {"path": "/etc/shadow"}})",
+  };
+  for (std::string req : attacks) {
+    if (auto at = req.find("PID"); at != std::string::npos) req.replace(at, 3, std::to_string(victim));
+    CHECK_THAT(roundtrip(sock, req + "\n"), Catch::Contains("ENOSYS"));
+  }
+  CHECK(::kill(victim, 0) == 0);  // still alive
+  CHECK(banger::read_file("/etc/passwd") == passwd);
+  ::kill(victim, SIGKILL);
+  ::waitpid(victim, nullptr, 0);
 }
