@@ -18,7 +18,12 @@ nlohmann::json call_helper(const std::string& socket, std::string_view op, const
                               "); is it installed and running? see `banger system status`");
   }
   try {
-    net_unix::write_all(fd, encode_request(op, params), "root helper");
+    try {
+      net_unix::write_all(fd, encode_request(op, params), "root helper");
+    } catch (const Error&) {
+      // The helper may have refused us (SO_PEERCRED) and closed before our
+      // request went out: its answer is still waiting to be read.
+    }
     // Operations are short (netlink, nftables); a minute covers a helper
     // waiting on the xtables lock.
     UniqueFd passed;
