@@ -66,6 +66,7 @@ return {
       if root then
         local img <close> = banger.ext4.open(banger.vms.dir(row) .. "/work.ext4", { write = true })
         local n = workspace.copy_to_image(img, root, files, "/" .. repo)
+        workspace.record(row, root, "/root/" .. repo, files)
         banger.log.info("workspace", "copied", { vm = row.name, files = n, repo = root })
       end
     end

@@ -96,4 +96,167 @@ function M.copy_to_image(img, root, files, dest)
   return copied
 end
 
+--- Where a VM's workspace came from and went: recorded in the VM's
+-- directory when it is copied, read back by export.
+local function record_path(row)
+  return require("banger.vms").dir(row) .. "/workspace.json"
+end
+
+function M.record(row, root, guest_dir, files)
+  local json = require("banger.native.json")
+  errors.check(fs.write_atomic(record_path(row), json.encode({ root = root, guest = guest_dir, files = files }), 384))
+end
+
+function M.recorded(row)
+  local text = fs.read(record_path(row))
+  return text and require("banger.native.json").decode(text) or nil
+end
+
+--- Copies `files` of `root` into a VM under /root/<repo>: straight into the
+-- work disk when the VM is stopped, as a tar through the agent when it runs.
+function M.prepare(row, root, files)
+  local repo = root:match("([^/]+)$")
+  local vms = require("banger.vms")
+  local n
+  if vms.alive(row) then
+    local tmp = errors.check(fs.mkdtemp("banger-ws-"))
+    local ok, err = pcall(function()
+      local tar = tmp .. "/ws.tar"
+      n = errors.check(require("banger.native.archive").create(tar, root, files))
+      local guest = require("banger.guest")
+      local r = guest.exec(row, { "sh", "-c", 'mkdir -p "$1" && tar -x -f - -C "$1"', "sh", "/root/" .. repo },
+        { stdin = errors.check(fs.read(tar)), capture = true })
+      if r.code ~= 0 then
+        errors.raise("EGUEST", "unpacking the workspace in the guest failed: " .. (r.stderr or ""))
+      end
+    end)
+    fs.remove_tree(tmp)
+    if not ok then
+      error(err, 0)
+    end
+  else
+    local img <close> = require("banger.native.ext4").open(vms.dir(row) .. "/work.ext4", { write = true })
+    n = M.copy_to_image(img, root, files, "/" .. repo)
+  end
+  M.record(row, root, "/root/" .. repo, files)
+  return n
+end
+
+-- Every file and symlink under dir, as sorted relative paths.
+local function walk(dir, prefix, out)
+  for _, name in ipairs(errors.check(fs.list(dir))) do
+    local rel = prefix and (prefix .. "/" .. name) or name
+    local st = fs.lstat(dir .. "/" .. name)
+    if st and st.type == "directory" then
+      walk(dir .. "/" .. name, rel, out)
+    elseif st and (st.type == "file" or st.type == "symlink") then
+      out[#out + 1] = rel
+    end
+  end
+  return out
+end
+
+local function same(a, b)
+  local sa, sb = fs.lstat(a), fs.lstat(b)
+  if not sa or not sb or sa.type ~= sb.type then
+    return false
+  end
+  if sa.type == "symlink" then
+    return fs.readlink(a) == fs.readlink(b)
+  end
+  return sa.size == sb.size and fs.read(a) == fs.read(b)
+end
+
+-- git diff --no-index names files by the directories compared; rewrite the
+-- header lines (never hunk content) to a/<path> and b/<path>.
+local function relabel(patch)
+  local out, in_header = {}, false
+  for line in patch:gmatch("(.-)\n") do
+    if line:sub(1, 11) == "diff --git " then
+      in_header = true
+      -- new files appear as a/new/x b/new/x, deleted ones as a/base/x b/base/x
+      line = line:gsub(" a/base/", " a/", 1):gsub(" a/new/", " a/", 1):gsub(" b/new/", " b/", 1):gsub(" b/base/", " b/", 1)
+    elseif in_header then
+      if line:sub(1, 2) == "@@" or line == "GIT binary patch" then
+        in_header = false
+      else
+        line = line:gsub("^%-%-%- a/base/", "--- a/"):gsub("^%-%-%- a/new/", "--- a/")
+          :gsub("^%+%+%+ b/new/", "+++ b/"):gsub("^%+%+%+ b/base/", "+++ b/")
+      end
+    end
+    out[#out + 1] = line
+  end
+  return #out > 0 and (table.concat(out, "\n") .. "\n") or ""
+end
+
+--- Brings a VM's changed workspace back. opts.format "patch" (a git-style
+-- patch against the host's current files, applicable with `git apply`) or
+-- "tar" (the changed and new files). Returns { data =, changed =, deleted = }.
+function M.export(row, opts)
+  local rec = M.recorded(row)
+  if not rec then
+    errors.raise("ENOENT", "VM '" .. row.name .. "' has no workspace (vm run or vm workspace prepare copies one)")
+  end
+  local guest = require("banger.guest")
+  local parent, base = rec.guest:match("^(.*)/([^/]+)$")
+  local r = guest.exec(row, { "tar", "-C", parent, "-cf", "-", base }, { capture = true })
+  if r.code ~= 0 then
+    errors.raise("EGUEST", "reading the workspace from the guest failed: " .. (r.stderr or ""))
+  end
+  local tmp = errors.check(fs.mkdtemp("banger-export-"))
+  local ok, result = pcall(function()
+    errors.check(fs.write_atomic(tmp .. "/guest.tar", r.stdout, 384))
+    errors.check(fs.mkdir(tmp .. "/guest", 448))
+    errors.check(require("banger.native.archive").extract(tmp .. "/guest.tar", tmp .. "/guest", opts.max_bytes))
+    local gdir = tmp .. "/guest/" .. base
+    local in_guest = walk(gdir, nil, {})
+    local present, changed, deleted = {}, {}, {}
+    for _, rel in ipairs(in_guest) do
+      present[rel] = true
+      if not same(rec.root .. "/" .. rel, gdir .. "/" .. rel) then
+        changed[#changed + 1] = rel
+      end
+    end
+    for _, rel in ipairs(rec.files or {}) do
+      if not present[rel] and fs.lstat(rec.root .. "/" .. rel) then
+        deleted[#deleted + 1] = rel
+      end
+    end
+    local data
+    if opts.format == "tar" then
+      errors.check(require("banger.native.archive").create(tmp .. "/out.tar", gdir, changed))
+      data = errors.check(fs.read(tmp .. "/out.tar"))
+    else
+      -- Two small trees holding only what differs: the host's version and the guest's.
+      local archive = require("banger.native.archive")
+      local host_side = {}
+      for _, list in ipairs({ changed, deleted }) do
+        for _, rel in ipairs(list) do
+          if fs.lstat(rec.root .. "/" .. rel) then
+            host_side[#host_side + 1] = rel
+          end
+        end
+      end
+      errors.check(fs.mkdir(tmp .. "/base", 448))
+      errors.check(fs.mkdir(tmp .. "/new", 448))
+      errors.check(archive.create(tmp .. "/base.tar", rec.root, host_side))
+      errors.check(archive.extract(tmp .. "/base.tar", tmp .. "/base"))
+      errors.check(archive.create(tmp .. "/new.tar", gdir, changed))
+      errors.check(archive.extract(tmp .. "/new.tar", tmp .. "/new"))
+      local d = require("banger.native.proc").run({ "git", "diff", "--no-index", "--binary", "--no-color", "base", "new",
+        cwd = tmp })
+      if d.code > 1 then
+        errors.raise("EGIT", "git diff failed: " .. d.stderr)
+      end
+      data = relabel(d.stdout)
+    end
+    return { data = data, changed = changed, deleted = deleted }
+  end)
+  fs.remove_tree(tmp)
+  if not ok then
+    error(result, 0)
+  end
+  return result
+end
+
 return M
