@@ -3,6 +3,7 @@
 //   --serial PATH   a virtio-serial port (QEMU hosts without vhost-vsock)
 //   --vsock PORT    AF_VSOCK (firecracker; QEMU with vhost-vsock)
 //   --unix PATH     a Unix socket (tests)
+// Run as "banger-init" it is PID 1 for images without an init (init.hpp).
 // Socket transports fork one session per connection; the serial port is a
 // single stream served forever.
 #include <fcntl.h>
@@ -18,6 +19,7 @@
 #include <cstring>
 #include <string>
 
+#include "init.hpp"
 #include "session.hpp"
 
 namespace {
@@ -59,6 +61,9 @@ void serve_listener(int lfd) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Invoked as banger-init (a link to this binary): the VM's PID 1.
+  const char* base = std::strrchr(argv[0], '/');
+  if (std::strcmp(base ? base + 1 : argv[0], "banger-init") == 0) return banger::agent::run_init();
   if (argc < 2) return usage();
   std::string mode = argv[1];
   if (mode == "--version") {

@@ -1,5 +1,7 @@
 #include "session.hpp"
 
+#include "init.hpp"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -11,6 +13,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -202,6 +205,11 @@ void Session::handle(const guest::Frame& f) {
         send_json(FrameType::ok, f.channel, nlohmann::json::object());
         ::sync();
         if (::getpid() == 1) ::reboot(RB_POWER_OFF);
+        // Started by banger-init: ask that PID 1 the way it understands.
+        if (const char* pid1 = std::getenv(kPid1Env)) {
+          if (std::strcmp(pid1, "banger") == 0 && ::kill(1, SIGUSR2) == 0) return;
+          if (std::strcmp(pid1, "systemd") == 0 && ::kill(1, SIGRTMIN + 4) == 0) return;
+        }
         pid_t p = ::fork();
         if (p == 0) {
           ::execl("/sbin/poweroff", "poweroff", static_cast<char*>(nullptr));

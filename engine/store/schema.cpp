@@ -73,6 +73,11 @@ CREATE TABLE kernels (
     Migration{2, R"sql(
 CREATE UNIQUE INDEX vms_unique_ip ON vms(ip) WHERE ip IS NOT NULL;
 )sql"},
+    // What banger's initramfs executes in the image's root (banger.init=):
+    // NULL for the image's own /sbin/init, banger-init for images without one.
+    Migration{3, R"sql(
+ALTER TABLE images ADD COLUMN init TEXT;
+)sql"},
 };
 
 }  // namespace

@@ -35,9 +35,15 @@ return {
     if last >= 0 then
       io.stderr:write("\n")
     end
-    local row = banger.images.import_layers(pulled, {
-      name = name, kernel = opts.kernel, is_default = opts.default, source_ref = opts.ref, digest = resolved.digest,
-    }, function(i, _, st)
+    local fields = { name = name, kernel = opts.kernel, is_default = opts.default, source_ref = opts.ref,
+      digest = resolved.digest }
+    fields.customize = function(img)
+      fields.init = banger.images.make_bootable(img)
+      if fields.init then
+        ui.info("  no init in the image: VMs boot it with banger-init (agent as PID 1)")
+      end
+    end
+    local row = banger.images.import_layers(pulled, fields, function(i, _, st)
       ui.info(string.format("  layer %d/%d: %d entries, %s", i, #pulled, st.entries, banger.units.format_bytes(st.bytes)))
     end)
     ui.emit(opts, row, function(r)

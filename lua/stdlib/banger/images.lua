@@ -78,10 +78,10 @@ function M.register(fields)
     if fields.is_default then
       db:exec("UPDATE images SET is_default = 0 WHERE is_default = 1")
     end
-    db:exec([[INSERT INTO images (name, source_ref, digest, size_bytes, rootfs_path, kernel, is_default, created_at)
-              VALUES (?, ?, ?, ?, ?, ?, ?, ?)]],
+    db:exec([[INSERT INTO images (name, source_ref, digest, size_bytes, rootfs_path, kernel, is_default, init, created_at)
+              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)]],
       fields.name, fields.source_ref, fields.digest, fields.size_bytes or 0, fields.rootfs_path, fields.kernel,
-      fields.is_default and 1 or 0, now)
+      fields.is_default and 1 or 0, fields.init or require("banger.native.json").null, now)
   end)
   return M.get(fields.name)
 end
@@ -141,6 +141,10 @@ end
 -- project image): the qcow2 overlay is flattened into a raw ext4 file.
 function M.capture(vm_row, fields)
   local dir = require("banger.vms").dir(vm_row)
+  local base = M.get(vm_row.image)
+  if fields.init == nil and base then
+    fields.init = base.init
+  end
   return publish(fields, function(tmp)
     local qcow = dir .. "/root.qcow2"
     local argv = fs.exists(qcow) and { "qemu-img", "convert", "-O", "raw", qcow, tmp }
@@ -150,6 +154,41 @@ function M.capture(vm_row, fields)
       errors.raise("EIO", "capturing the root disk of " .. vm_row.name .. ": " .. r.stderr)
     end
   end)
+end
+
+local INIT_LINK = "/usr/local/libexec/banger/banger-init"
+
+-- Does the image have an init the kernel could run? /sbin/init, followed
+-- through symlinks inside the image, must end at an executable file.
+local function usable_init(img)
+  local path = "/sbin/init"
+  for _ = 1, 8 do
+    local ok, st = pcall(img.stat, img, path)
+    if not ok then
+      return false
+    end
+    if st.type ~= "symlink" then
+      return st.type == "file" and (st.mode & tonumber("111", 8)) ~= 0
+    end
+    path = st.target:sub(1, 1) == "/" and st.target or (path:match("^(.*)/[^/]*$") .. "/" .. st.target)
+  end
+  return false
+end
+
+--- Makes a pulled image bootable as a banger VM: the guest agent (with its
+-- systemd unit, masked device-waiting units and sshd drop-in, as in the
+-- golden image) and banger-init, which is chosen as the image's init when
+-- it has none of its own. Returns the init path to record, or nil.
+function M.make_bootable(img)
+  require("banger.golden").customize(img)
+  if img:exists(INIT_LINK) then
+    img:remove(INIT_LINK)
+  end
+  img:symlink("banger-agent", INIT_LINK, {})
+  if not usable_init(img) then
+    return INIT_LINK
+  end
+  return nil
 end
 
 --- Size for an image holding `content` bytes: content plus headroom, with a

@@ -196,7 +196,8 @@ function M.start_locked(row, opts, stage)
       memory_mib = row.memory_mib,
       kernel = kernel.vmlinux,
       initrd = kernel.initrd,
-      cmdline = M.kernel_cmdline(row, opts.kernel_args),
+      cmdline = M.kernel_cmdline(row, image.init and { "banger.init=" .. image.init, table.unpack(opts.kernel_args or {}) }
+        or opts.kernel_args),
       vm_dir = dir,
       runtime_dir = runtime,
       console_log = dir .. "/console.log",
