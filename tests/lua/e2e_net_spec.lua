@@ -16,7 +16,7 @@ describe("guest networking on a real kernel", function()
     world = nil
   end)
 
-  it("vm run --nat: address, resolver, the outside through NAT, then nothing left", function()
+  it("vm run --nat: address, resolver, <vm>.vm, the outside through NAT, then nothing left", function()
     world = netns.world("hello guest\n")
     -- ip netns exec shows this file as the namespace's /etc/resolv.conf: a
     -- loopback stub first (which the guest must never get), then a real one.
@@ -28,7 +28,7 @@ describe("guest networking on a real kernel", function()
       "cat /etc/resolv.conf",
       "printf 'GET /probe HTTP/1.0\\r\\n\\r\\n' | busybox nc 10.200.0.2 8080 | tail -n 1",
     }, "; ")
-    local r = netns.run(world.host, { t.bin(), "vm", "run", "--rm", "--nat", "--name", "netvm", "--image", "tiny",
+    local r = netns.run(world.host, { t.bin(), "vm", "run", "--nat", "--name", "netvm", "--image", "tiny",
       "--memory", "256MiB", "--", "sh", "-c", script },
       { env = t.env(home), cwd = t.tmpdir(), timeout_ms = 240000 })
     t.eq(r.code, 0, r.stderr)
@@ -36,6 +36,20 @@ describe("guest networking on a real kernel", function()
     t.contains(r.stdout, "nameserver 10.200.0.2")
     t.not_contains(r.stdout, "127.0.0.53")
     t.contains(r.stdout, "hello guest")
+
+    -- <vm>.vm answers for the running VM (the responder started with it)
+    local answer = ""
+    for _ = 1, 50 do
+      answer = netns.run(world.host, { "dig", "@127.0.0.1", "-p", "42069", "+short", "+time=1", "+tries=1",
+        "netvm.vm" }).stdout
+      if answer ~= "" then
+        break
+      end
+      banger.sys.sleep_ms(100)
+    end
+    t.eq(answer, "172.30.0.2\n")
+    local del = netns.run(world.host, { t.bin(), "vm", "delete", "-f", "netvm" }, { env = t.env(home), cwd = home })
+    t.eq(del.code, 0, del.stderr)
 
     local links = netns.run(world.host, { "ip", "-o", "link", "show" }).stdout
     t.not_contains(links, "bgtap")

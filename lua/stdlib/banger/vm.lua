@@ -226,6 +226,9 @@ function M.start_locked(row, opts, stage)
       M.hooks.wait_ready(row, h, opts.ready_timeout_ms or 120000)
     end
     vms.set_state(row, "running", { started_at = vms.now() })
+    if row.ip then
+      require("banger.dns").ensure_running()
+    end
     run_hook("after_boot", row, h)
   end)
   if not ok then

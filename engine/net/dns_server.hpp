@@ -1,0 +1,30 @@
+#pragma once
+// A UDP listener for the vm. zone: one packet at a time, answered with
+// dns::respond. The loop and its policy (when to stop, where names come
+// from) belong to the caller: banger's `dns serve` recipe.
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "engine/core/unique_fd.hpp"
+#include "engine/net/dns_message.hpp"
+
+namespace banger::dns {
+
+class Server {
+ public:
+  // Binds address:port (port 0 picks a free one). EADDRINUSE when another
+  // responder already listens there.
+  Server(const std::string& address, std::uint16_t port);
+  std::uint16_t port() const { return port_; }
+
+  // Waits up to `timeout` for a packet and answers it. Returns false on
+  // timeout. A lookup that throws is answered SERVFAIL and rethrown.
+  bool serve_once(std::chrono::milliseconds timeout, const Lookup& lookup);
+
+ private:
+  UniqueFd fd_;
+  std::uint16_t port_ = 0;
+};
+
+}  // namespace banger::dns
