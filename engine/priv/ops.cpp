@@ -7,6 +7,7 @@
 
 #include "engine/core/build_info.hpp"
 #include "engine/core/error.hpp"
+#include "engine/core/process.hpp"
 #include "engine/net/nat.hpp"
 #include "engine/net/netlink.hpp"
 #include "engine/priv/validate.hpp"
@@ -111,6 +112,54 @@ Result flush_nat(const json& p, const Caller&) {
   return {{{"removed", net::remove_all_nat()}}, UniqueFd{}};
 }
 
+// systemd-resolved is the one resolver banger configures itself, and only
+// for its own bridge: queries for ~vm go to banger's responder.
+bool resolved_running() { return ::access("/run/systemd/resolve/io.systemd.Resolve", F_OK) == 0; }
+
+std::string resolver_address(const json& p) {
+  auto addr = str(p, "resolver");
+  auto colon = addr.rfind(':');
+  if (colon == std::string::npos) throw Error("EINVAL", "invalid resolver '" + addr + "': expected IPv4:port");
+  validate::ipv4(addr.substr(0, colon));
+  long port = 0;
+  for (char c : addr.substr(colon + 1)) {
+    if (c < '0' || c > '9' || port > 65535) throw Error("EINVAL", "invalid resolver port in '" + addr + "'");
+    port = port * 10 + (c - '0');
+  }
+  if (colon + 1 == addr.size() || port < 1 || port > 65535) throw Error("EINVAL", "invalid resolver port in '" + addr + "'");
+  return addr;
+}
+
+void resolvectl(std::vector<std::string> args) {
+  process::SpawnOptions o;
+  o.argv = {"resolvectl"};
+  o.argv.insert(o.argv.end(), args.begin(), args.end());
+  o.out = process::Stdio::null();
+  o.err = process::Stdio::pipe();
+  auto r = process::run(o, {}, std::chrono::seconds(15));
+  if (r.status.shell_code() != 0) throw Error("ERESOLVED", "resolvectl " + args[0] + " failed: " + r.err);
+}
+
+Result route_vm_dns(const json& p, const Caller&) {
+  expect_fields(p, {"bridge", "resolver"});
+  auto bridge = str(p, "bridge");
+  validate::bridge_name(bridge);
+  auto resolver = resolver_address(p);
+  if (!resolved_running()) return {{{"routed", false}, {"reason", "systemd-resolved is not running"}}, UniqueFd{}};
+  resolvectl({"dns", bridge, resolver});
+  resolvectl({"domain", bridge, "~vm"});
+  return {{{"routed", true}}, UniqueFd{}};
+}
+
+Result unroute_vm_dns(const json& p, const Caller&) {
+  expect_fields(p, {"bridge"});
+  auto bridge = str(p, "bridge");
+  validate::bridge_name(bridge);
+  if (!resolved_running()) return {{{"routed", false}}, UniqueFd{}};
+  resolvectl({"revert", bridge});
+  return {{{"routed", false}}, UniqueFd{}};
+}
+
 Result ping(const json& p, const Caller& caller) {
   expect_fields(p, {});
   return {{{"pid", ::getpid()}, {"version", build::version}, {"caller_uid", caller.uid}}, UniqueFd{}};
@@ -134,6 +183,9 @@ const std::vector<Operation>& operations() {
       {"remove_nat", "tap is a banger tap name; removes only rules tagged with it", remove_nat},
       {"flush_nat", "no parameters; drops table ip banger and the iptables rules tagged banger:* (uninstall)",
        flush_nat},
+      {"route_vm_dns", "bridge is br-fc or br-fc-*; resolver is dotted-quad IPv4:port (1..65535); only when "
+                       "systemd-resolved runs: resolvectl dns/domain ~vm on that bridge only", route_vm_dns},
+      {"unroute_vm_dns", "bridge is br-fc or br-fc-*; resolvectl revert on that bridge only", unroute_vm_dns},
       {"ping", "no parameters; reports the helper's pid and version (status)", ping},
   };
   return ops;

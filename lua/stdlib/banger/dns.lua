@@ -89,6 +89,12 @@ function M.ensure_running()
     local argv = { sys.exe(), "dns", "serve", detach = true, stdin = "null", stdout = "null", stderr = "null" }
     require("banger.native.proc").spawn(argv)
   end)
+  if ok then
+    -- Where systemd-resolved runs, route ~vm on banger's bridge to the
+    -- responder (docs/dns-routing.md); elsewhere this reports why not.
+    local net = config.get().network
+    ok, err = pcall(require("banger.priv").call, "route_vm_dns", { bridge = net.bridge, resolver = net.dns })
+  end
   if not ok then
     log.warn("dns", "could not start the DNS responder: " .. errors.message(err))
   end

@@ -194,6 +194,7 @@ function M.uninstall(opts)
     local links = proc.run({ "ip", "-j", "link", "show", "type", "bridge" })
     for _, l in ipairs(links.code == 0 and json.decode(links.stdout) or {}) do
       if validate.bridge_name(l.ifname) then
+        pcall(priv.call, "unroute_vm_dns", { bridge = l.ifname })
         priv.call("delete_bridge", { bridge = l.ifname })
         removed[#removed + 1] = "bridge " .. l.ifname
       end
