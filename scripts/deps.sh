@@ -20,6 +20,7 @@ test_packages=(
   clang libclang-rt-14-dev dropbear-bin
   zstd xz-utils lz4 procps  # compressors and pgrep the tests call
   curl util-linux  # fake guests fetch through NAT; setpriv drops to another uid
+  openssh-server  # a real sshd for the SSH client tests
   xfsprogs  # a reflink-capable filesystem for the disk clone test
 )
 

@@ -49,9 +49,9 @@ return {
       notice()
       return 0
     end
-    if #opts.command == 0 then
-      banger.errors.raise("ENOTSUP", "an interactive shell needs SSH into the VM, which comes with VM networking; "
-        .. "pass a command: banger vm run -- CMD", { exit = 2 })
+    if #opts.command == 0 and not banger.net.enabled() then
+      banger.errors.raise("ENOTSUP", "an interactive shell needs SSH into the VM, which needs VM networking "
+        .. "(see docs/networking.md); pass a command instead: banger vm run -- CMD", { exit = 2 })
     end
     notice()
 
@@ -112,7 +112,22 @@ return {
     local cleanup <close> = opts.rm and setmetatable({}, {
       __close = function() pcall(banger.vm.delete, row.name, true) end,
     }) or nil
-    local r = banger.guest.exec(row, opts.command, { cwd = root and ("/root/" .. repo) or "/root", env = opts.env })
+    local cwd = root and ("/root/" .. repo) or "/root"
+    if #opts.command == 0 then
+      -- No command: an interactive shell over SSH, in the workspace.
+      if not (row.ip and banger.ssh.guest_has_sshd(row)) then
+        banger.errors.raise("ENOTSUP", "an interactive shell needs SSH into the VM (an address and an SSH server); "
+          .. "pass a command instead: banger vm run -- CMD", { exit = 2 })
+      end
+      local c = banger.ssh.wait_connect(row, 30000)
+      if c then
+        c:close() -- pins the host key before the system ssh sees it
+      end
+      local sh = banger.proc.spawn(banger.ssh.ssh_argv(row, { "sh", "-c", "cd " .. banger.ssh.quote(cwd) .. " && exec ${SHELL:-/bin/sh} -l" },
+        { tty = true }))
+      return sh:wait().code
+    end
+    local r = banger.guest.run(row, opts.command, { cwd = cwd, env = opts.env })
     if not opts.rm then
       ui.info(string.format("VM %s is still running ('banger vm delete -f %s' removes it)", row.name, row.name))
     end

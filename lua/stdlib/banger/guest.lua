@@ -2,6 +2,7 @@
 local errors = require("banger.errors")
 local vms = require("banger.vms")
 local agent = require("banger.native.agent")
+local log = require("banger.log")
 
 local M = {}
 
@@ -62,6 +63,35 @@ function M.exec(row, argv, opts)
     io.stderr:flush()
   end
   return c:exec(req)
+end
+
+--- Runs a user's command in the VM the best way available: over SSH (with
+-- banger's pinned host key) when the VM has an address and an SSH server,
+-- else through the agent. Output streams to our stdout/stderr; returns
+-- {code, interrupted}.
+function M.run(row, argv, opts)
+  opts = opts or {}
+  local ssh = require("banger.ssh")
+  if row.ip and ssh.guest_has_sshd(row) then
+    local c, why = ssh.wait_connect(row, 30000)
+    if c then
+      local ok, r = pcall(c.exec, c, ssh.command_line(argv, opts), {
+        stdin = opts.stdin,
+        on_stdout = function(chunk) io.stdout:write(chunk) io.stdout:flush() end,
+        on_stderr = function(chunk) io.stderr:write(chunk) io.stderr:flush() end,
+      })
+      c:close()
+      if not ok then
+        if errors.is(r) and r.code == "ECANCELED" then
+          return { code = 130, interrupted = true }
+        end
+        error(r, 0)
+      end
+      return { code = r.code, signal = r.signal }
+    end
+    log.warn("guest", "SSH did not answer, using the agent: " .. errors.message(why), { vm = row.name })
+  end
+  return M.exec(row, argv, opts)
 end
 
 return M

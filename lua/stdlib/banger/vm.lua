@@ -22,9 +22,16 @@ M.hooks = {}
 vms.teardown_hooks[#vms.teardown_hooks + 1] = function(row)
   net.detach(row)
 end
+
 -- Functions run when a VM is deleted, after its files are gone:
 -- function(row). SSH registers the known_hosts cleanup here.
 M.delete_hooks = {}
+
+-- A deleted VM's pinned host keys go with it: a new VM reusing the name or
+-- address must be able to pin its own.
+M.delete_hooks[#M.delete_hooks + 1] = function(row)
+  require("banger.ssh").forget(row)
+end
 
 local function run_hook(name, ...)
   local h = M.hooks[name]
