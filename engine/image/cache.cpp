@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
@@ -481,7 +482,10 @@ namespace {
 
 class BlobStream final : public ByteSource {
  public:
-  BlobStream(std::shared_ptr<Pull::State> st, size_t bi) : st_(std::move(st)), bi_(bi), buf_(1 << 20) {}
+  BlobStream(std::shared_ptr<Pull::State> st, size_t bi) : st_(std::move(st)), bi_(bi), buf_(1 << 20) {
+    std::lock_guard lk(st_->mu);
+    digest_ = st_->blobs[bi_]->req.digest;  // set once: describe() may be called from another thread
+  }
   ~BlobStream() override {
     if (fd_ >= 0) ::close(fd_);
   }
@@ -489,12 +493,12 @@ class BlobStream final : public ByteSource {
   std::span<const std::byte> read() override {
     for (;;) {
       cancel::check();
+      if (cancelled_) throw Error("ECANCELED", "blob " + digest_ + ": reading stopped");
       std::uint64_t limit = 0;
       bool complete = false;
       {
         std::unique_lock lk(st_->mu);
         Blob& b = *st_->blobs[bi_];
-        digest_ = b.req.digest;
         if (b.status == Status::failed) throw Error(b.err_code, b.err_msg);
         if (fd_ < 0) {
           if (b.status == Status::running) {
@@ -539,6 +543,11 @@ class BlobStream final : public ByteSource {
     }
   }
   std::string describe() const override { return "blob " + digest_; }
+  void cancel() override {
+    cancelled_ = true;
+    std::lock_guard lk(st_->mu);
+    st_->cv.notify_all();
+  }
 
  private:
   std::shared_ptr<Pull::State> st_;
@@ -547,8 +556,9 @@ class BlobStream final : public ByteSource {
   int fd_ = -1;
   std::uint64_t off_ = 0;
   Sha256 hash_;
-  std::string digest_;
+  std::string digest_;  // const after construction
   bool ended_ = false;
+  std::atomic<bool> cancelled_ = false;
 };
 
 }  // namespace
