@@ -433,6 +433,16 @@ Pull::~Pull() {
   if (worker_.joinable()) worker_.join();
 }
 
+namespace {
+// Caller holds st.mu.
+FetchProgress snapshot(const Pull::State& st);
+}  // namespace
+
+FetchProgress Pull::progress() const {
+  std::lock_guard lk(st_->mu);
+  return snapshot(*st_);
+}
+
 FetchResult Pull::wait(const ProgressFn& progress) {
   using clock = std::chrono::steady_clock;
   auto last = clock::time_point{};
@@ -445,17 +455,7 @@ FetchResult Pull::wait(const ProgressFn& progress) {
       st_->cv.wait_for(lk, std::chrono::milliseconds(100), [&] { return st_->finished || st_->version != seen; });
       done = st_->finished;
       seen = st_->version;
-      if (progress) {
-        for (size_t bi : st_->of_request) {
-          Blob& b = *st_->blobs[bi];
-          BlobProgress bp{b.req.digest, 0, b.req.size, b.status == Status::cached,
-                          b.status == Status::cached || b.status == Status::done};
-          bp.done = bp.finished ? b.req.size : b.written;
-          p.done += bp.done;
-          p.total += bp.total;
-          p.blobs.push_back(std::move(bp));
-        }
-      }
+      if (progress) p = snapshot(*st_);
     }
     auto now = clock::now();
     if (progress && (done || now - last >= std::chrono::milliseconds(100))) {
@@ -479,6 +479,20 @@ FetchResult Pull::wait(const ProgressFn& progress) {
 }
 
 namespace {
+
+FetchProgress snapshot(const Pull::State& st) {
+  FetchProgress p;
+  for (size_t bi : st.of_request) {
+    const Blob& b = *st.blobs[bi];
+    BlobProgress bp{b.req.digest, 0, b.req.size, b.status == Status::cached,
+                    b.status == Status::cached || b.status == Status::done};
+    bp.done = bp.finished ? b.req.size : b.written;
+    p.done += bp.done;
+    p.total += bp.total;
+    p.blobs.push_back(std::move(bp));
+  }
+  return p;
+}
 
 class BlobStream final : public ByteSource {
  public:
