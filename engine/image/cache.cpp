@@ -513,7 +513,11 @@ class BlobStream final : public ByteSource {
       {
         std::unique_lock lk(st_->mu);
         Blob& b = *st_->blobs[bi_];
-        if (b.status == Status::failed) throw Error(b.err_code, b.err_msg);
+        if (b.status == Status::failed) {
+          // Stopped because another blob failed: that failure is the news.
+          if (b.err_code == "ECANCELED" && !st_->first_code.empty()) throw Error(st_->first_code, st_->first_msg);
+          throw Error(b.err_code, b.err_msg);
+        }
         if (fd_ < 0) {
           if (b.status == Status::running) {
             fd_ = ::fcntl(b.fd, F_DUPFD_CLOEXEC, 0);
