@@ -36,7 +36,9 @@ class LayerReader {
   // (EDIGEST, ECANCELED, ... keep their codes).
   [[noreturn]] void fail() {
     if (err_) std::rethrow_exception(err_);
-    throw Error("EINVAL", "layer " + src_.describe() + ": " + archive_error_string(a_.get()));
+    // libarchive may fail without a message (found by the fuzzer).
+    const char* why = archive_error_string(a_.get());
+    throw Error("EINVAL", "layer " + src_.describe() + ": " + (why ? why : "not a readable tar archive"));
   }
 
   // Reads what libarchive left after the end-of-archive blocks, so that the

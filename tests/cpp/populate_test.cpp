@@ -316,3 +316,30 @@ TEST_CASE("growth has a limit: a declared size beyond it is refused before any d
   fs->close();
   require_clean(img);
 }
+
+TEST_CASE("a tar cut inside a GNU long name fails cleanly (found by the fuzzer)", "[ext4][populate][attack]") {
+  // libarchive reports this without an error message.
+  std::unique_ptr<archive, decltype(&archive_write_free)> a(archive_write_new(), archive_write_free);
+  archive_write_set_format_gnutar(a.get());
+  std::vector<char> buf(1 << 16);
+  size_t used = 0;
+  REQUIRE(archive_write_open_memory(a.get(), buf.data(), buf.size(), &used) == ARCHIVE_OK);
+  archive_entry* e = archive_entry_new();
+  archive_entry_set_pathname(e, std::string(300, 'a').c_str());
+  archive_entry_set_filetype(e, AE_IFREG);
+  archive_entry_set_perm(e, 0644);
+  archive_entry_set_size(e, 0);
+  REQUIRE(archive_write_header(a.get(), e) == ARCHIVE_OK);
+  archive_entry_free(e);
+  REQUIRE(archive_write_close(a.get()) == ARCHIVE_OK);
+  auto* p = reinterpret_cast<const std::byte*>(buf.data());
+  std::vector<std::byte> cut(p, p + 512 + 100);  // the long-name header, then part of the name
+
+  test::TempDir t;
+  std::string img = t / "root.ext4";
+  ext4::mkfs(img, 16 << 20);
+  auto fs = ext4::Filesystem::open(img, true);
+  CHECK(test::error_code_of([&] { apply(*fs, cut, "cut"); }) == "EINVAL");
+  fs->close();
+  require_clean(img);
+}
