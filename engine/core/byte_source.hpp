@@ -18,6 +18,11 @@ class ByteSource {
   virtual std::span<const std::byte> read() = 0;
   // What the stream is, for error messages ("layer sha256:ab12...").
   virtual std::string describe() const = 0;
+  // Asks a read() that is waiting in another thread (for a download to make
+  // progress) to give up soon by throwing ECANCELED; a reader thread's owner
+  // calls it before joining. Sources that never wait need not implement it;
+  // wrappers pass it on.
+  virtual void cancel() {}
 };
 
 // Reads a regular file in large chunks.

@@ -1,10 +1,5 @@
 #include "engine/ext4/filesystem.hpp"
 
-// com_err.h has no C++ guards of its own.
-extern "C" {
-#include <et/com_err.h>
-}
-#include <ext2fs/ext2fs.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -14,11 +9,11 @@ extern "C" {
 
 #include "engine/core/error.hpp"
 #include "engine/core/process.hpp"
+#include "engine/ext4/impl.hpp"
 
 namespace banger::ext4 {
-namespace {
 
-[[noreturn]] void fail(errcode_t rc, const std::string& what) {
+void fail(errcode_t rc, const std::string& what) {
   std::string code = "EIO";
   if (rc == EXT2_ET_FILE_NOT_FOUND) code = "ENOENT";
   else if (rc == EXT2_ET_DIR_EXISTS || rc == EXT2_ET_FILE_EXISTS) code = "EEXIST";
@@ -28,9 +23,9 @@ namespace {
   throw Error(code, what + ": " + error_message(rc));
 }
 
-void check(errcode_t rc, const std::string& what) {
-  if (rc) fail(rc, what);
-}
+std::uint32_t now32() { return static_cast<std::uint32_t>(std::time(nullptr)); }
+
+namespace {
 
 std::vector<std::string> components(std::string_view path) {
   if (path.empty() || path[0] != '/') throw Error("EINVAL", "image paths must be absolute: '" + std::string(path) + "'");
@@ -62,231 +57,200 @@ std::string type_of(std::uint16_t mode) {
   return "unknown";
 }
 
-std::uint32_t now32() { return static_cast<std::uint32_t>(std::time(nullptr)); }
-
 }  // namespace
 
-struct Filesystem::Impl {
-  ext2_filsys fs = nullptr;
-  bool writable = false;
+Filesystem::Impl::Listing& Filesystem::Impl::listing(ext2_ino_t dir) {
+  auto it = dirs.find(dir);
+  if (it != dirs.end()) return it->second;
+  Listing names;
+  auto cb = [](ext2_ino_t, int, ext2_dir_entry* de, int, int, char*, void* priv) -> int {
+    int len = ext2fs_dirent_name_len(de);
+    std::string n(de->name, static_cast<size_t>(len));
+    if (n != "." && n != ".." && de->inode) (*static_cast<Listing*>(priv))[n] = de->inode;
+    return 0;
+  };
+  check(ext2fs_dir_iterate2(fs, dir, 0, nullptr, cb, &names), "read directory");
+  return dirs.emplace(dir, std::move(names)).first->second;
+}
 
-  ext2_inode_large inode(ext2_ino_t ino) {
-    ext2_inode_large in{};
-    check(ext2fs_read_inode_full(fs, ino, reinterpret_cast<ext2_inode*>(&in), sizeof in), "read inode");
-    return in;
-  }
-  void put_inode(ext2_ino_t ino, ext2_inode_large& in) {
-    check(ext2fs_write_inode_full(fs, ino, reinterpret_cast<ext2_inode*>(&in), sizeof in), "write inode");
-  }
+ext2_inode_large Filesystem::Impl::inode(ext2_ino_t ino) {
+  ext2_inode_large in{};
+  check(ext2fs_read_inode_full(fs, ino, reinterpret_cast<ext2_inode*>(&in), sizeof in), "read inode");
+  return in;
+}
 
-  // 0 when `name` is absent from directory `dir`.
-  ext2_ino_t lookup(ext2_ino_t dir, const std::string& name) {
-    ext2_ino_t ino = 0;
-    errcode_t rc = ext2fs_lookup(fs, dir, name.c_str(), static_cast<int>(name.size()), nullptr, &ino);
-    if (rc == EXT2_ET_FILE_NOT_FOUND) return 0;
-    check(rc, "lookup " + name);
-    return ino;
-  }
+void Filesystem::Impl::put_inode(ext2_ino_t ino, ext2_inode_large& in) {
+  check(ext2fs_write_inode_full(fs, ino, reinterpret_cast<ext2_inode*>(&in), sizeof in), "write inode");
+}
 
-  // Walks the directories leading to the last component; every one must be
-  // a real directory (not a symlink). Returns {parent inode, leaf name}.
-  std::pair<ext2_ino_t, std::string> parent_of(std::string_view path, const Owner* create) {
-    auto parts = components(path);
-    if (parts.empty()) throw Error("EINVAL", "the image root itself cannot be the target");
-    ext2_ino_t dir = EXT2_ROOT_INO;
-    std::string walked;
-    for (size_t i = 0; i + 1 < parts.size(); ++i) {
-      walked += "/" + parts[i];
-      ext2_ino_t next = lookup(dir, parts[i]);
-      if (!next) {
-        if (!create) throw Error("ENOENT", "no directory " + walked + " in the image");
-        next = make_dir(dir, parts[i], *create);
-      } else {
-        ext2_inode_large in = inode(next);
-        if (LINUX_S_ISLNK(in.i_mode)) throw Error("EUNSAFE", walked + " is a symlink in the image; refusing to follow it");
-        if (!LINUX_S_ISDIR(in.i_mode)) throw Error("ENOTDIR", walked + " is not a directory in the image");
-      }
-      dir = next;
+ext2_ino_t Filesystem::Impl::lookup(ext2_ino_t dir, const std::string& name) {
+  Listing& l = listing(dir);
+  auto it = l.find(name);
+  return it == l.end() ? 0 : it->second;
+}
+
+std::pair<ext2_ino_t, std::string> Filesystem::Impl::parent_of(std::string_view path, const Owner* create) {
+  auto parts = components(path);
+  if (parts.empty()) throw Error("EINVAL", "the image root itself cannot be the target");
+  ext2_ino_t dir = EXT2_ROOT_INO;
+  std::string walked;
+  for (size_t i = 0; i + 1 < parts.size(); ++i) {
+    walked += "/" + parts[i];
+    ext2_ino_t next = lookup(dir, parts[i]);
+    if (!next) {
+      if (!create) throw Error("ENOENT", "no directory " + walked + " in the image");
+      next = make_dir(dir, parts[i], *create);
+    } else if (!dirs.count(next)) {  // a directory we hold a listing of needs no check
+      ext2_inode_large in = inode(next);
+      if (LINUX_S_ISLNK(in.i_mode)) throw Error("EUNSAFE", walked + " is a symlink in the image; refusing to follow it");
+      if (!LINUX_S_ISDIR(in.i_mode)) throw Error("ENOTDIR", walked + " is not a directory in the image");
     }
-    return {dir, parts.back()};
+    dir = next;
   }
+  return {dir, parts.back()};
+}
 
-  ext2_ino_t resolve(std::string_view path) {
-    auto parts = components(path);
-    if (parts.empty()) return EXT2_ROOT_INO;
-    auto [dir, name] = parent_of(path, nullptr);
-    return lookup(dir, name);
+ext2_ino_t Filesystem::Impl::resolve(std::string_view path) {
+  auto parts = components(path);
+  if (parts.empty()) return EXT2_ROOT_INO;
+  auto [dir, name] = parent_of(path, nullptr);
+  return lookup(dir, name);
+}
+
+void Filesystem::Impl::set_owner(ext2_inode_large& in, const Owner& o, std::uint16_t type_bits) {
+  in.i_mode = static_cast<std::uint16_t>(type_bits | (o.mode & 07777));
+  in.i_uid = static_cast<std::uint16_t>(o.uid & 0xffff);
+  ext2fs_set_i_uid_high(in, static_cast<std::uint16_t>(o.uid >> 16));
+  in.i_gid = static_cast<std::uint16_t>(o.gid & 0xffff);
+  ext2fs_set_i_gid_high(in, static_cast<std::uint16_t>(o.gid >> 16));
+  std::uint32_t t = o.mtime >= 0 ? static_cast<std::uint32_t>(o.mtime) : now32();
+  in.i_mtime = t;
+  in.i_ctime = now32();
+  in.i_atime = t;
+}
+
+ext2_ino_t Filesystem::Impl::new_inode(ext2_ino_t dir, std::uint16_t type_bits) {
+  ext2_ino_t ino = 0;
+  check(ext2fs_new_inode(fs, dir, type_bits | 0600, nullptr, &ino), "allocate inode");
+  return ino;
+}
+
+void Filesystem::Impl::link(ext2_ino_t dir, const std::string& name, ext2_ino_t ino, int type) {
+  Listing& l = listing(dir);
+  errcode_t rc = ext2fs_link(fs, dir, name.c_str(), ino, type);
+  if (rc == EXT2_ET_DIR_NO_SPACE) {
+    check(ext2fs_expand_dir(fs, dir), "expand directory for " + name);
+    rc = ext2fs_link(fs, dir, name.c_str(), ino, type);
   }
+  check(rc, "link " + name);
+  l[name] = ino;
+}
 
-  void set_owner(ext2_inode_large& in, const Owner& o, std::uint16_t type_bits) {
-    in.i_mode = static_cast<std::uint16_t>(type_bits | (o.mode & 07777));
-    in.i_uid = static_cast<std::uint16_t>(o.uid & 0xffff);
-    ext2fs_set_i_uid_high(in, static_cast<std::uint16_t>(o.uid >> 16));
-    in.i_gid = static_cast<std::uint16_t>(o.gid & 0xffff);
-    ext2fs_set_i_gid_high(in, static_cast<std::uint16_t>(o.gid >> 16));
-    std::uint32_t t = o.mtime >= 0 ? static_cast<std::uint32_t>(o.mtime) : now32();
-    in.i_mtime = t;
-    in.i_ctime = now32();
-    in.i_atime = t;
+void Filesystem::Impl::unlink(ext2_ino_t dir, const std::string& name, ext2_ino_t ino) {
+  Listing& l = listing(dir);
+  check(ext2fs_unlink(fs, dir, name.c_str(), ino, 0), "unlink " + name);
+  l.erase(name);
+}
+
+ext2_ino_t Filesystem::Impl::make_dir(ext2_ino_t parent, const std::string& name, const Owner& o) {
+  Listing& l = listing(parent);
+  // The inode is chosen here (not inside ext2fs_mkdir) so the listing learns it.
+  ext2_ino_t ino = new_inode(parent, LINUX_S_IFDIR);
+  errcode_t rc = ext2fs_mkdir(fs, parent, ino, name.c_str());
+  if (rc == EXT2_ET_DIR_NO_SPACE) {
+    check(ext2fs_expand_dir(fs, parent), "expand directory for " + name);
+    rc = ext2fs_mkdir(fs, parent, ino, name.c_str());
   }
+  check(rc, "mkdir " + name);
+  l[name] = ino;
+  dirs[ino];  // new and empty: its listing is complete
+  ext2_inode_large in = inode(ino);
+  set_owner(in, o, LINUX_S_IFDIR);
+  put_inode(ino, in);
+  return ino;
+}
 
-  void link(ext2_ino_t dir, const std::string& name, ext2_ino_t ino, int type) {
-    errcode_t rc = ext2fs_link(fs, dir, name.c_str(), ino, type);
-    if (rc == EXT2_ET_DIR_NO_SPACE) {
-      check(ext2fs_expand_dir(fs, dir), "expand directory for " + name);
-      rc = ext2fs_link(fs, dir, name.c_str(), ino, type);
-    }
-    check(rc, "link " + name);
-  }
-
-  ext2_ino_t make_dir(ext2_ino_t parent, const std::string& name, const Owner& o) {
-    errcode_t rc = ext2fs_mkdir(fs, parent, 0, name.c_str());
-    if (rc == EXT2_ET_DIR_NO_SPACE) {
-      check(ext2fs_expand_dir(fs, parent), "expand directory for " + name);
-      rc = ext2fs_mkdir(fs, parent, 0, name.c_str());
-    }
-    check(rc, "mkdir " + name);
-    ext2_ino_t ino = lookup(parent, name);
-    ext2_inode_large in = inode(ino);
-    set_owner(in, o, LINUX_S_IFDIR);
+void Filesystem::Impl::release(ext2_ino_t ino) {
+  ext2_inode_large in = inode(ino);
+  bool dir = LINUX_S_ISDIR(in.i_mode);
+  if (!dir && in.i_links_count > 1) {
+    in.i_links_count--;
     put_inode(ino, in);
-    return ino;
+    return;
   }
+  in.i_links_count = 0;
+  in.i_dtime = now32();
+  if (ext2fs_inode_has_valid_blocks2(fs, reinterpret_cast<ext2_inode*>(&in)))
+    check(ext2fs_punch(fs, ino, reinterpret_cast<ext2_inode*>(&in), nullptr, 0, ~0ULL), "free blocks");
+  put_inode(ino, in);
+  ext2fs_inode_alloc_stats2(fs, ino, -1, dir ? 1 : 0);
+  forget(ino);  // the number may come back as another directory
+}
 
-  // Drops one link to `ino`; frees its blocks and the inode at zero.
-  void release(ext2_ino_t ino) {
-    ext2_inode_large in = inode(ino);
-    bool dir = LINUX_S_ISDIR(in.i_mode);
-    if (!dir && in.i_links_count > 1) {
-      in.i_links_count--;
-      put_inode(ino, in);
-      return;
-    }
-    in.i_links_count = 0;
-    in.i_dtime = now32();
-    if (ext2fs_inode_has_valid_blocks2(fs, reinterpret_cast<ext2_inode*>(&in)))
-      check(ext2fs_punch(fs, ino, reinterpret_cast<ext2_inode*>(&in), nullptr, 0, ~0ULL), "free blocks");
-    put_inode(ino, in);
-    ext2fs_inode_alloc_stats2(fs, ino, -1, dir ? 1 : 0);
-  }
-
-  ext2_ino_t new_file_inode(ext2_ino_t dir, const Owner& o,
-                            const std::function<size_t(char*, size_t)>& read) {
-    ext2_ino_t ino = 0;
-    check(ext2fs_new_inode(fs, dir, LINUX_S_IFREG | 0600, nullptr, &ino), "allocate inode");
-    ext2_inode_large in{};
-    set_owner(in, o, LINUX_S_IFREG);
-    in.i_links_count = 1;
-    in.i_extra_isize = sizeof(ext2_inode_large) - EXT2_GOOD_OLD_INODE_SIZE;
-    if (ext2fs_has_feature_extents(fs->super)) {
-      ext2_extent_handle_t h = nullptr;
-      in.i_flags &= ~EXT4_EXTENTS_FL;
-      check(ext2fs_extent_open2(fs, ino, reinterpret_cast<ext2_inode*>(&in), &h), "extent header");
-      ext2fs_extent_free(h);
-    }
-    check(ext2fs_write_new_inode(fs, ino, reinterpret_cast<ext2_inode*>(&in)), "write inode");
-    ext2fs_inode_alloc_stats2(fs, ino, +1, 0);
-    ext2_file_t file = nullptr;
-    check(ext2fs_file_open(fs, ino, EXT2_FILE_WRITE, &file), "open new file");
-    errcode_t rc = 0;
-    std::uint64_t total = 0;
-    std::vector<char> buf(1 << 20);
-    try {
-      for (;;) {
-        size_t n = read(buf.data(), buf.size());
-        if (n == 0) break;
-        size_t off = 0;
-        while (!rc && off < n) {
-          unsigned int got = 0;
-          rc = ext2fs_file_write(file, buf.data() + off, static_cast<unsigned int>(n - off), &got);
-          off += got;
-        }
-        if (rc) break;
-        total += n;
-      }
-    } catch (...) {
-      ext2fs_file_close(file);
-      release_new(ino);
-      throw;
-    }
-    errcode_t crc = ext2fs_file_close(file);
-    if (rc || crc) {
-      release_new(ino);
-      check(rc ? rc : crc, "write file data");
-    }
-    // The size and times are final only after the data is in.
-    ext2_inode_large done = inode(ino);
-    check(ext2fs_inode_size_set(fs, reinterpret_cast<ext2_inode*>(&done), total), "set size");
-    std::uint32_t t = o.mtime >= 0 ? static_cast<std::uint32_t>(o.mtime) : now32();
-    done.i_mtime = t;
-    done.i_atime = t;
-    put_inode(ino, done);
-    return ino;
-  }
-
-  // Frees an inode that was never linked into a directory.
-  void release_new(ext2_ino_t ino) {
-    try {
-      release(ino);
-    } catch (const Error&) {
-      // Best effort: the original error is the one to report.
-    }
-  }
-
-  void remove_ino(ext2_ino_t dir, const std::string& name, ext2_ino_t ino, bool recursive, const std::string& shown) {
-    ext2_inode_large in = inode(ino);
-    if (LINUX_S_ISDIR(in.i_mode)) {
-      std::vector<std::pair<std::string, ext2_ino_t>> children;
-      list_dir(ino, [&](const std::string& n, ext2_ino_t c) { children.emplace_back(n, c); });
-      if (!children.empty() && !recursive) throw Error("ENOTEMPTY", shown + " is not empty");
-      for (auto& [n, c] : children) remove_ino(ino, n, c, true, shown + "/" + n);
-      check(ext2fs_unlink(fs, dir, name.c_str(), ino, 0), "unlink " + shown);
-      release(ino);
-      ext2_inode_large parent = inode(dir);
-      if (parent.i_links_count > 2) parent.i_links_count--;
-      put_inode(dir, parent);
-      return;
-    }
-    check(ext2fs_unlink(fs, dir, name.c_str(), ino, 0), "unlink " + shown);
+void Filesystem::Impl::release_new(ext2_ino_t ino) {
+  try {
     release(ino);
+  } catch (const Error&) {
+    // Best effort: the original error is the one to report.
   }
+}
 
-  template <class Fn>
-  void list_dir(ext2_ino_t dir, Fn fn) {
-    struct Ctx {
-      Fn* fn;
-    } ctx{&fn};
-    auto cb = [](ext2_ino_t, int, ext2_dir_entry* de, int, int, char*, void* priv) -> int {
-      auto* c = static_cast<Ctx*>(priv);
-      int len = ext2fs_dirent_name_len(de);
-      std::string n(de->name, static_cast<size_t>(len));
-      if (n != "." && n != ".." && de->inode) (*c->fn)(n, de->inode);
-      return 0;
-    };
-    check(ext2fs_dir_iterate2(fs, dir, 0, nullptr, cb, &ctx), "read directory");
+void Filesystem::Impl::remove_ino(ext2_ino_t dir, const std::string& name, ext2_ino_t ino, bool recursive,
+                                  const std::string& shown) {
+  ext2_inode_large in = inode(ino);
+  if (LINUX_S_ISDIR(in.i_mode)) {
+    std::vector<std::pair<std::string, ext2_ino_t>> children(listing(ino).begin(), listing(ino).end());
+    if (!children.empty() && !recursive) throw Error("ENOTEMPTY", shown + " is not empty");
+    for (auto& [n, c] : children) remove_ino(ino, n, c, true, shown + "/" + n);
+    unlink(dir, name, ino);
+    release(ino);
+    ext2_inode_large parent = inode(dir);
+    if (parent.i_links_count > 2) parent.i_links_count--;
+    put_inode(dir, parent);
+    return;
   }
+  unlink(dir, name, ino);
+  release(ino);
+}
 
-  std::string read_ino(ext2_ino_t ino, const std::string& shown) {
-    ext2_file_t file = nullptr;
-    check(ext2fs_file_open(fs, ino, 0, &file), "open " + shown);
-    std::string out;
-    out.resize(ext2fs_file_get_size(file));
-    size_t off = 0;
-    errcode_t rc = 0;
-    while (off < out.size()) {
-      unsigned int got = 0;
-      rc = ext2fs_file_read(file, out.data() + off, static_cast<unsigned>(std::min<size_t>(out.size() - off, 1u << 20)), &got);
-      if (rc || got == 0) break;
-      off += got;
-    }
-    errcode_t crc = ext2fs_file_close(file);
-    check(rc ? rc : crc, "read " + shown);
-    out.resize(off);
-    return out;
+std::string Filesystem::Impl::read_ino(ext2_ino_t ino, const std::string& shown) {
+  ext2_file_t file = nullptr;
+  check(ext2fs_file_open(fs, ino, 0, &file), "open " + shown);
+  std::string out;
+  out.resize(ext2fs_file_get_size(file));
+  size_t off = 0;
+  errcode_t rc = 0;
+  while (off < out.size()) {
+    unsigned int got = 0;
+    rc = ext2fs_file_read(file, out.data() + off, static_cast<unsigned>(std::min<size_t>(out.size() - off, 1u << 20)), &got);
+    if (rc || got == 0) break;
+    off += got;
   }
-};
+  errcode_t crc = ext2fs_file_close(file);
+  check(rc ? rc : crc, "read " + shown);
+  out.resize(off);
+  return out;
+}
 
-void mkfs(const std::string& path, std::uint64_t size_bytes, const std::string& label) {
+void Filesystem::Impl::open_fs(const std::string& path) {
+  int flags = EXT2_FLAG_64BITS | (writable ? EXT2_FLAG_RW : 0);
+  check(ext2fs_open2(path.c_str(), nullptr, flags, 0, 0, unix_io_manager, &fs), "open ext4 image " + path);
+  errcode_t rc = ext2fs_read_bitmaps(fs);
+  if (rc) {
+    ext2fs_close_free(&fs);
+    fail(rc, "read bitmaps of " + path);
+  }
+}
+
+void Filesystem::Impl::close_fs(const std::string& path) {
+  dirs.clear();
+  if (!fs) return;
+  errcode_t rc = ext2fs_close_free(&fs);
+  fs = nullptr;
+  check(rc, "close " + path);
+}
+
+void mkfs(const std::string& path, std::uint64_t size_bytes, const std::string& label, bool journal) {
   if (size_bytes < (8u << 20)) throw Error("EINVAL", "an ext4 image needs at least 8 MiB");
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (fd < 0) throw Error::last("create", path);
@@ -299,6 +263,7 @@ void mkfs(const std::string& path, std::uint64_t size_bytes, const std::string& 
   process::SpawnOptions o;
   o.argv = {"mkfs.ext4", "-F", "-q", "-b", "4096", "-E", "root_owner=0:0,lazy_itable_init=1", "-m", "0"};
   if (!label.empty()) o.argv.insert(o.argv.end(), {"-L", label});
+  if (!journal) o.argv.insert(o.argv.end(), {"-O", "^has_journal"});
   o.argv.push_back(path);
   auto r = process::run(o);
   if (r.status.shell_code() != 0) throw Error("EIO", "mkfs.ext4 " + path + ": " + r.err);
@@ -309,14 +274,8 @@ Filesystem::Filesystem(std::unique_ptr<Impl> impl, std::string path) : impl_(std
 std::unique_ptr<Filesystem> Filesystem::open(const std::string& path, bool writable) {
   initialize_ext2_error_table();
   auto impl = std::make_unique<Impl>();
-  int flags = EXT2_FLAG_64BITS | (writable ? EXT2_FLAG_RW : 0);
-  check(ext2fs_open2(path.c_str(), nullptr, flags, 0, 0, unix_io_manager, &impl->fs), "open ext4 image " + path);
   impl->writable = writable;
-  errcode_t rc = ext2fs_read_bitmaps(impl->fs);
-  if (rc) {
-    ext2fs_close_free(&impl->fs);
-    fail(rc, "read bitmaps of " + path);
-  }
+  impl->open_fs(path);
   return std::unique_ptr<Filesystem>(new Filesystem(std::move(impl), path));
 }
 
@@ -324,12 +283,7 @@ Filesystem::~Filesystem() {
   if (impl_ && impl_->fs) ext2fs_close_free(&impl_->fs);
 }
 
-void Filesystem::close() {
-  if (!impl_->fs) return;
-  errcode_t rc = ext2fs_close_free(&impl_->fs);
-  impl_->fs = nullptr;
-  check(rc, "close " + path_);
-}
+void Filesystem::close() { impl_->close_fs(path_); }
 
 std::optional<Stat> Filesystem::stat(std::string_view path) {
   ext2_ino_t ino;
@@ -373,14 +327,14 @@ std::vector<std::string> Filesystem::list(std::string_view path) {
   if (!ino) throw Error("ENOENT", "no " + std::string(path) + " in the image");
   if (!LINUX_S_ISDIR(impl_->inode(ino).i_mode)) throw Error("ENOTDIR", std::string(path) + " is not a directory");
   std::vector<std::string> names;
-  impl_->list_dir(ino, [&](const std::string& n, ext2_ino_t) { names.push_back(n); });
+  for (auto& [n, child] : impl_->listing(ino)) names.push_back(n);
   std::sort(names.begin(), names.end());
   return names;
 }
 
 void Filesystem::write(std::string_view path, std::string_view data, const Owner& owner) {
   std::string_view rest = data;
-  write_from(path, owner, [&](char* buf, size_t cap) {
+  write_from(path, owner, data.size(), [&](char* buf, size_t cap) {
     size_t n = std::min(cap, rest.size());
     std::memcpy(buf, rest.data(), n);
     rest.remove_prefix(n);
@@ -388,17 +342,16 @@ void Filesystem::write(std::string_view path, std::string_view data, const Owner
   });
 }
 
-void Filesystem::write_from(std::string_view path, const Owner& owner,
-                            const std::function<size_t(char*, size_t)>& read) {
+void Filesystem::write_from(std::string_view path, const Owner& owner, std::uint64_t size, const Reader& read) {
   auto [dir, name] = impl_->parent_of(path, nullptr);
   ext2_ino_t old = impl_->lookup(dir, name);
   if (old) {
     ext2_inode_large in = impl_->inode(old);
     if (LINUX_S_ISDIR(in.i_mode)) throw Error("EISDIR", std::string(path) + " is a directory in the image");
   }
-  ext2_ino_t ino = impl_->new_file_inode(dir, owner, read);
+  ext2_ino_t ino = impl_->new_file_inode(dir, owner, size, read);
   if (old) {
-    check(ext2fs_unlink(impl_->fs, dir, name.c_str(), old, 0), "unlink old " + name);
+    impl_->unlink(dir, name, old);
     impl_->release(old);
   }
   impl_->link(dir, name, ino, EXT2_FT_REG_FILE);
@@ -435,8 +388,7 @@ void Filesystem::mknod(std::string_view path, char type, std::uint32_t major, st
   }
   auto [dir, name] = impl_->parent_of(path, nullptr);
   if (impl_->lookup(dir, name)) throw Error("EEXIST", std::string(path) + " already exists in the image");
-  ext2_ino_t ino = 0;
-  check(ext2fs_new_inode(impl_->fs, dir, bits | 0600, nullptr, &ino), "allocate inode");
+  ext2_ino_t ino = impl_->new_inode(dir, bits);
   ext2_inode_large in{};
   impl_->set_owner(in, owner, bits);
   in.i_links_count = 1;
@@ -550,6 +502,12 @@ std::uint64_t Filesystem::free_bytes() const {
   return static_cast<std::uint64_t>(ext2fs_free_blocks_count(impl_->fs->super)) * impl_->fs->blocksize;
 }
 
+std::uint64_t Filesystem::free_inodes() const { return impl_->fs->super->s_free_inodes_count; }
+
+std::uint64_t Filesystem::size_bytes() const {
+  return static_cast<std::uint64_t>(ext2fs_blocks_count(impl_->fs->super)) * impl_->fs->blocksize;
+}
+
 void Filesystem::mkdir(std::string_view path, const Owner& owner, bool parents) {
   auto [dir, name] = impl_->parent_of(path, parents ? &owner : nullptr);
   ext2_ino_t existing = impl_->lookup(dir, name);
@@ -565,13 +523,16 @@ void Filesystem::symlink(std::string_view target, std::string_view path, const O
   auto [dir, name] = impl_->parent_of(path, nullptr);
   if (impl_->lookup(dir, name)) throw Error("EEXIST", std::string(path) + " already exists in the image");
   std::string t(target);
-  errcode_t rc = ext2fs_symlink(impl_->fs, dir, 0, name.c_str(), t.c_str());
+  auto& listing = impl_->listing(dir);
+  // The inode is chosen here (not inside ext2fs_symlink) so the listing learns it.
+  ext2_ino_t ino = impl_->new_inode(dir, LINUX_S_IFLNK);
+  errcode_t rc = ext2fs_symlink(impl_->fs, dir, ino, name.c_str(), t.c_str());
   if (rc == EXT2_ET_DIR_NO_SPACE) {
     check(ext2fs_expand_dir(impl_->fs, dir), "expand directory");
-    rc = ext2fs_symlink(impl_->fs, dir, 0, name.c_str(), t.c_str());
+    rc = ext2fs_symlink(impl_->fs, dir, ino, name.c_str(), t.c_str());
   }
   check(rc, "symlink " + std::string(path));
-  ext2_ino_t ino = impl_->lookup(dir, name);
+  listing[name] = ino;
   ext2_inode_large in = impl_->inode(ino);
   Owner o = owner;
   o.mode = 0777;

@@ -38,11 +38,16 @@ struct Stat {
 };
 
 // Makes an empty ext4 filesystem of `size_bytes` in a new or truncated file
-// (sparse), root directory owned by root.
-void mkfs(const std::string& path, std::uint64_t size_bytes, const std::string& label = {});
+// (sparse), root directory owned by root. Without a journal when asked: an
+// image that is filled, then resized, gets its journal at the end
+// (Filesystem::add_journal), sized for its final size.
+void mkfs(const std::string& path, std::uint64_t size_bytes, const std::string& label = {}, bool journal = true);
 
 class Filesystem {
  public:
+  // Fills `buf` with up to `cap` bytes of a file's content; returns how many.
+  using Reader = std::function<size_t(char* buf, size_t cap)>;
+
   static std::unique_ptr<Filesystem> open(const std::string& path, bool writable);
   ~Filesystem();  // closes, flushing when writable (errors are lost: call close())
   Filesystem(const Filesystem&) = delete;
@@ -61,10 +66,11 @@ class Filesystem {
   void write(std::string_view path, std::string_view data, const Owner& owner);
   void mkdir(std::string_view path, const Owner& owner, bool parents);
   void symlink(std::string_view target, std::string_view path, const Owner& owner);
-  // Streams a regular file's content from `read` (returns bytes put in the
-  // buffer, 0 at the end), for files too big to hold in memory.
-  void write_from(std::string_view path, const Owner& owner,
-                  const std::function<size_t(char* buf, size_t cap)>& read);
+  // Streams a regular file of exactly `size` bytes from `read`, for files
+  // too big to hold in memory. The blocks are allocated in one go and the
+  // data written in large runs; `read` ending early is an EIO error (and
+  // whatever it throws propagates), leaving the image as it was.
+  void write_from(std::string_view path, const Owner& owner, std::uint64_t size, const Reader& read);
   void hardlink(std::string_view existing, std::string_view path);
   // type: 'c' char device, 'b' block device, 'p' fifo.
   void mknod(std::string_view path, char type, std::uint32_t major, std::uint32_t minor, const Owner& owner);
@@ -75,6 +81,23 @@ class Filesystem {
   // way a container runtime extracts layers; the last component is kept.
   std::string resolve_in_image(std::string_view path);
   std::uint64_t free_bytes() const;
+  std::uint64_t free_inodes() const;
+  std::uint64_t size_bytes() const;
+
+  // Growing (resize.cpp). An image may grow, by resize2fs, up to `max_bytes`
+  // (0, the default: never). Building an image from layers whose unpacked
+  // size is unknown until they are read starts from an estimate and grows
+  // when a layer needs more; the result is then fitted with resize().
+  void set_growth_limit(std::uint64_t max_bytes);
+  // Room for `bytes` more file data and `inodes` more inodes, growing the
+  // image if that is allowed and needed. False when there is not.
+  bool make_room(std::uint64_t bytes, std::uint64_t inodes = 1);
+  // Resizes the filesystem (and the file) to `bytes`, but never below what
+  // its content needs (resize2fs's own minimum); returns the new size.
+  std::uint64_t resize(std::uint64_t bytes);
+  bool has_journal() const;
+  // Adds the journal mkfs would have made for the current size.
+  void add_journal();
   void chown(std::string_view path, std::uint32_t uid, std::uint32_t gid);
   void chmod(std::string_view path, std::uint32_t mode);
   void remove(std::string_view path, bool recursive);

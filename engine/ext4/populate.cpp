@@ -4,40 +4,75 @@
 #include <archive_entry.h>
 #include <sys/sysmacros.h>
 
+#include <chrono>
+#include <exception>
 #include <memory>
 #include <set>
 
 #include "engine/core/cancel.hpp"
 #include "engine/core/error.hpp"
+#include "engine/core/gunzip_source.hpp"
+#include "engine/core/prefetch_source.hpp"
 
 namespace banger::ext4 {
 namespace {
 
-using ArchivePtr = std::unique_ptr<archive, decltype(&archive_read_free)>;
-
-// libarchive pulls bytes from the ByteSource through this callback.
-la_ssize_t read_cb(archive* a, void* user, const void** buf) {
-  auto* src = static_cast<ByteSource*>(user);
-  try {
-    auto chunk = src->read();
-    *buf = chunk.data();
-    return static_cast<la_ssize_t>(chunk.size());
-  } catch (const std::exception& e) {
-    archive_set_error(a, EIO, "%s", e.what());
-    return -1;
+// A layer being read: the source as given (for names in messages), its
+// bytes inflated and read ahead on another thread, and libarchive on top.
+class LayerReader {
+ public:
+  explicit LayerReader(ByteSource& src)
+      : src_(src), plain_(gunzip_if_gzip(src)), ahead_(prefetch(*plain_)), a_(archive_read_new(), archive_read_free) {
+    if (!a_) throw Error("ENOMEM", "archive_read_new");
+    // Other compressions (zstd, xz, ...) are still libarchive's to undo.
+    archive_read_support_filter_all(a_.get());
+    archive_read_support_format_tar(a_.get());
+    archive_read_support_format_gnutar(a_.get());
+    if (archive_read_open(a_.get(), this, nullptr, read_cb, nullptr) != ARCHIVE_OK) fail();
   }
-}
+  archive* get() { return a_.get(); }
 
-ArchivePtr open_stream(ByteSource& src) {
-  ArchivePtr a(archive_read_new(), archive_read_free);
-  if (!a) throw Error("ENOMEM", "archive_read_new");
-  archive_read_support_filter_all(a.get());
-  archive_read_support_format_tar(a.get());
-  archive_read_support_format_gnutar(a.get());
-  if (archive_read_open(a.get(), &src, nullptr, read_cb, nullptr) != ARCHIVE_OK)
-    throw Error("EINVAL", "layer " + src.describe() + ": " + archive_error_string(a.get()));
-  return a;
-}
+  // libarchive's failure, or the source's own error when that was the cause
+  // (EDIGEST, ECANCELED, ... keep their codes).
+  [[noreturn]] void fail() {
+    if (err_) std::rethrow_exception(err_);
+    // libarchive may fail without a message (found by the fuzzer).
+    const char* why = archive_error_string(a_.get());
+    throw Error("EINVAL", "layer " + src_.describe() + ": " + (why ? why : "not a readable tar archive"));
+  }
+
+  // Reads what libarchive left after the end-of-archive blocks, so that the
+  // source reaches its end (where digests and checksums are checked).
+  void drain() {
+    try {
+      while (!ahead_->read().empty()) {
+      }
+    } catch (...) {
+      err_ = std::current_exception();
+      fail();
+    }
+  }
+
+ private:
+  static la_ssize_t read_cb(archive* a, void* user, const void** buf) {
+    auto* self = static_cast<LayerReader*>(user);
+    try {
+      auto chunk = self->ahead_->read();
+      *buf = chunk.data();
+      return static_cast<la_ssize_t>(chunk.size());
+    } catch (const std::exception& e) {
+      self->err_ = std::current_exception();
+      archive_set_error(a, EIO, "%s", e.what());
+      return -1;
+    }
+  }
+
+  ByteSource& src_;
+  std::unique_ptr<ByteSource> plain_;
+  std::unique_ptr<ByteSource> ahead_;  // destroyed (thread joined) before plain_
+  std::unique_ptr<archive, decltype(&archive_read_free)> a_;
+  std::exception_ptr err_;
+};
 
 [[noreturn]] void unsafe(const ByteSource& src, const std::string& entry, const std::string& why) {
   throw Error("EUNSAFE", "layer " + src.describe() + ": entry " + entry + ": " + why);
@@ -98,17 +133,25 @@ void remove_if_present(Filesystem& fs, const std::string& path) {
 }  // namespace
 
 LayerStats apply_layer(Filesystem& fs, ByteSource& src, const PopulateOptions& opts) {
-  ArchivePtr a = open_stream(src);
+  LayerReader reader(src);
+  archive* a = reader.get();
+  using clock = std::chrono::steady_clock;
+  auto next_progress = clock::now();
   LayerStats stats;
   std::set<std::string> this_layer;  // opaque markers spare entries of their own layer
   archive_entry* e = nullptr;
   int rc;
-  while ((rc = archive_read_next_header(a.get(), &e)) == ARCHIVE_OK) {
+  while ((rc = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
     cancel::check();
+    if (opts.progress && clock::now() >= next_progress) {
+      opts.progress(stats);
+      next_progress = clock::now() + std::chrono::milliseconds(100);
+    }
     const std::string raw = archive_entry_pathname(e) ? archive_entry_pathname(e) : "";
     std::string path = clean_path(src, raw);
     if (path == "/") continue;  // the root itself
     ++stats.entries;
+    stats.content += 512;
     // Resolve directory symlinks inside the image before looking at the name.
     std::string dir = fs.resolve_in_image(dirname(path) + "/x");
     dir = dirname(dir);
@@ -138,6 +181,7 @@ LayerStats apply_layer(Filesystem& fs, ByteSource& src, const PopulateOptions& o
     owner.gid = static_cast<std::uint32_t>(archive_entry_gid(e));
     owner.mode = archive_entry_perm(e) & 07777;
     owner.mtime = archive_entry_mtime(e);
+    if (!fs.make_room(0, 1)) unsafe(src, raw, "no inode left in the image");
     // Parents missing from the archive become plain root-owned directories.
     if (!fs.stat(dir)) fs.mkdir(dir, {0, 0, 0755, -1}, true);
 
@@ -165,19 +209,19 @@ LayerStats apply_layer(Filesystem& fs, ByteSource& src, const PopulateOptions& o
           la_int64_t size = archive_entry_size(e);
           if (size < 0 || static_cast<std::uint64_t>(size) > opts.max_file_bytes)
             unsafe(src, raw, "declared size " + std::to_string(size) + " is over the limit");
-          if (static_cast<std::uint64_t>(size) > fs.free_bytes())
+          // Checked before any data is read (a growable image grows here).
+          if (!fs.make_room(static_cast<std::uint64_t>(size)))
             unsafe(src, raw, "declared size " + std::to_string(size) + " is larger than the space left in the image (" +
                                  std::to_string(fs.free_bytes()) + " bytes)");
           if (existing && existing->type == "directory") fs.remove(target_path, true);
-          std::uint64_t got = 0;
-          fs.write_from(target_path, owner, [&](char* buf, size_t cap) -> size_t {
-            la_ssize_t n = archive_read_data(a.get(), buf, cap);
-            if (n < 0) throw Error("EIO", "layer " + src.describe() + ": entry " + raw + ": " + archive_error_string(a.get()));
-            got += static_cast<std::uint64_t>(n);
+          fs.write_from(target_path, owner, static_cast<std::uint64_t>(size), [&](char* buf, size_t cap) -> size_t {
+            la_ssize_t n = archive_read_data(a, buf, cap);
+            if (n < 0) reader.fail();
+            if (n == 0) unsafe(src, raw, "data shorter than its declared size");
             return static_cast<size_t>(n);
           });
-          if (got != static_cast<std::uint64_t>(size)) unsafe(src, raw, "data shorter than its declared size");
-          stats.bytes += got;
+          stats.bytes += static_cast<std::uint64_t>(size);
+          stats.content += (static_cast<std::uint64_t>(size) + 4095) / 4096 * 4096;
           break;
         }
         case AE_IFLNK: {
@@ -210,23 +254,27 @@ LayerStats apply_layer(Filesystem& fs, ByteSource& src, const PopulateOptions& o
     }
     this_layer.insert(target_path);
   }
-  if (rc != ARCHIVE_EOF) throw Error("EINVAL", "layer " + src.describe() + ": " + archive_error_string(a.get()));
+  if (rc != ARCHIVE_EOF) reader.fail();
+  reader.drain();
+  if (opts.progress) opts.progress(stats);
   return stats;
 }
 
 std::uint64_t measure_layer(ByteSource& src) {
-  ArchivePtr a = open_stream(src);
+  LayerReader reader(src);
+  archive* a = reader.get();
   std::uint64_t total = 0;
   archive_entry* e = nullptr;
   int rc;
-  while ((rc = archive_read_next_header(a.get(), &e)) == ARCHIVE_OK) {
+  while ((rc = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
     cancel::check();
     // Data rounded up to whole 4 KiB blocks, plus an inode-and-dirent allowance.
     std::uint64_t size = archive_entry_size_is_set(e) ? static_cast<std::uint64_t>(archive_entry_size(e)) : 0;
     total += (size + 4095) / 4096 * 4096 + 512;
-    archive_read_data_skip(a.get());
+    archive_read_data_skip(a);
   }
-  if (rc != ARCHIVE_EOF) throw Error("EINVAL", "layer " + src.describe() + ": " + archive_error_string(a.get()));
+  if (rc != ARCHIVE_EOF) reader.fail();
+  reader.drain();
   return total;
 }
 

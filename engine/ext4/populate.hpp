@@ -16,7 +16,14 @@
 // symlink whose target climbs above the image root from where it sits, a
 // hardlink to something outside the archive's tree or not yet present, an
 // entry larger than the space left in the image or than max_file_bytes.
+//
+// Speed: a gzip layer is inflated with igzip on a second thread while this
+// one parses tar and writes ext4 (engine/core/gunzip_source.hpp,
+// prefetch_source.hpp), and the stream is read to its very end, so that a
+// source which verifies a digest at the end (a blob still downloading) has
+// passed or thrown before apply_layer returns.
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "engine/core/byte_source.hpp"
@@ -28,10 +35,16 @@ struct LayerStats {
   std::uint64_t entries = 0;
   std::uint64_t bytes = 0;  // regular file content written
   std::uint64_t whiteouts = 0;
+  // What measure_layer() would say: file data rounded up to 4 KiB blocks
+  // plus a per-entry allowance, for sizing the finished image.
+  std::uint64_t content = 0;
 };
 
 struct PopulateOptions {
   std::uint64_t max_file_bytes = 64ull << 30;
+  // Called on this thread about ten times a second while entries are
+  // written (progress display); an exception from it stops the layer.
+  std::function<void(const LayerStats&)> progress;
 };
 
 LayerStats apply_layer(Filesystem& fs, ByteSource& layer, const PopulateOptions& opts = {});

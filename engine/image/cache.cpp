@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
@@ -432,6 +433,16 @@ Pull::~Pull() {
   if (worker_.joinable()) worker_.join();
 }
 
+namespace {
+// Caller holds st.mu.
+FetchProgress snapshot(const Pull::State& st);
+}  // namespace
+
+FetchProgress Pull::progress() const {
+  std::lock_guard lk(st_->mu);
+  return snapshot(*st_);
+}
+
 FetchResult Pull::wait(const ProgressFn& progress) {
   using clock = std::chrono::steady_clock;
   auto last = clock::time_point{};
@@ -444,17 +455,7 @@ FetchResult Pull::wait(const ProgressFn& progress) {
       st_->cv.wait_for(lk, std::chrono::milliseconds(100), [&] { return st_->finished || st_->version != seen; });
       done = st_->finished;
       seen = st_->version;
-      if (progress) {
-        for (size_t bi : st_->of_request) {
-          Blob& b = *st_->blobs[bi];
-          BlobProgress bp{b.req.digest, 0, b.req.size, b.status == Status::cached,
-                          b.status == Status::cached || b.status == Status::done};
-          bp.done = bp.finished ? b.req.size : b.written;
-          p.done += bp.done;
-          p.total += bp.total;
-          p.blobs.push_back(std::move(bp));
-        }
-      }
+      if (progress) p = snapshot(*st_);
     }
     auto now = clock::now();
     if (progress && (done || now - last >= std::chrono::milliseconds(100))) {
@@ -479,9 +480,26 @@ FetchResult Pull::wait(const ProgressFn& progress) {
 
 namespace {
 
+FetchProgress snapshot(const Pull::State& st) {
+  FetchProgress p;
+  for (size_t bi : st.of_request) {
+    const Blob& b = *st.blobs[bi];
+    BlobProgress bp{b.req.digest, 0, b.req.size, b.status == Status::cached,
+                    b.status == Status::cached || b.status == Status::done};
+    bp.done = bp.finished ? b.req.size : b.written;
+    p.done += bp.done;
+    p.total += bp.total;
+    p.blobs.push_back(std::move(bp));
+  }
+  return p;
+}
+
 class BlobStream final : public ByteSource {
  public:
-  BlobStream(std::shared_ptr<Pull::State> st, size_t bi) : st_(std::move(st)), bi_(bi), buf_(1 << 20) {}
+  BlobStream(std::shared_ptr<Pull::State> st, size_t bi) : st_(std::move(st)), bi_(bi), buf_(1 << 20) {
+    std::lock_guard lk(st_->mu);
+    digest_ = st_->blobs[bi_]->req.digest;  // set once: describe() may be called from another thread
+  }
   ~BlobStream() override {
     if (fd_ >= 0) ::close(fd_);
   }
@@ -489,13 +507,17 @@ class BlobStream final : public ByteSource {
   std::span<const std::byte> read() override {
     for (;;) {
       cancel::check();
+      if (cancelled_) throw Error("ECANCELED", "blob " + digest_ + ": reading stopped");
       std::uint64_t limit = 0;
       bool complete = false;
       {
         std::unique_lock lk(st_->mu);
         Blob& b = *st_->blobs[bi_];
-        digest_ = b.req.digest;
-        if (b.status == Status::failed) throw Error(b.err_code, b.err_msg);
+        if (b.status == Status::failed) {
+          // Stopped because another blob failed: that failure is the news.
+          if (b.err_code == "ECANCELED" && !st_->first_code.empty()) throw Error(st_->first_code, st_->first_msg);
+          throw Error(b.err_code, b.err_msg);
+        }
         if (fd_ < 0) {
           if (b.status == Status::running) {
             fd_ = ::fcntl(b.fd, F_DUPFD_CLOEXEC, 0);
@@ -539,6 +561,11 @@ class BlobStream final : public ByteSource {
     }
   }
   std::string describe() const override { return "blob " + digest_; }
+  void cancel() override {
+    cancelled_ = true;
+    std::lock_guard lk(st_->mu);
+    st_->cv.notify_all();
+  }
 
  private:
   std::shared_ptr<Pull::State> st_;
@@ -547,8 +574,9 @@ class BlobStream final : public ByteSource {
   int fd_ = -1;
   std::uint64_t off_ = 0;
   Sha256 hash_;
-  std::string digest_;
+  std::string digest_;  // const after construction
   bool ended_ = false;
+  std::atomic<bool> cancelled_ = false;
 };
 
 }  // namespace

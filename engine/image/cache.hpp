@@ -87,6 +87,10 @@ class Pull {
   // most ~10 times a second, and once at the end). Throws the first failure.
   FetchResult wait(const ProgressFn& progress = {});
 
+  // Where the downloads are now, without waiting (for a caller busy
+  // consuming the blobs through open()).
+  FetchProgress progress() const;
+
   struct State;
 
  private:

@@ -1,15 +1,20 @@
 // banger.native.ext4: ext4 images without mounting (engine/ext4/).
-//   ext4.create(path, size_bytes [, {label=}]) -> fs   (mkfs, then open read-write)
+//   ext4.create(path, size_bytes [, {label=, journal=true, grow_to=bytes}]) -> fs
+//       (mkfs, then open read-write; grow_to lets layers grow it up to that size)
 //   ext4.open(path [, {write=true}]) -> fs
 //   fs:read(p) fs:write(p, data, {uid,gid,mode,mtime}) fs:mkdir(p, {parents,uid,gid,mode})
 //   fs:exists(p) fs:stat(p) fs:list(p) fs:chown(p, uid, gid) fs:chmod(p, mode)
 //   fs:remove(p, {recursive=}) fs:symlink(target, p, {uid,gid}) fs:close()
-//   fs:apply_layer(tar [, {max_file_bytes=}]) (OCI layer rules, engine/ext4/populate.hpp)
+//   fs:apply_layer(tar_path_or_stream [, {max_file_bytes=, on_progress=function(entries, bytes)}])
+//       -> {entries=, bytes=, whiteouts=, content=} (OCI layer rules, engine/ext4/populate.hpp)
+//   fs:resize(bytes) -> new size (never below what the content needs)
+//   fs:add_journal()  fs:size() -> bytes
 //   ext4.measure_layer(tar) -> bytes the layer's content needs
 #include "engine/core/byte_source.hpp"
 #include "engine/ext4/filesystem.hpp"
 #include "engine/ext4/populate.hpp"
 #include "engine/lua/binding.hpp"
+#include "engine/lua/stream.hpp"
 
 namespace banger::lua {
 template <>
@@ -36,8 +41,11 @@ int l_create(lua_State* L) {
   std::string path = check_string(L, 1);
   auto size = check_integer(L, 2);
   if (size <= 0) throw Raise("size must be positive");
-  ext4::mkfs(path, static_cast<std::uint64_t>(size), field_string(L, 3, "label").value_or(""));
-  push_handle(L, FS::open(path, true));
+  ext4::mkfs(path, static_cast<std::uint64_t>(size), field_string(L, 3, "label").value_or(""),
+             field_boolean(L, 3, "journal").value_or(true));
+  auto fs = FS::open(path, true);
+  if (auto limit = field_integer(L, 3, "grow_to")) fs->set_growth_limit(static_cast<std::uint64_t>(*limit));
+  push_handle(L, std::move(fs));
   return 1;
 }
 
@@ -120,17 +128,47 @@ int l_symlink(lua_State* L) {
   return 1;
 }
 
-// fs:apply_layer(tar_path [, {max_file_bytes=}]) -> {entries, bytes, whiteouts}
+// fs:apply_layer(tar_path_or_stream [, opts]) -> {entries, bytes, whiteouts, content}
 int l_apply_layer(lua_State* L) {
   auto& fs = check_handle<FS>(L, 1);
-  auto src = open_file_source(check_string(L, 2));
+  std::unique_ptr<ByteSource> src =
+      lua_type(L, 2) == LUA_TSTRING ? open_file_source(check_string(L, 2)) : take_stream(L, 2);
   ext4::PopulateOptions o;
   if (auto m = field_integer(L, 3, "max_file_bytes")) o.max_file_bytes = static_cast<std::uint64_t>(*m);
+  lua_settop(L, 3);
+  if (lua_istable(L, 3) && lua_getfield(L, 3, "on_progress") == LUA_TFUNCTION) {
+    // Runs on this thread between entries; its errors are not ours to raise.
+    o.progress = [L](const ext4::LayerStats& st) {
+      lua_pushvalue(L, 4);
+      lua_pushinteger(L, static_cast<lua_Integer>(st.entries));
+      lua_pushinteger(L, static_cast<lua_Integer>(st.bytes));
+      if (lua_pcall(L, 2, 0, 0) != LUA_OK) lua_pop(L, 1);
+    };
+  }
   ext4::LayerStats st = ext4::apply_layer(fs, *src, o);
-  lua_createtable(L, 0, 3);
+  lua_createtable(L, 0, 4);
   set_field(L, "entries", static_cast<lua_Integer>(st.entries));
   set_field(L, "bytes", static_cast<lua_Integer>(st.bytes));
   set_field(L, "whiteouts", static_cast<lua_Integer>(st.whiteouts));
+  set_field(L, "content", static_cast<lua_Integer>(st.content));
+  return 1;
+}
+
+int l_resize(lua_State* L) {
+  auto bytes = check_integer(L, 2);
+  if (bytes <= 0) throw Raise("size must be positive");
+  lua_pushinteger(L, static_cast<lua_Integer>(check_handle<FS>(L, 1).resize(static_cast<std::uint64_t>(bytes))));
+  return 1;
+}
+
+int l_add_journal(lua_State* L) {
+  check_handle<FS>(L, 1).add_journal();
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+int l_size(lua_State* L) {
+  lua_pushinteger(L, static_cast<lua_Integer>(check_handle<FS>(L, 1).size_bytes()));
   return 1;
 }
 
@@ -153,7 +191,8 @@ int open_ext4(lua_State* L) {
                                      {"chown", protect<l_chown>},   {"chmod", protect<l_chmod>},
                                      {"remove", protect<l_remove>}, {"symlink", protect<l_symlink>},
                                      {"apply_layer", protect<l_apply_layer>}, {"get_xattr", protect<l_get_xattr>},
-                                     {nullptr, nullptr}};
+                                     {"resize", protect<l_resize>},           {"add_journal", protect<l_add_journal>},
+                                     {"size", protect<l_size>},               {nullptr, nullptr}};
   define_handle<FS>(L, methods);
   static const luaL_Reg fns[] = {{"create", protect<l_create>},
                                  {"open", protect<l_open>},

@@ -7,12 +7,36 @@
 //   oci.fetch(ref_or_resolved, {cache=dir, parallel=4, platform=, docker_config=, on_progress=function(done, total)})
 //       -> {path, ...} of the layers in order (plus downloaded=, downloaded_bytes=)
 //   oci.cache_prune(dir, {dry_run=bool}) -> {bytes=, blobs=}
+//   oci.pull(ref_or_resolved, {cache=dir, parallel=4, platform=, docker_config=}) -> pull
+//       Starts the layer downloads and returns at once; the layers are
+//       consumed while they arrive:
+//   pull:open(i) -> stream of layer i (1-based) for fs:apply_layer; it ends
+//       only once the blob is verified, and fails if it is not
+//   pull:progress() -> done, total (bytes, now)
+//   pull:wait() -> {path, ...; downloaded=, downloaded_bytes=} once every blob
+//       is verified and in the cache (the first failure otherwise)
+//   pull:close() stops the downloads and removes their temporaries
 #include "engine/image/cache.hpp"
 #include "engine/image/reference.hpp"
 #include "engine/image/registry.hpp"
 #include "engine/lua/binding.hpp"
+#include "engine/lua/stream.hpp"
 
 namespace banger::lua {
+
+// A pull with the cache it writes into (the Pull refers to it).
+struct PullHandle {
+  std::unique_ptr<image::BlobCache> cache;
+  std::unique_ptr<image::Pull> pull;
+  size_t layers = 0;
+};
+
+template <>
+struct HandleTraits<PullHandle> {
+  static constexpr const char* name = "banger.oci.pull";
+  static std::string describe(const PullHandle& p) { return p.cache->dir(); }
+};
+
 namespace {
 
 using namespace banger::image;
@@ -108,12 +132,9 @@ Descriptor check_descriptor(lua_State* L, int idx, const char* what) {
   return d;
 }
 
-int l_fetch(lua_State* L) {
-  check_table(L, 2);
-  auto cache = cache_option(L, 2, true);
-  FetchOptions fo;
-  fo.parallel = static_cast<int>(field_integer(L, 2, "parallel").value_or(4));
-  if (fo.parallel < 1 || fo.parallel > 32) throw Raise("oci.fetch: parallel must be 1..32");
+// The blob requests for the layers of arg 1 (a reference string, resolved
+// here, or a resolved table), authenticated with the registry.
+std::vector<BlobRequest> layer_requests(lua_State* L, const std::optional<BlobCache>& cache) {
   std::vector<Descriptor> layers;
   std::string text;
   if (lua_type(L, 1) == LUA_TSTRING) {
@@ -143,6 +164,21 @@ int l_fetch(lua_State* L) {
   }
   std::vector<BlobRequest> reqs;
   for (auto& d : layers) reqs.push_back(client.blob_request(d));
+  return reqs;
+}
+
+FetchOptions fetch_options(lua_State* L, const char* fn) {
+  FetchOptions fo;
+  fo.parallel = static_cast<int>(field_integer(L, 2, "parallel").value_or(4));
+  if (fo.parallel < 1 || fo.parallel > 32) throw Raise(std::string(fn) + ": parallel must be 1..32");
+  return fo;
+}
+
+int l_fetch(lua_State* L) {
+  check_table(L, 2);
+  auto cache = cache_option(L, 2, true);
+  FetchOptions fo = fetch_options(L, "oci.fetch");
+  std::vector<BlobRequest> reqs = layer_requests(L, cache);
 
   lua_settop(L, 2);
   ProgressFn progress;
@@ -157,6 +193,46 @@ int l_fetch(lua_State* L) {
     };
   }
   FetchResult r = fetch_blobs(*cache, reqs, fo, progress);
+  lua_createtable(L, static_cast<int>(r.paths.size()), 2);
+  for (size_t i = 0; i < r.paths.size(); ++i) {
+    push_string(L, r.paths[i]);
+    lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
+  }
+  set_field(L, "downloaded", static_cast<lua_Integer>(r.downloaded_blobs));
+  set_field(L, "downloaded_bytes", static_cast<lua_Integer>(r.downloaded_bytes));
+  return 1;
+}
+
+int l_pull(lua_State* L) {
+  check_table(L, 2);
+  auto cache = cache_option(L, 2, true);
+  FetchOptions fo = fetch_options(L, "oci.pull");
+  std::vector<BlobRequest> reqs = layer_requests(L, cache);
+  auto h = std::make_unique<PullHandle>();
+  h->cache = std::make_unique<BlobCache>(std::move(*cache));
+  h->layers = reqs.size();
+  h->pull = std::make_unique<Pull>(*h->cache, std::move(reqs), fo);
+  push_handle(L, std::move(h));
+  return 1;
+}
+
+int l_pull_open(lua_State* L) {
+  auto& h = check_handle<PullHandle>(L, 1);
+  lua_Integer i = check_integer(L, 2);
+  if (i < 1 || static_cast<size_t>(i) > h.layers) throw Raise("pull:open: no layer #" + std::to_string(i));
+  push_handle(L, h.pull->open(static_cast<size_t>(i - 1)));
+  return 1;
+}
+
+int l_pull_progress(lua_State* L) {
+  FetchProgress p = check_handle<PullHandle>(L, 1).pull->progress();
+  lua_pushinteger(L, static_cast<lua_Integer>(p.done));
+  lua_pushinteger(L, static_cast<lua_Integer>(p.total));
+  return 2;
+}
+
+int l_pull_wait(lua_State* L) {
+  FetchResult r = check_handle<PullHandle>(L, 1).pull->wait();
   lua_createtable(L, static_cast<int>(r.paths.size()), 2);
   for (size_t i = 0; i < r.paths.size(); ++i) {
     push_string(L, r.paths[i]);
@@ -182,9 +258,16 @@ int l_cache_prune(lua_State* L) {
 }
 
 int open_oci(lua_State* L) {
+  static const luaL_Reg pull_methods[] = {{"open", protect<l_pull_open>},
+                                         {"progress", protect<l_pull_progress>},
+                                         {"wait", protect<l_pull_wait>},
+                                         {nullptr, nullptr}};
+  define_handle<PullHandle>(L, pull_methods);
+  define_handle<ByteSource>(L, nullptr);
   static const luaL_Reg fns[] = {{"parse_ref", protect<l_parse_ref>},
                                  {"resolve", protect<l_resolve>},
                                  {"fetch", protect<l_fetch>},
+                                 {"pull", protect<l_pull>},
                                  {"cache_prune", protect<l_cache_prune>},
                                  {nullptr, nullptr}};
   luaL_newlib(L, fns);

@@ -14,6 +14,8 @@
 #include "engine/core/error.hpp"
 #include "engine/core/process.hpp"
 #include "engine/core/sha256.hpp"
+#include "engine/ext4/filesystem.hpp"
+#include "engine/ext4/populate.hpp"
 #include "engine/image/auth.hpp"
 #include "engine/image/cache.hpp"
 #include "engine/image/registry.hpp"
@@ -407,4 +409,37 @@ TEST_CASE("oci cache refuses symlinks planted in it", "[oci]") {
   CHECK_THAT(err_code([&] { cache.path("sha256:../../etc/passwd"); }), Catch::StartsWith("EINVAL"));
   BlobRequest evil{"sha256:" + std::string(63, 'a') + "/", 1, "http://" + srv.host() + "/x", {}};
   CHECK_THAT(err_code([&] { fetch_blobs(cache, {evil}); }), Catch::StartsWith("EINVAL"));
+}
+
+TEST_CASE("oci a layer written into ext4 while it downloads fails on a digest mismatch", "[oci]") {
+  test::TempDir t;
+  process::SpawnOptions o;
+  o.argv = {"sh", "-c", "mkdir -p \"$1/etc\" && echo hi > \"$1/etc/hello\" && tar -C \"$1\" -cf - . | gzip -n", "sh", t / "tree"};
+  auto tar = process::run(o);
+  REQUIRE(tar.status.shell_code() == 0);
+  FakeImage img(tar.out);
+  // The lie is in the gzip header's timestamp: the layer still inflates and
+  // unpacks cleanly, only its digest is wrong, which the stream reports at
+  // its end.
+  std::string lie = img.blob;
+  lie[5] ^= 1;
+  BlobCache cache(t / "cache");
+  for (const std::string* served : {&img.blob, &lie}) {
+    test::HttpServer srv([&](const test::HttpRequest& q) { return img.serve(q, *served, 7, 1); });
+    Client c(parse_reference(srv.host() + "/x/y:v1"));
+    Pull p(cache, requests(c, c.resolve()));
+    ext4::mkfs(t / "root.ext4", 16 << 20);
+    auto fs = ext4::Filesystem::open(t / "root.ext4", true);
+    auto src = p.open(0);
+    std::string e = err_code([&] { ext4::apply_layer(*fs, *src); });
+    if (served == &img.blob) {
+      CHECK(e == "no error");
+      CHECK(fs->read("/etc/hello") == "hi\n");
+      CHECK(p.wait().paths.size() == 1);
+      ::unlink(cache.path(img.blob_digest()).c_str());  // the lying round must download again
+    } else {
+      CHECK_THAT(e, Catch::StartsWith("EDIGEST"));
+      CHECK_FALSE(cache.has(img.blob_digest(), img.blob.size()));
+    }
+  }
 }

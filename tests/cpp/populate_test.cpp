@@ -234,3 +234,112 @@ TEST_CASE("an unprivileged user builds a root-owned tree from a layer", "[ext4][
   CHECK(run({"debugfs", "-R", "stat /dev/console", img}).find("Device major/minor number: 05:01") != std::string::npos);
   require_clean(img);
 }
+
+namespace {
+
+// Serves `data`, then fails the way a blob whose digest does not match
+// fails at its end.
+class LyingAtTheEnd final : public ByteSource {
+ public:
+  explicit LyingAtTheEnd(std::vector<std::byte> data) : data_(std::move(data)) {}
+  std::span<const std::byte> read() override {
+    if (!served_) {
+      served_ = true;
+      return {data_.data(), data_.size()};
+    }
+    throw Error("EDIGEST", "blob sha256:feed: content hashes to something else");
+  }
+  std::string describe() const override { return "blob sha256:feed"; }
+
+ private:
+  std::vector<std::byte> data_;
+  bool served_ = false;
+};
+
+}  // namespace
+
+TEST_CASE("a layer is read to its end: a digest failure there fails the layer with its own code", "[ext4][populate]") {
+  test::TempDir t;
+  std::string img = t / "root.ext4";
+  ext4::mkfs(img, 16 << 20);
+  auto fs = ext4::Filesystem::open(img, true);
+  for (std::string filter : {"gzip", "none"}) {
+    LyingAtTheEnd src(make_tar({{"etc", 'd'}, {"etc/f", 'f', "data"}}, filter));
+    std::string code = test::error_code_of([&] { ext4::apply_layer(*fs, src); });
+    CHECK(code == "EDIGEST");
+  }
+}
+
+TEST_CASE("a growable image grows for big files and many inodes, then fits its content", "[ext4][populate]") {
+  test::TempDir t;
+  std::string img = t / "grow.ext4";
+  ext4::mkfs(img, 16 << 20, {}, false);
+  std::string big(40 << 20, 'x');
+  for (size_t i = 0; i < big.size(); i += 4096) big[i] = static_cast<char>(i >> 12);
+  std::vector<Entry> many = {{"many", 'd'}};
+  for (int i = 0; i < 6000; ++i) many.push_back({"many/f" + std::to_string(i), 'f', std::to_string(i)});
+  std::uint64_t content = 0;
+  {
+    auto fs = ext4::Filesystem::open(img, true);
+    std::uint64_t inodes = fs->free_inodes();
+    REQUIRE(inodes < 6000);  // so the second layer must grow the inode tables too
+    fs->set_growth_limit(1ull << 30);
+    content += apply(*fs, make_tar({{"big", 'f', big}}, "none"), "big").content;
+    CHECK(fs->size_bytes() > (40u << 20));
+    content += apply(*fs, make_tar(many), "many").content;
+    CHECK(fs->free_inodes() > 0);
+    CHECK(content >= (40u << 20) + 6000 * 4096);
+    // Fitting never goes below what the content needs, whatever is asked.
+    std::uint64_t fitted = fs->resize(8 << 20);
+    CHECK(fitted >= (40u << 20));
+    CHECK(fitted < (1u << 30));
+    CHECK_FALSE(fs->has_journal());
+    fs->add_journal();
+    CHECK(fs->has_journal());
+    CHECK(fs->read("/big") == big);
+    CHECK(fs->read("/many/f5999") == "5999");
+    fs->close();
+  }
+  require_clean(img);
+  CHECK(run({"dumpe2fs", "-h", img}).find("has_journal") != std::string::npos);
+}
+
+TEST_CASE("growth has a limit: a declared size beyond it is refused before any data", "[ext4][populate][attack]") {
+  test::TempDir t;
+  std::string img = t / "limit.ext4";
+  ext4::mkfs(img, 16 << 20, {}, false);
+  auto fs = ext4::Filesystem::open(img, true);
+  fs->set_growth_limit(64 << 20);
+  std::string why = rejection(*fs, make_tar({{"big", 'f', std::string(80 << 20, 'z')}}));
+  CHECK(why.find("larger than the space left") != std::string::npos);
+  CHECK(fs->size_bytes() <= (64u << 20));
+  fs->close();
+  require_clean(img);
+}
+
+TEST_CASE("a tar cut inside a GNU long name fails cleanly (found by the fuzzer)", "[ext4][populate][attack]") {
+  // libarchive reports this without an error message.
+  std::unique_ptr<archive, decltype(&archive_write_free)> a(archive_write_new(), archive_write_free);
+  archive_write_set_format_gnutar(a.get());
+  std::vector<char> buf(1 << 16);
+  size_t used = 0;
+  REQUIRE(archive_write_open_memory(a.get(), buf.data(), buf.size(), &used) == ARCHIVE_OK);
+  archive_entry* e = archive_entry_new();
+  archive_entry_set_pathname(e, std::string(300, 'a').c_str());
+  archive_entry_set_filetype(e, AE_IFREG);
+  archive_entry_set_perm(e, 0644);
+  archive_entry_set_size(e, 0);
+  REQUIRE(archive_write_header(a.get(), e) == ARCHIVE_OK);
+  archive_entry_free(e);
+  REQUIRE(archive_write_close(a.get()) == ARCHIVE_OK);
+  auto* p = reinterpret_cast<const std::byte*>(buf.data());
+  std::vector<std::byte> cut(p, p + 512 + 100);  // the long-name header, then part of the name
+
+  test::TempDir t;
+  std::string img = t / "root.ext4";
+  ext4::mkfs(img, 16 << 20);
+  auto fs = ext4::Filesystem::open(img, true);
+  CHECK(test::error_code_of([&] { apply(*fs, cut, "cut"); }) == "EINVAL");
+  fs->close();
+  require_clean(img);
+}

@@ -10,7 +10,11 @@ local function registry()
   local addr = r.stdout:gsub("%s+$", "")
   local img = banger.proc.run({ fixtures .. "/make-oci-image.sh", dir .. "/work", addr, "banger/test", timeout_ms = 120000 })
   t.eq(img.code, 0, img.stderr)
-  return dir, addr
+  local layers = {}
+  for digest in img.stdout:gmatch("layer=sha256:(%x+)") do
+    layers[#layers + 1] = digest
+  end
+  return dir, addr, layers
 end
 
 describe("image pull", function()
@@ -52,6 +56,32 @@ describe("image pull", function()
       local miss = t.banger({ "image", "pull", addr .. "/banger/nope:v1" }, { home = home, timeout_ms = 60000 })
       t.eq(miss.code, 1)
       t.eq(#banger.json.decode(t.banger({ "image", "list", "--json" }, { home = home }).stdout), 1)
+    end)
+    banger.proc.run({ fixtures .. "/registry.sh", "stop", dir })
+    if not ok then
+      error(err, 0)
+    end
+  end)
+
+  it("a layer that does not match its digest fails the pull: no image, no file, nothing cached", function()
+    local dir, addr, layers = registry()
+    local ok, err = pcall(function()
+      -- The registry serves what is in its storage without checking. The
+      -- flipped byte is the gzip header's timestamp, so the layer still
+      -- unpacks cleanly while it streams in: only its digest gives it away.
+      local data = dir .. "/storage/docker/registry/v2/blobs/sha256/" .. layers[2]:sub(1, 2) .. "/" .. layers[2] .. "/data"
+      local r = banger.proc.run({ "sh", "-c", "printf '\\001' | dd of=\"$1\" bs=1 seek=5 conv=notrunc status=none", "sh", data })
+      t.eq(r.code, 0, r.stderr)
+      local home = t.tmpdir()
+      local pull = t.banger({ "image", "pull", addr .. "/banger/test:v1", "--name", "lied" }, { home = home, timeout_ms = 120000 })
+      t.eq(pull.code, 1)
+      t.contains(pull.stderr, layers[2])
+      t.eq(t.banger({ "image", "list", "--json" }, { home = home }).stdout, "[]\n")
+      t.eq(banger.fs.list(home .. "/.local/state/banger/images"), {})
+      local cached = banger.fs.list(home .. "/.cache/banger/oci/blobs/sha256")
+      for _, name in ipairs(cached) do
+        t.truthy(name ~= layers[2] and not name:match("^%.tmp"), "unexpected in the cache: " .. name)
+      end
     end)
     banger.proc.run({ fixtures .. "/registry.sh", "stop", dir })
     if not ok then

@@ -199,21 +199,58 @@ function M.size_for(content, headroom_pct, floor_bytes)
   return (size + 1048575) // 1048576 * 1048576
 end
 
---- Builds an image from layer tarballs (oldest first) with the ext4 engine.
-function M.import_layers(layers, fields, on_layer)
+--- An image may grow to this while its layers are written (a bound on what
+-- a hostile layer's declared sizes can make banger allocate).
+M.GROW_LIMIT = 256 * 1024 * 1024 * 1024
+
+--- The size an image starts at, before its layers are read. Their unpacked
+-- size is unknown until then (an OCI manifest gives compressed sizes), so it
+-- starts generous (sparse, without a journal: cheap), grows if a layer needs
+-- more, and is fitted to its content at the end.
+function M.initial_size(estimate)
+  local size = math.max(1024 * 1024 * 1024, 4 * (estimate or 0))
+  return (size + 1048575) // 1048576 * 1048576
+end
+
+--- Builds an image from layers, oldest first, with the ext4 engine: tar
+-- paths, or functions returning a stream (oci's pull:open). Each layer is
+-- read once, straight into the image; then the image is fitted to
+-- size_for(content) and gets its journal. opts: estimate= (compressed bytes
+-- of all layers; default: the files' sizes), on_progress(i, entries, bytes),
+-- after_layers() (runs before anything is published: a pull checks its
+-- downloads there).
+function M.import_layers(layers, fields, on_layer, opts)
+  opts = opts or {}
   M.validate_name(fields.name)
-  local content = 0
-  for _, l in ipairs(layers) do
-    content = content + errors.check(ext4.measure_layer(l))
+  local estimate = opts.estimate
+  if not estimate then
+    estimate = 0
+    for _, l in ipairs(layers) do
+      local st = type(l) == "string" and fs.stat(l)
+      estimate = estimate + (st and st.size or 0)
+    end
   end
   return publish(fields, function(tmp)
-    local img = errors.wrap_handle(errors.check(ext4.create(tmp, M.size_for(content, fields.headroom_pct))))
+    local img = errors.wrap_handle(errors.check(ext4.create(tmp, M.initial_size(estimate),
+      { journal = false, grow_to = M.GROW_LIMIT })))
+    local content = 0
     for i, l in ipairs(layers) do
-      local st = img:apply_layer(l)
+      local src = type(l) == "function" and errors.unwrap(l(i)) or l
+      local st = img:apply_layer(src, {
+        on_progress = opts.on_progress and function(entries, bytes)
+          opts.on_progress(i, entries, bytes)
+        end,
+      })
+      content = content + st.content
       if on_layer then
         on_layer(i, l, st)
       end
     end
+    if opts.after_layers then
+      opts.after_layers()
+    end
+    img:resize(M.size_for(content, fields.headroom_pct))
+    img:add_journal()
     if fields.customize then
       fields.customize(img)
     end
