@@ -236,6 +236,12 @@ function M.start_locked(row, opts, stage)
     if row.ip then
       require("banger.dns").ensure_running()
     end
+    -- Container images (booted by banger-init) get an SSH server where the
+    -- VM can reach their distribution's mirrors.
+    if image.init and (row.nat == 1 or row.nat == true) and opts.wait ~= false then
+      stage("ssh server", nil)
+      require("banger.guest_sshd").ensure(row)
+    end
     run_hook("after_boot", row, h)
   end)
   if not ok then
