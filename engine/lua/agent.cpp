@@ -50,15 +50,7 @@ int l_hello(lua_State* L) {
 // C++ exception so the client's state unwinds before Lua sees it.
 guest::OutputFn lua_callback(lua_State* L, int fn_idx, std::string* sink) {
   if (lua_type(L, fn_idx) == LUA_TFUNCTION) {
-    return [L, fn_idx](std::string_view chunk) {
-      lua_pushvalue(L, fn_idx);
-      push_string(L, chunk);
-      if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
-        std::string msg = lua_tostring(L, -1) ? lua_tostring(L, -1) : "error in output callback";
-        lua_pop(L, 1);
-        throw Error("ECALLBACK", msg);
-      }
-    };
+    return [L, fn_idx](std::string_view chunk) { call_with_string(L, fn_idx, chunk); };
   }
   return [sink](std::string_view chunk) { sink->append(chunk); };
 }

@@ -175,4 +175,14 @@ int protect_impl(lua_State* L, lua_CFunction f) {
   return lua_error(L);
 }
 
+void call_with_string(lua_State* L, int fn_idx, std::string_view arg) {
+  lua_pushvalue(L, fn_idx);
+  push_string(L, arg);
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+    std::string msg = lua_tostring(L, -1) ? lua_tostring(L, -1) : "error in callback";
+    lua_pop(L, 1);
+    throw Error("ECALLBACK", msg);
+  }
+}
+
 }  // namespace banger::lua

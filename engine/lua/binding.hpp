@@ -61,6 +61,11 @@ void set_field(lua_State* L, const char* key, lua_Integer value);
 void set_field_bool(lua_State* L, const char* key, bool value);
 void push_string_list(lua_State* L, std::span<const std::string> items);
 
+// Calls the Lua function at fn_idx with one string argument under lua_pcall;
+// a Lua error comes back as Error("ECALLBACK"), so C++ frames unwind
+// normally instead of being jumped over.
+void call_with_string(lua_State* L, int fn_idx, std::string_view arg);
+
 // Calls F and maps exceptions per the convention above.
 int protect_impl(lua_State* L, lua_CFunction f);
 template <lua_CFunction F>

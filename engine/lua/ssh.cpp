@@ -36,19 +36,9 @@ int l_connect(lua_State* L) {
   return 1;
 }
 
-// Calls the Lua function at `idx` with a chunk; a Lua error becomes an Error
-// after the call has unwound (never a longjmp across C++ frames).
 std::function<void(std::string_view)> callback(lua_State* L, int idx) {
   if (lua_type(L, idx) != LUA_TFUNCTION) return nullptr;
-  return [L, idx](std::string_view chunk) {
-    lua_pushvalue(L, idx);
-    push_string(L, chunk);
-    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
-      std::string msg = lua_tostring(L, -1) ? lua_tostring(L, -1) : "callback failed";
-      lua_pop(L, 1);
-      throw Error("ECALLBACK", msg);
-    }
-  };
+  return [L, idx](std::string_view chunk) { call_with_string(L, idx, chunk); };
 }
 
 int l_exec(lua_State* L) {

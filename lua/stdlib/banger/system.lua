@@ -169,6 +169,15 @@ function M.status(root)
   return s
 end
 
+local function remove_dirs(dirs, removed)
+  for _, dir in ipairs(dirs) do
+    if fs.exists(dir) then
+      fs.remove_tree(dir)
+      removed[#removed + 1] = dir
+    end
+  end
+end
+
 --- Removes what install wrote and what the helper made on the host: the
 -- unit, the record, banger's bridges, NAT rules and runtime directories.
 -- With purge, also the owner's banger state and cache (config is the
@@ -203,21 +212,10 @@ function M.uninstall(opts)
     if nat.removed > 0 then
       removed[#removed + 1] = nat.removed .. " NAT rule(s)"
     end
-    for _, dir in ipairs({ "/run/banger", "/run/banger-root" }) do
-      if fs.exists(dir) then
-        fs.remove_tree(dir)
-        removed[#removed + 1] = dir
-      end
-    end
+    remove_dirs({ "/run/banger", "/run/banger-root" }, removed)
   end
   if opts.purge and record and record.owner_home then
-    for _, sub in ipairs({ "/.local/state/banger", "/.cache/banger" }) do
-      local dir = record.owner_home .. sub
-      if fs.exists(dir) then
-        fs.remove_tree(dir)
-        removed[#removed + 1] = dir
-      end
-    end
+    remove_dirs({ record.owner_home .. "/.local/state/banger", record.owner_home .. "/.cache/banger" }, removed)
   end
   return { removed = removed, was_installed = record ~= nil }
 end
