@@ -19,6 +19,7 @@ test_packages=(
   clang libclang-rt-14-dev dropbear-bin
   zstd xz-utils lz4 procps  # compressors and pgrep the tests call
   xfsprogs  # a reflink-capable filesystem for the disk clone test
+  python3    # tests/fixtures/registry.sh's free port, bench/pull.sh's layer split
 )
 
 want=("${packages[@]}")
