@@ -52,7 +52,9 @@ layers_of() {  # the layer blob paths of a cached layout, oldest first
     "$cache/$1/blobs/sha256/$man" "$cache/$1"
 }
 
+load() { cut -d' ' -f1-3 /proc/loadavg; }
 echo "image: $tar ($(du -m "$tar" | cut -f1) MB, $(tar -tf "$tar" | wc -l) entries); $runs runs each, medians"
+echo "load average before: $(load) (on a shared machine every number below moves with it)"
 printf "%-7s %7s %9s %12s %7s %7s %7s %7s %9s %8s %7s\n" variant layers "MB(gz)" "(a) banger" skopeo umoci mkfs "(b)" "(c) zcat" "b/a" "a/c"
 for v in single multi; do
   mapfile -t blobs < <(layers_of "$v")
@@ -93,5 +95,6 @@ for v in single multi; do
     "$(secs "$(printf '%s\n' "${s[@]}" | median)")" "$(secs "$(printf '%s\n' "${u[@]}" | median)")" \
     "$(secs "$(printf '%s\n' "${m[@]}" | median)")" "$(secs "$mb")" "$(secs "$mc")" "$(ratio "$mb" "$ma")" "$(ratio "$ma" "$mc")"
 done
+echo "load average after: $(load)"
 echo "b/a: how many times faster banger is than the standard pipeline (target >= 3)"
 echo "a/c: banger's time over the decompression floor (target <= 1.3)"

@@ -22,6 +22,7 @@ test_packages=(
   curl util-linux  # fake guests fetch through NAT; setpriv drops to another uid
   openssh-server  # a real sshd for the SSH client tests
   xfsprogs  # a reflink-capable filesystem for the disk clone test
+  python3    # tests/fixtures/registry.sh's free port, bench/pull.sh's layer split
 )
 
 want=("${packages[@]}")

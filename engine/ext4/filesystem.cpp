@@ -199,7 +199,8 @@ void Filesystem::Impl::remove_ino(ext2_ino_t dir, const std::string& name, ext2_
                                   const std::string& shown) {
   ext2_inode_large in = inode(ino);
   if (LINUX_S_ISDIR(in.i_mode)) {
-    std::vector<std::pair<std::string, ext2_ino_t>> children(listing(ino).begin(), listing(ino).end());
+    const Listing& names = listing(ino);
+    std::vector<std::pair<std::string, ext2_ino_t>> children(names.begin(), names.end());  // a copy: removal edits it
     if (!children.empty() && !recursive) throw Error("ENOTEMPTY", shown + " is not empty");
     for (auto& [n, c] : children) remove_ino(ino, n, c, true, shown + "/" + n);
     unlink(dir, name, ino);

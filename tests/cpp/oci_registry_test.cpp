@@ -10,7 +10,9 @@
 #include <iterator>
 #include <map>
 #include <sstream>
+#include <thread>
 
+#include "engine/core/cancel.hpp"
 #include "engine/core/error.hpp"
 #include "engine/core/process.hpp"
 #include "engine/core/sha256.hpp"
@@ -442,4 +444,35 @@ TEST_CASE("oci a layer written into ext4 while it downloads fails on a digest mi
       CHECK_FALSE(cache.has(img.blob_digest(), img.blob.size()));
     }
   }
+}
+
+TEST_CASE("oci Ctrl-C while a layer streams into ext4 stops everything and leaves no temporaries", "[oci]") {
+  test::TempDir t;
+  process::SpawnOptions o;
+  o.argv = {"sh", "-c", "mkdir -p \"$1\" && head -c 2000000 /dev/urandom > \"$1/noise\" && tar -C \"$1\" -cf - . | gzip -n -1",
+            "sh", t / "tree"};
+  auto tar = process::run(o);
+  REQUIRE(tar.status.shell_code() == 0);
+  FakeImage img(tar.out);
+  // Trickled (64 KiB every 20 ms), so the interrupt lands mid-layer.
+  test::HttpServer srv([&](const test::HttpRequest& q) { return img.serve(q, img.blob, 64 << 10, 20); });
+  BlobCache cache(t / "cache");
+  Client c(parse_reference(srv.host() + "/x/y:v1"));
+  ext4::mkfs(t / "root.ext4", 16 << 20);
+  auto fs = ext4::Filesystem::open(t / "root.ext4", true);
+  std::string e;
+  {
+    Pull p(cache, requests(c, c.resolve()));
+    auto src = p.open(0);
+    std::thread ctrl_c([] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(150));
+      cancel::request();
+    });
+    e = err_code([&] { ext4::apply_layer(*fs, *src); });
+    ctrl_c.join();
+  }
+  cancel::reset();
+  CHECK_THAT(e, Catch::StartsWith("ECANCELED"));
+  CHECK(fs::is_empty(t / "cache/blobs/sha256"));
+  fs->close();
 }

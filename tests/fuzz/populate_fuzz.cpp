@@ -74,9 +74,13 @@ void walk(ext4::Filesystem& fs, const std::string& dir) {
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   const char* tmp = std::getenv("TMPDIR");
-  std::string dir = std::string(tmp && *tmp ? tmp : "/tmp") + "/banger-fuzz-XXXXXX";
+  static std::string dir = std::string(tmp && *tmp ? tmp : "/tmp") + "/banger-fuzz-XXXXXX";
   if (!::mkdtemp(dir.data())) std::abort();
   g_image = dir + "/scratch.ext4";
+  std::atexit([] {
+    ::unlink(g_image.c_str());
+    ::rmdir(dir.c_str());
+  });
   ext4::mkfs(g_image, kImageBytes);
   capture_pristine();
   g_fsck = std::getenv("BANGER_FUZZ_FSCK") != nullptr;
