@@ -58,6 +58,28 @@ UniqueFd tcp_connect(const std::string& host, int port, std::chrono::millisecond
   return fd;
 }
 
+std::string shell_quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out += c;
+    }
+  }
+  return out + "'";
+}
+
+// The command runs as `sh -c` exec'd by the login shell sshd started, so it
+// keeps that shell's pid, which sshd made a session and process-group
+// leader; the pid is announced first on stderr (and filtered out) so a
+// Ctrl-C can be sent to the whole group.
+constexpr std::string_view kPidMarker = "\036banger-pid ";
+
+std::string wrap(const std::string& command) {
+  return "printf '\\036banger-pid %s\\n' $$ >&2; exec sh -c " + shell_quote(command);
+}
+
 }  // namespace
 
 struct Client::Impl {
@@ -78,9 +100,9 @@ struct Client::Impl {
     throw Error("ESSH", doing + " (" + what + "): " + (msg ? msg : "libssh2 error"));
   }
 
-  // Waits until the socket is ready in the direction libssh2 needs.
+  // Waits until the socket is ready in the direction libssh2 needs (at most
+  // 100 ms, so the caller can look at the cancel flag).
   void wait_socket() {
-    cancel::check();
     int dir = libssh2_session_block_directions(session);
     pollfd p{sock.get(), 0, 0};
     if (dir & LIBSSH2_SESSION_BLOCK_INBOUND) p.events |= POLLIN;
@@ -129,7 +151,7 @@ ExecResult Client::exec(const std::string& command, const std::string& input,
     LIBSSH2_CHANNEL* ch;
     ~ChannelGuard() { libssh2_channel_free(ch); }
   } guard{ch};
-  if (libssh2_channel_exec(ch, command.c_str()) != 0) impl_->fail("exec");
+  if (libssh2_channel_exec(ch, wrap(command).c_str()) != 0) impl_->fail("exec");
 
   // Non-blocking from here: stdin is fed while stdout and stderr drain, so
   // neither side can stall on a full window.
@@ -137,8 +159,35 @@ ExecResult Client::exec(const std::string& command, const std::string& input,
   ExecResult result;
   size_t sent = 0;
   bool eof_sent = false;
+  std::string pid;             // the command's pid, once announced
+  std::string err_head;        // stderr until the announcement has been seen
+  bool head_done = false;
+  std::chrono::steady_clock::time_point give_up{};
+  auto emit_err = [&](std::string_view chunk) {
+    if (chunk.empty()) return;
+    on_err ? on_err(chunk) : (void)result.err.append(chunk);
+  };
   char buf[32768];
   for (;;) {
+    if (cancel::requested() && !result.interrupted) {
+      result.interrupted = true;
+      give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      if (!pid.empty()) {
+        // A second channel on the same session carries the signal.
+        libssh2_session_set_blocking(s, 1);
+        if (LIBSSH2_CHANNEL* k = libssh2_channel_open_session(s)) {
+          std::string kill = "kill -INT -- -" + pid + " 2>/dev/null || kill -INT " + pid;
+          libssh2_channel_exec(k, kill.c_str());
+          libssh2_channel_send_eof(k);
+          libssh2_channel_wait_closed(k);
+          libssh2_channel_free(k);
+        }
+        libssh2_session_set_blocking(s, 0);
+      }
+    }
+    if (result.interrupted && std::chrono::steady_clock::now() > give_up) {
+      throw Error("ECANCELED", "interrupted; the command in " + impl_->what + " did not stop within 10 s");
+    }
     bool progress = false;
     if (!eof_sent) {
       if (sent < input.size()) {
@@ -164,12 +213,25 @@ ExecResult Client::exec(const std::string& command, const std::string& input,
       ssize_t n = libssh2_channel_read_ex(ch, stream, buf, sizeof buf);
       if (n > 0) {
         std::string_view chunk(buf, static_cast<size_t>(n));
+        progress = true;
         if (stream == 0) {
           on_out ? on_out(chunk) : (void)result.out.append(chunk);
-        } else {
-          on_err ? on_err(chunk) : (void)result.err.append(chunk);
+          continue;
         }
-        progress = true;
+        if (head_done) {
+          emit_err(chunk);
+          continue;
+        }
+        err_head.append(chunk);
+        auto nl = err_head.find('\n');
+        if (nl == std::string::npos && err_head.size() < 64) continue;
+        if (err_head.compare(0, kPidMarker.size(), kPidMarker) == 0 && nl != std::string::npos) {
+          pid = err_head.substr(kPidMarker.size(), nl - kPidMarker.size());
+          err_head.erase(0, nl + 1);
+        }
+        head_done = true;
+        emit_err(err_head);
+        err_head.clear();
       } else if (n < 0 && n != LIBSSH2_ERROR_EAGAIN) {
         impl_->fail("reading output");
       }
@@ -177,6 +239,7 @@ ExecResult Client::exec(const std::string& command, const std::string& input,
     if (libssh2_channel_eof(ch)) break;
     if (!progress) impl_->wait_socket();
   }
+  emit_err(err_head);
   libssh2_session_set_blocking(s, 1);
   libssh2_channel_close(ch);
   libssh2_channel_wait_closed(ch);

@@ -27,6 +27,7 @@ struct ExecResult {
   int code = -1;
   std::string signal;  // set when the command died of a signal
   std::string out, err;
+  bool interrupted = false;  // Ctrl-C was forwarded to the command
 };
 
 class Client {
@@ -40,7 +41,10 @@ class Client {
   const HostKey& host_key() const { return key_; }
 
   // Runs `command` (a shell command line) feeding `input` on its stdin.
-  // Output is collected unless a callback takes it.
+  // Output is collected unless a callback takes it. Ctrl-C (the cancel
+  // flag) is forwarded: SIGINT goes to the command's process group in the
+  // guest, and its remaining output and exit status are still collected
+  // (for up to 10 s, then ECANCELED).
   ExecResult exec(const std::string& command, const std::string& input = {},
                   const std::function<void(std::string_view)>& on_out = nullptr,
                   const std::function<void(std::string_view)>& on_err = nullptr);

@@ -57,6 +57,7 @@ int l_exec(lua_State* L) {
   lua_createtable(L, 0, 4);
   set_field(L, "code", static_cast<lua_Integer>(r.code));
   if (!r.signal.empty()) set_field(L, "signal", r.signal);
+  if (r.interrupted) set_field_bool(L, "interrupted", true);
   if (!on_out) set_field(L, "stdout", r.out);
   if (!on_err) set_field(L, "stderr", r.err);
   return 1;

@@ -99,6 +99,33 @@ describe("ssh client", function()
     t.falsy(banger.fs.exists(home .. "/.ssh/known_hosts"), "the user's known_hosts is never touched")
   end)
 
+  it("forwards Ctrl-C to the remote command's process group before unwinding", function()
+    local home = t.tmpdir()
+    keygen(home .. "/id")
+    keygen(home .. "/host1")
+    local port = free_port()
+    local server = sshd(home, port, home .. "/host1", home .. "/id.pub")
+    local kh = home .. "/kh"
+    local script = string.format("trap 'echo got-int > %s/int; kill $!; exit 5' INT; echo ready > %s/ready; sleep 30 >/dev/null 2>&1 & wait",
+      home, home)
+    local probe_child = t.spawn({ t.bin(), "run", t.source_dir() .. "/tests/lua/fixtures/ssh_probe.lua", tostring(port),
+      home .. "/id", kh, script, "", env = t.env(home), cwd = home, stdout = "pipe", stderr = "pipe" })
+    for _ = 1, 100 do
+      if banger.fs.exists(home .. "/ready") then
+        break
+      end
+      banger.sys.sleep_ms(50)
+    end
+    t.truthy(banger.fs.exists(home .. "/ready"), "the remote command started")
+    probe_child:kill(2)
+    -- banger unwinds with 130 once the command has ended; the command's
+    -- INT trap ran first (the exec waited for it)
+    t.eq(probe_child:wait(20000).code, 130)
+    t.contains(probe_child:read_all("stderr"), "interrupted")
+    t.eq(t.read(home .. "/int"), "got-int\n")
+    stop(server)
+  end)
+
   it("refuses a known_hosts that is a symlink", function()
     local home = t.tmpdir()
     keygen(home .. "/id")

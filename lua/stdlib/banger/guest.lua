@@ -87,7 +87,7 @@ function M.run(row, argv, opts)
         end
         error(r, 0)
       end
-      return { code = r.code, signal = r.signal }
+      return { code = r.code, signal = r.signal, interrupted = r.interrupted }
     end
     log.warn("guest", "SSH did not answer, using the agent: " .. errors.message(why), { vm = row.name })
   end
