@@ -1,8 +1,10 @@
 // banger.native.priv: the privileged operations (engine/priv/ops.hpp),
 // performed in this process (call; only meaningful as root) or by the root
 // helper (call_helper). The stdlib (banger.priv) decides which.
+#include <fcntl.h>
 #include <unistd.h>
 
+#include "engine/core/error.hpp"
 #include "engine/lua/binding.hpp"
 #include "engine/lua/fd_handle.hpp"
 #include "engine/lua/json_value.hpp"
@@ -21,24 +23,46 @@ int push_result(lua_State* L, const nlohmann::json& value, UniqueFd fd) {
   return 2;
 }
 
-// priv.call(op, params) -> result table[, fd]
+nlohmann::json params_at(lua_State* L, int idx) {
+  nlohmann::json params = lua_isnoneornil(L, idx) ? nlohmann::json::object() : to_json(L, idx);
+  if (params.is_array() && params.empty()) params = nlohmann::json::object();
+  return params;
+}
+
+// The descriptors of the list of banger.fd handles at idx (still owned by them).
+std::vector<int> fds_at(lua_State* L, int idx) {
+  std::vector<int> fds;
+  if (lua_isnoneornil(L, idx)) return fds;
+  check_table(L, idx);
+  for (lua_Integer i = 1; lua_geti(L, idx, i) != LUA_TNIL; ++i) {
+    fds.push_back(check_fd(L, lua_gettop(L)));
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return fds;
+}
+
+// priv.call(op, params [, fds]) -> result table[, fd]
 int l_call(lua_State* L) {
   auto op = check_string(L, 1);
-  nlohmann::json params = lua_isnoneornil(L, 2) ? nlohmann::json::object() : to_json(L, 2);
-  if (params.is_array() && params.empty()) params = nlohmann::json::object();
+  auto params = params_at(L, 2);
+  priv::Fds fds;
+  for (int fd : fds_at(L, 3)) {
+    fds.emplace_back(::fcntl(fd, F_DUPFD_CLOEXEC, 3));  // the operation owns its copies, as over the socket
+    if (!fds.back()) throw Error::last("dup", "descriptor for " + op);
+  }
   priv::Caller caller{::getuid(), ::getgid()};
-  priv::Result r = priv::execute(op, params, caller);
+  priv::Result r = priv::execute(op, params, caller, std::move(fds));
   return push_result(L, r.value, std::move(r.fd));
 }
 
-// priv.call_helper(socket, op, params) -> result table[, fd], from the root helper
+// priv.call_helper(socket, op, params [, fds]) -> result table[, fd], from the root helper
 int l_call_helper(lua_State* L) {
   auto socket = check_string(L, 1);
   auto op = check_string(L, 2);
-  nlohmann::json params = lua_isnoneornil(L, 3) ? nlohmann::json::object() : to_json(L, 3);
-  if (params.is_array() && params.empty()) params = nlohmann::json::object();
+  auto params = params_at(L, 3);
   UniqueFd fd;
-  auto value = priv::call_helper(socket, op, params, &fd);
+  auto value = priv::call_helper(socket, op, params, &fd, fds_at(L, 4));
   return push_result(L, value, std::move(fd));
 }
 

@@ -1,6 +1,8 @@
 // banger.native.vmm: hypervisor drivers (engine/vmm/).
 //   vmm.detect() -> host capabilities and hypervisor binaries
 //   vmm.launch(driver, spec [, on_stage]) -> handles (a plain table, saved to handles.json)
+//   vmm.isolated_request(spec, accel) -> params, fds; vmm.adopt_isolated(spec, pid, argv [, on_stage]) -> handles
+//     (QEMU launched by the root helper as a uid of its own)
 //   vmm.status(handles) -> "running" | "paused" | "stopped" | "unknown"
 //   vmm.shutdown(handles, grace_ms) -> true if the guest stopped by itself
 //   vmm.alive(handles), vmm.kill(handles), vmm.pause(handles), vmm.resume(handles)
@@ -9,9 +11,11 @@
 #include "engine/vmm/driver.hpp"
 #include "engine/vmm/host_caps.hpp"
 #include "engine/vmm/qemu.hpp"
+#include "engine/vmm/qemu_isolated.hpp"
 
 #include "engine/lua/binding.hpp"
 #include "engine/lua/fd_handle.hpp"
+#include "engine/lua/json_value.hpp"
 
 namespace banger::lua {
 namespace {
@@ -65,6 +69,7 @@ vmm::Handles handles_from(lua_State* L, int idx) {
   h.cmdline = field_string_list(L, idx, "cmdline").value_or(std::vector<std::string>{});
   h.control_socket = field_string(L, idx, "control_socket").value_or("");
   h.agent = agent_from(L, idx);
+  h.launcher = field_string(L, idx, "launcher").value_or("");
   return h;
 }
 
@@ -77,6 +82,7 @@ void push_handles(lua_State* L, const vmm::Handles& h) {
   set_field(L, "control_socket", h.control_socket);
   push_agent(L, h.agent);
   lua_setfield(L, -2, "agent");
+  if (!h.launcher.empty()) set_field(L, "launcher", h.launcher);
 }
 
 vmm::VmSpec spec_from(lua_State* L, int idx) {
@@ -149,28 +155,58 @@ int l_find_executable(lua_State* L) {
   return 1;
 }
 
+// The optional progress callback at `idx`. It runs on this thread; a Lua
+// error in it becomes a C++ exception so the driver's cleanup (killing the
+// half-started VM) runs.
+vmm::StageFn stage_from(lua_State* L, int idx) {
+  if (lua_type(L, idx) != LUA_TFUNCTION) return {};
+  return [L, idx](const std::string& name, const std::string& detail) {
+    lua_pushvalue(L, idx);
+    push_string(L, name);
+    push_string(L, detail);
+    if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+      std::string msg = lua_tostring(L, -1) ? lua_tostring(L, -1) : "error in on_stage";
+      lua_pop(L, 1);
+      throw Error("ECANCELED", msg);
+    }
+  };
+}
+
 int l_launch(lua_State* L) {
   std::string driver_name = check_string(L, 1);
   vmm::VmSpec spec = spec_from(L, 2);
-  bool has_cb = lua_type(L, 3) == LUA_TFUNCTION;
   auto driver = vmm::make_driver(driver_name);
-  vmm::StageFn stage;
-  if (has_cb) {
-    // The callback runs on this thread; a Lua error in it becomes a C++
-    // exception so the driver's cleanup (killing the half-started VM) runs.
-    stage = [L](const std::string& name, const std::string& detail) {
-      lua_pushvalue(L, 3);
-      push_string(L, name);
-      push_string(L, detail);
-      if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
-        std::string msg = lua_tostring(L, -1) ? lua_tostring(L, -1) : "error in on_stage";
-        lua_pop(L, 1);
-        throw Error("ECANCELED", msg);
-      }
-    };
-  }
-  vmm::Handles h = driver->launch(spec, stage);
+  vmm::Handles h = driver->launch(spec, stage_from(L, 3));
   push_handles(L, h);
+  return 1;
+}
+
+// isolated_request(spec, accel) -> params, { fd handles }: what launch_vmm
+// needs, opened by us (engine/vmm/qemu_isolated.hpp).
+int l_isolated_request(lua_State* L) {
+  vmm::VmSpec spec = spec_from(L, 1);
+  vmm::IsolatedRequest r = vmm::isolated_request(spec, check_string(L, 2) == "kvm");
+  push_json(L, r.params);
+  lua_createtable(L, static_cast<int>(r.fds.size()), 0);
+  for (size_t i = 0; i < r.fds.size(); ++i) {
+    push_fd(L, std::move(r.fds[i]));
+    lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
+  }
+  return 2;
+}
+
+// adopt_isolated(spec, pid, argv [, on_stage]) -> handles, once QMP answers
+int l_adopt_isolated(lua_State* L) {
+  vmm::VmSpec spec = spec_from(L, 1);
+  auto pid = static_cast<pid_t>(luaL_checkinteger(L, 2));
+  check_table(L, 3);
+  std::vector<std::string> argv;
+  for (lua_Integer i = 1; lua_geti(L, 3, i) == LUA_TSTRING; ++i) {
+    argv.emplace_back(lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  push_handles(L, vmm::adopt_isolated(spec, pid, std::move(argv), stage_from(L, 4)));
   return 1;
 }
 
@@ -232,6 +268,8 @@ int open_vmm(lua_State* L) {
   static const luaL_Reg fns[] = {{"detect", protect<l_detect>},
                                  {"find_executable", protect<l_find_executable>},
                                  {"launch", protect<l_launch>},
+                                 {"isolated_request", protect<l_isolated_request>},
+                                 {"adopt_isolated", protect<l_adopt_isolated>},
                                  {"status", protect<l_status>},
                                  {"shutdown", protect<l_shutdown>},
                                  {"alive", protect<l_alive>},

@@ -9,7 +9,7 @@
 namespace banger::priv {
 
 nlohmann::json call_helper(const std::string& socket, std::string_view op, const nlohmann::json& params,
-                           UniqueFd* fd_out) {
+                           UniqueFd* fd_out, const std::vector<int>& send) {
   int fd = -1;
   try {
     fd = net_unix::connect(socket, std::chrono::milliseconds(0));
@@ -19,18 +19,19 @@ nlohmann::json call_helper(const std::string& socket, std::string_view op, const
   }
   try {
     try {
-      net_unix::write_all(fd, encode_request(op, params), "root helper");
+      send_line(fd, encode_request(op, params), send);
     } catch (const Error&) {
       // The helper may have refused us (SO_PEERCRED) and closed before our
       // request went out: its answer is still waiting to be read.
     }
     // Operations are short (netlink, nftables); a minute covers a helper
     // waiting on the xtables lock.
-    UniqueFd passed;
-    auto line = recv_line(fd, passed, std::chrono::steady_clock::now() + std::chrono::seconds(60));
+    std::string buffer;
+    std::vector<UniqueFd> passed;
+    auto line = recv_line(fd, buffer, passed, std::chrono::steady_clock::now() + std::chrono::seconds(60));
     ::close(fd);
     auto result = decode_response(line);
-    if (fd_out) *fd_out = std::move(passed);
+    if (fd_out && !passed.empty()) *fd_out = std::move(passed.front());
     return result;
   } catch (...) {
     ::close(fd);

@@ -13,7 +13,6 @@
 #include "engine/priv/validate.hpp"
 
 namespace banger::priv {
-namespace {
 
 using nlohmann::json;
 
@@ -44,7 +43,9 @@ long integer(const json& p, const char* key) {
   return v.get<long>();
 }
 
-Result ensure_bridge(const json& p, const Caller&) {
+namespace {
+
+Result ensure_bridge(const json& p, const Caller&, Fds&) {
   expect_fields(p, {"bridge", "ip", "prefix"});
   auto bridge = str(p, "bridge");
   auto ip = str(p, "ip");
@@ -55,14 +56,14 @@ Result ensure_bridge(const json& p, const Caller&) {
   return Result{};
 }
 
-Result delete_bridge(const json& p, const Caller&) {
+Result delete_bridge(const json& p, const Caller&, Fds&) {
   expect_fields(p, {"bridge"});
   auto bridge = str(p, "bridge");
   validate::bridge_name(bridge);
   return {{{"deleted", net::delete_link(bridge, "bridge")}}, UniqueFd{}};
 }
 
-Result create_tap(const json& p, const Caller& caller) {
+Result create_tap(const json& p, const Caller& caller, Fds&) {
   expect_fields(p, {"tap", "bridge"});
   auto tap = str(p, "tap");
   auto bridge = str(p, "bridge");
@@ -72,7 +73,7 @@ Result create_tap(const json& p, const Caller& caller) {
   return Result{};
 }
 
-Result open_tap(const json& p, const Caller& caller) {
+Result open_tap(const json& p, const Caller& caller, Fds&) {
   expect_fields(p, {"tap", "bridge"});
   auto tap = str(p, "tap");
   auto bridge = str(p, "bridge");
@@ -81,14 +82,14 @@ Result open_tap(const json& p, const Caller& caller) {
   return {json::object(), net::open_tap(tap, bridge, caller.uid)};
 }
 
-Result delete_tap(const json& p, const Caller&) {
+Result delete_tap(const json& p, const Caller&, Fds&) {
   expect_fields(p, {"tap"});
   auto tap = str(p, "tap");
   validate::tap_name(tap);
   return {{{"deleted", net::delete_link(tap, "tun")}}, UniqueFd{}};
 }
 
-Result ensure_nat(const json& p, const Caller&) {
+Result ensure_nat(const json& p, const Caller&, Fds&) {
   expect_fields(p, {"tap", "guest_ip", "bridge"});
   auto tap = str(p, "tap");
   auto ip = str(p, "guest_ip");
@@ -100,14 +101,14 @@ Result ensure_nat(const json& p, const Caller&) {
   return Result{};
 }
 
-Result remove_nat(const json& p, const Caller&) {
+Result remove_nat(const json& p, const Caller&, Fds&) {
   expect_fields(p, {"tap"});
   auto tap = str(p, "tap");
   validate::tap_name(tap);
   return {{{"removed", net::remove_nat(tap)}}, UniqueFd{}};
 }
 
-Result flush_nat(const json& p, const Caller&) {
+Result flush_nat(const json& p, const Caller&, Fds&) {
   expect_fields(p, {});
   return {{{"removed", net::remove_all_nat()}}, UniqueFd{}};
 }
@@ -140,7 +141,7 @@ void resolvectl(std::vector<std::string> args) {
   if (r.status.shell_code() != 0) throw Error("ERESOLVED", "resolvectl " + args[0] + " failed: " + r.err);
 }
 
-Result route_vm_dns(const json& p, const Caller&) {
+Result route_vm_dns(const json& p, const Caller&, Fds&) {
   expect_fields(p, {"bridge", "resolver"});
   auto bridge = str(p, "bridge");
   validate::bridge_name(bridge);
@@ -151,7 +152,7 @@ Result route_vm_dns(const json& p, const Caller&) {
   return {{{"routed", true}}, UniqueFd{}};
 }
 
-Result unroute_vm_dns(const json& p, const Caller&) {
+Result unroute_vm_dns(const json& p, const Caller&, Fds&) {
   expect_fields(p, {"bridge"});
   auto bridge = str(p, "bridge");
   validate::bridge_name(bridge);
@@ -160,7 +161,7 @@ Result unroute_vm_dns(const json& p, const Caller&) {
   return {{{"routed", false}}, UniqueFd{}};
 }
 
-Result ping(const json& p, const Caller& caller) {
+Result ping(const json& p, const Caller& caller, Fds&) {
   expect_fields(p, {});
   return {{{"pid", ::getpid()}, {"version", build::version}, {"caller_uid", caller.uid}}, UniqueFd{}};
 }
@@ -186,14 +187,27 @@ const std::vector<Operation>& operations() {
       {"route_vm_dns", "bridge is br-fc or br-fc-*; resolver is dotted-quad IPv4:port (1..65535); only when "
                        "systemd-resolved runs: resolvectl dns/domain ~vm on that bridge only", route_vm_dns},
       {"unroute_vm_dns", "bridge is br-fc or br-fc-*; resolvectl revert on that bridge only", unroute_vm_dns},
+      {"launch_vmm", "QEMU only; binary passes root_executable and is named qemu-system-*; argv built by "
+                     "the helper from typed fields (name a VM name, vcpus 1..64, memory_mib 64..1048576, accel "
+                     "kvm|tcg, cmdline printable ASCII up to 4096 bytes, mac 02:xx:..); every file arrives as a "
+                     "descriptor of the right kind (kernel/initrd/disks regular files opened for the access the "
+                     "disk needs, qmp/agent listening Unix stream sockets, console/log writable regular files, tap "
+                     "a /dev/net/tun queue of a banger tap), each used exactly once; runs as an unused uid of "
+                     "the helper's VMM range (own gid, plus /dev/kvm's group with kvm), no_new_privs, new session",
+       launch_vmm, true},
+      {"signal_vmm", "signal is TERM or KILL; the pid's real uid is in the helper's VMM range and its cmdline "
+                     "is qemu-system-* with -name banger-*; sent through a pidfd opened before the check",
+       signal_vmm},
       {"ping", "no parameters; reports the helper's pid and version (status)", ping},
   };
   return ops;
 }
 
-Result execute(std::string_view op, const json& params, const Caller& caller) {
+Result execute(std::string_view op, const json& params, const Caller& caller, Fds fds) {
   for (const auto& o : operations()) {
-    if (o.name == op) return o.run(params, caller);
+    if (o.name != op) continue;
+    if (!o.takes_fds && !fds.empty()) throw Error("EINVAL", std::string(op) + " takes no descriptors");
+    return o.run(params, caller, fds);
   }
   throw Error("ENOSYS", "unknown privileged operation '" + std::string(op) + "'");
 }

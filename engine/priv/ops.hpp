@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include <nlohmann/json.hpp>
+#include <initializer_list>
 #include <string_view>
 #include <vector>
 
@@ -28,10 +29,15 @@ struct Result {
   UniqueFd fd;
 };
 
+// A request's descriptors (SCM_RIGHTS from the owner, or passed in-process):
+// only operations that declare `takes_fds` accept any.
+using Fds = std::vector<UniqueFd>;
+
 struct Operation {
   std::string_view name;
   std::string_view gate;  // the validation rule, as documented in docs/privileges.md
-  Result (*run)(const nlohmann::json& params, const Caller& caller);
+  Result (*run)(const nlohmann::json& params, const Caller& caller, Fds& fds);
+  bool takes_fds = false;
 };
 
 const std::vector<Operation>& operations();
@@ -39,6 +45,16 @@ const std::vector<Operation>& operations();
 // Validates and performs `op`. Throws banger::Error: EINVAL for a request
 // that fails its gate (nothing was changed), ENOSYS for an unknown
 // operation, else whatever the operation itself raised.
-Result execute(std::string_view op, const nlohmann::json& params, const Caller& caller);
+Result execute(std::string_view op, const nlohmann::json& params, const Caller& caller, Fds fds = {});
+
+// Request-shape checks shared by the operation files: exactly these fields,
+// typed accessors that refuse (EINVAL) rather than convert.
+void expect_fields(const nlohmann::json& p, std::initializer_list<std::string_view> names);
+std::string str(const nlohmann::json& p, const char* key);
+long integer(const nlohmann::json& p, const char* key);
+
+// The hypervisor operations (engine/priv/vmm_ops.cpp).
+Result launch_vmm(const nlohmann::json& params, const Caller& caller, Fds& fds);
+Result signal_vmm(const nlohmann::json& params, const Caller& caller, Fds& fds);
 
 }  // namespace banger::priv

@@ -17,6 +17,7 @@
 #include "engine/core/log.hpp"
 #include "engine/core/unix_socket.hpp"
 #include "engine/priv/ops.hpp"
+#include "engine/priv/sandbox_exec.hpp"
 #include "engine/priv/wire.hpp"
 
 namespace banger::priv {
@@ -94,6 +95,7 @@ Server::~Server() {
 void Server::run() {
   log::write(log::Level::info, "helper", "listening on " + opts_.socket_path + " for uid " + std::to_string(opts_.owner_uid));
   while (!stopping_ && !cancel::requested()) {
+    reap_children();  // hypervisors it launched that have exited
     pollfd p{listen_fd_, POLLIN, 0};
     int r = ::poll(&p, 1, 200);
     if (r <= 0) continue;
@@ -135,10 +137,10 @@ void Server::serve(int fd, uid_t uid, gid_t gid) {
   std::string buffer;
   for (;;) {
     std::string line;
+    Fds fds;
     try {
       // An idle connection is closed after a while: it holds a thread.
-      line = net_unix::read_line(fd, buffer, std::chrono::steady_clock::now() + std::chrono::seconds(30), "client",
-                                 kMaxLine);
+      line = recv_line(fd, buffer, fds, std::chrono::steady_clock::now() + std::chrono::seconds(30));
     } catch (const Error&) {
       return;
     }
@@ -151,7 +153,7 @@ void Server::serve(int fd, uid_t uid, gid_t gid) {
       std::string op = req["op"].get<std::string>();
       nlohmann::json params = req.contains("params") ? req["params"] : nlohmann::json::object();
       try {
-        Result r = execute(op, params, Caller{uid, gid});
+        Result r = execute(op, params, Caller{uid, gid}, std::move(fds));
         reply = encode_ok(r.value);
         passed = std::move(r.fd);
         log::write(log::Level::info, "helper", op + " for uid " + std::to_string(uid) + ": ok");
@@ -163,7 +165,7 @@ void Server::serve(int fd, uid_t uid, gid_t gid) {
       }
     }
     try {
-      send_line(fd, reply, passed.get());
+      send_line(fd, reply, passed ? std::vector<int>{passed.get()} : std::vector<int>{});
     } catch (const Error&) {
       return;
     }

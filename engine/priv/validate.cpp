@@ -72,7 +72,7 @@ void vm_name(std::string_view name) {
   }
 }
 
-void root_executable(const std::string& path) {
+UniqueFd open_root_executable(const std::string& path) {
   if (path.empty() || path.front() != '/') throw Error("EPERM", "refusing '" + path + "': not an absolute path");
   UniqueFd fd(::open(path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
   if (!fd) throw Error::last("open", path);
@@ -84,6 +84,9 @@ void root_executable(const std::string& path) {
   if (st.st_uid != 0) refuse("owned by uid " + std::to_string(st.st_uid) + ", not root: its owner could replace what root runs");
   if (st.st_mode & (S_IWGRP | S_IWOTH)) refuse("writable by group or others");
   if (!(st.st_mode & S_IXUSR)) refuse("not executable");
+  return fd;
 }
+
+void root_executable(const std::string& path) { open_root_executable(path); }
 
 }  // namespace banger::validate

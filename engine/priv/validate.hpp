@@ -7,6 +7,8 @@
 #include <string>
 #include <string_view>
 
+#include "engine/core/unique_fd.hpp"
+
 namespace banger::validate {
 
 inline constexpr std::string_view kBridgeName = "br-fc";
@@ -32,5 +34,8 @@ void vm_name(std::string_view name);
 // checked is the file itself, not whatever a path resolves to later.
 // Throws EPERM naming the rule it breaks.
 void root_executable(const std::string& path);
+// The same check, keeping the O_PATH descriptor it was made through: exec
+// that (execveat with AT_EMPTY_PATH) and what runs is what was checked.
+UniqueFd open_root_executable(const std::string& path);
 
 }  // namespace banger::validate

@@ -36,22 +36,23 @@ json decode_response(const std::string& line) {
   throw Error("EPROTO", "the root helper sent a response without a result or an error");
 }
 
-void send_line(int sock, std::string_view line, int fd) {
+void send_line(int sock, std::string_view line, const std::vector<int>& fds) {
+  if (fds.size() > kMaxFds) throw Error("EMSGSIZE", "too many descriptors for one message");
   size_t sent = 0;
   while (sent < line.size()) {
     iovec iov{const_cast<char*>(line.data() + sent), line.size() - sent};
     msghdr msg{};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    if (fd >= 0 && sent == 0) {  // the descriptor rides with the first byte
+    alignas(cmsghdr) char control[CMSG_SPACE(kMaxFds * sizeof(int))] = {};
+    if (!fds.empty() && sent == 0) {  // the descriptors ride with the first byte
       msg.msg_control = control;
-      msg.msg_controllen = sizeof control;
+      msg.msg_controllen = CMSG_SPACE(fds.size() * sizeof(int));
       cmsghdr* c = CMSG_FIRSTHDR(&msg);
       c->cmsg_level = SOL_SOCKET;
       c->cmsg_type = SCM_RIGHTS;
-      c->cmsg_len = CMSG_LEN(sizeof(int));
-      std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
+      c->cmsg_len = CMSG_LEN(fds.size() * sizeof(int));
+      std::memcpy(CMSG_DATA(c), fds.data(), fds.size() * sizeof(int));
     }
     ssize_t n = ::sendmsg(sock, &msg, MSG_NOSIGNAL);
     if (n < 0) {
@@ -62,21 +63,29 @@ void send_line(int sock, std::string_view line, int fd) {
   }
 }
 
-std::string recv_line(int sock, UniqueFd& fd, std::chrono::steady_clock::time_point deadline) {
-  std::string buffer;
+std::string recv_line(int sock, std::string& buffer, std::vector<UniqueFd>& fds,
+                      std::chrono::steady_clock::time_point deadline) {
+  bool too_many = false;
   for (;;) {
-    if (auto nl = buffer.find('\n'); nl != std::string::npos) return buffer.substr(0, nl);
-    if (buffer.size() > kMaxLine) throw Error("EMSGSIZE", "the root helper sent an oversized response");
+    if (auto nl = buffer.find('\n'); nl != std::string::npos) {
+      if (too_many) throw Error("EMSGSIZE", "more than " + std::to_string(kMaxFds) + " descriptors with one message");
+      std::string line = buffer.substr(0, nl);
+      buffer.erase(0, nl + 1);
+      return line;
+    }
+    if (buffer.size() > kMaxLine) throw Error("EMSGSIZE", "oversized message on the helper connection");
     cancel::check();
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) throw Error("ETIMEDOUT", "timed out waiting for the root helper");
+    if (left.count() <= 0) throw Error("ETIMEDOUT", "timed out waiting on the helper connection");
     pollfd p{sock, POLLIN, 0};
     int r = ::poll(&p, 1, static_cast<int>(std::min<long>(left.count(), 100)));
-    if (r < 0 && errno != EINTR) throw Error::last("poll", "root helper");
+    if (r < 0 && errno != EINTR) throw Error::last("poll", "helper connection");
     if (r <= 0) continue;
     char data[4096];
     iovec iov{data, sizeof data};
-    alignas(cmsghdr) char control[CMSG_SPACE(4 * sizeof(int))];
+    // Room for more than we accept, so an oversupply is seen (and closed)
+    // rather than truncated by the kernel into descriptors we never see.
+    alignas(cmsghdr) char control[CMSG_SPACE(2 * kMaxFds * sizeof(int))];
     msghdr msg{};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
@@ -84,21 +93,23 @@ std::string recv_line(int sock, UniqueFd& fd, std::chrono::steady_clock::time_po
     msg.msg_controllen = sizeof control;
     ssize_t n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) throw Error::last("recvmsg", "root helper");
+    if (n < 0) throw Error::last("recvmsg", "helper connection");
+    if (msg.msg_flags & MSG_CTRUNC) too_many = true;
     for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
       if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
       size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
       for (size_t i = 0; i < count; ++i) {
         int got = -1;
         std::memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-        if (!fd) {
-          fd.reset(got);
+        UniqueFd owned(got);
+        if (fds.size() < kMaxFds) {
+          fds.push_back(std::move(owned));
         } else {
-          ::close(got);
+          too_many = true;  // `owned` closes it
         }
       }
     }
-    if (n == 0) throw Error("EPIPE", "the root helper closed the connection");
+    if (n == 0) throw Error("EPIPE", "the helper connection was closed");
     buffer.append(data, static_cast<size_t>(n));
   }
 }

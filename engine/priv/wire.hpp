@@ -3,18 +3,22 @@
 //   request:  {"op": "<operation>", "params": {...}}
 //   response: {"ok": <result>}  or  {"error": {"code": "...", "message": "..."}}
 // A line is at most kMaxLine bytes; the helper drops a connection that
-// sends more, before parsing anything.
+// sends more, before parsing anything. Descriptors travel as SCM_RIGHTS with
+// a line's first byte, at most kMaxFds per line: the helper hands over tap
+// queues, the owner hands the helper what a hypervisor it launches may use.
 #include <cstddef>
 #include <nlohmann/json.hpp>
 #include <chrono>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "engine/core/unique_fd.hpp"
 
 namespace banger::priv {
 
 inline constexpr std::size_t kMaxLine = 64 * 1024;
+inline constexpr std::size_t kMaxFds = 16;
 
 std::string encode_request(std::string_view op, const nlohmann::json& params);
 std::string encode_ok(const nlohmann::json& result);
@@ -23,11 +27,14 @@ std::string encode_error(std::string_view code, std::string_view message);
 // Returns the result of a response line, or throws the banger::Error it carries.
 nlohmann::json decode_response(const std::string& line);
 
-// Sends a response line, with `fd` attached as SCM_RIGHTS when it is >= 0.
-void send_line(int sock, std::string_view line, int fd);
+// Sends a line with `fds` attached.
+void send_line(int sock, std::string_view line, const std::vector<int>& fds = {});
 
-// Reads one response line before `deadline`, taking the descriptor that
-// came with it (if any) into `fd`. Descriptors beyond one are closed.
-std::string recv_line(int sock, UniqueFd& fd, std::chrono::steady_clock::time_point deadline);
+// Reads one line before `deadline`, appending the descriptors that came with
+// it to `fds`. `buffer` keeps bytes past the line for the next call. More
+// than kMaxFds descriptors, or a line over kMaxLine, is EMSGSIZE (the extra
+// descriptors are closed); EPIPE when the peer closed first.
+std::string recv_line(int sock, std::string& buffer, std::vector<UniqueFd>& fds,
+                      std::chrono::steady_clock::time_point deadline);
 
 }  // namespace banger::priv

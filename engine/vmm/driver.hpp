@@ -63,6 +63,7 @@ struct Handles {
   std::vector<std::string> cmdline;  // as launched; liveness compares /proc/<pid>/cmdline
   std::string control_socket;        // firecracker API socket or QMP socket
   AgentTransport agent;
+  std::string launcher;  // "" (banger spawned it, as the owner) or "helper" (the root helper did, as a VMM uid)
 };
 
 enum class RunState { running, paused, stopped, unknown };

@@ -67,25 +67,7 @@ class QemuDriver final : public Driver {
     h.agent.kind = AgentTransport::Kind::serial_socket;
     h.agent.path = lay.agent_socket;
     try {
-      // QEMU creates the QMP socket after parsing its arguments and loading
-      // the kernel; a bad argument or a missing file makes it exit instead.
-      auto deadline = std::chrono::steady_clock::now() + kQmpTimeout;
-      for (;;) {
-        if (auto st = child.try_wait()) {
-          throw Error("EHYPERVISOR", "qemu exited during start (code " + std::to_string(st->shell_code()) +
-                                         "): " + tail_of(lay.log));
-        }
-        try {
-          Qmp qmp(lay.qmp_socket, 200ms);
-          std::string status = qmp.execute("query-status").value("status", "");
-          if (stage) stage("started", "qemu pid " + std::to_string(h.pid) + ", " + status);
-          break;
-        } catch (const Error& e) {
-          if (std::chrono::steady_clock::now() > deadline)
-            throw Error("ETIMEDOUT", "qemu did not open its control socket in time: " + tail_of(lay.log));
-        }
-        std::this_thread::sleep_for(20ms);
-      }
+      wait_for_qmp(lay, [&] { return !child.try_wait().has_value(); }, stage, h.pid);
     } catch (...) {
       child.kill(SIGKILL);
       child.wait(5s);
@@ -133,7 +115,9 @@ class QemuDriver final : public Driver {
     } catch (const Error&) {
     }
     for (int i = 0; i < 40 && alive(h); ++i) std::this_thread::sleep_for(50ms);
-    kill(h);
+    // A QEMU the root helper launched runs as a uid of its own: only the
+    // helper may signal it, and the caller asks it (Handles::launcher).
+    if (h.launcher.empty()) kill(h);
     return false;
   }
 
@@ -143,6 +127,40 @@ class QemuDriver final : public Driver {
 
 }  // namespace
 
+void wait_for_qmp(const QemuLayout& lay, const std::function<bool()>& running, const StageFn& stage, pid_t pid) {
+  // QEMU answers QMP after parsing its arguments and loading the kernel; a
+  // bad argument or a missing file makes it exit instead.
+  auto deadline = std::chrono::steady_clock::now() + kQmpTimeout;
+  for (;;) {
+    if (!running()) throw Error("EHYPERVISOR", "qemu exited during start: " + tail_of(lay.log));
+    try {
+      Qmp qmp(lay.qmp_socket, 200ms);
+      std::string status = qmp.execute("query-status").value("status", "");
+      if (stage) stage("started", "qemu pid " + std::to_string(pid) + ", " + status);
+      return;
+    } catch (const Error&) {
+      if (std::chrono::steady_clock::now() > deadline)
+        throw Error("ETIMEDOUT", "qemu did not answer on its control socket in time: " + tail_of(lay.log));
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+}
+
+std::vector<std::string> qemu_machine_args(const std::string& binary, const std::string& name, bool kvm, int vcpus,
+                                           int memory_mib) {
+  std::vector<std::string> a = {binary.empty() ? "qemu-system-x86_64" : binary, "-name", "banger-" + name};
+  if (kvm) {
+    a.insert(a.end(), {"-M", "microvm,x-option-roms=off,pit=off,pic=off,isa-serial=on,rtc=on", "-accel", "kvm",
+                       "-cpu", "host"});
+  } else {
+    a.insert(a.end(), {"-M", "pc", "-accel", "tcg"});
+  }
+  a.insert(a.end(), {"-smp", std::to_string(vcpus), "-m", std::to_string(memory_mib), "-nodefaults",
+                     "-no-user-config", "-display", "none", "-no-reboot", "-sandbox",
+                     "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"});
+  return a;
+}
+
 QemuLayout qemu_layout(const VmSpec& spec) {
   return {spec.runtime_dir + "/qmp.sock", spec.runtime_dir + "/agent.sock", spec.vm_dir + "/qemu.log"};
 }
@@ -150,18 +168,8 @@ QemuLayout qemu_layout(const VmSpec& spec) {
 std::vector<std::string> qemu_argv(const VmSpec& spec, bool kvm) {
   if (spec.kernel.empty()) throw Error("EINVAL", "qemu: no kernel given");
   QemuLayout lay = qemu_layout(spec);
-  // microvm has only virtio-mmio; pc uses virtio-pci.
-  const std::string bus = kvm ? "device" : "pci";
-  std::vector<std::string> a = {spec.binary.empty() ? "qemu-system-x86_64" : spec.binary, "-name", "banger-" + spec.name};
-  if (kvm) {
-    a.insert(a.end(), {"-M", "microvm,x-option-roms=off,pit=off,pic=off,isa-serial=on,rtc=on", "-accel", "kvm",
-                       "-cpu", "host"});
-  } else {
-    a.insert(a.end(), {"-M", "pc", "-accel", "tcg"});
-  }
-  a.insert(a.end(), {"-smp", std::to_string(spec.vcpus), "-m", std::to_string(spec.memory_mib), "-nodefaults",
-                     "-no-user-config", "-display", "none", "-no-reboot", "-sandbox",
-                     "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"});
+  const std::string bus = qemu_bus(kvm);
+  std::vector<std::string> a = qemu_machine_args(spec.binary, spec.name, kvm, spec.vcpus, spec.memory_mib);
   if (!spec.console_log.empty()) {
     a.insert(a.end(), {"-chardev", "file,id=console,path=" + spec.console_log + ",append=on", "-serial",
                        "chardev:console"});

@@ -5,6 +5,7 @@
 // on a socket in the VM's runtime dir; the agent is reached through a
 // virtio-serial port ("banger.agent") backed by a host socket, since hosts
 // like these have no vhost-vsock.
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -22,6 +23,16 @@ QemuLayout qemu_layout(const VmSpec& spec);
 
 // The exact argv for `spec`; `kvm` picks microvm+KVM over pc+TCG.
 std::vector<std::string> qemu_argv(const VmSpec& spec, bool kvm);
+
+// The part of argv both launch paths share: binary, -name banger-<name>,
+// machine and accelerator, sizes, no defaults, the seccomp sandbox.
+std::vector<std::string> qemu_machine_args(const std::string& binary, const std::string& name, bool kvm, int vcpus,
+                                           int memory_mib);
+// microvm has only virtio-mmio; pc uses virtio-pci.
+inline std::string qemu_bus(bool kvm) { return kvm ? "device" : "pci"; }
+
+// Waits until QEMU answers on QMP; `running` says whether it still exists.
+void wait_for_qmp(const QemuLayout& lay, const std::function<bool()>& running, const StageFn& stage, pid_t pid);
 
 std::unique_ptr<Driver> make_qemu_driver();
 

@@ -131,6 +131,8 @@ M.schema = {
       accel = { kind = "string", default = "auto", choices = { "auto", "kvm", "tcg" }, doc = "QEMU acceleration" },
       qemu_bin = { kind = "string", default = "qemu-system-x86_64", doc = "QEMU binary (name in PATH or absolute path)" },
       firecracker_bin = { kind = "string", default = "firecracker", doc = "Firecracker binary" },
+      isolate = { kind = "boolean", default = false,
+        doc = "have the root helper run QEMU as a uid of its own, reaching only the descriptors banger hands it" },
     },
   },
   helper = {

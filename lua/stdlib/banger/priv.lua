@@ -32,13 +32,14 @@ function M.helper_socket()
   return require("banger.config").get().helper.socket
 end
 
---- Performs `op` with `params`; raises a structured error on refusal.
-function M.call(op, params)
+--- Performs `op` with `params` (and, for launch_vmm, the descriptors
+-- `fds`, a list of banger.fd handles); raises a structured error on refusal.
+function M.call(op, params, fds)
   local mode, detail = M.mode()
   if mode == "local-root" then
-    return errors.check(native.call(op, params or {}))
+    return errors.check(native.call(op, params or {}, fds))
   elseif mode == "helper" then
-    return errors.check(native.call_helper(detail, op, params or {}))
+    return errors.check(native.call_helper(detail, op, params or {}, fds))
   end
   errors.raise("EPERM", op .. " needs root: " .. detail .. " (see docs/privileges.md)")
 end

@@ -54,6 +54,9 @@ function M.stop_locked(row, grace_ms)
     -- driver's ACPI/Ctrl-Alt-Del and then a kill are the fallbacks.
     require("banger.guest").poweroff(h)
     local clean = errors.check(vmm.shutdown(h, grace_ms or M.default_grace_ms))
+    if not clean then
+      vms.kill_hypervisor(h)
+    end
     result = clean and "stopped" or "killed"
   end
   vms.teardown(row, h)
@@ -178,6 +181,36 @@ M.hooks.create_work_disk = function(path, bytes)
   img:close()
 end
 
+--- Has the root helper start QEMU as a uid of its own (driver.isolate):
+-- every file it needs is opened here and handed over as a descriptor, so
+-- the hypervisor can reach nothing else of the owner's (docs/privileges.md).
+function M.launch_isolated(row, spec, stage)
+  if row.driver ~= "qemu" then
+    errors.raise("ENOTSUP", "driver.isolate needs the qemu driver: firecracker opens its disks by path, "
+      .. "which only its jailer (not supported here) can confine")
+  end
+  local params, fds = errors.check(vmm.isolated_request(spec, spec.accel == "kvm" and "kvm" or "tcg"))
+  stage("launch", "qemu -M " .. (spec.accel == "kvm" and "microvm (kvm)" or "pc (tcg)") .. ", isolated by the root helper")
+  local ok, launched = pcall(require("banger.priv").call, "launch_vmm", params, fds)
+  for _, fd in ipairs(fds) do
+    fd:close()
+  end
+  if not ok then
+    error(launched, 0)
+  end
+  local adopted, h = pcall(function()
+    return errors.check(vmm.adopt_isolated(spec, launched.pid, launched.argv, function(name, detail)
+      stage(name, detail)
+    end))
+  end)
+  if not adopted then
+    pcall(require("banger.priv").call, "signal_vmm", { pid = launched.pid, signal = "KILL" })
+    error(h, 0)
+  end
+  log.info("vm", "isolated hypervisor", { vm = row.name, pid = launched.pid, uid = launched.uid })
+  return h
+end
+
 --- Starts a created or stopped VM (lock held by the caller). On failure the
 -- half-started hypervisor and host resources are released and the row says
 -- 'error' with the reason.
@@ -224,9 +257,14 @@ function M.start_locked(row, opts, stage)
     stage("network", row.ip)
     local tap_fd <close> = net.attach(row, spec)
     run_hook("before_launch", row, spec)
-    local h = errors.check(vmm.launch(row.driver, spec, function(name, detail)
-      stage(name, detail)
-    end))
+    local h
+    if config.get().driver.isolate then
+      h = M.launch_isolated(row, spec, stage)
+    else
+      h = errors.check(vmm.launch(row.driver, spec, function(name, detail)
+        stage(name, detail)
+      end))
+    end
     vms.save_handles(row, h)
     if opts.wait ~= false and M.hooks.wait_ready then
       stage("wait for agent", nil)

@@ -144,12 +144,40 @@ function M.alive(row, h)
   return h ~= nil and vmm.alive(h) == true
 end
 
+--- Kills a VM's hypervisor if it still runs. One the root helper launched
+-- (driver.isolate) runs as a uid of its own: only the helper may signal it,
+-- and its signal_vmm checks that the pid is such a hypervisor. A plain
+-- kill refused with EPERM goes the same way (handles rebuilt from the row
+-- do not say who launched it).
+function M.kill_hypervisor(h)
+  if h.launcher ~= "helper" then
+    local ok, msg, code = vmm.kill(h)
+    if ok or code ~= "EPERM" then
+      return errors.check(ok, msg, code)
+    end
+  end
+  if not vmm.alive(h) then
+    return true
+  end
+  require("banger.priv").call("signal_vmm", { pid = h.pid, signal = "KILL" })
+  for _ = 1, 500 do
+    if not vmm.alive(h) then
+      return true
+    end
+    require("banger.native.sys").sleep_ms(10)
+  end
+  errors.raise("ETIMEDOUT", "the hypervisor (pid " .. h.pid .. ") did not exit after SIGKILL")
+end
+
 --- Releases everything a stopped or crashed VM held on the host: the
 -- hypervisor if it lingers, hooks (tap, NAT, DNS), sockets, handles.
 function M.teardown(row, h)
   h = h or M.load_handles(row)
   if h then
-    pcall(vmm.kill, h)
+    local ok, e = pcall(M.kill_hypervisor, h)
+    if not ok then
+      log.warn("vms", "could not kill the hypervisor: " .. errors.message(e), { vm = row.name })
+    end
   end
   for _, hook in ipairs(M.teardown_hooks) do
     local ok, e = pcall(hook, row, h)
