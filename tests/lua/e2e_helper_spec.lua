@@ -19,7 +19,9 @@ describe("a non-root owner through the root helper", function()
     world = nil
   end)
 
-  it("vm run --nat boots, reaches the outside, and cleans up", function()
+  -- The helper in the world's host namespace, and an owner's home whose
+  -- config points at it (plus `extra` config).
+  local function setup(extra)
     world = netns.world("hello non-root\n")
     local parent = t.tmpdir()
     banger.proc.run({ "chmod", "0755", parent })
@@ -35,20 +37,81 @@ describe("a non-root owner through the root helper", function()
 
     local home = e2e.home()
     banger.proc.run({ "chmod", "0755", home })
-    t.write(home .. "/.config/banger/config.lua",
-      string.format('return { network = { mode = "on", nameservers = { "10.200.0.2" } }, helper = { socket = %q } }\n', sock))
+    t.write(home .. "/.config/banger/config.lua", string.format(
+      'return { network = { mode = "on", nameservers = { "10.200.0.2" } }, helper = { socket = %q }%s }\n', sock,
+      extra or ""))
     t.env(home)
     banger.proc.run({ "chown", "-R", OWNER .. ":" .. OWNER, home })
+    return home
+  end
 
-    local r = netns.run(world.host, { "setpriv", "--reuid=" .. OWNER, "--regid=" .. OWNER, "--clear-groups", t.bin(),
-      "vm", "run", "--rm", "--nat", "--image", "tiny", "--memory", "256MiB", "--", "sh", "-c",
-      "id -u; printf 'GET /probe HTTP/1.0\\r\\n\\r\\n' | busybox nc 10.200.0.2 8080 | tail -n 1" },
-      { env = t.env(home), cwd = home, timeout_ms = 240000 })
+  local function as_owner(home, argv, timeout_ms)
+    local cmd = { "setpriv", "--reuid=" .. OWNER, "--regid=" .. OWNER, "--clear-groups", t.bin() }
+    for _, a in ipairs(argv) do
+      cmd[#cmd + 1] = a
+    end
+    return netns.run(world.host, cmd, { env = t.env(home), cwd = home, timeout_ms = timeout_ms or 240000 })
+  end
+
+  it("vm run --nat boots, reaches the outside, and cleans up", function()
+    local home = setup()
+    local r = as_owner(home, { "vm", "run", "--rm", "--nat", "--image", "tiny", "--memory", "256MiB", "--", "sh", "-c",
+      "id -u; printf 'GET /probe HTTP/1.0\\r\\n\\r\\n' | busybox nc 10.200.0.2 8080 | tail -n 1" })
     t.eq(r.code, 0, r.stderr)
     t.contains(r.stdout, "hello non-root")
 
     t.not_contains(netns.run(world.host, { "ip", "-o", "link", "show" }).stdout, "bgtap")
     t.eq(netns.run(world.host, { "nft", "list", "table", "ip", "banger" }).code ~= 0, true, "NAT table removed")
     t.eq(e2e.processes(home .. "/run/banger"), "")
+  end)
+
+  it("driver.isolate: QEMU runs as a uid of its own, reaches the guest, and only the helper can kill it", function()
+    local home = setup(", driver = { isolate = true }")
+    local c = as_owner(home, { "vm", "create", "box", "--nat", "--image", "tiny", "--memory", "256MiB" })
+    t.eq(c.code, 0, c.stderr)
+    local show = as_owner(home, { "vm", "show", "box", "--json" })
+    t.eq(show.code, 0, show.stderr)
+    local pid = banger.json.decode(show.stdout).pid
+    local status = t.read("/proc/" .. pid .. "/status")
+    local uid = tonumber(status:match("\nUid:%s+(%d+)"))
+    t.truthy(uid >= 0x7e000000 and uid < 0x7e000000 + 4096, "QEMU's uid " .. uid .. " is one of the VMM range")
+    t.eq(tonumber(status:match("\nGid:%s+(%d+)")), uid, "and its gid is its own")
+    -- Nothing of the owner's is named on its command line: it got descriptors.
+    t.not_contains(t.read("/proc/" .. pid .. "/cmdline"), home)
+
+    local r = as_owner(home, { "vm", "exec", "box", "--", "sh", "-c",
+      "printf 'GET /probe HTTP/1.0\\r\\n\\r\\n' | busybox nc 10.200.0.2 8080 | tail -n 1" })
+    t.eq(r.code, 0, r.stderr)
+    t.contains(r.stdout, "hello non-root")
+
+    -- The owner cannot signal it itself, and the helper's signal_vmm, which
+    -- banger's kill uses, refuses the owner's other processes.
+    local own = netns.run(world.host, { "setpriv", "--reuid=" .. OWNER, "--regid=" .. OWNER, "--clear-groups", "kill",
+      "-9", tostring(pid) })
+    t.truthy(own.code ~= 0, "the owner may not signal the isolated QEMU")
+    local victim = t.spawn({ "setpriv", "--reuid=" .. OWNER, "--regid=" .. OWNER, "--clear-groups", "sleep", "30" })
+    banger.sys.sleep_ms(100)
+    local refused = as_owner(home, { "run", t.source_dir() .. "/tests/lua/fixtures/priv_call.lua", "signal_vmm",
+      banger.json.encode({ pid = victim:pid(), signal = "KILL" }) })
+    t.eq(banger.json.decode(refused.stdout).error, "EPERM", refused.stdout)
+    t.truthy(t.read("/proc/" .. victim:pid() .. "/cmdline"):find("sleep", 1, true), "the sleep is alive")
+    victim:kill(9)
+    victim:wait(5000)
+
+    local k = as_owner(home, { "vm", "kill", "box" })
+    t.eq(k.code, 0, k.stderr)
+    local gone = not banger.fs.exists("/proc/" .. pid .. "/cmdline") or t.read("/proc/" .. pid .. "/cmdline") == ""
+    t.truthy(gone, "QEMU is gone")
+
+    -- A later start is isolated again, and a clean stop works through QMP and the agent.
+    local st = as_owner(home, { "vm", "start", "box" })
+    t.eq(st.code, 0, st.stderr)
+    local again = banger.json.decode(as_owner(home, { "vm", "show", "box", "--json" }).stdout).pid
+    t.truthy(tonumber(t.read("/proc/" .. again .. "/status"):match("\nUid:%s+(%d+)")) >= 0x7e000000)
+    local stop = as_owner(home, { "vm", "stop", "box" })
+    t.eq(stop.code, 0, stop.stderr)
+    local d = as_owner(home, { "vm", "delete", "box" })
+    t.eq(d.code, 0, d.stderr)
+    t.not_contains(netns.run(world.host, { "ip", "-o", "link", "show" }).stdout, "bgtap")
   end)
 end)

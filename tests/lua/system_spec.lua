@@ -17,7 +17,8 @@ describe("system install", function()
     t.eq({ rec.owner, rec.owner_uid, rec.socket }, { "nobody", 65534, "/run/banger/helper.sock" })
     local unit = t.read(unit_path(root))
     for _, line in ipairs({ "NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
-      "CapabilityBoundingSet=CAP_NET_ADMIN CAP_CHOWN CAP_FOWNER", "RestrictAddressFamilies=AF_UNIX AF_NETLINK AF_INET AF_INET6",
+      "CapabilityBoundingSet=CAP_NET_ADMIN CAP_CHOWN CAP_FOWNER CAP_SETUID CAP_SETGID CAP_KILL",
+      "KillMode=process", "DeviceAllow=/dev/kvm rw", "RestrictAddressFamilies=AF_UNIX AF_NETLINK AF_INET AF_INET6",
       "DevicePolicy=closed", "DeviceAllow=/dev/net/tun rw", "UMask=0077",
       "--socket /run/banger/helper.sock --owner 65534:65534" }) do
       t.contains(unit, line)

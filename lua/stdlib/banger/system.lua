@@ -51,9 +51,15 @@ end
 
 --- The unit text. Each hardening line is there for a reason; the helper
 -- needs CAP_NET_ADMIN (links, taps, nftables), CAP_CHOWN and CAP_FOWNER
--- (handing its socket directory to the owner), /dev/net/tun, and write
--- access only to its two runtime directories. ProtectKernelTunables is
--- left off because NAT must turn on net.ipv4.ip_forward.
+-- (handing its socket directory to the owner), CAP_SETUID, CAP_SETGID and
+-- CAP_KILL (isolated hypervisors: started as, and signalled across, uids
+-- of their own), /dev/net/tun and /dev/kvm (the hypervisors inherit the
+-- device policy), and write access only to its two runtime directories.
+-- ProtectKernelTunables is left off because NAT must turn on
+-- net.ipv4.ip_forward; MemoryDenyWriteExecute because the hypervisors it
+-- launches inherit it and QEMU's TCG translator executes code it wrote.
+-- KillMode=process: a restart of the helper must not take running VMs
+-- with it.
 function M.unit(helper, owner)
   return table.concat({
     "# Written by `banger system install`; removed by `banger system uninstall`.",
@@ -69,13 +75,15 @@ function M.unit(helper, owner)
     "RuntimeDirectory=banger banger-root",
     "RuntimeDirectoryMode=0700",
     "NoNewPrivileges=yes",
-    "CapabilityBoundingSet=CAP_NET_ADMIN CAP_CHOWN CAP_FOWNER",
+    "KillMode=process",
+    "CapabilityBoundingSet=CAP_NET_ADMIN CAP_CHOWN CAP_FOWNER CAP_SETUID CAP_SETGID CAP_KILL",
     "AmbientCapabilities=",
     "ProtectSystem=strict",
     "ProtectHome=yes",
     "PrivateTmp=yes",
     "DevicePolicy=closed",
     "DeviceAllow=/dev/net/tun rw",
+    "DeviceAllow=/dev/kvm rw",
     "ProtectKernelModules=yes",
     "ProtectKernelLogs=yes",
     "ProtectControlGroups=yes",
@@ -86,7 +94,6 @@ function M.unit(helper, owner)
     "RestrictRealtime=yes",
     "RestrictSUIDSGID=yes",
     "LockPersonality=yes",
-    "MemoryDenyWriteExecute=yes",
     "SystemCallArchitectures=native",
     "",
     "[Install]",
