@@ -25,6 +25,8 @@ namespace {
 
 using Fd = UniqueFd;
 
+}  // namespace
+
 // chown/chmod a path that must not be a symlink, through an O_PATH|O_NOFOLLOW
 // descriptor: whatever the path names after the open, the change lands on
 // the object that was opened and checked.
@@ -43,8 +45,6 @@ void own_no_follow(const std::string& path, uid_t uid, gid_t gid, mode_t mode, m
   std::string proc = "/proc/self/fd/" + std::to_string(fd.get());
   if (::chmod(proc.c_str(), mode) != 0) throw Error::last("chmod", path);
 }
-
-}  // namespace
 
 void prepare_socket_dir(const std::string& dir, uid_t owner, gid_t group) {
   std::filesystem::create_directories(std::filesystem::path(dir).parent_path());

@@ -45,4 +45,10 @@ class Server {
 // "owned and private from birth" rule.
 void prepare_socket_dir(const std::string& dir, uid_t owner, gid_t group);
 
+// chown + chmod of `path`, which must be an object of `want_type` (S_IFDIR,
+// S_IFSOCK) and not a symlink, through one O_PATH|O_NOFOLLOW descriptor:
+// a path swapped for a symlink at any moment is refused (ELOOP), never
+// followed. Exposed for the race test.
+void own_no_follow(const std::string& path, uid_t uid, gid_t gid, mode_t mode, mode_t want_type);
+
 }  // namespace banger::priv

@@ -5,7 +5,11 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 
+#include <fcntl.h>
+
+#include <atomic>
 #include <csignal>
+#include <fstream>
 #include <cstdio>
 #include <cstdlib>
 #include <unistd.h>
@@ -171,4 +175,49 @@ TEST_CASE("helper: no generic kill, launch, socket-chown, ext4 or fsck; signal_v
   CHECK(banger::read_file("/etc/passwd") == passwd);
   ::kill(victim, SIGKILL);
   ::waitpid(victim, nullptr, 0);
+}
+
+TEST_CASE("helper: a socket swapped for a symlink, at any moment, is refused and its target untouched",
+          "[priv][attack]") {
+  // The owner controls the socket's directory, so between bind() and the
+  // chown it could exchange the socket with a symlink to a file of root's.
+  // A thread does exactly that, as fast as it can, while the ownership
+  // change runs over and over: each attempt either lands on the socket or
+  // is refused; the victim file never changes owner or mode.
+  TempDir tmp;
+  std::string sock = tmp / "s.sock", evil = tmp / "evil", victim = tmp / "victim";
+  { std::ofstream(victim) << "root's\n"; }
+  REQUIRE(::chmod(victim.c_str(), 0644) == 0);
+  int s = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, sock.c_str(), sock.size() + 1);
+  REQUIRE(::bind(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  REQUIRE(::symlink(victim.c_str(), evil.c_str()) == 0);
+
+  std::atomic<bool> done{false};
+  std::thread swapper([&] {
+    while (!done) ::renameat2(AT_FDCWD, sock.c_str(), AT_FDCWD, evil.c_str(), RENAME_EXCHANGE);
+  });
+  int owned = 0, refused = 0;
+  for (int i = 0; i < 3000; ++i) {
+    try {
+      banger::priv::own_no_follow(sock, kNobody, kNobody, 0600, S_IFSOCK);
+      ++owned;
+    } catch (const banger::Error& e) {
+      CHECK(std::string(e.code()) == "ELOOP");
+      ++refused;
+    }
+  }
+  done = true;
+  swapper.join();
+  ::close(s);
+  struct stat st {};
+  REQUIRE(::stat(victim.c_str(), &st) == 0);
+  CHECK(st.st_uid == 0);
+  CHECK(st.st_gid == 0);
+  CHECK((st.st_mode & 07777) == 0644);
+  INFO("owned " << owned << ", refused " << refused);
+  CHECK(owned + refused == 3000);
+  CHECK(refused > 0);  // the race was really run
 }
