@@ -187,13 +187,15 @@ const std::vector<Operation>& operations() {
       {"route_vm_dns", "bridge is br-fc or br-fc-*; resolver is dotted-quad IPv4:port (1..65535); only when "
                        "systemd-resolved runs: resolvectl dns/domain ~vm on that bridge only", route_vm_dns},
       {"unroute_vm_dns", "bridge is br-fc or br-fc-*; resolvectl revert on that bridge only", unroute_vm_dns},
-      {"launch_vmm", "QEMU only; binary passes root_executable and is named qemu-system-*; argv built by "
-                     "the helper from typed fields (name a VM name, vcpus 1..64, memory_mib 64..1048576, accel "
-                     "kvm|tcg, cmdline printable ASCII up to 4096 bytes, mac 02:xx:..); every file arrives as a "
-                     "descriptor of the right kind (kernel/initrd/disks regular files opened for the access the "
-                     "disk needs, qmp/agent listening Unix stream sockets, console/log writable regular files, tap "
-                     "a /dev/net/tun queue of a banger tap), each used exactly once; runs as an unused uid of "
-                     "the helper's VMM range (own gid, plus /dev/kvm's group with kvm), no_new_privs, new session",
+      {"launch_vmm", "QEMU only: binary passes root_executable and is named qemu-system-*; argv is built by "
+                     "the helper from typed fields (name a VM name, vcpus 1..64, memory_mib 64..1048576, accel kvm "
+                     "or tcg, cmdline printable ASCII up to 4096 bytes, mac empty or lower-case xx:xx:xx:xx:xx:xx, "
+                     "1..4 disks with ids [a-z0-9], format raw or qcow2); every file arrives as a descriptor of its "
+                     "kind, each named exactly once (kernel and initrd regular files, copied into sealed memfds; "
+                     "disks regular files opened read-write unless read-only; qmp and agent listening Unix stream "
+                     "sockets; console and log writable regular files; tap a /dev/net/tun queue of a banger tap); "
+                     "runs as an unused uid of the VMM range with its own gid (plus /dev/kvm's group for kvm), "
+                     "no_new_privs, in a new session",
        launch_vmm, true},
       {"signal_vmm", "signal is TERM or KILL; the pid's real uid is in the helper's VMM range and its cmdline "
                      "is qemu-system-* with -name banger-*; sent through a pidfd opened before the check",

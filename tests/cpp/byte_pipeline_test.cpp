@@ -85,7 +85,7 @@ TEST_CASE("gunzip: one member, several members, any chunking", "[gunzip]") {
   }
 }
 
-TEST_CASE("gunzip: trailing bytes are read but ignored; bad data is refused", "[gunzip]") {
+TEST_CASE("gunzip: trailing bytes are read but ignored, bad data is refused", "[gunzip]") {
   std::string a = pattern(100000, 4);
   std::string gz = gzip(a);
   {
@@ -164,7 +164,7 @@ class Stalled final : public ByteSource {
 
 }  // namespace
 
-TEST_CASE("prefetch: chunks arrive in order; the source's error follows them", "[prefetch]") {
+TEST_CASE("prefetch: chunks arrive in order, then the source's error", "[prefetch]") {
   std::string want;
   for (int i = 0; i < 1000; ++i) want += std::to_string(i) + ",";
   Counting all(1000, -1);

@@ -126,7 +126,7 @@ TEST_CASE("fake: InstanceStart needs a kernel and a root drive", "[firecracker]"
   CHECK(f.fault("PUT", "/actions", start) == "");
 }
 
-TEST_CASE("fake: runtime operations only after start; snapshots only when paused", "[firecracker]") {
+TEST_CASE("fake: runtime operations only after start, snapshots only when paused", "[firecracker]") {
   test::FcFixture fx;
   Fake f(fx);
   json snap{{"snapshot_type", "Full"}, {"snapshot_path", fx.tmp / "s"}, {"mem_file_path", fx.tmp / "m"}};

@@ -198,7 +198,7 @@ TEST_CASE("kernel names cannot escape the catalog", "[kernel][attack]") {
   CHECK_NOTHROW(kernel::validate_name("debian-6.1.0_cloud"));
 }
 
-TEST_CASE("catalog import is atomic; list, show and remove", "[kernel]") {
+TEST_CASE("catalog import is atomic, and list, show and remove work", "[kernel]") {
   test::TempDir t;
   std::string src = t / "src";
   fs::create_directories(src);

@@ -139,7 +139,7 @@ TEST_CASE("helper wire: malformed, unknown and oversized requests", "[priv]") {
   CHECK_THAT(roundtrip(sock, "{\"op\": \"remove_nat\", \"params\": {\"tap\": \"lo\"}}\n"), Catch::Contains("EINVAL"));
 }
 
-TEST_CASE("helper: no generic kill, launch, socket-chown, ext4 or fsck; signal_vmm spares a sleep", "[priv][attack]") {
+TEST_CASE("helper: no generic kill, launch, socket-chown, ext4 or fsck, and signal_vmm spares a sleep", "[priv][attack]") {
   // Disks are the owner's files edited by libext2fs and there is no jailer,
   // so the helper has no ext4, fsck, chown or chroot operation to abuse;
   // its only launch (launch_vmm) and signal (signal_vmm) are typed and

@@ -139,7 +139,7 @@ TEST_CASE("isolated argv: descriptor numbers only, explicit backing", "[priv][vm
   CHECK(joined.find("-netdev") == std::string::npos);
 }
 
-TEST_CASE("launch_vmm: QEMU runs as a uid of its own from descriptors; signal_vmm stops it", "[priv][vmm][qemu]") {
+TEST_CASE("launch_vmm: QEMU runs as a uid of its own from descriptors, and signal_vmm stops it", "[priv][vmm][qemu]") {
   Vm vm;
   auto req = vmm::isolated_request(vm.spec, false);
   for (const auto& d : req.params["disks"]) CHECK(d["fd"].get<int>() >= 0);
