@@ -15,7 +15,7 @@ describe("doctor", function()
       end
       by_name[c.name] = c
     end
-    for _, name in ipairs({ "qemu", "kvm", "tun", "privileges", "bridge", "nft", "disk space", "default kernel",
+    for _, name in ipairs({ "qemu", "kvm", "tun", "privileges", "isolation", "bridge", "nft", "disk space", "default kernel",
       "default image" }) do
       t.truthy(by_name[name], "check " .. name)
     end
@@ -40,5 +40,33 @@ describe("doctor", function()
       end
     end
     error("no privileges check")
+  end)
+
+  it("checks what driver.isolate needs: a binary root may run, a helper", function()
+    local function isolation(config, uid)
+      local home = t.tmpdir()
+      t.write(home .. "/.config/banger/config.lua", config)
+      t.env(home)
+      banger.proc.run({ "chown", "-R", uid .. ":" .. uid, home })
+      local r = banger.proc.run({ "setpriv", "--reuid=" .. uid, "--regid=" .. uid, "--clear-groups", t.bin(), "doctor",
+        "--json", env = t.env(home), cwd = home })
+      for _, c in ipairs(banger.json.decode(r.stdout).checks) do
+        if c.name == "isolation" then
+          return c
+        end
+      end
+      error("no isolation check")
+    end
+    t.eq(isolation("return {}\n", 0).status, "ok")
+    local copy = t.tmpdir() .. "/qemu-system-x86_64"
+    banger.proc.run({ "cp", "/usr/bin/qemu-system-x86_64", copy })
+    banger.proc.run({ "chmod", "0775", copy })
+    local c = isolation(string.format("return { driver = { isolate = true, qemu_bin = %q } }\n", copy), 0)
+    t.eq(c.status, "fail")
+    t.contains(c.detail, "writable by group or others")
+    c = isolation('return { driver = { isolate = true }, helper = { socket = "/nonexistent/h.sock" } }\n', 65534)
+    t.eq(c.status, "fail")
+    t.contains(c.fix, "sudo banger system install")
+    t.eq(isolation("return { driver = { isolate = true } }\n", 0).status, "ok")
   end)
 end)

@@ -119,6 +119,31 @@ M.checks = {
     end,
   },
   {
+    name = "isolation",
+    needed_for = "driver.isolate (QEMU as a uid of its own)",
+    run = function()
+      local driver = config.get().driver
+      if not driver.isolate then
+        return ok("off: QEMU runs as you (driver.isolate = true runs it as a uid of its own, docs/privileges.md)")
+      end
+      if driver.name == "firecracker" then
+        return fail("driver.isolate needs the qemu driver", "set driver.name = \"qemu\" or driver.isolate = false")
+      end
+      local path = vmm.find_executable(driver.qemu_bin)
+      local ok_bin, err = require("banger.native.validate").root_executable(path or driver.qemu_bin)
+      if not ok_bin then
+        return fail("the root helper will not run " .. (path or driver.qemu_bin) .. ": " .. tostring(err),
+          "set driver.qemu_bin to a root-owned qemu-system-* binary (apt-get install qemu-system-x86)")
+      end
+      local mode, detail = require("banger.priv").mode()
+      if not mode then
+        return fail(detail, "sudo banger system install")
+      end
+      return ok("QEMU (" .. path .. ") is started by " .. (mode == "helper" and "the root helper" or "banger as root")
+        .. " as a VMM uid")
+    end,
+  },
+  {
     name = "bridge",
     needed_for = "guest networking",
     run = function()
