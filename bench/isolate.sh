@@ -51,28 +51,33 @@ config() {
     "$sock" "$1" > "$home/.config/banger/config.lua"
   chown -R $owner:$owner "$home/.config"
 }
-# One round: create, exec, delete; prints create and whole-cycle ms.
+# One round: create, exec, delete; prints the launch stage (request to QMP
+# answering, from banger's structured log), create and whole-cycle ms.
 round() {
-  local t0 t1 t2
+  local t0 t1 t2 launch
   t0=$(ms)
-  as_owner vm create bench --image tiny --memory 256MiB >/dev/null
+  as_owner vm create bench --image tiny --memory 256MiB >/dev/null 2>&1
   t1=$(ms)
+  read -r _ launch _ < <(as_owner run "$here/bench/stage_times.lua")
   as_owner vm exec bench -- true
-  as_owner vm delete -f bench >/dev/null
+  as_owner vm delete -f bench >/dev/null 2>&1
   t2=$(ms)
-  echo "$((t1 - t0)) $((t2 - t0))"
+  echo "$launch $((t1 - t0)) $((t2 - t0))"
 }
 
 echo "== vm create / create+exec+delete as uid $owner, QEMU $(qemu-system-x86_64 --version | head -1 | cut -d' ' -f4), $(nproc) cores"
-printf "%-6s %14s %14s %16s %16s\n" round direct-create isolated-create direct-cycle isolated-cycle
-dc=() ic=() dy=() iy=()
+printf "%-6s %14s %14s %14s %14s %14s %14s\n" round direct-launch isol-launch direct-create isol-create \
+  direct-cycle isol-cycle
+dl=() il=() dc=() ic=() dy=() iy=()
 for i in $(seq "$rounds"); do
-  config false; read -r c y < <(round); dc+=("$c"); dy+=("$y")
-  config true; read -r c2 y2 < <(round); ic+=("$c2"); iy+=("$y2")
-  printf "%-6s %12dms %12dms %14dms %14dms\n" "$i" "$c" "$c2" "$y" "$y2"
+  config false; read -r l c y < <(round); dl+=("$l"); dc+=("$c"); dy+=("$y")
+  config true; read -r l2 c2 y2 < <(round); il+=("$l2"); ic+=("$c2"); iy+=("$y2")
+  printf "%-6s %12dms %12dms %12dms %12dms %12dms %12dms\n" "$i" "$l" "$l2" "$c" "$c2" "$y" "$y2"
 done
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+mdl=$(median "${dl[@]}") mil=$(median "${il[@]}")
 md=$(median "${dc[@]}") mi=$(median "${ic[@]}") mdy=$(median "${dy[@]}") miy=$(median "${iy[@]}")
+echo "median launch: direct ${mdl}ms, isolated ${mil}ms (spawn or helper request, to QMP answering)"
 echo "median create: direct ${md}ms, isolated ${mi}ms, isolated/direct $(awk -v a="$mi" -v b="$md" 'BEGIN{printf "%.2fx", a/b}')"
 echo "median cycle:  direct ${mdy}ms, isolated ${miy}ms, isolated/direct $(awk -v a="$miy" -v b="$mdy" 'BEGIN{printf "%.2fx", a/b}')"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
