@@ -117,13 +117,14 @@ void tap_queue(int fd) {
   validate::tap_name(std::string(ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ)));
 }
 
-// Kernel and initrd become sealed memfds: QEMU opens them by
-// /proc/self/fd/N, which checks the file's permissions against the VMM uid,
-// and a memfd is a file that uid may read while nobody can change it.
+// QEMU opens kernel and initrd by /proc/self/fd/N, which checks the file's
+// permissions against the VMM uid. A file readable by others is handed on
+// as it is; any other is copied into a sealed memfd, a file that uid may
+// read and nobody can change.
 UniqueFd sealed_copy(int src, const std::string& what) {
-  regular_file(src, what, false);
   off_t size = stat_of(src, what).st_size;
-  if (size <= 0 || size > (off_t{1} << 30)) throw Error("EINVAL", what + ": size must be 1 byte .. 1 GiB");
+  // Bounded: the copy stays in memory (the helper's) as long as QEMU runs.
+  if (size <= 0 || size > (off_t{256} << 20)) throw Error("EINVAL", what + ": size must be 1 byte .. 256 MiB");
   UniqueFd mem(static_cast<int>(::syscall(SYS_memfd_create, what.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING)));
   if (!mem) throw Error::last("memfd_create", what);
   off_t off = 0;
@@ -175,6 +176,14 @@ std::vector<gid_t> kvm_groups() {
   throw Error("EACCES", "accel kvm: /dev/kvm is open to root only; give it a kvm group (udev does by default)");
 }
 
+// The descriptor QEMU gets for a kernel or initrd (see sealed_copy).
+int boot_file(int fd, const std::string& what, std::vector<UniqueFd>& keep) {
+  regular_file(fd, what, false);
+  if (stat_of(fd, what).st_mode & S_IROTH) return fd;
+  keep.push_back(sealed_copy(fd, what));
+  return keep.back().get();
+}
+
 std::mutex launch_mu;  // one uid pick at a time within this process
 
 }  // namespace
@@ -210,12 +219,8 @@ Result launch_vmm(const json& p, const Caller&, Fds& fds) {
     child.push_back(fd);
     return 2 + static_cast<int>(child.size());
   };
-  keep.push_back(sealed_copy(claims.take(p, "kernel", false), "kernel"));
-  q.kernel = place(keep.back().get());
-  if (int fd = claims.take(p, "initrd", true); fd >= 0) {
-    keep.push_back(sealed_copy(fd, "initrd"));
-    q.initrd = place(keep.back().get());
-  }
+  q.kernel = place(boot_file(claims.take(p, "kernel", false), "kernel", keep));
+  if (int fd = claims.take(p, "initrd", true); fd >= 0) q.initrd = place(boot_file(fd, "initrd", keep));
   for (const char* role : {"qmp", "agent"}) {
     int fd = claims.take(p, role, false);
     listening_socket(fd, role);

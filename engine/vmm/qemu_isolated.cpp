@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <filesystem>
 
 #include "engine/core/error.hpp"
 #include "engine/vmm/qemu.hpp"
@@ -37,8 +38,11 @@ UniqueFd listen_at(const std::string& path) {
   return fd;
 }
 
+// The owner opens its own files: symlinks among them are its business. The
+// logs it creates are never written through one, though.
 UniqueFd open_file(const std::string& path, int flags) {
-  UniqueFd fd(::open(path.c_str(), flags | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (flags & O_CREAT) flags |= O_NOFOLLOW;
+  UniqueFd fd(::open(path.c_str(), flags | O_CLOEXEC, 0600));
   if (!fd) throw Error::last("open", path);
   return fd;
 }
@@ -131,8 +135,11 @@ IsolatedRequest isolated_request(const VmSpec& spec, bool kvm) {
     UniqueFd fd = open_file(d.path, d.read_only ? O_RDONLY : O_RDWR);
     json disk = {{"id", d.id}, {"format", d.format}, {"read_only", d.read_only}, {"backing", -1}};
     if (d.format == "qcow2") {
-      std::string base = qcow2_backing_file(fd.get(), d.path);
-      if (!base.empty()) disk["backing"] = add(open_file(base, O_RDONLY));
+      // banger's overlays name a raw base (create_qcow2_overlay); QEMU
+      // resolves a relative name against the overlay's directory.
+      std::filesystem::path base = qcow2_backing_file(fd.get(), d.path);
+      if (!base.empty() && base.is_relative()) base = std::filesystem::path(d.path).parent_path() / base;
+      if (!base.empty()) disk["backing"] = add(open_file(base.string(), O_RDONLY));
     }
     disk["fd"] = add(std::move(fd));
     p["disks"].push_back(disk);

@@ -1,7 +1,7 @@
 #pragma once
 // QEMU run as a uid of its own (the root helper's launch_vmm). Such a QEMU
 // can open none of the owner's files, so everything it needs arrives as an
-// open descriptor: disks as fdsets, kernel and initrd as sealed memfds,
+// open descriptor: disks as fdsets, kernel and initrd by /proc/self/fd/N,
 // QMP and the agent as listening sockets the owner made, console and log as
 // writable files. Its command line names only descriptor numbers.
 //

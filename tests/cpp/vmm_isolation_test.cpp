@@ -118,6 +118,22 @@ bool running(pid_t pid) {
   return s.find(") Z") == std::string::npos;
 }
 
+std::string fd_target(pid_t pid, int fd) {
+  char buf[4096];
+  ssize_t n = ::readlink(("/proc/" + std::to_string(pid) + "/fd/" + std::to_string(fd)).c_str(), buf, sizeof buf);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+}
+
+// The console log once the mini kernel has said it is up (or after 5 s).
+std::string console_of(const vmm::VmSpec& spec) {
+  std::string console;
+  for (int i = 0; i < 100 && console.find("mini-kernel: up") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(50ms);
+    console = read_file(spec.console_log);
+  }
+  return console;
+}
+
 }  // namespace
 
 TEST_CASE("isolated argv: descriptor numbers only, explicit backing", "[priv][vmm]") {
@@ -141,6 +157,9 @@ TEST_CASE("isolated argv: descriptor numbers only, explicit backing", "[priv][vm
 
 TEST_CASE("launch_vmm: QEMU runs as a uid of its own from descriptors, and signal_vmm stops it", "[priv][vmm][qemu]") {
   Vm vm;
+  // A kernel only its owner may read reaches QEMU as a sealed copy (the
+  // second VM's, readable by all, as itself): both must boot.
+  REQUIRE(::chmod(vm.spec.kernel.c_str(), 0600) == 0);
   auto req = vmm::isolated_request(vm.spec, false);
   for (const auto& d : req.params["disks"]) CHECK(d["fd"].get<int>() >= 0);
   CHECK(req.params["disks"][0]["backing"].get<int>() >= 0);  // found in the overlay's header
@@ -156,12 +175,7 @@ TEST_CASE("launch_vmm: QEMU runs as a uid of its own from descriptors, and signa
   CHECK(h.launcher == "helper");
   CHECK(vmm::alive(h));
   CHECK(vmm::make_qemu_driver()->status(h) == vmm::RunState::running);
-  std::string console;
-  for (int i = 0; i < 100 && console.find("mini-kernel: up") == std::string::npos; ++i) {
-    std::this_thread::sleep_for(50ms);
-    console = read_file(vm.spec.console_log);
-  }
-  CHECK_THAT(console, Catch::Contains("banger-mini-kernel: up"));
+  CHECK_THAT(console_of(vm.spec), Catch::Contains("banger-mini-kernel: up"));
   vmm::Qmp qmp(h.control_socket, 2s);
   auto blocks = qmp.execute("query-block").dump();
   CHECK_THAT(blocks, Catch::Contains("/dev/fdset/"));
@@ -172,6 +186,9 @@ TEST_CASE("launch_vmm: QEMU runs as a uid of its own from descriptors, and signa
   auto req2 = vmm::isolated_request(other.spec, false);
   auto r2 = priv::execute("launch_vmm", req2.params, {0, 0}, take(req2));
   CHECK(r2.value["uid"].get<uid_t>() != uid);
+  CHECK_THAT(console_of(other.spec), Catch::Contains("banger-mini-kernel: up"));
+  CHECK_THAT(fd_target(pid, 3), Catch::StartsWith("/memfd:kernel"));
+  CHECK(fd_target(r2.value["pid"].get<pid_t>(), 3) == other.spec.kernel);
 
   for (const auto& launched : {r.value, r2.value}) {
     pid_t p = launched["pid"].get<pid_t>();
