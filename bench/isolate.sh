@@ -21,7 +21,7 @@ sock=$work/run/helper.sock
 mkdir -p "$home/run"
 helper_pid=
 cleanup() {
-  as_owner vm prune -f >/dev/null 2>&1 || true
+  as_owner vm delete -f bench >/dev/null 2>&1 || true
   [[ -n $helper_pid ]] && kill "$helper_pid" 2>/dev/null && wait "$helper_pid" 2>/dev/null
   rm -rf "$work"
 }
