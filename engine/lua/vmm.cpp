@@ -1,7 +1,8 @@
 // banger.native.vmm: hypervisor drivers (engine/vmm/).
 //   vmm.detect() -> host capabilities and hypervisor binaries
 //   vmm.launch(driver, spec [, on_stage]) -> handles (a plain table, saved to handles.json)
-//   vmm.isolated_request(spec, accel) -> params, fds; vmm.adopt_isolated(spec, pid, argv [, on_stage]) -> handles
+//   vmm.isolated_request(spec, accel) -> params, fds; vmm.isolated_handles(spec, pid, argv) -> handles;
+//   vmm.adopt_isolated(spec, pid, argv [, on_stage]) -> handles once QMP answers
 //     (QEMU launched by the root helper as a uid of its own)
 //   vmm.status(handles) -> "running" | "paused" | "stopped" | "unknown"
 //   vmm.shutdown(handles, grace_ms) -> true if the guest stopped by itself
@@ -195,18 +196,27 @@ int l_isolated_request(lua_State* L) {
   return 2;
 }
 
-// adopt_isolated(spec, pid, argv [, on_stage]) -> handles, once QMP answers
-int l_adopt_isolated(lua_State* L) {
-  vmm::VmSpec spec = spec_from(L, 1);
-  auto pid = static_cast<pid_t>(luaL_checkinteger(L, 2));
-  check_table(L, 3);
+std::vector<std::string> argv_at(lua_State* L, int idx) {
+  check_table(L, idx);
   std::vector<std::string> argv;
-  for (lua_Integer i = 1; lua_geti(L, 3, i) == LUA_TSTRING; ++i) {
+  for (lua_Integer i = 1; lua_geti(L, idx, i) == LUA_TSTRING; ++i) {
     argv.emplace_back(lua_tostring(L, -1));
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
-  push_handles(L, vmm::adopt_isolated(spec, pid, std::move(argv), stage_from(L, 4)));
+  return argv;
+}
+
+// isolated_handles(spec, pid, argv) -> handles, at once
+int l_isolated_handles(lua_State* L) {
+  push_handles(L, vmm::isolated_handles(spec_from(L, 1), static_cast<pid_t>(check_integer(L, 2)), argv_at(L, 3)));
+  return 1;
+}
+
+// adopt_isolated(spec, pid, argv [, on_stage]) -> handles, once QMP answers
+int l_adopt_isolated(lua_State* L) {
+  push_handles(L, vmm::adopt_isolated(spec_from(L, 1), static_cast<pid_t>(check_integer(L, 2)), argv_at(L, 3),
+                                      stage_from(L, 4)));
   return 1;
 }
 
@@ -269,6 +279,7 @@ int open_vmm(lua_State* L) {
                                  {"find_executable", protect<l_find_executable>},
                                  {"launch", protect<l_launch>},
                                  {"isolated_request", protect<l_isolated_request>},
+                                 {"isolated_handles", protect<l_isolated_handles>},
                                  {"adopt_isolated", protect<l_adopt_isolated>},
                                  {"status", protect<l_status>},
                                  {"shutdown", protect<l_shutdown>},

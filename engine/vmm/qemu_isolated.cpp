@@ -155,7 +155,7 @@ IsolatedRequest isolated_request(const VmSpec& spec, bool kvm) {
   return r;
 }
 
-Handles adopt_isolated(const VmSpec& spec, pid_t pid, std::vector<std::string> argv, const StageFn& stage) {
+Handles isolated_handles(const VmSpec& spec, pid_t pid, std::vector<std::string> argv) {
   QemuLayout lay = qemu_layout(spec);
   Handles h;
   h.driver = "qemu";
@@ -166,7 +166,12 @@ Handles adopt_isolated(const VmSpec& spec, pid_t pid, std::vector<std::string> a
   h.agent.kind = AgentTransport::Kind::serial_socket;
   h.agent.path = lay.agent_socket;
   h.launcher = "helper";
-  wait_for_qmp(lay, [&] { return alive(h); }, stage, pid);
+  return h;
+}
+
+Handles adopt_isolated(const VmSpec& spec, pid_t pid, std::vector<std::string> argv, const StageFn& stage) {
+  Handles h = isolated_handles(spec, pid, std::move(argv));
+  wait_for_qmp(qemu_layout(spec), [&] { return alive(h); }, stage, pid);
   return h;
 }
 

@@ -55,8 +55,9 @@ IsolatedRequest isolated_request(const VmSpec& spec, bool kvm);
 // The raw base a qcow2 overlay names in its header ("" if none).
 std::string qcow2_backing_file(int fd, const std::string& what);
 
-// After the helper launched it: waits for QMP to answer and returns the
-// Handles, marked launcher = "helper" (signals go through the helper).
+// The Handles of a QEMU the helper launched, marked launcher = "helper"
+// (signals go through the helper); adopt_isolated also waits for QMP.
+Handles isolated_handles(const VmSpec& spec, pid_t pid, std::vector<std::string> argv);
 Handles adopt_isolated(const VmSpec& spec, pid_t pid, std::vector<std::string> argv, const StageFn& stage);
 
 }  // namespace banger::vmm

@@ -114,4 +114,25 @@ describe("a non-root owner through the root helper", function()
     t.eq(d.code, 0, d.stderr)
     t.not_contains(netns.run(world.host, { "ip", "-o", "link", "show" }).stdout, "bgtap")
   end)
+
+  it("driver.isolate: kill -9 of banger right after the launch, and the next command has the helper kill QEMU", function()
+    local home = setup(", driver = { isolate = true }")
+    local child = t.spawn({ "ip", "netns", "exec", world.host, "setpriv", "--reuid=" .. OWNER, "--regid=" .. OWNER,
+      "--clear-groups", t.bin(), "vm", "create", "crashy", "--image", "tiny", "--memory", "256MiB",
+      env = t.env(home), cwd = home, stderr = "pipe" })
+    e2e.wait_for(function()
+      for _, id in ipairs(e2e.list(home .. "/.local/state/banger/vms")) do
+        if banger.fs.exists(home .. "/.local/state/banger/vms/" .. id .. "/handles.json") then
+          return true
+        end
+      end
+    end, 60000, "the hypervisor to be launched")
+    child:kill(9)
+    child:wait()
+    t.truthy(e2e.processes("banger-crashy") ~= "", "the isolated QEMU outlived the CLI")
+    local l = as_owner(home, { "vm", "list", "--json" }) -- reconciles
+    t.eq(l.code, 0, l.stderr)
+    t.eq(banger.json.decode(l.stdout)[1], nil, "the half-made VM is gone")
+    e2e.wait_for(function() return e2e.processes("banger-crashy") == "" end, 10000, "the isolated QEMU to be killed")
+  end)
 end)

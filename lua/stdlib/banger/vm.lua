@@ -198,6 +198,9 @@ function M.launch_isolated(row, spec, stage)
   if not ok then
     error(launched, 0)
   end
+  -- Recorded before waiting for QMP: if this process dies now, reconcile
+  -- still knows which pid to have the helper kill (its owner cannot).
+  vms.save_handles(row, errors.check(vmm.isolated_handles(spec, launched.pid, launched.argv)))
   local adopted, h = pcall(function()
     return errors.check(vmm.adopt_isolated(spec, launched.pid, launched.argv, function(name, detail)
       stage(name, detail)
