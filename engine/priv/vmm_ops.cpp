@@ -156,7 +156,7 @@ void mac_address(const std::string& mac) {
     char c = mac[i];
     ok = (i % 3 == 2) ? c == ':' : ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'));
   }
-  if (!ok) throw Error("EINVAL", "invalid MAC address '" + mac + "': expected 02:xx:xx:xx:xx:xx in lower case");
+  if (!ok) throw Error("EINVAL", "invalid MAC address '" + mac + "': expected xx:xx:xx:xx:xx:xx in lower-case hex");
 }
 
 void disk_id(const std::string& id) {
