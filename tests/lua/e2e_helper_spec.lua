@@ -71,7 +71,9 @@ describe("a non-root owner through the root helper", function()
     t.eq(c.code, 0, c.stderr)
     local show = as_owner(home, { "vm", "show", "box", "--json" })
     t.eq(show.code, 0, show.stderr)
-    local pid = banger.json.decode(show.stdout).pid
+    local shown = banger.json.decode(show.stdout)
+    t.eq(shown.isolated, true)
+    local pid = shown.pid
     local status = t.read("/proc/" .. pid .. "/status")
     local uid = tonumber(status:match("\nUid:%s+(%d+)"))
     t.truthy(uid >= 0x7e000000 and uid < 0x7e000000 + 4096, "QEMU's uid " .. uid .. " is one of the VMM range")

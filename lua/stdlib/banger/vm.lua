@@ -392,6 +392,8 @@ function M.describe(row)
     started_at = row.started_at,
     dir = vms.dir(row),
     pid = h and h.pid or nil,
+    -- started by the root helper as a uid of its own (driver.isolate)
+    isolated = h ~= nil and h.launcher == "helper" or nil,
     alive = h ~= nil and vmm.alive(h) == true,
   }
 end
