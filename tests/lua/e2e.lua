@@ -49,6 +49,22 @@ function e2e.list(dir)
   return banger.fs.exists(dir) and banger.fs.list(dir) or {}
 end
 
+--- Waits until a VM of `home` has a handles.json (its hypervisor was
+-- launched); returns that VM's id.
+function e2e.wait_for_launch(home)
+  local vms = home .. "/.local/state/banger/vms"
+  local found
+  e2e.wait_for(function()
+    for _, id in ipairs(e2e.list(vms)) do
+      if banger.fs.exists(vms .. "/" .. id .. "/handles.json") then
+        found = id
+        return true
+      end
+    end
+  end, 60000, "the hypervisor to be launched")
+  return found
+end
+
 function e2e.wait_for(pred, timeout_ms, what)
   local deadline = banger.sys.monotonic_ms() + (timeout_ms or 60000)
   while banger.sys.monotonic_ms() < deadline do

@@ -122,13 +122,7 @@ describe("a non-root owner through the root helper", function()
     local child = t.spawn({ "ip", "netns", "exec", world.host, "setpriv", "--reuid=" .. OWNER, "--regid=" .. OWNER,
       "--clear-groups", t.bin(), "vm", "create", "crashy", "--image", "tiny", "--memory", "256MiB",
       env = t.env(home), cwd = home, stderr = "pipe" })
-    e2e.wait_for(function()
-      for _, id in ipairs(e2e.list(home .. "/.local/state/banger/vms")) do
-        if banger.fs.exists(home .. "/.local/state/banger/vms/" .. id .. "/handles.json") then
-          return true
-        end
-      end
-    end, 60000, "the hypervisor to be launched")
+    e2e.wait_for_launch(home)
     child:kill(9)
     child:wait()
     t.truthy(e2e.processes("banger-crashy") ~= "", "the isolated QEMU outlived the CLI")

@@ -70,15 +70,7 @@ describe("crashes and interrupts", function()
   it("kill -9 during create leaves nothing the next command does not clean up", function()
     local home = e2e.home()
     local child = spawn_banger(home, { "vm", "create", "c1", "--image", "tiny", "--memory", "256MiB" })
-    local handles = nil
-    e2e.wait_for(function()
-      for _, id in ipairs(e2e.list(home .. "/.local/state/banger/vms")) do
-        if banger.fs.exists(home .. "/.local/state/banger/vms/" .. id .. "/handles.json") then
-          handles = id
-          return true
-        end
-      end
-    end, 60000, "the hypervisor to be launched")
+    local handles = e2e.wait_for_launch(home)
     child:kill(9)
     child:wait()
     t.truthy(e2e.processes(home .. "/run/banger") ~= "", "the hypervisor outlived the CLI")
@@ -128,13 +120,7 @@ describe("crashes and interrupts", function()
   it("Ctrl-C during create stops the boot and removes the half-made VM", function()
     local home = e2e.home()
     local child = spawn_banger(home, { "vm", "create", "i1", "--image", "tiny" })
-    e2e.wait_for(function()
-      for _, id in ipairs(e2e.list(home .. "/.local/state/banger/vms")) do
-        if banger.fs.exists(home .. "/.local/state/banger/vms/" .. id .. "/handles.json") then
-          return true
-        end
-      end
-    end, 60000, "the hypervisor to be launched")
+    e2e.wait_for_launch(home)
     child:kill(2)
     local st = child:wait(60000)
     t.eq(st.code, 130)
