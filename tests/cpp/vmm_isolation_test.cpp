@@ -183,6 +183,8 @@ TEST_CASE("launch_vmm: QEMU runs as a uid of its own from descriptors, and signa
   // A second VM at the same time gets another uid.
   Vm other;
   other.spec.name = "isolated-mini-two";
+  // Explicitly: the process umask may be 077 (the helper server tests set it).
+  REQUIRE(::chmod(other.spec.kernel.c_str(), 0644) == 0);
   auto req2 = vmm::isolated_request(other.spec, false);
   auto r2 = priv::execute("launch_vmm", req2.params, {0, 0}, take(req2));
   CHECK(r2.value["uid"].get<uid_t>() != uid);
