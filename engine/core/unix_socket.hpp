@@ -6,11 +6,17 @@
 #include <string>
 #include <string_view>
 
+#include "engine/core/unique_fd.hpp"
+
 namespace banger::net_unix {
 
 // Connects to a Unix socket path; retries until `timeout` while the path is
 // missing or refuses (the server may still be starting). Returns a CLOEXEC fd.
 int connect(const std::string& path, std::chrono::milliseconds timeout);
+
+// A Unix stream socket bound to `path` (CLOEXEC, not yet listening): the
+// caller sets the umask it must be born under and listens when ready.
+UniqueFd bind(const std::string& path);
 
 // Writes all of `data` or throws.
 void write_all(int fd, std::string_view data, const std::string& what);

@@ -196,26 +196,15 @@ int l_isolated_request(lua_State* L) {
   return 2;
 }
 
-std::vector<std::string> argv_at(lua_State* L, int idx) {
-  check_table(L, idx);
-  std::vector<std::string> argv;
-  for (lua_Integer i = 1; lua_geti(L, idx, i) == LUA_TSTRING; ++i) {
-    argv.emplace_back(lua_tostring(L, -1));
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 1);
-  return argv;
-}
-
 // isolated_handles(spec, pid, argv) -> handles, at once
 int l_isolated_handles(lua_State* L) {
-  push_handles(L, vmm::isolated_handles(spec_from(L, 1), static_cast<pid_t>(check_integer(L, 2)), argv_at(L, 3)));
+  push_handles(L, vmm::isolated_handles(spec_from(L, 1), static_cast<pid_t>(check_integer(L, 2)), check_string_list(L, 3)));
   return 1;
 }
 
 // adopt_isolated(spec, pid, argv [, on_stage]) -> handles, once QMP answers
 int l_adopt_isolated(lua_State* L) {
-  push_handles(L, vmm::adopt_isolated(spec_from(L, 1), static_cast<pid_t>(check_integer(L, 2)), argv_at(L, 3),
+  push_handles(L, vmm::adopt_isolated(spec_from(L, 1), static_cast<pid_t>(check_integer(L, 2)), check_string_list(L, 3),
                                       stage_from(L, 4)));
   return 1;
 }

@@ -4,7 +4,6 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -64,20 +63,12 @@ Server::Server(ServerOptions opts) : opts_(std::move(opts)) {
   ::umask(077);
   std::string dir = std::filesystem::path(opts_.socket_path).parent_path().string();
   prepare_socket_dir(dir, opts_.owner_uid, opts_.owner_gid);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (opts_.socket_path.size() >= sizeof addr.sun_path) throw Error("ENAMETOOLONG", "socket path too long");
-  std::memcpy(addr.sun_path, opts_.socket_path.c_str(), opts_.socket_path.size() + 1);
   struct stat st {};
   if (::lstat(opts_.socket_path.c_str(), &st) == 0) {
     if (!S_ISSOCK(st.st_mode)) throw Error("EEXIST", "refusing to replace " + opts_.socket_path + ": not a socket");
     ::unlink(opts_.socket_path.c_str());  // a previous helper's; connections to it are already dead
   }
-  listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (listen_fd_ < 0) throw Error::last("socket");
-  if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    throw Error::last("bind", opts_.socket_path);
-  }
+  listen_fd_ = net_unix::bind(opts_.socket_path).release();
   own_no_follow(opts_.socket_path, opts_.owner_uid, opts_.owner_gid, 0600, S_IFSOCK);
   if (::listen(listen_fd_, 64) != 0) throw Error::last("listen", opts_.socket_path);
 }

@@ -4,13 +4,13 @@
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cstring>
 #include <filesystem>
 
 #include "engine/core/error.hpp"
+#include "engine/core/unix_socket.hpp"
 #include "engine/vmm/qemu.hpp"
 
 namespace banger::vmm {
@@ -24,16 +24,15 @@ std::string fd_path(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
 // runtime dir is 0700 already; the socket is 0600 from birth too).
 UniqueFd listen_at(const std::string& path) {
   ::unlink(path.c_str());
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd) throw Error::last("socket", path);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path) throw Error("ENAMETOOLONG", "socket path too long: " + path);
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
   mode_t old = ::umask(077);
-  int rc = ::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  UniqueFd fd;
+  try {
+    fd = net_unix::bind(path);
+  } catch (...) {
+    ::umask(old);
+    throw;
+  }
   ::umask(old);
-  if (rc != 0) throw Error::last("bind", path);
   if (::listen(fd.get(), 4) != 0) throw Error::last("listen", path);
   return fd;
 }
