@@ -32,6 +32,8 @@ void raise_interrupted(lua_State* L, lua_Debug*) {
 }
 
 void on_interrupt(int sig) {
+  // A cleared cancellation (sys.clear_interrupt) starts the count anew.
+  if (!cancel::requested()) interrupt_count = 0;
   cancel::request();
   interrupt_count = interrupt_count + 1;
   if (interrupt_count >= 3) {

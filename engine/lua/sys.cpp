@@ -83,6 +83,14 @@ int l_interrupted(lua_State* L) {
   return 1;
 }
 
+// After an interrupt was handled (a REPL line cancelled by Ctrl-C), the
+// next Ctrl-C is a new one, not the second of an insisting user.
+int l_clear_interrupt(lua_State* L) {
+  cancel::reset();
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 int l_build(lua_State* L) {
   lua_createtable(L, 0, 3);
   set_field(L, "version", build::version);
@@ -113,7 +121,8 @@ int open_sys(lua_State* L) {
       {"isatty", protect<l_isatty>},     {"hostname", protect<l_hostname>},
       {"uname", protect<l_uname>},       {"time", protect<l_time>},
       {"monotonic_ms", protect<l_monotonic_ms>}, {"sleep_ms", protect<l_sleep_ms>},
-      {"interrupted", protect<l_interrupted>},   {"build", protect<l_build>},
+      {"interrupted", protect<l_interrupted>},   {"clear_interrupt", protect<l_clear_interrupt>},
+      {"build", protect<l_build>},
       {"lua_dir", protect<l_lua_dir>},   {"exe", protect<l_exe>},
       {"sha256", protect<l_sha256>},
       {nullptr, nullptr}};

@@ -101,6 +101,7 @@ return {
     local home = t.tmpdir()
     local project = home .. "/project"
     t.write(project .. "/.banger/recipes/vm/list.lua", override)
+    t.eq(t.banger({ "trust" }, { home = home, cwd = project }).code, 0)
     local r = t.banger({ "vm", "list" }, { home = home, cwd = project })
     t.eq(r.code, 0, r.stderr)
     t.eq(r.stdout, "project list\n")
@@ -116,6 +117,7 @@ return {
     t.write(home .. "/.config/banger/recipes/vm/list.lua", (override:gsub("project list", "user list")))
     t.eq(t.banger({ "vm", "list" }, { home = home }).stdout, "user list\n")
     t.write(home .. "/p/.banger/recipes/vm/list.lua", override)
+    t.eq(t.banger({ "trust" }, { home = home, cwd = home .. "/p" }).code, 0)
     t.eq(t.banger({ "vm", "list" }, { home = home, cwd = home .. "/p" }).stdout, "project list\n")
   end)
 

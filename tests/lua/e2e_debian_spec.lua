@@ -48,6 +48,13 @@ function provision(vm)
   vm:exec{ "sh", "-c", "echo provisioned > /etc/banger-provisioned; date +%s%N > /etc/provision-stamp" }
 end
 ]])
+    -- provision is code: nothing happens until the project is trusted.
+    local refused = t.banger({ "vm", "run", "--rm", "--", "true" }, { home = home, cwd = dir })
+    t.eq(refused.code, 77, refused.stderr)
+    t.contains(refused.stderr, dir .. "/banger.lua:2: provision runs code")
+    t.eq(e2e.vms(home), {})
+    local trusted = t.banger({ "trust" }, { home = home, cwd = dir })
+    t.eq(trusted.code, 0, trusted.stderr)
     local first = t.banger({ "vm", "run", "--rm", "--", "cat", "/etc/banger-provisioned", "/etc/provision-stamp" },
       { home = home, cwd = dir, timeout_ms = 300000 })
     t.eq(first.code, 0, first.stderr)

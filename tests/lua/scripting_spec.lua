@@ -11,6 +11,7 @@ describe("docs/scripting.md worked example", function()
     local home = t.tmpdir()
     local project = home .. "/proj"
     t.write(project .. "/.banger/recipes/vm/count.lua", example)
+    t.eq(t.banger({ "trust" }, { home = home, cwd = project }).code, 0)
     local r = t.banger({ "vm", "count", "--json" }, { home = home, cwd = project })
     t.eq(r.code, 0, r.stderr)
     t.eq(banger.json.decode(r.stdout).total, 0)

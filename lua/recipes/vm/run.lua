@@ -16,7 +16,6 @@ return {
     { "rm", type = "boolean", help = "delete the VM when the command ends" },
     { "include-untracked", type = "boolean", help = "also copy untracked files that are not ignored" },
     { "no-workspace", type = "boolean", help = "do not copy the repository" },
-    { "no-project", type = "boolean", help = "ignore the repository's banger.lua" },
     { "dry-run", type = "boolean", help = "list the files that would be copied; create nothing" },
     { "env", short = "e", type = "list", help = "KEY=VALUE for the command's environment" },
   },
@@ -27,6 +26,12 @@ return {
   },
   run = function(opts)
     local workspace = banger.workspace
+    -- The project's banger.lua first: a setting that needs trust stops the
+    -- command before anything is made (--no-project ignores the file).
+    local project_root = banger.trust.find_root()
+    local project = project_root and banger.project.load(project_root) or nil
+    local settings = banger.project.vm_settings(project, { image = opts.image, kernel = opts.kernel,
+      vcpus = opts.cpus, memory = opts.memory, nat = opts.nat or nil })
     local root = not opts.no_workspace and workspace.root() or nil
     local files, skipped = {}, 0
     if root then
@@ -71,19 +76,8 @@ return {
       end
     end
 
-    -- The project's banger.lua: VM settings (flags win) and provisioning.
-    local project = root and not opts.no_project and banger.project.load(root) or nil
-    local pv = project and project.vm or {}
-    banger.provision.extra_file_sync = pv.file_sync or {}
-    local settings = {
-      image = opts.image or pv.image, kernel = opts.kernel, vcpus = opts.cpus or pv.cpus,
-      memory = opts.memory or pv.memory, disk = pv.disk,
-    }
-    if opts.nat then
-      settings.nat = true
-    elseif pv.nat ~= nil then
-      settings.nat = pv.nat
-    end
+    banger.provision.extra_file_sync = settings.file_sync or {}
+    settings.file_sync = nil
     local stages = ui.stages()
     if project and project.provision then
       local base = banger.images.pick(settings.image)
@@ -91,7 +85,8 @@ return {
       if not banger.images.get(pname) then
         ui.info("provisioning for " .. project.path .. " (once; the result becomes image " .. pname .. ")")
         local prow = banger.vm.create({ name = "prov-" .. pname:sub(-12), image = base.name, kernel = settings.kernel,
-          vcpus = settings.vcpus, memory = settings.memory, disk = settings.disk, nat = settings.nat }, stages)
+          vcpus = settings.vcpus, memory = settings.memory, disk = settings.disk, work_disk = settings.work_disk,
+          nat = settings.nat }, stages)
         local ok, err = pcall(project.provision, banger.project.vm_handle(prow))
         if ok then
           ok, err = pcall(function()

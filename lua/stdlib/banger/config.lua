@@ -181,8 +181,10 @@ M.schema = {
   },
 }
 
+-- `key` and `why` travel with the error so banger.datafile can add the
+-- line the key is written on.
 local function fail(source, key, why)
-  errors.raise("EINVAL", source .. ": " .. key .. ": " .. why, { exit = 78 })
+  errors.raise("EINVAL", source .. ": " .. key .. ": " .. why, { exit = 78, key = key, why = why })
 end
 
 local function copy_default(v)
@@ -304,27 +306,29 @@ function M.path()
 end
 
 --- Loads and validates the config file (defaults when it does not exist).
--- The file runs in an empty environment: it is data, not a program.
+-- The file is data, not a program: it is evaluated by banger.datafile, in
+-- a sandbox with no libraries, a memory cap and an instruction budget.
 function M.load(path)
   path = path or M.path()
-  local f = io.open(path, "r")
-  if not f then
+  local datafile = require("banger.datafile")
+  local text = datafile.read(path)
+  if not text then
     return M.validate({}, path)
   end
-  local text = f:read("a")
-  f:close()
-  local chunk, err = load(text, "@" .. path, "t", {})
-  if not chunk then
-    errors.raise("ESYNTAX", err, { exit = 78 })
-  end
-  local ok, value = pcall(chunk)
-  if not ok then
-    errors.raise("EINVAL", errors.message(value), { exit = 78 })
-  end
+  local value, functions = datafile.eval(text, path)
   if type(value) ~= "table" then
     errors.raise("EINVAL", path .. ": must return a table (got " .. type(value) .. ")", { exit = 78 })
   end
-  return M.validate(value, path)
+  local ok, result = pcall(function()
+    if #functions > 0 then
+      fail(path, functions[1], "a function is not a setting")
+    end
+    return M.validate(value, path)
+  end)
+  if not ok then
+    datafile.locate(result, path, text)
+  end
+  return result
 end
 
 local cached

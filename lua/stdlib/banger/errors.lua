@@ -43,9 +43,19 @@ function M.usage(message, command)
 end
 
 --- Ends the program with `code` after unwinding, so <close> handlers run.
--- `os.exit` is routed here by banger.main.
+-- `os.exit` is routed here by banger.main, with Lua's meaning of its
+-- argument: true or none is success, false is failure, else the status.
 function M.exit(code)
-  error(M.new("EXIT", "exit " .. tostring(code), { exit = code or 0, silent = true }), 2)
+  if code == nil or code == true then
+    code = 0
+  elseif code == false then
+    code = 1
+  end
+  local status = math.tointeger(code)
+  if not status then
+    error("bad argument #1 to 'exit' (boolean or integer expected, got " .. (type(code) == "number" and "a fraction" or type(code)) .. ")", 2)
+  end
+  error(M.new("EXIT", "exit " .. status, { exit = status, silent = true }), 2)
 end
 
 --- Turns `nil, message, code` into a raised error; passes anything else through.

@@ -1,8 +1,9 @@
 --- banger.main: the command line. The C++ host calls run(argv) and exits
 -- with what it returns. Everything a user sees starts here:
---   banger [--debug] <words...> [flags] [-- args]   runs the matching recipe
---   banger run SCRIPT.lua [args...]                 runs a script with the full API
---   banger help [command...]                         lists commands / shows one
+--   banger [--debug] [--no-project] <words...> [flags] [-- args]   runs the matching recipe
+--   banger run SCRIPT.lua|- [args...]   runs a script (or stdin) with the full API
+--   banger repl                          an interactive Lua prompt with the API
+--   banger help [command...]             lists commands / shows one
 local errors = require("banger.errors")
 local recipes = require("banger.recipes")
 
@@ -62,11 +63,22 @@ local function setup_logging()
   return ok
 end
 
+local run_usage = [[
+Usage: banger run SCRIPT.lua [args...]
+       banger run - [args...]        (the script from standard input)
+       banger run                    (on a terminal: same as 'banger repl')
+
+Runs a Lua script with banger's whole API (the `banger` table, as recipes
+get it). The arguments are in `arg` and `...`; a returned integer is the
+exit code. `require "name"` also finds name.lua next to the script.
+A script you name is run as you asked: it needs no 'banger trust'.
+]]
+
 local function usage_text()
   local lines = {
     "banger: disposable Linux sandboxes as microVMs",
     "",
-    "Usage: banger [--debug] <command> [flags] [-- args]",
+    "Usage: banger [--debug] [--no-project] <command> [flags] [-- args]",
     "       banger run SCRIPT.lua [args...]",
     "",
     "Commands:",
@@ -77,10 +89,19 @@ local function usage_text()
     local origin = r.kind ~= "bundled" and (" [" .. r.kind .. "]") or ""
     lines[#lines + 1] = string.format("  %-22s %s%s", r.command, summary or "", origin)
   end
-  lines[#lines + 1] = string.format("  %-22s %s", "run SCRIPT.lua", "run a Lua script with banger's API")
+  lines[#lines + 1] = string.format("  %-22s %s", "run SCRIPT.lua", "run a Lua script with banger's API ('-': from stdin)")
+  lines[#lines + 1] = string.format("  %-22s %s", "repl", "an interactive Lua prompt with banger's API")
   lines[#lines + 1] = string.format("  %-22s %s", "help [command]", "show this list, or a command's flags")
   lines[#lines + 1] = ""
+  lines[#lines + 1] = "Global flags: --debug (tracebacks, debug log on stderr), --no-project (ignore this"
+  lines[#lines + 1] = "directory's project: its .banger/recipes and banger.lua)."
   lines[#lines + 1] = "Aliases: ls = list, rm = delete. 'banger <command> --help' shows a command's flags."
+  for _, r in ipairs(recipes.roots()) do
+    local why = recipes.ignored(r)
+    if why then
+      lines[#lines + 1] = "note: " .. why
+    end
+  end
   return table.concat(lines, "\n") .. "\n"
 end
 
@@ -110,16 +131,56 @@ local function run_recipe(found, argv)
   return recipe.run(opts, { command = found.command, path = found.path })
 end
 
-local function run_script(path, ...)
-  if not path then
-    errors.usage("run needs a script path", "run")
+-- A script's environment: the recipes' one, with `require` also finding
+-- modules next to the script (after banger's stdlib, so banger.* cannot be
+-- shadowed by a file that happens to lie there).
+local function script_env(dir)
+  local env = recipes.environment()
+  if dir then
+    local extra = dir .. "/?.lua;" .. dir .. "/?/init.lua"
+    env.require = function(name)
+      local saved = package.path
+      package.path = saved .. ";" .. extra
+      local ok, mod = pcall(require, name)
+      package.path = saved
+      if not ok then
+        error(mod, 2)
+      end
+      return mod
+    end
   end
-  local chunk, err = loadfile(path, "t", recipes.environment())
+  return env
+end
+
+local function run_script(path, ...)
+  if path == "--help" or path == "-h" then
+    io.stdout:write(run_usage)
+    return 0
+  end
+  if not path then
+    if require("banger.native.sys").isatty(0) then
+      return require("banger.repl").run(script_env(nil))
+    end
+    errors.usage("run needs a script path, or '-' to read the script from standard input", "run")
+  end
+  local text, name, dir
+  if path == "-" then
+    text, name = io.stdin:read("a"), "=stdin"
+  else
+    local f, err = io.open(path, "rb")
+    if not f then
+      errors.raise("ENOENT", err, { exit = 66 })
+    end
+    text, name = f:read("a"), "@" .. path
+    f:close()
+    dir = path:match("^(.*)/[^/]*$") or "."
+  end
+  local env = script_env(dir)
+  local chunk, err = load(text, name, "t", env)
   if not chunk then
     errors.raise("ESYNTAX", err)
   end
   reconcile()
-  local env = select(2, debug.getupvalue(chunk, 1))
   env.arg = table.pack(...)
   env.arg[0] = path
   return chunk(...)
@@ -128,6 +189,10 @@ end
 local function help(words)
   if #words == 0 then
     io.stdout:write(usage_text())
+    return 0
+  end
+  if words[1] == "run" or words[1] == "repl" then
+    io.stdout:write(run_usage)
     return 0
   end
   local found = recipes.resolve(words)
@@ -145,6 +210,8 @@ local function dispatch(argv)
       debug_mode = true
     elseif a == "--help" or a == "-h" then
       return help({})
+    elseif a == "--no-project" then
+      require("banger.trust").disable()
     elseif a == "--version" then
       argv = { "version" }
       i = 1
@@ -154,7 +221,21 @@ local function dispatch(argv)
     end
     i = i + 1
   end
-  local words = table.move(argv, i, #argv, 1, {})
+  -- --no-project is global but also accepted after the command's words
+  -- (before any `--`), where a user reaching for it would put it; a
+  -- script's arguments are its own.
+  local words = {}
+  for j = i, #argv do
+    if argv[j] == "--" or argv[i] == "run" then
+      table.move(argv, j, #argv, #words + 1, words)
+      break
+    end
+    if argv[j] == "--no-project" then
+      require("banger.trust").disable()
+    else
+      words[#words + 1] = argv[j]
+    end
+  end
   setup_logging()
 
   local cmd = words[1]
@@ -167,6 +248,9 @@ local function dispatch(argv)
   end
   if cmd == "run" then
     return run_script(table.unpack(words, 2))
+  end
+  if cmd == "repl" then
+    return require("banger.repl").run(script_env(nil))
   end
   local found = recipes.resolve(words)
   if not found then

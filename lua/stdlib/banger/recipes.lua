@@ -4,25 +4,65 @@
 -- image/cache/prune.lua. Roots are searched in order and the first file
 -- found wins, so a project or a user overrides a bundled recipe by placing
 -- a file at the same relative path:
---   1. ./.banger/recipes/            (the project)
+--   1. <project>/.banger/recipes/        (the project: the nearest directory
+--      with .banger/ or banger.lua, up to the git repository's root)
 --   2. $XDG_CONFIG_HOME/banger/recipes/  (the user)
---   3. <banger's lua dir>/recipes/   (bundled)
+--   3. <banger's lua dir>/recipes/       (bundled)
+-- A project's recipes load only once the user trusted the project
+-- (banger.trust); the user's only when no one else can write them.
 local errors = require("banger.errors")
 local fs = require("banger.native.fs")
 local paths = require("banger.native.paths")
 local sys = require("banger.native.sys")
+local trust = require("banger.trust")
 
 local M = {}
 
 -- Short aliases accepted for any command's last word.
 M.aliases = { ls = "list", rm = "delete" }
 
+-- Commands no project or user recipe may replace: the way out of an
+-- untrusted or broken override must always be the bundled one.
+M.reserved = { trust = true }
+
+local roots
 function M.roots()
-  return {
-    { kind = "project", dir = (fs.cwd() or ".") .. "/.banger/recipes" },
-    { kind = "user", dir = paths.resolve().config .. "/recipes" },
-    { kind = "bundled", dir = sys.lua_dir() .. "/recipes" },
-  }
+  if not roots then
+    roots = {}
+    local project = trust.find_root()
+    if project then
+      roots[#roots + 1] = { kind = "project", project = project, dir = project .. "/" .. trust.code_dir .. "/recipes" }
+    end
+    local config = paths.resolve().config
+    roots[#roots + 1] = { kind = "user", top = config:match("^(.*)/[^/]+$") or config, dir = config .. "/recipes" }
+    roots[#roots + 1] = { kind = "bundled", dir = sys.lua_dir() .. "/recipes" }
+  end
+  return roots
+end
+
+local function root_of(path)
+  for _, r in ipairs(M.roots()) do
+    if path:sub(1, #r.dir + 1) == r.dir .. "/" then
+      return r
+    end
+  end
+end
+
+--- Why a root's recipes are not used right now, or nil when they are:
+-- an untrusted project, a user directory others can write.
+function M.ignored(root)
+  if not fs.exists(root.dir) then
+    return nil
+  end
+  if root.kind == "project" and not trust.is_trusted(root.project) then
+    return "this project's recipes in " .. root.dir .. " are ignored until you trust them ('banger trust')"
+  end
+  if root.kind == "user" then
+    local why = trust.unsafe_path(root.top, root.dir)
+    if why then
+      return "your recipes in " .. root.dir .. " are ignored: " .. why
+    end
+  end
 end
 
 local function is_file(p)
@@ -38,7 +78,7 @@ end
 local function find_file(roots, rel)
   for _, r in ipairs(roots) do
     local p = r.dir .. "/" .. rel .. ".lua"
-    if is_file(p) then
+    if (r.kind == "bundled" or not M.reserved[rel]) and is_file(p) then
       return p, r.kind
     end
   end
@@ -93,9 +133,26 @@ function M.environment()
   return setmetatable(env, { __index = _G })
 end
 
+-- The text of a recipe, read only if its root may be used: a project's
+-- from the bytes checked against the trusted manifest, a user's after the
+-- ownership check.
+local function recipe_text(path)
+  local root = root_of(path)
+  if root and root.kind == "project" then
+    return trust.read(root.project, path:sub(#root.project + 2))
+  end
+  if root and root.kind == "user" then
+    local why = trust.unsafe_path(root.top, path)
+    if why then
+      errors.raise("EUNSAFE", "refusing your recipe " .. path .. ": " .. why, { exit = 77 })
+    end
+  end
+  return errors.check(fs.read(path))
+end
+
 --- Loads a recipe file and checks its shape.
 function M.load(path)
-  local chunk, err = loadfile(path, "t", M.environment())
+  local chunk, err = load(recipe_text(path), "@" .. path, "t", M.environment())
   if not chunk then
     errors.raise("ESYNTAX", err)
   end
@@ -121,7 +178,7 @@ function M.all()
       local sub = rel ~= "" and (rel .. "/" .. n) or n
       if n:sub(-4) == ".lua" and is_file(dir .. "/" .. n) then
         local cmd = sub:sub(1, -5)
-        if not seen[cmd] then
+        if not seen[cmd] and (root.kind == "bundled" or not M.reserved[cmd]) then
           seen[cmd] = true
           out[#out + 1] = { command = (cmd:gsub("/", " ")), path = dir .. "/" .. n, kind = root.kind }
         end
@@ -131,7 +188,9 @@ function M.all()
     end
   end
   for _, r in ipairs(roots) do
-    walk(r, "")
+    if not M.ignored(r) then
+      walk(r, "")
+    end
   end
   table.sort(out, function(a, b)
     return a.command < b.command
