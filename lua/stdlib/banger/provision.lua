@@ -46,7 +46,8 @@ end
 --- The host user's git identity ("" when git has none).
 function M.git_identity()
   local function get(key)
-    local r = proc.run({ "git", "config", "--global", "--get", key })
+    -- from / so that no repository's own config is ever in reach
+    local r = proc.run({ "git", "config", "--global", "--get", key, cwd = "/" })
     return r and r.code == 0 and (r.stdout:gsub("%s+$", "")) or ""
   end
   return get("user.name"), get("user.email")

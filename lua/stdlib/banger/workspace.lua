@@ -11,8 +11,12 @@ local fs = require("banger.native.fs")
 
 local M = {}
 
+-- A repository's own .git/config can name programs git runs: an archived
+-- or shared repository (a clone does not copy it) could set core.fsmonitor,
+-- which even `git ls-files` executes. Listing files must run nothing of the
+-- repository's (docs/security.md).
 local function git(dir, args)
-  local argv = { "git", "-C", dir }
+  local argv = { "git", "-c", "core.fsmonitor=false", "-C", dir }
   for _, a in ipairs(args) do
     argv[#argv + 1] = a
   end
