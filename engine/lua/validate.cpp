@@ -19,6 +19,16 @@ int l_ipv4(lua_State* L) {
   return 1;
 }
 
+int l_unicast_ipv4(lua_State* L) {
+  lua_pushinteger(L, validate::unicast_ipv4(check_string(L, 1)));
+  return 1;
+}
+
+int l_bridge_address(lua_State* L) {
+  lua_pushinteger(L, validate::bridge_address(check_string(L, 1), static_cast<long>(check_integer(L, 2))));
+  return 1;
+}
+
 int l_root_executable(lua_State* L) {
   validate::root_executable(check_string(L, 1));
   lua_pushboolean(L, 1);
@@ -36,6 +46,8 @@ int open_validate(lua_State* L) {
                                  {"tap_name", protect<string_gate<validate::tap_name>>},
                                  {"vm_name", protect<string_gate<validate::vm_name>>},
                                  {"ipv4", protect<l_ipv4>},
+                                 {"unicast_ipv4", protect<l_unicast_ipv4>},
+                                 {"bridge_address", protect<l_bridge_address>},
                                  {"cidr_prefix", protect<l_cidr_prefix>},
                                  {"root_executable", protect<l_root_executable>},
                                  {nullptr, nullptr}};

@@ -50,9 +50,9 @@ Result ensure_bridge(const json& p, const Caller&, Fds&) {
   auto bridge = str(p, "bridge");
   auto ip = str(p, "ip");
   validate::bridge_name(bridge);
-  validate::ipv4(ip);
-  int prefix = validate::cidr_prefix(integer(p, "prefix"));
-  net::ensure_bridge(bridge, ip, prefix);
+  long prefix = integer(p, "prefix");
+  validate::bridge_address(ip, prefix);
+  net::ensure_bridge(bridge, ip, static_cast<int>(prefix));
   return Result{};
 }
 
@@ -95,7 +95,7 @@ Result ensure_nat(const json& p, const Caller&, Fds&) {
   auto ip = str(p, "guest_ip");
   auto bridge = str(p, "bridge");
   validate::tap_name(tap);
-  validate::ipv4(ip);
+  validate::unicast_ipv4(ip);
   validate::bridge_name(bridge);
   net::ensure_nat(tap, ip, bridge);
   return Result{};
@@ -170,15 +170,16 @@ Result ping(const json& p, const Caller& caller, Fds&) {
 
 const std::vector<Operation>& operations() {
   static const std::vector<Operation> ops = {
-      {"ensure_bridge", "bridge is br-fc or br-fc-*; ip is dotted-quad IPv4; prefix is 8..32; "
-                        "an existing link of that name must be a bridge", ensure_bridge},
+      {"ensure_bridge", "bridge is br-fc or br-fc-*; ip is dotted-quad IPv4, unicast (not 0/8, "
+                        "127/8, 224/4, 240/4), neither the network nor the broadcast address of ip/prefix; "
+                        "prefix is 8..31; an existing link of that name must be a bridge", ensure_bridge},
       {"delete_bridge", "bridge is br-fc or br-fc-* and is a bridge", delete_bridge},
       {"create_tap", "tap is bgtap + [0-9a-z] (at most 15 bytes); bridge is br-fc or br-fc-* and exists; "
                      "the tap is owned by the caller's uid", create_tap},
       {"open_tap", "as create_tap; returns an open queue of the tap (passed over SCM_RIGHTS by the helper)",
        open_tap},
       {"delete_tap", "tap is bgtap + [0-9a-z] and is a tun/tap device", delete_tap},
-      {"ensure_nat", "tap is a banger tap name; guest_ip is dotted-quad IPv4; bridge is br-fc or br-fc-*; "
+      {"ensure_nat", "tap is a banger tap name; guest_ip is unicast dotted-quad IPv4; bridge is br-fc or br-fc-*; "
                      "rules only in nftables table ip banger (and tagged accepts in DOCKER-USER/FORWARD)",
        ensure_nat},
       {"remove_nat", "tap is a banger tap name; removes only rules tagged with it", remove_nat},

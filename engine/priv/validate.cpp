@@ -63,6 +63,31 @@ int cidr_prefix(long prefix) {
   return static_cast<int>(prefix);
 }
 
+std::uint32_t unicast_ipv4(std::string_view addr) {
+  std::uint32_t a = ipv4(addr);
+  auto in = [a](std::uint32_t net, int bits) { return (a >> (32 - bits)) == (net >> (32 - bits)); };
+  if (in(0x00000000, 8)) reject("IPv4 address", addr, "is in 0.0.0.0/8 ('this network'), which no interface can have");
+  if (in(0x7f000000, 8)) reject("IPv4 address", addr, "is a loopback address (127.0.0.0/8): guests cannot reach it");
+  if (in(0xe0000000, 4)) reject("IPv4 address", addr, "is a multicast address (224.0.0.0/4)");
+  if (a == 0xffffffffu) reject("IPv4 address", addr, "is the limited broadcast address");
+  if (in(0xf0000000, 4)) reject("IPv4 address", addr, "is in the reserved range 240.0.0.0/4");
+  return a;
+}
+
+std::uint32_t bridge_address(std::string_view addr, long prefix) {
+  std::uint32_t a = unicast_ipv4(addr);
+  int bits = cidr_prefix(prefix);
+  std::string shown = std::string(addr) + "/" + std::to_string(bits);
+  if (bits == 32) reject("bridge address", shown, "a /32 network leaves no address for guests");
+  if (bits <= 30) {
+    // /31 has no network or broadcast address (RFC 3021); wider ones do.
+    std::uint32_t host = ~(0xffffffffu << (32 - bits));
+    if ((a & host) == 0) reject("bridge address", shown, "is the network's own address; use a host address in it");
+    if ((a & host) == host) reject("bridge address", shown, "is the network's broadcast address; use a host address in it");
+  }
+  return a;
+}
+
 void vm_name(std::string_view name) {
   if (name.empty() || name.size() > 63) reject("VM name", name, "must be 1 to 63 characters");
   if (!(name[0] >= 'a' && name[0] <= 'z')) reject("VM name", name, "must start with a lower-case letter");

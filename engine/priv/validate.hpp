@@ -24,6 +24,12 @@ void tap_name(std::string_view name);
 std::uint32_t ipv4(std::string_view addr);
 // A CIDR prefix length banger accepts for its bridge: 8..32.
 int cidr_prefix(long prefix);
+// An IPv4 address a host interface can have: not 0.0.0.0/8, loopback,
+// multicast, reserved (240/4) or the limited broadcast. Host byte order.
+std::uint32_t unicast_ipv4(std::string_view addr);
+// The bridge's address in its guest network addr/prefix: unicast, not the
+// network's own or broadcast address, and leaving room for a guest.
+std::uint32_t bridge_address(std::string_view addr, long prefix);
 // A VM name: a DNS label (it becomes <name>.vm): [a-z0-9-], 1..63 bytes,
 // starting with a letter, not ending with '-'.
 void vm_name(std::string_view name);

@@ -45,6 +45,29 @@ TEST_CASE("IPv4 and CIDR prefixes", "[validate][attack]") {
   CHECK(rejects([] { v::cidr_prefix(64); }));
 }
 
+TEST_CASE("host and bridge addresses: no address an interface cannot use", "[validate][attack]") {
+  CHECK(v::unicast_ipv4("10.1.2.3") == 0x0a010203u);
+  for (const char* bad : {"0.0.0.0", "0.1.2.3", "127.0.0.1", "127.255.0.9", "224.0.0.1", "239.255.255.250",
+                          "240.0.0.1", "255.255.255.255"})
+    CHECK(rejects([&] { v::unicast_ipv4(bad); }));
+  CHECK(v::bridge_address("172.30.0.1", 24) == 0xac1e0001u);
+  CHECK(v::bridge_address("172.30.0.254", 24) == 0xac1e00feu);
+  CHECK(v::bridge_address("10.0.0.0", 31) == 0x0a000000u);  // RFC 3021: both /31 addresses are hosts
+  CHECK_NOTHROW(v::bridge_address("10.0.0.1", 31));
+  for (const char* bad : {"0.0.0.0", "127.0.0.1", "255.255.255.255", "224.0.0.1", "172.30.0.0", "172.30.0.255"})
+    CHECK(rejects([&] { v::bridge_address(bad, 24); }));
+  CHECK(rejects([] { v::bridge_address("10.255.255.255", 8); }));
+  CHECK(rejects([] { v::bridge_address("10.20.0.0", 16); }));
+  CHECK(rejects([] { v::bridge_address("10.0.0.4", 30); }));
+  CHECK(rejects([] { v::bridge_address("10.0.0.7", 30); }));
+  CHECK_NOTHROW(v::bridge_address("10.0.0.5", 30));
+  CHECK(rejects([] { v::bridge_address("10.0.0.1", 32); }));
+  CHECK(rejects([] { v::bridge_address("10.0.0.1", 4); }));
+  CHECK_THROWS_WITH(v::bridge_address("172.30.0.255", 24), Catch::Matchers::Contains("broadcast address"));
+  CHECK_THROWS_WITH(v::bridge_address("172.30.0.0", 24), Catch::Matchers::Contains("network's own address"));
+  CHECK_THROWS_WITH(v::bridge_address("127.0.0.1", 24), Catch::Matchers::Contains("loopback"));
+}
+
 TEST_CASE("VM names are DNS labels", "[validate]") {
   CHECK_NOTHROW(v::vm_name("devbox-1"));
   for (const char* bad : {"", "1box", "Box", "box-", "a_b", "a.b", "../x",

@@ -83,6 +83,13 @@ describe("the gates refuse, and nothing changes", function()
     refused(ns, "ensure_bridge", { bridge = "br-fc", ip = "172.30.0.1", prefix = 4 }, "EINVAL", "between 8 and 32")
     refused(ns, "ensure_bridge", { bridge = "br-fc", ip = "172.30.0.1", prefix = 64 }, "EINVAL", "between 8 and 32")
     refused(ns, "ensure_bridge", { bridge = "br-fc", ip = "172.30.0", prefix = 24 }, "EINVAL")
+    for _, ip in ipairs({ "0.0.0.0", "127.0.0.1", "255.255.255.255", "224.0.0.1", "240.0.0.1" }) do
+      refused(ns, "ensure_bridge", { bridge = "br-fc-bad", ip = ip, prefix = 24 }, "EINVAL", "invalid IPv4 address")
+    end
+    refused(ns, "ensure_bridge", { bridge = "br-fc-bad", ip = "172.31.0.0", prefix = 24 }, "EINVAL", "network's own")
+    refused(ns, "ensure_bridge", { bridge = "br-fc-bad", ip = "172.31.0.255", prefix = 24 }, "EINVAL", "broadcast")
+    refused(ns, "ensure_bridge", { bridge = "br-fc-bad", ip = "172.31.0.1", prefix = 32 }, "EINVAL", "no address for guests")
+    refused(ns, "ensure_nat", { tap = "bgtap1", guest_ip = "0.0.0.0", bridge = "br-fc" }, "EINVAL")
     refused(ns, "ensure_bridge", { bridge = "br-fc", ip = "172.30.0.1", prefix = "24" }, "EINVAL", "integer")
     refused(ns, "ensure_bridge", { bridge = "br-fc", ip = "172.30.0.1", prefix = 24, extra = 1 }, "EINVAL",
       "unexpected field")

@@ -47,6 +47,16 @@ local function host_dns(v)
   end
 end
 
+local function guest_prefix(v)
+  local ok, why = validate.cidr_prefix(v)
+  if not ok then
+    return why
+  end
+  if v == 32 then
+    return "a /32 network leaves no address for guests (use 8..31)"
+  end
+end
+
 -- Path components: no empty names through "..", and no "~user" forms.
 local function traversal(p)
   for part in p:gmatch("[^/]+") do
@@ -115,14 +125,23 @@ M.schema = {
     kind = "table",
     fields = {
       bridge = { kind = "string", default = "br-fc", rule = gate(validate.bridge_name), doc = "host bridge ('br-fc' or 'br-fc-*')" },
-      bridge_ip = { kind = "string", default = "172.30.0.1", rule = gate(validate.ipv4), doc = "the bridge's IPv4 address (the guests' gateway)" },
-      cidr = { kind = "integer", default = 24, rule = gate(validate.cidr_prefix), doc = "prefix length of the guest network (8..32)" },
+      bridge_ip = { kind = "string", default = "172.30.0.1", rule = gate(validate.unicast_ipv4),
+        doc = "the bridge's IPv4 address (the guests' gateway): a host address of its network" },
+      cidr = { kind = "integer", default = 24, rule = guest_prefix, doc = "prefix length of the guest network (8..31)" },
       dns = { kind = "string", default = "127.0.0.1:42069", rule = host_dns, doc = "where banger answers <vm>.vm queries" },
       mode = { kind = "string", default = "auto", choices = { "auto", "on", "off" },
         doc = "guest networking: 'auto' when root or the root helper can make taps, 'on' requires it, 'off' never" },
       nameservers = { kind = "list", of = { kind = "string", rule = gate(validate.ipv4) }, default = {},
         doc = "resolvers for NAT'd guests (default: the host's upstream servers, never a loopback address)" },
     },
+    -- The address and the prefix are only wrong together (the network's own
+    -- or broadcast address); the root helper applies the same gate.
+    check = function(net)
+      local ok, why = validate.bridge_address(net.bridge_ip, net.cidr)
+      if not ok then
+        return "bridge_ip", why
+      end
+    end,
   },
   driver = {
     kind = "table",
@@ -224,6 +243,12 @@ local function check_table(spec, value, key, source)
       end
     else
       out[name] = check_value(field, v, full, source)
+    end
+  end
+  if spec.check then
+    local field, why = spec.check(out)
+    if why then
+      fail(source, key ~= "" and (key .. "." .. field) or field, why)
     end
   end
   return out
