@@ -17,7 +17,7 @@ return {
     { "no-wait", type = "boolean", help = "do not wait for the guest agent" },
   },
   run = function(opts)
-    local row = banger.vm.create({
+    local settings = banger.vm_settings.check({
       name = opts.name,
       image = opts.image,
       kernel = opts.kernel,
@@ -28,9 +28,9 @@ return {
       nat = opts.nat or nil,
       driver = opts.driver,
       accel = opts.accel,
-      start = not opts.no_start,
-      wait = not opts.no_wait,
-    }, banger.ui.stages())
+    }, { names = setmetatable({ name = "NAME" }, { __index = banger.vm_settings.flags }), command = "vm create" })
+    settings.start, settings.wait = not opts.no_start, not opts.no_wait
+    local row = banger.vm.create(settings, banger.ui.stages())
     local info = banger.vm.describe(banger.vms.require(row.name))
     banger.ui.emit(opts, info, function(v)
       banger.ui.print(string.format("%s %s (%s)", v.name, v.state, v.ip or "no network"))

@@ -25,6 +25,9 @@ return {
     "banger vm run --dry-run",
   },
   run = function(opts)
+    -- Every flag is checked before anything is looked up, also for --dry-run.
+    banger.vm_settings.check({ name = opts.name, image = opts.image, kernel = opts.kernel, vcpus = opts.cpus,
+      memory = opts.memory }, { names = banger.vm_settings.flags, command = "vm run" })
     local workspace = banger.workspace
     -- The project's banger.lua first: a setting that needs trust stops the
     -- command before anything is made (--no-project ignores the file).

@@ -8,6 +8,7 @@ local errors = require("banger.errors")
 local units = require("banger.units")
 local validate = require("banger.native.validate")
 local paths = require("banger.native.paths")
+local kernel = require("banger.native.kernel")
 
 local M = {}
 
@@ -32,6 +33,15 @@ local function gate(fn)
     end
   end
 end
+
+-- Image names follow VM names' rules: they appear in commands and paths.
+local function image_name(v)
+  local ok, why = validate.vm_name(v)
+  if not ok then
+    return (why:gsub("VM name", "image name"))
+  end
+end
+M.image_name = image_name
 
 local function host_dns(v)
   local host, port = v:match("^([%d%.]+):(%d+)$")
@@ -116,8 +126,10 @@ M.schema = {
       memory = { kind = "size", default = "1GiB", rule = positive_size(128), doc = "guest memory" },
       disk = { kind = "size", default = "8GiB", rule = positive_size(256), doc = "root disk size (copy-on-write over the image)" },
       work_disk = { kind = "size", default = "4GiB", rule = positive_size(64), doc = "per-VM work disk mounted at /root" },
-      image = { kind = "string", default = nil, doc = "image used when none is given (default: the image marked default)" },
-      kernel = { kind = "string", default = "debian-cloud", doc = "kernel name used when the image names none" },
+      image = { kind = "string", default = nil, rule = image_name,
+        doc = "image used when none is given (default: the image marked default)" },
+      kernel = { kind = "string", default = "debian-cloud", rule = gate(kernel.validate_name),
+        doc = "kernel name used when the image names none" },
       nat = { kind = "boolean", default = false, doc = "give VMs outbound NAT by default" },
     },
   },

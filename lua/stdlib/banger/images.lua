@@ -2,7 +2,6 @@
 local errors = require("banger.errors")
 local state = require("banger.state")
 local fs = require("banger.native.fs")
-local validate = require("banger.native.validate")
 local ext4 = require("banger.native.ext4")
 
 local M = {}
@@ -88,9 +87,9 @@ end
 
 --- Image names follow VM names' rules (they appear in commands and paths).
 function M.validate_name(name)
-  local ok, why = validate.vm_name(name)
-  if not ok then
-    errors.raise("EINVAL", (why:gsub("VM name", "image name")))
+  local why = require("banger.config").image_name(name)
+  if why then
+    errors.raise("EINVAL", why)
   end
 end
 

@@ -309,6 +309,7 @@ end
 -- work_disk, nat, driver, accel, wait. A failure or Ctrl-C at any stage
 -- removes everything the half-made VM had.
 function M.create(opts, stage)
+  require("banger.vm_settings").check(opts)
   stage = stage or function() end
   local cfg = config.get()
   local name = opts.name or ("vm-" .. random_hex(3))

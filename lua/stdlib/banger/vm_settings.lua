@@ -1,0 +1,86 @@
+--- banger.vm_settings: the one check of a VM's settings, wherever they come
+-- from: `vm create` and `vm run` flags, a script's banger.vm.create{...},
+-- a project's banger.lua. Each value goes through config.lua's schema
+-- (config.check on "vm.vcpus", "driver.name", ...), so a rule is written
+-- once; every bad value is reported, not only the first, and before
+-- anything is looked up or created.
+local config = require("banger.config")
+local errors = require("banger.errors")
+local validate = require("banger.native.validate")
+
+local M = {}
+
+-- Each setting and the schema key whose rule it follows.
+M.keys = {
+  image = "vm.image", kernel = "vm.kernel", vcpus = "vm.vcpus", memory = "vm.memory", disk = "vm.disk",
+  work_disk = "vm.work_disk", nat = "vm.nat", driver = "driver.name", accel = "driver.accel",
+}
+
+-- How `vm create` and `vm run` spell them.
+M.flags = {
+  name = "--name", image = "--image", kernel = "--kernel", vcpus = "--cpus", memory = "--memory", disk = "--disk",
+  work_disk = "--work-disk", nat = "--nat", driver = "--driver", accel = "--accel",
+}
+
+local order = { "name", "image", "kernel", "vcpus", "memory", "disk", "work_disk", "nat", "driver", "accel" }
+
+local function reason(setting, v)
+  if setting == "name" then
+    if type(v) ~= "string" then
+      return "expected a string, got " .. type(v)
+    end
+    local ok, why = validate.vm_name(v)
+    return not ok and why or nil
+  end
+  local ok, e = pcall(config.check, M.keys[setting], v, "")
+  if not ok then
+    return type(e) == "table" and e.why or errors.message(e)
+  end
+end
+
+--- The bad settings, in a fixed order: { { setting =, value =, reason = }, ... }.
+-- Keys other than the settings above (start, wait, ...) are not looked at.
+function M.problems(settings)
+  local out = {}
+  for _, setting in ipairs(order) do
+    local v = settings[setting]
+    if v ~= nil then
+      local why = reason(setting, v)
+      if why then
+        out[#out + 1] = { setting = setting, value = v, reason = why }
+      end
+    end
+  end
+  return out
+end
+
+--- Returns `settings` when every one is valid, else raises one error that
+-- names each bad one. how.names labels them (M.flags for the CLI; default
+-- the setting's own name); how.command makes it a usage error (exit 2)
+-- showing each value and pointing at that command's help; how.source (a file) makes it a config
+-- error (exit 78) prefixed with the file.
+function M.check(settings, how)
+  how = how or {}
+  local problems = M.problems(settings)
+  if #problems == 0 then
+    return settings
+  end
+  local parts = {}
+  for _, p in ipairs(problems) do
+    local label = how.names and how.names[p.setting] or p.setting
+    -- Show what was given, unless the reason already quotes it.
+    if how.command and type(p.value) ~= "boolean" and not p.reason:find("'" .. tostring(p.value) .. "'", 1, true) then
+      label = label .. " " .. tostring(p.value)
+    end
+    parts[#parts + 1] = label .. ": " .. p.reason
+  end
+  local message = table.concat(parts, "; ")
+  if how.command then
+    errors.usage(message, how.command)
+  elseif how.source then
+    errors.raise("EINVAL", how.source .. ": " .. message, { exit = 78 })
+  end
+  errors.raise("EINVAL", "invalid VM settings: " .. message)
+end
+
+return M
