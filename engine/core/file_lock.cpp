@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -12,14 +13,33 @@
 
 namespace banger {
 
+namespace {
+
+// Is `fd` still the file at `path`? Not when a holder removed it meanwhile.
+bool still_linked(int fd, const std::string& path) {
+  struct stat held {}, named {};
+  if (::fstat(fd, &held) != 0) return false;
+  if (::lstat(path.c_str(), &named) != 0) return false;
+  return held.st_dev == named.st_dev && held.st_ino == named.st_ino;
+}
+
+}  // namespace
+
 FileLock::FileLock(const std::string& path, bool exclusive, std::optional<std::chrono::milliseconds> timeout)
     : path_(path) {
-  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd_ < 0) throw Error::last("open lock", path);
   const int op = exclusive ? LOCK_EX : LOCK_SH;
   auto deadline = timeout ? std::chrono::steady_clock::now() + *timeout : std::chrono::steady_clock::time_point::max();
   for (;;) {
-    if (::flock(fd_, op | LOCK_NB) == 0) return;
+    if (fd_ < 0) {
+      fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+      if (fd_ < 0) throw Error::last("open lock", path);
+    }
+    if (::flock(fd_, op | LOCK_NB) == 0) {
+      if (still_linked(fd_, path)) return;
+      ::close(fd_);  // locked a file its last holder removed: take the new one
+      fd_ = -1;
+      continue;
+    }
     if (errno != EWOULDBLOCK && errno != EINTR) {
       int e = errno;
       ::close(fd_);
@@ -44,6 +64,14 @@ FileLock::~FileLock() { unlock(); }
 void FileLock::unlock() {
   if (fd_ >= 0) ::close(fd_);  // closing the descriptor releases the flock
   fd_ = -1;
+}
+
+void FileLock::remove() {
+  if (fd_ < 0) return;
+  int rc = ::unlink(path_.c_str());
+  int e = errno;
+  unlock();
+  if (rc != 0 && e != ENOENT) throw Error::sys(e, "unlink lock", path_);
 }
 
 }  // namespace banger

@@ -12,13 +12,17 @@ class FileLock {
  public:
   // Opens (creating 0600, never through a symlink) and locks `path`.
   // With a timeout, gives up with EBUSY when it passes; nullopt waits forever
-  // (still interruptible by Ctrl-C).
+  // (still interruptible by Ctrl-C). The lock is held on the file the path
+  // names when it returns: one removed meanwhile is opened again.
   FileLock(const std::string& path, bool exclusive, std::optional<std::chrono::milliseconds> timeout);
   ~FileLock();
   FileLock(const FileLock&) = delete;
   FileLock& operator=(const FileLock&) = delete;
   const std::string& path() const { return path_; }
   void unlock();
+  // Unlinks the lock file while still holding it, then unlocks: a waiter
+  // that gets the old file sees it is gone and takes a new one.
+  void remove();
 
  private:
   std::string path_;

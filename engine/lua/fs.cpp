@@ -207,7 +207,7 @@ int l_cwd(lua_State* L) {
 }
 
 // lock(path, {shared=false, timeout_ms=nil}) -> lock handle; release with
-// :close() or a <close> variable.
+// :close() or a <close> variable, or :remove() to unlink the file as well.
 int l_lock(lua_State* L) {
   std::string path = check_string(L, 1);
   bool shared = field_boolean(L, 2, "shared").value_or(false);
@@ -217,8 +217,21 @@ int l_lock(lua_State* L) {
   return 1;
 }
 
+// lock:remove(): unlinks the lock file while holding it, then releases it
+// (a lock for something that no longer exists leaves no file behind).
+int l_lock_remove(lua_State* L) {
+  Box<FileLock>* box = check_box<FileLock>(L, 1);
+  if (box->ptr) {
+    std::unique_ptr<FileLock> lock = std::move(box->ptr);
+    lock->remove();
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 int open_fs(lua_State* L) {
-  define_handle<FileLock>(L, nullptr);
+  static const luaL_Reg lock_methods[] = {{"remove", protect<l_lock_remove>}, {nullptr, nullptr}};
+  define_handle<FileLock>(L, lock_methods);
   static const luaL_Reg fns[] = {{"stat", protect<l_stat>},
                                  {"lstat", protect<l_lstat>},
                                  {"exists", protect<l_exists>},

@@ -19,6 +19,10 @@ function M.default()
 end
 
 function M.require(name)
+  if type(name) ~= "string" then
+    errors.raise("EINVAL", "invalid image name: expected a string, got " .. type(name))
+  end
+  M.validate_name(name)
   local row = M.get(name)
   if not row then
     errors.raise("ENOENT", "no image named '" .. tostring(name) .. "' (see 'banger image list', 'banger image pull')")

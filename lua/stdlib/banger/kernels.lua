@@ -13,9 +13,10 @@ end
 
 --- The files of kernel `name`, or a clear error.
 function M.require(name)
-  if type(name) ~= "string" or not name:match("^[%w][%w._-]*$") or #name > 64 then
-    errors.raise("EINVAL", "invalid kernel name '" .. tostring(name) .. "'")
+  if type(name) ~= "string" then
+    errors.raise("EINVAL", "invalid kernel name: expected a string, got " .. type(name))
   end
+  errors.check(require("banger.native.kernel").validate_name(name))
   local dir = M.dir() .. "/" .. name
   local manifest_text = fs.read(dir .. "/manifest.json")
   if not manifest_text then

@@ -322,7 +322,7 @@ function M.create(opts, stage)
   kernels.require(kernel_name)
   local driver, accel, binary = M.pick_driver(opts.driver, opts.accel)
 
-  local lock <close> = vms.lock(name)
+  local lock <close> = vms.lock(name, nil, { creating = true })
   stage("allocate", name)
   local id = random_hex(6)
   local row

@@ -11,6 +11,7 @@ local state = require("banger.state")
 local fs = require("banger.native.fs")
 local json = require("banger.native.json")
 local vmm = require("banger.native.vmm")
+local validate = require("banger.native.validate")
 local log = require("banger.log")
 
 local M = {}
@@ -34,11 +35,57 @@ function M.runtime_dir(row_or_id)
   return state.layout().runtime .. "/vms/" .. id
 end
 
+--- Raises unless `name` is a valid VM name: a name from the command line
+-- is checked before it reaches any path (lock files, directories).
+function M.check_name(name)
+  if type(name) ~= "string" then
+    errors.raise("EINVAL", "invalid VM name: expected a string, got " .. type(name))
+  end
+  errors.check(validate.vm_name(name))
+end
+
+-- A VM's lock. Released, it removes its file when no VM of that name
+-- exists (any more): a lock file never outlives its VM.
+local VmLock = {}
+VmLock.__index = VmLock
+
+function VmLock:close()
+  local l = self.handle
+  if not l then
+    return
+  end
+  self.handle = nil
+  local ok, row = pcall(M.get, self.name)
+  if ok and not row then
+    l:remove()
+  else
+    l:close()
+  end
+end
+VmLock.__close = VmLock.close
+
+local function lock_path(name)
+  return state.layout().state .. "/locks/vm-" .. name .. ".lock"
+end
+
+local function take(name, timeout_ms)
+  fs.mkdir(state.layout().state .. "/locks", 448, true)
+  local l, msg, code = fs.lock(lock_path(name), { timeout_ms = timeout_ms })
+  if not l then
+    return nil, msg, code
+  end
+  return setmetatable({ name = name, handle = l }, VmLock)
+end
+
 --- Holds the VM's lock until closed: `local l <close> = vms.lock(name)`.
-function M.lock(name, timeout_ms)
-  local dir = state.layout().state .. "/locks"
-  fs.mkdir(dir, 448, true)
-  local l, msg, code = fs.lock(dir .. "/vm-" .. name .. ".lock", { timeout_ms = timeout_ms })
+-- The VM must exist (checked before any file is touched) unless
+-- opts.creating, for the create that is about to insert it.
+function M.lock(name, timeout_ms, opts)
+  M.check_name(name)
+  if not (opts and opts.creating) then
+    M.require(name)
+  end
+  local l, msg, code = take(name, timeout_ms)
   if not l then
     if code == "EBUSY" then
       errors.raise("EBUSY", "VM '" .. name .. "' is busy: another banger command is working on it")
@@ -48,12 +95,18 @@ function M.lock(name, timeout_ms)
   return l
 end
 
+--- The VM's lock when nobody holds it, else nil (reconcile).
+function M.try_lock(name)
+  return (take(name, 0))
+end
+
 function M.get(name)
   return state.db():query("SELECT * FROM vms WHERE name = ?", name)[1]
 end
 
 --- The VM named `name`, or a clear error.
 function M.require(name)
+  M.check_name(name)
   local row = M.get(name)
   if not row then
     errors.raise("ENOENT", "no VM named '" .. tostring(name) .. "' (see 'banger vm list')", { exit = 1 })
@@ -210,7 +263,7 @@ function M.reconcile()
   end
   for _, row in ipairs(rows) do
     local ok, e = pcall(function()
-      local lock = fs.lock(state.layout().state .. "/locks/vm-" .. row.name .. ".lock", { timeout_ms = 0 })
+      local lock = M.try_lock(row.name)
       if not lock then
         return -- another command is working on this VM right now
       end
