@@ -8,13 +8,17 @@ return {
   flags = {
     { "name", type = "string", help = "image name (required)" },
     { "kernel", type = "string", help = "kernel to boot it with" },
-    { "headroom", type = "integer", default = 30, help = "free space to add, in percent of the content" },
+    { "headroom", type = "integer", default = 30, help = "free space to add, in percent of the content (0..1000)" },
     { "default", type = "boolean", help = "make it the default image" },
   },
   examples = { "mmdebstrap --variant=minbase bookworm debian.tar && banger image import --name debian debian.tar" },
   run = function(opts)
     if not opts.name then
       banger.errors.usage("--name is required", "image import")
+    end
+    local why = banger.images.headroom_problem(opts.headroom)
+    if why then
+      banger.errors.usage("--headroom " .. why, "image import")
     end
     local row = banger.images.import_layers(opts.layers, {
       name = opts.name, kernel = opts.kernel, is_default = opts.default, headroom_pct = opts.headroom,

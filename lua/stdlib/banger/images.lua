@@ -202,6 +202,36 @@ function M.size_for(content, headroom_pct, floor_bytes)
   return (size + 1048575) // 1048576 * 1048576
 end
 
+M.MAX_HEADROOM = 1000
+
+--- Free space added to an image, in percent of its content: nil (the
+-- default) or an integer 0..MAX_HEADROOM. Returns why not, or nil.
+function M.headroom_problem(pct)
+  if pct ~= nil and (math.type(pct) ~= "integer" or pct < 0 or pct > M.MAX_HEADROOM) then
+    return "must be a whole percentage from 0 to " .. M.MAX_HEADROOM .. ", got " .. tostring(pct)
+  end
+end
+
+--- Raises unless `path` can be a layer: a disk image is not a tar, though
+-- libarchive reads an ext4 file's zeroed first block as an empty archive.
+function M.check_layer_file(path)
+  local f = io.open(path, "rb")
+  if not f then
+    errors.check(fs.stat(path)) -- the reason it cannot be read
+    errors.raise("EACCES", "cannot read " .. path)
+  end
+  local head = f:read(4) or ""
+  f:seek("set", 1080)
+  local magic = f:read(2)
+  f:close()
+  if magic == "\x53\xef" then
+    errors.raise("EINVAL", path .. " is an ext4 filesystem image, not a tar archive (adopt it with "
+      .. "'banger image register --rootfs " .. path .. " --name NAME')")
+  elseif head == "QFI\xfb" then
+    errors.raise("EINVAL", path .. " is a qcow2 disk image, not a tar archive")
+  end
+end
+
 --- An image may grow to this while its layers are written (a bound on what
 -- a hostile layer's declared sizes can make banger allocate).
 M.GROW_LIMIT = 256 * 1024 * 1024 * 1024
@@ -225,6 +255,18 @@ end
 function M.import_layers(layers, fields, on_layer, opts)
   opts = opts or {}
   M.validate_name(fields.name)
+  local why = M.headroom_problem(fields.headroom_pct)
+  if why then
+    errors.raise("EINVAL", "headroom " .. why)
+  end
+  if #layers == 0 then
+    errors.raise("EINVAL", "no layers to import")
+  end
+  for _, l in ipairs(layers) do
+    if type(l) == "string" then
+      M.check_layer_file(l)
+    end
+  end
   local estimate = opts.estimate
   if not estimate then
     estimate = 0
@@ -236,7 +278,7 @@ function M.import_layers(layers, fields, on_layer, opts)
   return publish(fields, function(tmp)
     local img = errors.wrap_handle(errors.check(ext4.create(tmp, M.initial_size(estimate),
       { journal = false, grow_to = M.GROW_LIMIT })))
-    local content = 0
+    local content, entries = 0, 0
     for i, l in ipairs(layers) do
       local src = type(l) == "function" and errors.unwrap(l(i)) or l
       local st = img:apply_layer(src, {
@@ -244,10 +286,13 @@ function M.import_layers(layers, fields, on_layer, opts)
           opts.on_progress(i, entries, bytes)
         end,
       })
-      content = content + st.content
+      content, entries = content + st.content, entries + st.entries
       if on_layer then
         on_layer(i, l, st)
       end
+    end
+    if entries == 0 then
+      errors.raise("EINVAL", "the layers hold no files: nothing to boot (are they tar archives?)")
     end
     if opts.after_layers then
       opts.after_layers()
