@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -53,6 +54,19 @@ int push_stat(lua_State* L, const std::string& path, bool follow) {
 
 int l_stat(lua_State* L) { return push_stat(L, check_string(L, 1), true); }
 int l_lstat(lua_State* L) { return push_stat(L, check_string(L, 1), false); }
+
+// statvfs(path) -> {size=, free=, avail=} in bytes (avail: what an
+// unprivileged user may use).
+int l_statvfs(lua_State* L) {
+  std::string path = check_string(L, 1);
+  struct statvfs v {};
+  if (::statvfs(path.c_str(), &v) != 0) throw Error::last("statvfs", path);
+  lua_createtable(L, 0, 3);
+  set_field(L, "size", static_cast<lua_Integer>(v.f_blocks * v.f_frsize));
+  set_field(L, "free", static_cast<lua_Integer>(v.f_bfree * v.f_frsize));
+  set_field(L, "avail", static_cast<lua_Integer>(v.f_bavail * v.f_frsize));
+  return 1;
+}
 
 int l_exists(lua_State* L) {
   struct stat st {};
@@ -235,6 +249,7 @@ int open_fs(lua_State* L) {
   static const luaL_Reg fns[] = {{"stat", protect<l_stat>},
                                  {"lstat", protect<l_lstat>},
                                  {"exists", protect<l_exists>},
+                                 {"statvfs", protect<l_statvfs>},
                                  {"mkdir", protect<l_mkdir>},
                                  {"mkdir_private", protect<l_mkdir_private>},
                                  {"list", protect<l_list>},

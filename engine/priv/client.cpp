@@ -14,8 +14,8 @@ nlohmann::json call_helper(const std::string& socket, std::string_view op, const
   try {
     fd = net_unix::connect(socket, std::chrono::milliseconds(0));
   } catch (const Error& e) {
-    throw Error(e.code(), "cannot reach the root helper at " + socket + " (" + e.what() +
-                              "); is it installed and running? see `banger system status`");
+    // What to do next is the caller's to say: `system status` itself is one.
+    throw Error(e.code(), "cannot reach the root helper at " + socket + " (" + e.what() + ")");
   }
   try {
     try {

@@ -1,4 +1,40 @@
 -- banger doctor: every check reports a status and detail, every problem a fix.
+
+-- A PATH holding only a shell and env: no ip, df, qemu or other tool.
+local function bare_path()
+  local dir = t.tmpdir() .. "/bin"
+  banger.fs.mkdir(dir, 493, true)
+  banger.fs.symlink("/bin/sh", dir .. "/sh")
+  return dir
+end
+
+--- banger doctor --json in `home` (opts.path replaces PATH); the decoded report.
+local function doctor(home, opts)
+  opts = opts or {}
+  local env = {}
+  for _, kv in ipairs(t.env(home)) do
+    if not (opts.path and kv:match("^PATH=")) then
+      env[#env + 1] = kv
+    end
+  end
+  if opts.path then
+    env[#env + 1] = "PATH=" .. opts.path
+  end
+  local r = banger.proc.run({ t.bin(), "doctor", "--json", env = env, cwd = home })
+  t.truthy(r.code == 0 or r.code == 1, r.stderr)
+  t.eq(r.stderr, "", "doctor itself did not fail")
+  return banger.json.decode(r.stdout)
+end
+
+local function check_named(report, name)
+  for _, c in ipairs(report.checks) do
+    if c.name == name then
+      return c
+    end
+  end
+  error("no check named " .. name)
+end
+
 describe("doctor", function()
   it("reports each prerequisite as JSON, a fix for every problem", function()
     local home = t.tmpdir()
@@ -20,8 +56,54 @@ describe("doctor", function()
       t.truthy(by_name[name], "check " .. name)
     end
     t.eq(by_name.qemu.status, "fail")
-    t.contains(by_name.qemu.fix, "apt-get install qemu-system-x86")
     t.eq(report.failed >= 1, true)
+  end)
+
+  it("names driver.qemu_bin when the configured QEMU is missing, a package when the default one is", function()
+    local home = t.tmpdir()
+    t.write(home .. "/.config/banger/config.lua", 'return { driver = { qemu_bin = "/nonexistent/qemu" } }\n')
+    local qemu = check_named(doctor(home), "qemu")
+    t.eq(qemu.status, "fail")
+    t.contains(qemu.detail, "/nonexistent/qemu (driver.qemu_bin) not found")
+    t.contains(qemu.fix, "set driver.qemu_bin in " .. home .. "/.config/banger/config.lua")
+    t.not_contains(qemu.fix, "apt-get")
+    qemu = check_named(doctor(t.tmpdir(), { path = bare_path() }), "qemu")
+    t.eq(qemu.status, "fail")
+    t.eq(qemu.fix, "apt-get install qemu-system-x86")
+  end)
+
+  it("with driver.name = firecracker, a missing firecracker or KVM is a failure, not 'VMs use QEMU'", function()
+    local home = t.tmpdir()
+    t.write(home .. "/.config/banger/config.lua",
+      'return { driver = { name = "firecracker", firecracker_bin = "/nonexistent/firecracker" } }\n')
+    local report = doctor(home)
+    local fc = check_named(report, "firecracker")
+    t.eq(fc.status, "fail")
+    t.not_contains(fc.detail, "VMs use QEMU")
+    t.contains(fc.detail, "driver.name is firecracker")
+    t.contains(fc.fix, "set driver.firecracker_bin")
+    if not banger.vmm.detect().kvm_usable then -- these hosts: only kvm_pvm
+      local kvm = check_named(report, "kvm")
+      t.eq(kvm.status, "fail")
+      t.contains(kvm.detail, "driver.name is firecracker, which needs KVM")
+      t.not_contains(kvm.detail, "falls back to TCG")
+    end
+    -- the default driver still says what happens without firecracker
+    t.contains(check_named(doctor(t.tmpdir()), "firecracker").detail, "VMs use QEMU")
+  end)
+
+  it("reports missing ip and df as findings, not Lua errors", function()
+    local report = doctor(t.tmpdir(), { path = bare_path() })
+    for _, c in ipairs(report.checks) do
+      t.not_contains(c.detail, "check failed", c.name)
+      t.not_contains(c.detail, "attempt to", c.name)
+    end
+    local bridge = check_named(report, "bridge")
+    t.eq(bridge.status, "warn")
+    t.contains(bridge.detail, "ip not found")
+    t.eq(bridge.fix, "apt-get install iproute2")
+    local disk = check_named(report, "disk space")
+    t.contains(disk.detail, "GiB free under ")
   end)
 
   it("tells a user without root or helper how to get networking", function()

@@ -118,3 +118,37 @@ describe("system uninstall", function()
     t.contains(netns.run(ns, { "iptables", "-w", "-S" }).stdout, "-N DOCKER-USER")
   end)
 end)
+
+describe("system status", function()
+  it("says what to do when the helper does not answer, never to run system status", function()
+    local root = t.tmpdir()
+    t.eq(t.banger({ "system", "install", "--owner", "nobody", "--root", root }).code, 0)
+    local record_path = root .. "/etc/banger/install.json"
+    local rec = banger.json.decode(t.read(record_path))
+    rec.socket = root .. "/nowhere/helper.sock"
+    t.write(record_path, banger.json.encode(rec))
+    local r = t.banger({ "system", "status", "--root", root })
+    t.eq(r.code, 1)
+    t.contains(r.stdout, "helper: not answering: cannot reach the root helper at " .. rec.socket)
+    t.contains(r.stdout, "sudo banger system restart")
+    t.not_contains(r.stdout .. r.stderr, "system status")
+    local j = banger.json.decode(t.banger({ "system", "status", "--root", root, "--json" }).stdout)
+    t.eq(j.helper_reachable, false)
+    t.not_contains(j.helper_error, "system status")
+  end)
+
+  it("other commands point at system status when the helper cannot be reached", function()
+    local home = t.tmpdir()
+    local sock = home .. "/helper.sock"
+    t.write(sock, "") -- there, but nobody listens
+    t.write(home .. "/.config/banger/config.lua", string.format("return { helper = { socket = %q } }\n", sock))
+    t.write(home .. "/ping.lua", 'banger.priv.call("ping", {})\n')
+    t.env(home)
+    banger.proc.run({ "chown", "-R", "65534:65534", home })
+    local r = banger.proc.run({ "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", t.bin(), "run",
+      home .. "/ping.lua", env = t.env(home), cwd = home })
+    t.eq(r.code, 1)
+    t.contains(r.stderr, "banger: cannot reach the root helper at " .. sock)
+    t.contains(r.stderr, "(is it installed and running? see `banger system status`)")
+  end)
+end)

@@ -20,7 +20,8 @@ return {
         banger.ui.print(string.format("helper: answering on %s (pid %d, banger %s)", st.socket, st.helper.pid,
           st.helper.version))
       else
-        banger.ui.print("helper: not reachable on " .. st.socket .. ": " .. st.helper_error)
+        banger.ui.print("helper: not answering: " .. st.helper_error
+          .. (st.installed and " (sudo banger system restart; journalctl -u " .. banger.system.unit_name .. ")" or ""))
       end
     end)
     if not s.helper_reachable then

@@ -21,10 +21,22 @@ end
 
 local function first_line(argv)
   local r = proc.run(argv)
-  if r.code ~= 0 then
+  if not r or r.code ~= 0 then
     return nil
   end
   return (r.stdout .. r.stderr):match("[^\n]+")
+end
+
+-- A binary named by a driver.* key: a missing one the user configured is
+-- theirs to fix (name the key); a missing default is a package to install.
+local function missing_binary(key, package)
+  local bin = config.get().driver[key]
+  if bin ~= config.schema.driver.fields[key].default then
+    return bin .. " (driver." .. key .. ") not found",
+      "set driver." .. key .. " in " .. config.path() .. " to an existing binary, or remove it to use "
+        .. config.schema.driver.fields[key].default .. " from PATH"
+  end
+  return bin .. " not found", package
 end
 
 local function tool(name, package, needed_for)
@@ -46,21 +58,28 @@ M.checks = {
     name = "qemu",
     needed_for = "vm create/run (qemu driver)",
     run = function()
-      local bin = config.get().driver.qemu_bin
-      local path = vmm.find_executable(bin)
+      local path = vmm.find_executable(config.get().driver.qemu_bin)
       if not path then
-        return fail(bin .. " not found", "apt-get install qemu-system-x86")
+        local detail, fix = missing_binary("qemu_bin", "apt-get install qemu-system-x86")
+        -- with driver.name = "firecracker", QEMU is only used when asked for (--driver qemu)
+        return (config.get().driver.name == "firecracker" and warn or fail)(detail, fix)
       end
       return ok(first_line({ path, "--version" }) or path)
     end,
   },
   {
     name = "firecracker",
-    needed_for = "the firecracker driver (optional)",
+    needed_for = "the firecracker driver (optional unless driver.name is firecracker)",
     run = function()
-      local path = vmm.find_executable(config.get().driver.firecracker_bin)
+      local driver = config.get().driver
+      local path = vmm.find_executable(driver.firecracker_bin)
       if not path then
-        return warn("not found: VMs use QEMU", "install firecracker and set driver.firecracker_bin to use it")
+        local detail, fix = missing_binary("firecracker_bin",
+          "install firecracker and set driver.firecracker_bin to use it")
+        if driver.name == "firecracker" then
+          return fail(detail .. ", and driver.name is firecracker: no VM can start", fix)
+        end
+        return warn(driver.name == "qemu" and detail or (detail .. ": VMs use QEMU"), fix)
       end
       return ok(first_line({ path, "--version" }) or path)
     end,
@@ -72,6 +91,11 @@ M.checks = {
       local caps = vmm.detect()
       if caps.kvm_usable then
         return ok("/dev/kvm is usable")
+      end
+      if config.get().driver.name == "firecracker" then
+        return fail("no usable /dev/kvm" .. (caps.kvm_pvm and " (only kvm_pvm)" or "")
+          .. ", and driver.name is firecracker, which needs KVM: no VM can start",
+          "set driver.name = \"qemu\" (TCG works without KVM), or run on a host with hardware virtualisation")
       end
       if caps.kvm_pvm then
         return warn("/dev/kvm is kvm_pvm, which cannot run stock kernels: QEMU falls back to TCG (slow)",
@@ -148,8 +172,12 @@ M.checks = {
     needed_for = "guest networking",
     run = function()
       local net = config.get().network
+      if not vmm.find_executable("ip") then
+        return warn("ip not found: cannot look at " .. net.bridge .. " (banger makes bridges without it)",
+          "apt-get install iproute2")
+      end
       local r = proc.run({ "ip", "-j", "-4", "addr", "show", "dev", net.bridge })
-      if r.code ~= 0 then
+      if not r or r.code ~= 0 then
         return ok(net.bridge .. " does not exist yet; it is created when the first VM starts")
       end
       if not r.stdout:find('"local":"' .. net.bridge_ip .. '"', 1, true) then
@@ -182,12 +210,12 @@ M.checks = {
       while dir ~= "" and not fs.exists(dir) do
         dir = dir:match("^(.*)/[^/]*$") or ""
       end
-      local r = proc.run({ "df", "-Pk", dir == "" and "/" or dir })
-      local avail = tonumber(r.stdout:match("\n%S+%s+%d+%s+%d+%s+(%d+)") or "")
-      if not avail then
-        return warn("could not read free space of " .. dir, "check df " .. dir)
+      dir = dir == "" and "/" or dir
+      local v, why = fs.statvfs(dir)
+      if not v then
+        return warn("could not read free space of " .. dir .. ": " .. why, "check that " .. dir .. " is readable")
       end
-      local gib = avail / 1024 / 1024
+      local gib = v.avail / 1024 / 1024 / 1024
       local detail = string.format("%.1f GiB free under %s", gib, dir)
       if gib < 2 then
         return fail(detail, "free space: an image needs ~1 GiB and each VM its disks")

@@ -39,7 +39,11 @@ function M.call(op, params, fds)
   if mode == "local-root" then
     return errors.check(native.call(op, params or {}, fds))
   elseif mode == "helper" then
-    return errors.check(native.call_helper(detail, op, params or {}, fds))
+    local res, msg, code = native.call_helper(detail, op, params or {}, fds)
+    if res == nil and type(msg) == "string" and msg:find("cannot reach the root helper", 1, true) == 1 then
+      errors.raise(code or "EFAIL", msg, { hint = "is it installed and running? see `banger system status`" })
+    end
+    return errors.check(res, msg, code)
   end
   errors.raise("EPERM", op .. " needs root: " .. detail .. " (see docs/privileges.md)")
 end

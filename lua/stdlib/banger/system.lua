@@ -207,7 +207,10 @@ function M.uninstall(opts)
       pcall(systemctl, "daemon-reload")
     end
     local priv = require("banger.priv")
-    local links = proc.run({ "ip", "-j", "link", "show", "type", "bridge" })
+    local links, why = proc.run({ "ip", "-j", "link", "show", "type", "bridge" })
+    if not links then
+      errors.raise("ENOENT", "cannot list banger's bridges to remove them: ip: " .. why, { hint = "apt-get install iproute2" })
+    end
     for _, l in ipairs(links.code == 0 and json.decode(links.stdout) or {}) do
       if validate.bridge_name(l.ifname) then
         pcall(priv.call, "unroute_vm_dns", { bridge = l.ifname })
