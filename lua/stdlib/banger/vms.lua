@@ -69,7 +69,6 @@ local function lock_path(name)
 end
 
 local function take(name, timeout_ms)
-  fs.mkdir(state.layout().state .. "/locks", 448, true)
   local l, msg, code = fs.lock(lock_path(name), { timeout_ms = timeout_ms })
   if not l then
     return nil, msg, code
@@ -85,6 +84,7 @@ function M.lock(name, timeout_ms, opts)
   if not (opts and opts.creating) then
     M.require(name)
   end
+  fs.mkdir(state.layout().state .. "/locks", 448, true)
   local l, msg, code = take(name, timeout_ms)
   if not l then
     if code == "EBUSY" then
@@ -95,7 +95,8 @@ function M.lock(name, timeout_ms, opts)
   return l
 end
 
---- The VM's lock when nobody holds it, else nil (reconcile).
+--- The VM's lock when nobody holds it, else nil (reconcile; like the
+-- fs.lock it replaces, it makes no locks directory).
 function M.try_lock(name)
   return (take(name, 0))
 end
