@@ -13,7 +13,7 @@ return {
         end
       end
       banger.ui.print(r.failed == 0 and "ready" or (r.failed .. " check(s) failed"))
-    end)
+    end, "doctor")
     if report.failed > 0 then
       os.exit(1)
     end

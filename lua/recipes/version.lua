@@ -6,6 +6,6 @@ return {
     local b = banger.sys.build()
     banger.ui.emit(opts, b, function(info)
       banger.ui.print(string.format("banger %s (commit %s, built %s)", info.version, info.commit, info.built_at))
-    end)
+    end, "version")
   end,
 }

@@ -1,6 +1,7 @@
 -- kernel pull against a real HTTP server on 127.0.0.1 (busybox httpd)
 -- serving a catalog and Debian's cloud kernel package.
 local e2e = assert(loadfile(t.source_dir() .. "/tests/lua/e2e.lua", "t", _ENV))()
+local json_doc = assert(loadfile(t.source_dir() .. "/tests/lua/json_doc.lua", "t", _ENV))()
 
 local function serve(dir)
   for _ = 1, 20 do
@@ -40,7 +41,7 @@ describe("kernel pull", function()
     httpd:kill(9)
     httpd:wait()
     t.eq(r.code, 0, r.stderr)
-    local m = banger.json.decode(r.stdout)
+    local m = json_doc.conforms("kernel pull", r.stdout)
     t.eq(m.name, "cloud")
     t.eq(m.distro, "debian")
     t.eq(m.source, base .. "/kernel.deb")

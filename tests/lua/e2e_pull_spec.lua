@@ -1,6 +1,7 @@
 -- banger image pull against a real registry (Debian's docker-registry on
 -- 127.0.0.1) holding an image built by the test, also as a non-root user.
 local e2e = assert(loadfile(t.source_dir() .. "/tests/lua/e2e.lua", "t", _ENV))()
+local json_doc = assert(loadfile(t.source_dir() .. "/tests/lua/json_doc.lua", "t", _ENV))()
 local fixtures = t.source_dir() .. "/tests/fixtures"
 
 local function registry()
@@ -25,7 +26,7 @@ describe("image pull", function()
       local r = t.banger({ "image", "pull", addr .. "/banger/test:v1", "--name", "pulled", "--json" },
         { home = home, timeout_ms = 120000 })
       t.eq(r.code, 0, r.stderr)
-      local row = banger.json.decode(r.stdout)
+      local row = json_doc.conforms("image pull", r.stdout)
       t.truthy(row.digest:match("^sha256:%x+$"))
       t.eq(banger.proc.run({ "e2fsck", "-fn", row.rootfs_path }).code, 0, "e2fsck clean")
       -- what the fixture's layers hold, as seen inside the image

@@ -2,6 +2,7 @@
 -- the command changes it, export brings the changes back as a patch that
 -- git applies (and as a tarball), prepare copies new files into the running VM.
 local e2e = assert(loadfile(t.source_dir() .. "/tests/lua/e2e.lua", "t", _ENV))()
+local json_doc = assert(loadfile(t.source_dir() .. "/tests/lua/json_doc.lua", "t", _ENV))()
 
 local function git(dir, ...)
   local r = banger.proc.run({ "git", "-C", dir, ... })
@@ -48,8 +49,10 @@ describe("vm workspace", function()
 
     t.write(dir .. "/later.txt", "added later\n")
     git(dir, "add", "later.txt")
-    local prep = t.banger({ "vm", "workspace", "prepare", "ws" }, { home = home, cwd = dir })
+    local prep = t.banger({ "vm", "workspace", "prepare", "ws", "--json" }, { home = home, cwd = dir })
     t.eq(prep.code, 0, prep.stderr)
+    local prepared = json_doc.conforms("vm workspace prepare", prep.stdout)
+    t.eq({ prepared.vm, prepared.guest }, { "ws", "/root/proj" })
     local cat = t.banger({ "vm", "exec", "ws", "--", "cat", "/root/proj/later.txt" }, { home = home })
     t.eq(cat.stdout, "added later\n", cat.stderr)
     t.eq(t.banger({ "vm", "delete", "-f", "ws" }, { home = home }).code, 0)

@@ -12,6 +12,6 @@ return {
       for _, n in ipairs(st.names) do
         banger.ui.print(string.format("  %-30s %s", n.name, n.ip))
       end
-    end)
+    end, "dns_status")
   end,
 }

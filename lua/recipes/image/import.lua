@@ -29,6 +29,6 @@ return {
     end)
     banger.ui.emit(opts, row, function(r)
       banger.ui.print(string.format("imported image %s (%s)", r.name, banger.units.format_bytes(r.size_bytes)))
-    end)
+    end, "image")
   end,
 }

@@ -16,6 +16,6 @@ return {
         { "KERNEL", "kernel" },
         { "SOURCE", "source_ref" },
       })
-    end)
+    end, "array of image")
   end,
 }

@@ -68,6 +68,6 @@ return {
     })
     ui.emit(opts, row, function(r)
       ui.print(string.format("pulled %s as image %s (%s)", opts.ref, r.name, banger.units.format_bytes(r.size_bytes)))
-    end)
+    end, "image")
   end,
 }

@@ -16,6 +16,6 @@ return {
     local row = banger.images.import_file(opts.rootfs, { name = opts.name, kernel = opts.kernel, is_default = opts.default })
     banger.ui.emit(opts, row, function(r)
       banger.ui.print(string.format("registered image %s (%s)", r.name, banger.units.format_bytes(r.size_bytes)))
-    end)
+    end, "image")
   end,
 }

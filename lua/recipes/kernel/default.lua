@@ -10,6 +10,6 @@ return {
     local k = banger.kernels.ensure_default(banger.ui.info)
     banger.ui.emit(opts, k, function(m)
       banger.ui.print(string.format("default kernel: %s (Linux %s)", m.name, m.version))
-    end)
+    end, "kernel")
   end,
 }

@@ -14,12 +14,13 @@ return {
   run = function(opts)
     local name = opts.name or banger.kernels.name_for(opts.source)
     banger.ui.info("importing " .. opts.source .. " as " .. name .. " (vmlinux + initramfs)")
-    local m = banger.kernel.import({
+    banger.kernel.import({
       source = opts.source, name = name, kernels_dir = banger.kernels.dir(),
       distro = opts.distro, replace = opts.replace,
     })
+    local m = banger.kernel.show(banger.kernels.dir(), name)
     banger.ui.emit(opts, m, function(k)
       banger.ui.print(string.format("%s: Linux %s, %d modules in the initramfs", k.name, k.version, #k.modules))
-    end)
+    end, "kernel")
   end,
 }

@@ -11,6 +11,6 @@ return {
       end
       banger.ui.table(rows, { { "NAME", "name" }, { "VERSION", "version" }, { "DISTRO", "distro" },
         { "IMPORTED", "imported_at" } })
-    end)
+    end, "array of kernel")
   end,
 }

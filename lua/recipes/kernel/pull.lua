@@ -67,12 +67,13 @@ return {
     if last >= 0 then
       io.stderr:write("\n")
     end
-    local m = banger.kernel.import({
+    banger.kernel.import({
       source = tmp, name = name, kernels_dir = dir, distro = entry.distro or "", origin = source,
       replace = opts.replace,
     })
+    local m = banger.kernel.show(dir, name)
     banger.ui.emit(opts, m, function(k)
       banger.ui.print(string.format("%s: Linux %s (sha256 verified)", k.name, k.version))
-    end)
+    end, "kernel")
   end,
 }

@@ -7,9 +7,9 @@ return {
     local k = banger.kernel.show(banger.kernels.dir(), opts.name)
     banger.ui.emit(opts, k, function(v)
       for _, key in ipairs({ "name", "version", "distro", "arch", "sha256", "source", "imported_at", "dir" }) do
-        banger.ui.print(string.format("%-12s %s", key, tostring(v[key])))
+        banger.ui.print(string.format("%-12s %s", key, banger.ui.text(v[key])))
       end
-      banger.ui.print(string.format("%-12s %s", "modules", table.concat(v.modules, " ")))
-    end)
+      banger.ui.print(string.format("%-12s %s", "modules", #(v.modules or {}) > 0 and table.concat(v.modules, " ") or "-"))
+    end, "kernel")
   end,
 }

@@ -6,6 +6,6 @@ return {
     local r = banger.ssh_config.install()
     banger.ui.emit(opts, r, function(x)
       banger.ui.print("added banger's Include to " .. x.config .. " (Host *.vm settings in " .. x.included .. ")")
-    end)
+    end, "ssh_config_installed")
   end,
 }

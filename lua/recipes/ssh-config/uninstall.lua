@@ -6,6 +6,6 @@ return {
     local r = banger.ssh_config.uninstall()
     banger.ui.emit(opts, r, function(x)
       banger.ui.print(x.removed and ("removed banger's block from " .. x.config) or "nothing to remove")
-    end)
+    end, "ssh_config_removed")
   end,
 }

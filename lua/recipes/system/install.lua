@@ -26,6 +26,6 @@ return {
       elseif rec.note then
         banger.ui.warn(rec.note)
       end
-    end)
+    end, "installed")
   end,
 }

@@ -23,7 +23,7 @@ return {
         banger.ui.print("helper: not answering: " .. st.helper_error
           .. (st.installed and " (sudo banger system restart; journalctl -u " .. banger.system.unit_name .. ")" or ""))
       end
-    end)
+    end, "system_status")
     if not s.helper_reachable then
       os.exit(1)
     end

@@ -19,6 +19,6 @@ return {
       for _, what in ipairs(res.removed) do
         banger.ui.print("removed " .. what)
       end
-    end)
+    end, "uninstalled")
   end,
 }

@@ -34,6 +34,6 @@ return {
     local info = banger.vm.describe(banger.vms.require(row.name))
     banger.ui.emit(opts, info, function(v)
       banger.ui.print(string.format("%s %s (%s)", v.name, v.state, v.ip or "no network"))
-    end)
+    end, "vm")
   end,
 }

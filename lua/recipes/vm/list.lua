@@ -29,6 +29,6 @@ return {
         { "PID", "pid" },
         { "CREATED", "created_at" },
       })
-    end)
+    end, "array of vm")
   end,
 }

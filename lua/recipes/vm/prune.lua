@@ -11,7 +11,7 @@ return {
       end
     end
     if #victims == 0 then
-      banger.ui.emit(opts, banger.json.array(), function() banger.ui.info("nothing to prune") end)
+      banger.ui.emit(opts, banger.json.array(), function() banger.ui.info("nothing to prune") end, "array of string")
       return
     end
     if not opts.force then
@@ -39,7 +39,7 @@ return {
     end
     banger.ui.emit(opts, deleted, function(list)
       banger.ui.info("deleted " .. #list .. " VM(s): " .. table.concat(list, ", "))
-    end)
+    end, "array of string")
     return failed > 0 and 1 or 0
   end,
 }

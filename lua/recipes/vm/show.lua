@@ -10,10 +10,8 @@ return {
         "disk_mib", "work_disk_mib", "nat", "ip", "mac", "dns_name", "pid", "isolated", "created_at", "started_at",
         "last_error", "dir" }
       for _, k in ipairs(keys) do
-        if v[k] ~= nil then
-          banger.ui.print(string.format("%-14s %s", k, tostring(v[k])))
-        end
+        banger.ui.print(string.format("%-14s %s", k, banger.ui.text(v[k])))
       end
-    end)
+    end, "vm")
   end,
 }

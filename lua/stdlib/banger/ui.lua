@@ -37,8 +37,7 @@ function M.table(rows, columns)
   for r, row in ipairs(rows) do
     cells[r] = {}
     for c, col in ipairs(columns) do
-      local v = type(col[2]) == "function" and col[2](row) or row[col[2]]
-      v = v == nil and "-" or tostring(v)
+      local v = M.text(type(col[2]) == "function" and col[2](row) or row[col[2]])
       cells[r][c] = v
       widths[c] = math.max(widths[c], #v)
     end
@@ -62,15 +61,25 @@ end
 
 --- Prints `data` as JSON when opts.json, else calls render(data). Nothing
 -- when opts.quiet (a recipe run by another recipe: its stdout is not ours).
-function M.emit(opts, data, render)
+-- `shape` names the documented record type of the JSON ("vm", "array of
+-- image", see banger.records): every key present, null when unset.
+function M.emit(opts, data, render, shape)
   if opts.quiet then
     return
   end
   if opts.json then
-    M.json(data)
+    M.json(shape and require("banger.records").shape(shape, data) or data)
   else
     render(data)
   end
+end
+
+--- How show commands print a value: unset is "-", not "nil".
+function M.text(v)
+  if v == nil or v == json.null then
+    return "-"
+  end
+  return tostring(v)
 end
 
 --- A stage printer for long operations: "  [1.2s] launch: qemu (tcg)".

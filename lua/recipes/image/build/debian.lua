@@ -49,6 +49,6 @@ return {
     ui.emit(opts, row, function(r)
       ui.print(string.format("built %s (%s)%s", r.name, banger.units.format_bytes(r.size_bytes),
         r.is_default == 1 and ", the default image" or ""))
-    end)
+    end, "image")
   end,
 }

@@ -10,6 +10,6 @@ return {
     banger.ui.emit(opts, r, function(v)
       banger.ui.print(string.format("%s %s in %d blob(s)", opts.dry_run and "would free" or "freed",
         banger.units.format_bytes(v.bytes), v.blobs))
-    end)
+    end, "cache_prune")
   end,
 }

@@ -24,7 +24,7 @@ return {
       local n = ws.prepare(row, root, files)
       banger.ui.emit(opts, { vm = row.name, files = n, guest = "/root/" .. root:match("([^/]+)$") }, function(r)
         banger.ui.print(string.format("copied %d file(s) to %s:%s", r.files, r.vm, r.guest))
-      end)
+      end, "workspace")
     end
     if skipped > 0 then
       banger.ui.info(string.format("note: %d untracked file(s) not copied (add --include-untracked to copy them)", skipped))

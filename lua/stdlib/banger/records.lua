@@ -1,0 +1,100 @@
+--- banger.records: the shapes of what `--json` prints. A kind lists its keys
+-- and their types; shape() gives a value exactly those keys: an unset one as
+-- null (never missing), 0/1 flags as booleans, nested records shaped too.
+-- The Lua values recipes work with stay as they are (nil, not json.null);
+-- only the JSON is shaped. docs/scripting.md ("JSON output") documents every
+-- kind and which command prints it; tests/lua/json_doc_spec.lua runs the
+-- commands and keeps the page, this table and the output equal.
+--
+-- Types: string, integer, boolean, a kind's name, "array of T", "T or null".
+local json = require("banger.native.json")
+
+local M = {}
+
+M.kinds = {
+  vm = {
+    { "id", "string" }, { "name", "string" }, { "state", "string" }, { "image", "string" },
+    { "kernel", "string" }, { "driver", "string" }, { "vcpus", "integer" }, { "memory_mib", "integer" },
+    { "disk_mib", "integer" }, { "work_disk_mib", "integer" }, { "nat", "boolean" }, { "ip", "string or null" },
+    { "mac", "string" }, { "dns_name", "string" }, { "last_error", "string or null" }, { "created_at", "string" },
+    { "started_at", "string or null" }, { "dir", "string" }, { "pid", "integer or null" },
+    { "isolated", "boolean" }, { "alive", "boolean" },
+  },
+  image = {
+    { "name", "string" }, { "source_ref", "string or null" }, { "digest", "string or null" },
+    { "size_bytes", "integer" }, { "rootfs_path", "string" }, { "kernel", "string or null" },
+    { "is_default", "boolean" }, { "init", "string or null" }, { "created_at", "string" },
+  },
+  kernel = {
+    { "name", "string" }, { "version", "string" }, { "distro", "string" }, { "arch", "string" },
+    { "sha256", "string" }, { "source", "string" }, { "source_kind", "string" }, { "modules", "array of string" },
+    { "vmlinux_bytes", "integer" }, { "imported_at", "string" }, { "dir", "string" },
+  },
+  cache_prune = { { "bytes", "integer" }, { "blobs", "integer" } },
+  workspace = { { "vm", "string" }, { "files", "integer" }, { "guest", "string" } },
+  doctor = { { "checks", "array of check" }, { "failed", "integer" }, { "uid", "integer" } },
+  check = {
+    { "name", "string" }, { "needed_for", "string" }, { "status", "string" }, { "detail", "string" },
+    { "fix", "string or null" },
+  },
+  dns_status = { { "running", "boolean" }, { "address", "string" }, { "names", "array of dns_name" } },
+  dns_name = { { "name", "string" }, { "ip", "string" } },
+  install = {
+    { "owner", "string" }, { "owner_uid", "integer" }, { "owner_gid", "integer" }, { "owner_home", "string" },
+    { "helper", "string" }, { "socket", "string" }, { "unit", "string" }, { "version", "string" },
+    { "installed_at", "string" },
+  },
+  installed = {
+    { "owner", "string" }, { "owner_uid", "integer" }, { "owner_gid", "integer" }, { "owner_home", "string" },
+    { "helper", "string" }, { "socket", "string" }, { "unit", "string" }, { "version", "string" },
+    { "installed_at", "string" }, { "started", "boolean" }, { "note", "string or null" },
+  },
+  uninstalled = { { "removed", "array of string" }, { "was_installed", "boolean" } },
+  system_status = {
+    { "installed", "boolean" }, { "record", "install or null" }, { "socket", "string" },
+    { "unit_state", "string or null" }, { "helper_reachable", "boolean" }, { "helper", "helper or null" },
+    { "helper_error", "string or null" },
+  },
+  helper = { { "pid", "integer" }, { "version", "string" }, { "caller_uid", "integer" } },
+  ssh_config_installed = { { "config", "string" }, { "included", "string" } },
+  ssh_config_removed = { { "config", "string" }, { "removed", "boolean" } },
+  version = { { "version", "string" }, { "commit", "string" }, { "built_at", "string" } },
+}
+
+--- `value` shaped as type `t` (see the header), ready for json.encode.
+function M.shape(t, value)
+  local nullable = t:match("^(.-) or null$")
+  if nullable then
+    if value == nil or value == json.null then
+      return json.null
+    end
+    return M.shape(nullable, value)
+  end
+  local item = t:match("^array of (.+)$")
+  if item then
+    local out = json.array()
+    for i, v in ipairs(value or {}) do
+      out[i] = M.shape(item, v)
+    end
+    return out
+  end
+  if t == "boolean" then
+    return value == true or value == 1
+  end
+  local kind = M.kinds[t]
+  if kind then
+    local out = {}
+    for _, field in ipairs(kind) do
+      local v = value[field[1]]
+      out[field[1]] = M.shape(field[2], v ~= json.null and v or nil)
+    end
+    return out
+  end
+  -- string, integer: as they are; a missing one shows up as null
+  if value == nil then
+    return json.null
+  end
+  return value
+end
+
+return M
