@@ -26,6 +26,15 @@ describe("vm settings", function()
     t.contains(e.message, "vm.image: invalid image name '../x'")
   end)
 
+  it("names a file's settings by their config keys, as a config error", function()
+    local e = t.raises(function()
+      settings.check({ vcpus = 0, memory = "lots", image = "debian-12" }, { source = "/p/banger.lua" })
+    end, "EINVAL")
+    t.eq(e.exit, 78)
+    t.eq(e.message, "/p/banger.lua: vm.vcpus: must be between 1 and 32, got 0; "
+      .. "vm.memory: 'lots' is not a size (use e.g. 512MiB, 2GiB)")
+  end)
+
   it("banger.vm.create refuses bad settings before looking anything up", function()
     local e = t.raises(function()
       banger.vm.create({ name = "box", image = "nope", memory = "1", vcpus = 0 })

@@ -56,7 +56,7 @@ end
 
 --- Returns `settings` when every one is valid, else raises one error that
 -- names each bad one. how.names labels them (M.flags for the CLI; default
--- the setting's own name); how.command makes it a usage error (exit 2)
+-- the schema key, "vm.vcpus", with how.source, else the setting's name); how.command makes it a usage error (exit 2)
 -- showing each value and pointing at that command's help; how.source (a file) makes it a config
 -- error (exit 78) prefixed with the file.
 function M.check(settings, how)
@@ -67,7 +67,7 @@ function M.check(settings, how)
   end
   local parts = {}
   for _, p in ipairs(problems) do
-    local label = how.names and how.names[p.setting] or p.setting
+    local label = how.names and how.names[p.setting] or (how.source and M.keys[p.setting]) or p.setting
     -- Show what was given, unless the reason already quotes it.
     if how.command and type(p.value) ~= "boolean" and not p.reason:find("'" .. tostring(p.value) .. "'", 1, true) then
       label = label .. " " .. tostring(p.value)
