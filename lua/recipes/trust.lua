@@ -54,7 +54,7 @@ return {
           return
         end
         ui.table(list, { { "STATUS", "status" }, { "FILES", "files" }, { "TRUSTED AT", "trusted_at" }, { "PROJECT", "root" } })
-      end)
+      end, "array of trusted_project")
       return 0
     end
     local root = root_for(opts.path)
@@ -62,7 +62,7 @@ return {
       local was = trust.revoke(root)
       ui.emit(opts, { root = root, revoked = was }, function()
         ui.print(was and ("no longer trusted: " .. root) or (root .. " was not trusted"))
-      end)
+      end, "trust_revoked")
       return 0
     end
     local status, manifest = trust.status(root)
@@ -70,7 +70,7 @@ return {
       ui.emit(opts, manifest_json(manifest, status == "trusted"), function()
         ui.print("project " .. root .. " (" .. status .. ")")
         show_manifest(manifest)
-      end)
+      end, "trust")
       return status == "trusted" and 0 or 1
     end
     manifest = trust.allow(root)
@@ -78,7 +78,7 @@ return {
       ui.print("project " .. root)
       show_manifest(manifest)
       ui.print("trusted; any change to these files makes the project untrusted again")
-    end)
+    end, "trust")
     return 0
   end,
 }

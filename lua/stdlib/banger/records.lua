@@ -59,6 +59,12 @@ M.kinds = {
   ssh_config_installed = { { "config", "string" }, { "included", "string" } },
   ssh_config_removed = { { "config", "string" }, { "removed", "boolean" } },
   version = { { "version", "string" }, { "commit", "string" }, { "built_at", "string" } },
+  trust = {
+    { "root", "string" }, { "digest", "string" }, { "trusted", "boolean" }, { "files", "array of trust_file" },
+  },
+  trust_file = { { "path", "string" }, { "kind", "string" }, { "sha256", "string or null" } },
+  trusted_project = { { "root", "string" }, { "status", "string" }, { "files", "integer" }, { "trusted_at", "string" } },
+  trust_revoked = { { "root", "string" }, { "revoked", "boolean" } },
 }
 
 --- `value` shaped as type `t` (see the header), ready for json.encode.
