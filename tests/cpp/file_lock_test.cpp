@@ -11,7 +11,7 @@
 
 using namespace std::chrono_literals;
 
-TEST_CASE("a removed lock leaves no file; a waiter takes a new one", "[file_lock]") {
+TEST_CASE("a removed lock leaves no file, and a waiter takes a new one", "[file_lock]") {
   banger::test::TempDir tmp;
   std::string path = tmp / "vm-x.lock";
   {
