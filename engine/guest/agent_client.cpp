@@ -102,7 +102,7 @@ std::unique_ptr<AgentClient> AgentClient::wait_ready(const Endpoint& ep, std::ch
       if (e.code() == "ECANCELED" || e.code() == "EPROTO") throw;
       last = e.what();
     }
-    std::this_thread::sleep_for(200ms);
+    cancel::sleep_for(200ms);
   }
 }
 
@@ -119,9 +119,7 @@ Frame AgentClient::read_frame(clock::time_point deadline) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
     if (left.count() <= 0) throw Error("ETIMEDOUT", "timed out waiting for the " + what_);
     pollfd p{fd_, POLLIN, 0};
-    int r = ::poll(&p, 1, static_cast<int>(std::min<long>(left.count(), 100)));
-    if (r < 0 && errno != EINTR) throw Error::last("poll", what_);
-    if (r <= 0) continue;
+    if (cancel::poll(&p, 1, std::min(left, std::chrono::milliseconds(1000))) <= 0) continue;
     char buf[65536];
     ssize_t n = ::read(fd_, buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
@@ -193,17 +191,19 @@ ExecResult AgentClient::exec(const ExecRequest& req, const OutputFn& on_stdout, 
   }
   ExecResult result;
   clock::time_point kill_at = clock::time_point::max();
+  int received = 0;  // the signal that interrupted us, passed on to the command
   for (;;) {
     Frame f;
     try {
       f = expect(ch, clock::now() + 24h);
     } catch (const Error& e) {
       if (e.code() != "ECANCELED") throw;
-      // Ctrl-C: the command gets SIGINT first, SIGKILL if it lingers; we keep
-      // reading so its exit is still reported.
+      // SIGINT/SIGTERM: the command gets the same signal first, SIGKILL if it
+      // lingers; we keep reading so its exit is still reported.
       if (!result.interrupted) {
         result.interrupted = true;
-        send(encode_json(FrameType::signal, ch, {{"signal", SIGINT}}));
+        received = cancel::signal() > 0 ? cancel::signal() : SIGINT;
+        send(encode_json(FrameType::signal, ch, {{"signal", received}}));
         kill_at = clock::now() + 5s;
       }
       cancel::reset();
@@ -224,7 +224,7 @@ ExecResult AgentClient::exec(const ExecRequest& req, const OutputFn& on_stdout, 
         nlohmann::json j = f.json();
         result.code = j.value("code", 0);
         result.signal = j.value("signal", 0);
-        if (result.interrupted) cancel::request();  // the caller still sees the Ctrl-C
+        if (result.interrupted) cancel::request(received);  // the caller still sees the signal
         return result;
       }
       default: break;

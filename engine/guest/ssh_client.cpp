@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <mutex>
 
 #include "engine/core/cancel.hpp"
@@ -176,7 +177,9 @@ ExecResult Client::exec(const std::string& command, const std::string& input,
         // A second channel on the same session carries the signal.
         libssh2_session_set_blocking(s, 1);
         if (LIBSSH2_CHANNEL* k = libssh2_channel_open_session(s)) {
-          std::string kill = "kill -INT -- -" + pid + " 2>/dev/null || kill -INT " + pid;
+          // The signal we received (INT or TERM) goes on to the command.
+          std::string sig = cancel::signal() == SIGTERM ? "TERM" : "INT";
+          std::string kill = "kill -" + sig + " -- -" + pid + " 2>/dev/null || kill -" + sig + " " + pid;
           libssh2_channel_exec(k, kill.c_str());
           libssh2_channel_send_eof(k);
           libssh2_channel_wait_closed(k);

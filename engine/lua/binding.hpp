@@ -66,8 +66,14 @@ void push_string_list(lua_State* L, std::span<const std::string> items);
 // normally instead of being jumped over.
 void call_with_string(lua_State* L, int fn_idx, std::string_view arg);
 
-// Calls F and maps exceptions per the convention above.
+// Calls F and maps exceptions per the convention above. A Raise becomes
+// "file:line: bad argument #N to 'ext4.create' (...)": the position is the
+// caller's (errors.wrap's frames skipped), the name the native's.
 int protect_impl(lua_State* L, lua_CFunction f);
+// True while a native runs (its Lua callbacks included): the host's
+// interrupt hook waits for it to return, since the native handles the
+// cancellation itself (engine/lua/host.cpp).
+bool in_native() noexcept;
 template <lua_CFunction F>
 int protect(lua_State* L) {
   return protect_impl(L, F);

@@ -14,14 +14,25 @@ namespace {
 lua_State* interrupt_target = nullptr;
 volatile sig_atomic_t interrupt_count = 0;
 
+// The exit status is 128 + the signal, as a shell reports a process killed
+// by it: 130 for SIGINT, 143 for SIGTERM (docs/architecture.md, "Signals").
+// Inside a native (one of its Lua callbacks, e.g. a streaming exec's
+// output) the hook stays armed and waits: the native sees the cancel flag
+// itself, finishes its protocol (passing the signal to a guest command,
+// draining its output) and returns; the next instruction after it raises.
 void raise_interrupted(lua_State* L, lua_Debug*) {
+  if (in_native()) return;
   lua_sethook(L, nullptr, 0, 0);
   lua_createtable(L, 0, 3);
   lua_pushliteral(L, "ECANCELED");
   lua_setfield(L, -2, "code");
-  lua_pushliteral(L, "interrupted");
+  if (cancel::signal() == SIGTERM) {
+    lua_pushliteral(L, "terminated");
+  } else {
+    lua_pushliteral(L, "interrupted");
+  }
   lua_setfield(L, -2, "message");
-  lua_pushinteger(L, 130);
+  lua_pushinteger(L, cancel::exit_status());
   lua_setfield(L, -2, "exit");
   if (luaL_getmetatable(L, "banger.error") == LUA_TTABLE) {
     lua_setmetatable(L, -2);
@@ -34,7 +45,7 @@ void raise_interrupted(lua_State* L, lua_Debug*) {
 void on_interrupt(int sig) {
   // A cleared cancellation (sys.clear_interrupt) starts the count anew.
   if (!cancel::requested()) interrupt_count = 0;
-  cancel::request();
+  cancel::request(sig);
   interrupt_count = interrupt_count + 1;
   if (interrupt_count >= 3) {
     // The user insists: skip the remaining cleanups.

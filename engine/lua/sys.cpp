@@ -3,7 +3,6 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <thread>
 
 #include "engine/core/build_info.hpp"
 #include "engine/core/cancel.hpp"
@@ -65,28 +64,30 @@ int l_monotonic_ms(lua_State* L) {
   return 1;
 }
 
-// Sleeps in slices so Ctrl-C ends it; returns nil, "interrupted", "ECANCELED".
+// Ends at once on SIGINT/SIGTERM; returns nil, "interrupted", "ECANCELED".
 int l_sleep_ms(lua_State* L) {
-  auto total = std::chrono::milliseconds(check_integer(L, 1));
-  auto end = std::chrono::steady_clock::now() + total;
-  while (std::chrono::steady_clock::now() < end) {
-    cancel::check();
-    auto left = end - std::chrono::steady_clock::now();
-    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(left, std::chrono::milliseconds(50)));
-  }
+  cancel::sleep_for(std::chrono::milliseconds(check_integer(L, 1)));
   lua_pushboolean(L, 1);
   return 1;
 }
 
+// interrupted() -> false, or true and the exit status that the interrupting
+// signal calls for (130 for SIGINT, 143 for SIGTERM).
 int l_interrupted(lua_State* L) {
-  lua_pushboolean(L, cancel::requested());
-  return 1;
+  if (!cancel::requested()) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  lua_pushboolean(L, 1);
+  lua_pushinteger(L, cancel::exit_status());
+  return 2;
 }
 
 // After an interrupt was handled (a REPL line cancelled by Ctrl-C), the
 // next Ctrl-C is a new one, not the second of an insisting user.
 int l_clear_interrupt(lua_State* L) {
   cancel::reset();
+  lua_sethook(L, nullptr, 0, 0);  // an interrupt hook still armed is cleared too
   lua_pushboolean(L, 1);
   return 1;
 }

@@ -28,15 +28,12 @@ Server::Server(const std::string& address, std::uint16_t port) {
 }
 
 bool Server::serve_once(std::chrono::milliseconds timeout, const Lookup& lookup) {
-  cancel::check();
   pollfd p{fd_.get(), POLLIN, 0};
-  int r = ::poll(&p, 1, static_cast<int>(timeout.count()));
-  if (r < 0 && errno != EINTR) throw Error::last("poll", "DNS socket");
-  if (r <= 0) return false;
+  if (cancel::poll(&p, 1, timeout) <= 0) return false;  // a signal wakes it (ECANCELED)
   char buf[4096];  // queries are small; anything longer is truncated and fails to parse
   sockaddr_storage peer{};
   socklen_t plen = sizeof peer;
-  ssize_t n = ::recvfrom(fd_.get(), buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&peer), &plen);
+  ssize_t n = ::recvfrom(fd_.get(), buf, sizeof buf, MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&peer), &plen);
   if (n < 0) return true;
   std::string_view packet(buf, static_cast<size_t>(n));
   std::string reply;

@@ -88,8 +88,13 @@ void Server::run() {
   while (!stopping_ && !cancel::requested()) {
     reap_children();  // hypervisors it launched that have exited
     pollfd p{listen_fd_, POLLIN, 0};
-    int r = ::poll(&p, 1, 200);
-    if (r <= 0) continue;
+    try {
+      // Wakes at once on SIGTERM/SIGINT; the bound keeps children reaped.
+      if (cancel::poll(&p, 1, std::chrono::milliseconds(200)) <= 0) continue;
+    } catch (const Error& e) {
+      if (e.code() == "ECANCELED") break;
+      throw;
+    }
     int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) continue;
     ucred cred{};

@@ -78,9 +78,7 @@ std::string recv_line(int sock, std::string& buffer, std::vector<UniqueFd>& fds,
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) throw Error("ETIMEDOUT", "timed out waiting on the helper connection");
     pollfd p{sock, POLLIN, 0};
-    int r = ::poll(&p, 1, static_cast<int>(std::min<long>(left.count(), 100)));
-    if (r < 0 && errno != EINTR) throw Error::last("poll", "helper connection");
-    if (r <= 0) continue;
+    if (cancel::poll(&p, 1, std::min(left, std::chrono::milliseconds(1000))) <= 0) continue;
     char data[4096];
     iovec iov{data, sizeof data};
     // Room for more than we accept, so an oversupply is seen (and closed)

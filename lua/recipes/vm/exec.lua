@@ -16,7 +16,7 @@ return {
     local input = opts.stdin and io.stdin:read("a") or nil
     local r = banger.guest.exec(row, opts.command, { env = opts.env, cwd = opts.cwd, stdin = input })
     if r.interrupted then
-      banger.errors.raise("ECANCELED", "interrupted", { exit = 130 })
+      banger.errors.interrupted()
     end
     return r.code
   end,

@@ -130,7 +130,7 @@ return {
       ui.info(string.format("VM %s is still running ('banger vm delete -f %s' removes it)", row.name, row.name))
     end
     if r.interrupted then
-      banger.errors.raise("ECANCELED", "interrupted", { exit = 130 })
+      banger.errors.interrupted()
     end
     return r.code
   end,

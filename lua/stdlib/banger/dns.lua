@@ -37,7 +37,7 @@ end
 -- gone). Returns false when another responder of ours already runs.
 function M.serve(opts)
   opts = opts or {}
-  local lock = fs.lock(M.lock_path(), { timeout_ms = 0 })
+  local lock <close> = fs.lock(M.lock_path(), { timeout_ms = 0 })
   if not lock then
     return false
   end
@@ -52,6 +52,8 @@ function M.serve(opts)
   local db_path = state.db_path()
   while true do
     local ok, err = pcall(server.serve_once, server, 1000, M.lookup)
+    -- SIGTERM/SIGINT: serve_once wakes at once; the pcall must not keep us.
+    errors.check_interrupted()
     if not ok then
       log.warn("dns", "lookup failed: " .. errors.message(err))
     end
@@ -64,7 +66,6 @@ function M.serve(opts)
       break
     end
   end
-  lock:close()
   return true
 end
 

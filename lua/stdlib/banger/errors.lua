@@ -25,7 +25,32 @@ function M.new(code, message, fields)
   for k, v in pairs(fields or {}) do
     e[k] = v
   end
+  if code == "ECANCELED" and e.exit == nil then
+    e.exit = M.interrupt_status()
+  end
   return e
+end
+
+--- The exit status an interruption calls for: 128 + the signal (130 for
+-- SIGINT, 143 for SIGTERM); 130 when no signal was received.
+function M.interrupt_status()
+  local _, status = require("banger.native.sys").interrupted()
+  return status or 130
+end
+
+--- Raises the interruption (code ECANCELED) with the signal's exit status.
+function M.interrupted()
+  local status = M.interrupt_status()
+  error(M.new("ECANCELED", status == 143 and "terminated" or "interrupted", { exit = status }), 2)
+end
+
+--- Raises the interruption when SIGINT or SIGTERM arrived. For loops that
+-- call natives under pcall: the host's interrupt is an error that a pcall
+-- catches, and the natives then keep answering ECANCELED.
+function M.check_interrupted()
+  if require("banger.native.sys").interrupted() then
+    M.interrupted()
+  end
 end
 
 function M.is(v)

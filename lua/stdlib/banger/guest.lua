@@ -83,7 +83,7 @@ function M.run(row, argv, opts)
       c:close()
       if not ok then
         if errors.is(r) and r.code == "ECANCELED" then
-          return { code = 130, interrupted = true }
+          return { code = errors.interrupt_status(), interrupted = true }
         end
         error(r, 0)
       end
