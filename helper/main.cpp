@@ -21,7 +21,7 @@
 
 namespace {
 
-void on_signal(int) { banger::cancel::request(); }
+void on_signal(int sig) { banger::cancel::request(sig); }
 
 unsigned long number(std::string_view s, const char* what) {
   unsigned long v = 0;
@@ -70,8 +70,16 @@ int main(int argc, char** argv) {
     sigaction(SIGTERM, &sa, nullptr);
     sigaction(SIGINT, &sa, nullptr);
     signal(SIGPIPE, SIG_IGN);
-    banger::priv::Server server({socket, uid, gid, 32});
-    server.run();
+    {
+      banger::priv::Server server({socket, uid, gid, 32});
+      server.run();
+    }  // closes and removes the socket, waits for the connection threads
+    // SIGTERM/SIGINT are how a service is stopped: a clean stop exits 0, so
+    // systemd does not mark the unit failed (it would for 143); docs/privileges.md.
+    if (banger::cancel::requested()) {
+      banger::log::write(banger::log::Level::info, "helper",
+                         std::string("stopped by ") + (banger::cancel::signal() == SIGTERM ? "SIGTERM" : "SIGINT"));
+    }
     return 0;
   } catch (const banger::Error& e) {
     std::fprintf(stderr, "banger-helper: %s\n", e.what());

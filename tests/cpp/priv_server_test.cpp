@@ -18,6 +18,7 @@
 #include <cstring>
 #include <thread>
 
+#include "engine/core/cancel.hpp"
 #include "engine/core/error.hpp"
 #include "engine/core/read_file.hpp"
 #include "engine/core/unix_socket.hpp"
@@ -228,4 +229,33 @@ TEST_CASE("helper: a socket swapped for a symlink, at any moment, is refused and
   INFO("owned " << owned << ", refused " << refused);
   CHECK(owned + refused == attempts);
   CHECK(refused > 0);  // the race was really run
+}
+
+TEST_CASE("helper: SIGTERM's cancel ends run() and an idle connection's thread within 1 s, socket removed",
+          "[priv][signal]") {
+  TempDir tmp;
+  std::string sock = tmp / "run/banger/helper.sock";
+  using clock = std::chrono::steady_clock;
+  clock::duration took{};
+  {
+    auto server = std::make_unique<banger::priv::Server>(banger::priv::ServerOptions{sock, kNobody, kNobody, 32});
+    std::thread runner([&] { server->run(); });
+    // A client that asks once, has its answer, and then says nothing: its
+    // connection thread waits in recv_line for the next request.
+    int idle = banger::net_unix::connect(sock, std::chrono::milliseconds(2000));
+    banger::net_unix::write_all(idle, "{}\n", "helper");
+    std::string buffer;
+    REQUIRE(banger::net_unix::read_line(idle, buffer, clock::now() + std::chrono::seconds(5), "helper").find("EINVAL") !=
+            std::string::npos);
+    auto start = clock::now();
+    banger::cancel::request(SIGTERM);
+    runner.join();
+    server.reset();  // waits for the connection threads
+    took = clock::now() - start;
+    ::close(idle);
+  }
+  banger::cancel::reset();
+  CHECK(took < std::chrono::seconds(1));
+  struct stat st {};
+  CHECK(::lstat(sock.c_str(), &st) != 0);
 }

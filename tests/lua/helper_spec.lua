@@ -89,6 +89,25 @@ describe("banger-helper", function()
     t.falsy(banger.fs.exists(sock), "the socket is removed on exit")
   end)
 
+  for _, sig in ipairs({ { "SIGTERM", 15 }, { "SIGINT", 2 } }) do
+    -- (an idle connection's thread ending too: priv_server_test.cpp, [signal])
+    it(sig[1] .. " stops it within 1 s: exit 0 (a clean stop of a service), socket removed", function()
+      local sock = open_dir() .. "/run/helper.sock"
+      local err = t.tmpdir() .. "/helper.err"
+      local helper = t.spawn({ helper_bin(), "--socket", sock, "--owner", OWNER .. ":" .. OWNER,
+        stderr = { file = err, append = false } })
+      wait_for(sock)
+      local start = banger.sys.monotonic_ms()
+      helper:kill(sig[2])
+      local st = helper:wait(10000)
+      local ms = banger.sys.monotonic_ms() - start
+      t.eq({ st.exited, st.code }, { true, 0 }, t.read(err))
+      t.truthy(ms < 1000, "exit took " .. ms .. " ms")
+      t.falsy(banger.fs.exists(sock), "the socket is removed")
+      t.contains(t.read(err), "stopped by " .. sig[1])
+    end)
+  end
+
   it("refuses a stranger", function()
     local ns = netns.new("stranger")
     local sock = open_dir() .. "/run/helper.sock"
