@@ -14,10 +14,7 @@ int l_encode(lua_State* L) {
 }
 
 int l_decode(lua_State* L) {
-  std::string text = check_string(L, 1);
-  nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
-  if (j.is_discarded()) throw Error("EINVAL", "json: invalid document");
-  push_json(L, j);
+  push_json(L, parse_json(check_string(L, 1)));
   return 1;
 }
 

@@ -1,26 +1,39 @@
 #include "engine/lua/json_value.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include "engine/lua/binding.hpp"
 
 namespace banger::lua {
 namespace {
 
-constexpr int kMaxDepth = 200;
 char null_tag;
 
+// Every Lua access below is raw (no metamethod can run Lua code and raise
+// through these C++ frames) and every push is preceded by lua_checkstack,
+// which reports instead of raising: nothing here longjmps.
+void reserve(lua_State* L, int n) {
+  if (!lua_checkstack(L, n)) throw Raise("json: out of Lua stack");
+}
+
 bool marked_array(lua_State* L, int idx) {
+  reserve(L, 2);
   if (!lua_getmetatable(L, idx)) return false;
-  lua_getfield(L, -1, "__jsontype");
-  bool is = lua_type(L, -1) == LUA_TSTRING && std::string_view(lua_tostring(L, -1)) == "array";
+  lua_pushliteral(L, "__jsontype");
+  lua_rawget(L, -2);
+  size_t len = 0;
+  const char* s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : nullptr;
+  bool is = s && std::string_view(s, len) == "array";
   lua_pop(L, 2);
   return is;
 }
 
 // Keys are exactly 1..n (n > 0).
 bool sequence_length(lua_State* L, int idx, lua_Integer& n) {
+  reserve(L, 3);
   n = 0;
   lua_Integer count = 0;
   lua_pushnil(L);
@@ -36,8 +49,11 @@ bool sequence_length(lua_State* L, int idx, lua_Integer& n) {
   return count > 0 && count == n;
 }
 
-nlohmann::json convert(lua_State* L, int idx, int depth) {
-  if (depth > kMaxDepth) throw Raise("json: nesting too deep (cycle?)");
+std::string too_deep() { return "json: nesting deeper than " + std::to_string(kJsonMaxDepth); }
+
+// `path` holds the tables being converted, outermost first: meeting one of
+// them again is a cycle (a table shared between branches is not).
+nlohmann::json convert(lua_State* L, int idx, std::vector<const void*>& path) {
   idx = lua_absindex(L, idx);
   switch (lua_type(L, idx)) {
     case LUA_TNIL: return nullptr;
@@ -55,54 +71,52 @@ nlohmann::json convert(lua_State* L, int idx, int depth) {
       if (lua_touserdata(L, idx) == &null_tag) return nullptr;
       throw Raise("json: cannot encode a light userdata");
     case LUA_TTABLE: {
+      const void* self = lua_topointer(L, idx);
+      if (std::find(path.begin(), path.end(), self) != path.end()) {
+        throw Raise("json: cannot encode a cyclic table");
+      }
+      if (static_cast<int>(path.size()) >= kJsonMaxDepth) throw Raise(too_deep());
+      path.push_back(self);
+      reserve(L, 4);
       lua_Integer n = 0;
       bool array = marked_array(L, idx);
+      nlohmann::json out;
       if (array || sequence_length(L, idx, n)) {
-        if (array) n = luaL_len(L, idx);
-        nlohmann::json arr = nlohmann::json::array();
+        if (array) n = static_cast<lua_Integer>(lua_rawlen(L, idx));
+        out = nlohmann::json::array();
         for (lua_Integer i = 1; i <= n; ++i) {
-          lua_geti(L, idx, i);
-          arr.push_back(convert(L, -1, depth + 1));
+          lua_rawgeti(L, idx, i);
+          out.push_back(convert(L, -1, path));
           lua_pop(L, 1);
         }
-        return arr;
-      }
-      nlohmann::json obj = nlohmann::json::object();
-      lua_pushnil(L);
-      while (lua_next(L, idx)) {
-        std::string key;
-        if (lua_type(L, -2) == LUA_TSTRING) {
-          key = lua_tostring(L, -2);
-        } else if (lua_isinteger(L, -2)) {
-          key = std::to_string(lua_tointeger(L, -2));
-        } else {
-          lua_pop(L, 2);
-          throw Raise("json: object keys must be strings or integers");
+      } else {
+        out = nlohmann::json::object();
+        lua_pushnil(L);
+        while (lua_next(L, idx)) {
+          std::string key;
+          if (lua_type(L, -2) == LUA_TSTRING) {
+            size_t len = 0;
+            const char* s = lua_tolstring(L, -2, &len);
+            key.assign(s, len);
+          } else if (lua_isinteger(L, -2)) {
+            key = std::to_string(lua_tointeger(L, -2));
+          } else {
+            lua_pop(L, 2);
+            throw Raise("json: object keys must be strings or integers");
+          }
+          out[key] = convert(L, -1, path);
+          lua_pop(L, 1);
         }
-        obj[key] = convert(L, -1, depth + 1);
-        lua_pop(L, 1);
       }
-      return obj;
+      path.pop_back();
+      return out;
     }
-    default: throw Raise(std::string("json: cannot encode a ") + luaL_typename(L, idx));
+    default: throw Raise(std::string("json: cannot encode a ") + lua_typename(L, lua_type(L, idx)));
   }
 }
 
-}  // namespace
-
-void* json_null_sentinel() { return &null_tag; }
-
-void push_array_mark(lua_State* L) {
-  if (luaL_newmetatable(L, "banger.json.array")) {
-    lua_pushliteral(L, "array");
-    lua_setfield(L, -2, "__jsontype");
-  }
-}
-
-nlohmann::json to_json(lua_State* L, int idx) { return convert(L, idx, 0); }
-
-void push_json(lua_State* L, const nlohmann::json& j) {
-  luaL_checkstack(L, 4, "json: nesting too deep");
+void push(lua_State* L, const nlohmann::json& j, int depth) {
+  reserve(L, 3);
   switch (j.type()) {
     case nlohmann::json::value_t::null: lua_pushlightuserdata(L, &null_tag); return;
     case nlohmann::json::value_t::boolean: lua_pushboolean(L, j.get<bool>()); return;
@@ -117,10 +131,11 @@ void push_json(lua_State* L, const nlohmann::json& j) {
     case nlohmann::json::value_t::number_float: lua_pushnumber(L, j.get<double>()); return;
     case nlohmann::json::value_t::string: push_string(L, j.get_ref<const std::string&>()); return;
     case nlohmann::json::value_t::array: {
-      lua_createtable(L, static_cast<int>(j.size()), 0);
+      if (depth >= kJsonMaxDepth) throw Error("EINVAL", too_deep());
+      lua_createtable(L, static_cast<int>(std::min<size_t>(j.size(), 1 << 20)), 0);
       lua_Integer i = 1;
       for (const auto& v : j) {
-        push_json(L, v);
+        push(L, v, depth + 1);
         lua_rawseti(L, -2, i++);
       }
       push_array_mark(L);
@@ -128,15 +143,58 @@ void push_json(lua_State* L, const nlohmann::json& j) {
       return;
     }
     case nlohmann::json::value_t::object: {
-      lua_createtable(L, 0, static_cast<int>(j.size()));
+      if (depth >= kJsonMaxDepth) throw Error("EINVAL", too_deep());
+      lua_createtable(L, 0, static_cast<int>(std::min<size_t>(j.size(), 1 << 20)));
       for (auto it = j.begin(); it != j.end(); ++it) {
-        push_json(L, it.value());
-        lua_setfield(L, -2, it.key().c_str());
+        push_string(L, it.key());
+        push(L, it.value(), depth + 1);
+        lua_rawset(L, -3);
       }
       return;
     }
     default: lua_pushnil(L); return;
   }
+}
+
+}  // namespace
+
+void* json_null_sentinel() { return &null_tag; }
+
+void push_array_mark(lua_State* L) {
+  reserve(L, 2);
+  if (luaL_newmetatable(L, "banger.json.array")) {
+    lua_pushliteral(L, "array");
+    lua_setfield(L, -2, "__jsontype");
+  }
+}
+
+nlohmann::json to_json(lua_State* L, int idx) {
+  std::vector<const void*> path;
+  return convert(L, idx, path);
+}
+
+void push_json(lua_State* L, const nlohmann::json& j) {
+  int top = lua_gettop(L);
+  try {
+    push(L, j, 0);
+  } catch (...) {
+    lua_settop(L, top);
+    throw;
+  }
+}
+
+nlohmann::json parse_json(std::string_view text) {
+  // The depth bound applies while parsing, so a deep document costs nothing.
+  nlohmann::json::parser_callback_t bounded = [](int depth, nlohmann::json::parse_event_t event, nlohmann::json&) {
+    if ((event == nlohmann::json::parse_event_t::object_start || event == nlohmann::json::parse_event_t::array_start) &&
+        depth >= kJsonMaxDepth) {
+      throw Error("EINVAL", too_deep());
+    }
+    return true;
+  };
+  nlohmann::json j = nlohmann::json::parse(text, bounded, false);
+  if (j.is_discarded()) throw Error("EINVAL", "json: invalid document");
+  return j;
 }
 
 }  // namespace banger::lua

@@ -17,6 +17,14 @@ end
 -- The C host raises "interrupted" with this metatable too.
 debug.getregistry()["banger.error"] = Error
 
+-- A native's argument error names the line that called it; the wrappers
+-- below are skipped on the way (engine/lua/binding.cpp, push_caller_where).
+do
+  local registry = debug.getregistry()
+  registry["banger.transparent_sources"] = registry["banger.transparent_sources"] or {}
+  registry["banger.transparent_sources"][debug.getinfo(1, "S").source] = true
+end
+
 ---@param code string  e.g. "ENOENT", "EINVAL", "EUSAGE"
 ---@param message string
 ---@param fields table|nil  extra fields (exit, hint, ...)
