@@ -179,6 +179,7 @@ void push_native_name(lua_State* L) {
       lua_pushvalue(L, LUA_REGISTRYINDEX);
       lua_replace(L, sources);
     }
+    if (lua_type(L, sources) != LUA_TTABLE) continue;
     lua_pushnil(L);
     while (lua_isnil(L, answer) && lua_next(L, sources)) {
       if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TTABLE) {
