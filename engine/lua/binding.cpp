@@ -2,6 +2,8 @@
 
 #include <new>
 
+#include "engine/core/size.hpp"
+
 namespace banger::lua {
 
 std::vector<ModuleEntry>& module_registry() {
@@ -115,6 +117,46 @@ std::optional<std::vector<std::string>> field_string_list(lua_State* L, int idx,
   if (!push_field(L, idx, key, LUA_TTABLE, "table")) return std::nullopt;
   try {
     auto v = check_string_list(L, lua_gettop(L));
+    lua_pop(L, 1);
+    return v;
+  } catch (...) {
+    lua_pop(L, 1);
+    throw;
+  }
+}
+
+namespace {
+std::uint64_t size_value(lua_State* L, int idx, const std::string& what) {
+  try {
+    if (lua_type(L, idx) == LUA_TSTRING) return size::parse(lua_tostring(L, idx));
+    int ok = 0;
+    lua_Integer v = lua_tointegerx(L, idx, &ok);
+    if (lua_type(L, idx) == LUA_TNUMBER && ok) return size::check_bytes(v);
+  } catch (const Error& e) {
+    throw Raise(what + " (" + e.what() + ")");
+  }
+  throw Raise(what + " (a size expected: bytes or a string such as \"64MiB\", got " +
+              (lua_type(L, idx) == LUA_TNUMBER ? "a fraction" : luaL_typename(L, idx)) + ")");
+}
+}  // namespace
+
+std::uint64_t check_size(lua_State* L, int idx) { return size_value(L, idx, "bad argument #" + std::to_string(idx)); }
+
+std::optional<std::uint64_t> opt_size(lua_State* L, int idx) {
+  if (lua_isnoneornil(L, idx)) return std::nullopt;
+  return check_size(L, idx);
+}
+
+std::optional<std::uint64_t> field_size(lua_State* L, int idx, const char* key) {
+  if (lua_type(L, idx) != LUA_TTABLE) return std::nullopt;
+  if (!lua_checkstack(L, 2)) throw Raise("stack overflow");
+  lua_getfield(L, idx, key);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return std::nullopt;
+  }
+  try {
+    auto v = size_value(L, lua_gettop(L), std::string("bad option '") + key + "'");
     lua_pop(L, 1);
     return v;
   } catch (...) {

@@ -18,6 +18,7 @@
 #include <lua.hpp>
 
 #include <concepts>
+#include <cstdint>
 #include <cstring>
 #include <memory>
 #include <optional>
@@ -52,6 +53,11 @@ std::optional<std::string> field_string(lua_State* L, int idx, const char* key);
 std::optional<lua_Integer> field_integer(lua_State* L, int idx, const char* key);
 std::optional<bool> field_boolean(lua_State* L, int idx, const char* key);
 std::optional<std::vector<std::string>> field_string_list(lua_State* L, int idx, const char* key);
+// A size (engine/core/size.hpp): integer bytes, or a string with a unit
+// ("64MiB"); anything else raises, saying why.
+std::uint64_t check_size(lua_State* L, int idx);
+std::optional<std::uint64_t> opt_size(lua_State* L, int idx);
+std::optional<std::uint64_t> field_size(lua_State* L, int idx, const char* key);
 
 // --- results ----------------------------------------------------------------
 int push_failure(lua_State* L, const banger::Error& e);  // nil, msg, code -> 3

@@ -1,5 +1,6 @@
 // banger.native.ext4: ext4 images without mounting (engine/ext4/).
-//   ext4.create(path, size_bytes [, {label=, journal=true, grow_to=bytes}]) -> fs
+//   ext4.create(path, size [, {label=, journal=true, grow_to=size}]) -> fs
+//       (sizes: integer bytes or "64MiB"-style strings, engine/core/size.hpp)
 //       (mkfs, then open read-write; grow_to lets layers grow it up to that size)
 //   ext4.open(path [, {write=true}]) -> fs
 //   fs:read(p) fs:write(p, data, {uid,gid,mode,mtime}) fs:mkdir(p, {parents,uid,gid,mode})
@@ -7,7 +8,7 @@
 //   fs:remove(p, {recursive=}) fs:symlink(target, p, {uid,gid}) fs:close()
 //   fs:apply_layer(tar_path_or_stream [, {max_file_bytes=, on_progress=function(entries, bytes)}])
 //       -> {entries=, bytes=, whiteouts=, content=} (OCI layer rules, engine/ext4/populate.hpp)
-//   fs:resize(bytes) -> new size (never below what the content needs)
+//   fs:resize(size) -> new size in bytes (never below what the content needs)
 //   fs:add_journal()  fs:size() -> bytes
 //   ext4.measure_layer(tar) -> bytes the layer's content needs
 #include "engine/core/byte_source.hpp"
@@ -39,12 +40,11 @@ ext4::Owner owner_from(lua_State* L, int idx, std::uint32_t default_mode) {
 
 int l_create(lua_State* L) {
   std::string path = check_string(L, 1);
-  auto size = check_integer(L, 2);
-  if (size <= 0) throw Raise("size must be positive");
-  ext4::mkfs(path, static_cast<std::uint64_t>(size), field_string(L, 3, "label").value_or(""),
-             field_boolean(L, 3, "journal").value_or(true));
+  std::uint64_t size = check_size(L, 2);
+  auto limit = field_size(L, 3, "grow_to");
+  ext4::mkfs(path, size, field_string(L, 3, "label").value_or(""), field_boolean(L, 3, "journal").value_or(true));
   auto fs = FS::open(path, true);
-  if (auto limit = field_integer(L, 3, "grow_to")) fs->set_growth_limit(static_cast<std::uint64_t>(*limit));
+  if (limit) fs->set_growth_limit(*limit);
   push_handle(L, std::move(fs));
   return 1;
 }
@@ -155,9 +155,8 @@ int l_apply_layer(lua_State* L) {
 }
 
 int l_resize(lua_State* L) {
-  auto bytes = check_integer(L, 2);
-  if (bytes <= 0) throw Raise("size must be positive");
-  lua_pushinteger(L, static_cast<lua_Integer>(check_handle<FS>(L, 1).resize(static_cast<std::uint64_t>(bytes))));
+  auto& fs = check_handle<FS>(L, 1);
+  lua_pushinteger(L, static_cast<lua_Integer>(fs.resize(check_size(L, 2))));
   return 1;
 }
 

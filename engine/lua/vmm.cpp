@@ -7,7 +7,7 @@
 //   vmm.status(handles) -> "running" | "paused" | "stopped" | "unknown"
 //   vmm.shutdown(handles, grace_ms) -> true if the guest stopped by itself
 //   vmm.alive(handles), vmm.kill(handles), vmm.pause(handles), vmm.resume(handles)
-//   vmm.qcow2_overlay(base, overlay, size_bytes); vmm.clone_disk(src, dst)
+//   vmm.qcow2_overlay(base, overlay [, size]); vmm.clone_disk(src, dst)
 #include "engine/vmm/disk_clone.hpp"
 #include "engine/vmm/driver.hpp"
 #include "engine/vmm/host_caps.hpp"
@@ -248,7 +248,8 @@ int l_resume(lua_State* L) {
 }
 
 int l_qcow2_overlay(lua_State* L) {
-  vmm::create_qcow2_overlay(check_string(L, 1), check_string(L, 2), opt_integer(L, 3).value_or(0));
+  std::string base = check_string(L, 1), overlay = check_string(L, 2);
+  vmm::create_qcow2_overlay(base, overlay, static_cast<long long>(opt_size(L, 3).value_or(0)));
   lua_pushboolean(L, 1);
   return 1;
 }

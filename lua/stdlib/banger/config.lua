@@ -17,10 +17,11 @@ local function positive_size(min_mib)
   return function(v)
     local bytes, why = units.parse_size(v)
     if not bytes then
-      return why
+      return why or "is not a valid size"
     end
     if min_mib and bytes < min_mib * 1024 * 1024 then
-      return "must be at least " .. min_mib .. "MiB"
+      local bare = math.type(v) == "integer" and (" (a bare integer is bytes: write \"" .. v .. "MiB\")") or ""
+      return "must be at least " .. min_mib .. "MiB" .. bare
     end
   end
 end
@@ -29,7 +30,7 @@ local function gate(fn)
   return function(v)
     local ok, why = fn(v)
     if not ok then
-      return why
+      return why or "is not valid" -- a check that gives no reason still fails
     end
   end
 end

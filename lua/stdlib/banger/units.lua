@@ -1,36 +1,21 @@
 --- banger.units: sizes and modes as users write them.
+local native = require("banger.native.units")
+
 local M = {}
 
-local factors = {
-  [""] = 1024 * 1024, -- a bare number is MiB
-  b = 1,
-  k = 1024, kb = 1024, kib = 1024,
-  m = 1024 ^ 2, mb = 1024 ^ 2, mib = 1024 ^ 2,
-  g = 1024 ^ 3, gb = 1024 ^ 3, gib = 1024 ^ 3,
-  t = 1024 ^ 4, tb = 1024 ^ 4, tib = 1024 ^ 4,
-}
+--- The largest size accepted anywhere, in bytes (16 TiB).
+M.max_size = native.max_size
 
---- "512MiB", "2G", "1.5GiB", "1024" (MiB), or an integer (MiB) -> bytes.
--- Binary units throughout: memory and disks are sized in powers of two.
+--- A size -> bytes; nil and the reason for anything else (never nil alone).
+-- One rule everywhere, config, flags and natives alike (engine/core/size.hpp):
+-- an integer is bytes; a string needs a binary unit: "4096B", "64KiB",
+-- "512MiB" or "512M", "1.5GiB", "2TiB"; at most 16 TiB.
 function M.parse_size(v)
-  if math.type(v) == "integer" then
-    if v <= 0 then
-      return nil, "size must be positive"
-    end
-    return v * 1024 * 1024
+  local bytes, why = native.parse_size(v)
+  if not bytes then
+    return nil, why or "is not a valid size"
   end
-  if type(v) ~= "string" then
-    return nil, "expected a size such as \"2GiB\""
-  end
-  local num, unit = v:lower():match("^%s*(%d+%.?%d*)%s*(%a*)%s*$")
-  if not num or not factors[unit] then
-    return nil, "'" .. v .. "' is not a size (use e.g. 512MiB, 2GiB)"
-  end
-  local bytes = math.floor(tonumber(num) * factors[unit])
-  if bytes <= 0 then
-    return nil, "size must be positive"
-  end
-  return math.tointeger(bytes)
+  return bytes
 end
 
 function M.format_bytes(n)

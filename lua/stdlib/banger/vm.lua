@@ -109,6 +109,9 @@ local function mib(size, what)
   if not bytes then
     errors.usage(what .. ": " .. why)
   end
+  if bytes % (1024 * 1024) ~= 0 then
+    errors.usage(what .. ": " .. tostring(size) .. " is not a whole number of MiB")
+  end
   return bytes // (1024 * 1024)
 end
 
