@@ -115,6 +115,7 @@ function M.wait_connect(row, timeout_ms)
     if ok then
       return c
     end
+    errors.check_interrupted() -- else the raw sleep below would return at once, every time
     last = c
     if errors.is(c) and c.code == "EHOSTKEY" then
       error(c, 0)  -- never retry past a changed host key
