@@ -3,6 +3,7 @@
 -- running VM end within 1 s with 128 + the signal; the guest command gets
 -- the signal too; with --rm, the VM is deleted on the way out.
 local e2e = assert(loadfile(t.source_dir() .. "/tests/lua/e2e.lua", "t", _ENV))()
+local netns = assert(loadfile(t.source_dir() .. "/tests/lua/netns.lua", "t", _ENV))()
 
 local SIGNALS = { { name = "SIGTERM", number = 15, status = 143, says = "terminated" },
   { name = "SIGINT", number = 2, status = 130, says = "interrupted" } }
@@ -31,9 +32,15 @@ end
 
 -- Starts `vm run` streaming LOOP's output to a file; returns the child once
 -- the output is flowing (three ticks seen), and the output's path.
-local function streaming_run(home, name, extra)
+-- opts: image (default "tiny"), ns (run inside that network namespace).
+local function streaming_run(home, name, extra, opts)
+  opts = opts or {}
   local out, err = home .. "/" .. name .. ".out", home .. "/" .. name .. ".err"
-  local argv = { t.bin(), "vm", "run", "--name", name, "--image", "tiny", "--memory", "256MiB" }
+  -- `ip netns exec` execs banger itself: the signal reaches banger.
+  local argv = opts.ns and { "ip", "netns", "exec", opts.ns, t.bin() } or { t.bin() }
+  for _, a in ipairs({ "vm", "run", "--name", name, "--image", opts.image or "tiny", "--memory", "256MiB" }) do
+    argv[#argv + 1] = a
+  end
   for _, a in ipairs(extra or {}) do
     argv[#argv + 1] = a
   end
@@ -58,6 +65,14 @@ local function loop_running(home, name)
 end
 
 describe("signals with a real guest", function()
+  local world
+  after_each(function()
+    if world then
+      netns.cleanup(world)
+      world = nil
+    end
+  end)
+
   it("end a streaming vm run within 1 s; the guest command gets the signal; --rm still deletes the VM", function()
     local home = e2e.home()
 
@@ -74,6 +89,7 @@ describe("signals with a real guest", function()
     -- SIGINT to a `vm run` that keeps its VM: exit 130, the loop stopped in
     -- the guest, the VM still running.
     run, out, err = streaming_run(home, "keep")
+    t.truthy(loop_running(home, "keep"), "the probe sees the loop while it runs")
     st, ms = signal_and_time(run, SIGNALS[2])
     t.eq({ st.exited, st.code }, { true, 130 }, file_text(err))
     t.truthy(ms < 1000, "exit took " .. ms .. " ms")
@@ -95,5 +111,30 @@ describe("signals with a real guest", function()
 
     t.eq(t.banger({ "vm", "delete", "-f", "keep" }, { home = home }).code, 0)
     t.eq(e2e.processes(home .. "/run/banger"), "")
+  end)
+
+  it("SIGTERM ends a vm run streaming over SSH (dropbear, a real network) within 1 s; the command stops", function()
+    world = netns.world("unused\n")
+    local home = e2e.home()
+    local img = home .. "/tiny-ssh.ext4"
+    local mk = t.banger({ "run", t.source_dir() .. "/tests/lua/fixtures/make_rootfs.lua", img, e2e.agent_bin(), "ssh" },
+      { home = home })
+    t.eq(mk.code, 0, mk.stderr)
+    t.eq(t.banger({ "image", "register", "--rootfs", img, "--name", "tiny-ssh", "--kernel", "debian-cloud" },
+      { home = home }).code, 0)
+    t.write(home .. "/.config/banger/config.lua", 'return { network = { mode = "on" } }\n')
+
+    local run, out, err = streaming_run(home, "sshsig", {}, { image = "tiny-ssh", ns = world.host })
+    local pins = file_text(home .. "/.local/state/banger/ssh/known_hosts")
+    t.truthy(pins:find("sshsig.vm ", 1, true), "the run went over SSH (the host key was pinned): " .. pins)
+    t.truthy(loop_running(home, "sshsig"), "the probe sees the loop while it runs")
+    local st, ms = signal_and_time(run, SIGNALS[1])
+    t.eq({ st.exited, st.code }, { true, 143 }, file_text(err))
+    t.truthy(ms < 1000, "exit took " .. ms .. " ms")
+    t.contains(file_text(err), "banger: terminated")
+    t.truthy(count(file_text(out), "tick\n") >= 3, "the output streamed")
+    t.falsy(loop_running(home, "sshsig"), "the guest command got the signal")
+    local del = netns.run(world.host, { t.bin(), "vm", "delete", "-f", "sshsig" }, { env = t.env(home), cwd = home })
+    t.eq(del.code, 0, del.stderr)
   end)
 end)
