@@ -53,11 +53,13 @@ void check_table(lua_State* L, int idx) {
 
 std::vector<std::string> check_string_list(lua_State* L, int idx) {
   check_table(L, idx);
+  if (!lua_checkstack(L, 2)) throw Raise("stack overflow");
   std::vector<std::string> out;
-  lua_Integer n = luaL_len(L, idx);
+  // Raw: a metamethod could raise, and its longjmp would skip our frames.
+  auto n = static_cast<lua_Integer>(lua_rawlen(L, idx));
   out.reserve(static_cast<size_t>(n));
   for (lua_Integer i = 1; i <= n; ++i) {
-    lua_geti(L, idx, i);
+    lua_rawgeti(L, idx, i);
     if (lua_type(L, -1) != LUA_TSTRING) {
       lua_pop(L, 1);
       throw Raise("bad argument #" + std::to_string(idx) + " (element " + std::to_string(i) + " must be a string)");
@@ -74,7 +76,10 @@ namespace {
 // Pushes t[key] and checks its type; returns false (stack unchanged) for nil.
 bool push_field(lua_State* L, int idx, const char* key, int type, const char* expected) {
   if (lua_type(L, idx) != LUA_TTABLE) return false;
-  int t = lua_getfield(L, idx, key);
+  if (!lua_checkstack(L, 2)) throw Raise("stack overflow");
+  idx = lua_absindex(L, idx);
+  lua_pushstring(L, key);
+  int t = lua_rawget(L, idx);  // raw: no metamethod may raise through our frames
   if (t == LUA_TNIL) {
     lua_pop(L, 1);
     return false;
@@ -150,7 +155,9 @@ std::optional<std::uint64_t> opt_size(lua_State* L, int idx) {
 std::optional<std::uint64_t> field_size(lua_State* L, int idx, const char* key) {
   if (lua_type(L, idx) != LUA_TTABLE) return std::nullopt;
   if (!lua_checkstack(L, 2)) throw Raise("stack overflow");
-  lua_getfield(L, idx, key);
+  idx = lua_absindex(L, idx);
+  lua_pushstring(L, key);
+  lua_rawget(L, idx);
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
     return std::nullopt;
@@ -295,9 +302,12 @@ int protect_impl(lua_State* L, lua_CFunction f) {
   // native may have used the room Lua guarantees.
   bool oom = false;
   {
+    // Restored, not decremented: should a Lua error ever jump over a nested
+    // native, the outer one still leaves the count as it found it.
     struct Depth {
-      Depth() { ++native_depth; }
-      ~Depth() { --native_depth; }
+      int saved = native_depth;
+      Depth() { native_depth = saved + 1; }
+      ~Depth() { native_depth = saved; }
     } depth;
     try {
       return f(L);

@@ -62,6 +62,16 @@ describe("sizes", function()
     t.contains(err, "bad option 'grow_to' ('lots' is not a size")
   end)
 
+  it("options and lists are read raw: a raising metamethod never runs inside a native", function()
+    local dir = t.tmpdir()
+    local hostile = { __index = function() error("metamethod ran") end, __len = function() error("len ran") end }
+    local fs = banger.ext4.create(dir .. "/m.ext4", "8MiB", setmetatable({ journal = false }, hostile))
+    t.eq(fs:size(), 8 * 1024 * 1024)
+    fs:close()
+    local r = banger.proc.run(setmetatable({ "true" }, hostile))
+    t.eq(r.code, 0)
+  end)
+
   it("a config rule fails when its parser returns nil without a reason", function()
     -- Load a fresh config module whose parsers say nothing: every rule must
     -- still refuse, never pass.
