@@ -26,7 +26,9 @@ struct HandleTraits<ChildHandle> {
 namespace {
 
 process::Stdio stdio_field(lua_State* L, int idx, const char* key) {
-  lua_getfield(L, idx, key);
+  idx = lua_absindex(L, idx);
+  lua_pushstring(L, key);
+  lua_rawget(L, idx);  // raw: no metamethod may raise through our frames
   process::Stdio s;
   if (lua_type(L, -1) == LUA_TSTRING) {
     std::string_view v = lua_tostring(L, -1);
