@@ -47,6 +47,7 @@ std::uint64_t parse(std::string_view text) {
     }
   }
   if (digits == 0) throw Error("EINVAL", quoted + " is not a size (use e.g. 512MiB, 2GiB)");
+  if (value == 0) throw Error("EINVAL", "size must be positive, got " + quoted);
   std::string_view unit = s.substr(i);
   while (!unit.empty() && std::isspace(static_cast<unsigned char>(unit.front()))) unit.remove_prefix(1);
   if (unit.empty()) {

@@ -10,6 +10,7 @@
 
 #include <csignal>
 #include <mutex>
+#include <utility>
 
 #include "engine/core/cancel.hpp"
 #include "engine/core/error.hpp"
@@ -169,24 +170,27 @@ ExecResult Client::exec(const std::string& command, const std::string& input,
     on_err ? on_err(chunk) : (void)result.err.append(chunk);
   };
   char buf[32768];
+  std::string pass_on;  // a signal ("INT", "TERM") still to pass on to the command
   for (;;) {
     if (cancel::requested() && !result.interrupted) {
       result.interrupted = true;
       give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-      if (!pid.empty()) {
-        // A second channel on the same session carries the signal.
-        libssh2_session_set_blocking(s, 1);
-        if (LIBSSH2_CHANNEL* k = libssh2_channel_open_session(s)) {
-          // The signal we received (INT or TERM) goes on to the command.
-          std::string sig = cancel::signal() == SIGTERM ? "TERM" : "INT";
-          std::string kill = "kill -" + sig + " -- -" + pid + " 2>/dev/null || kill -" + sig + " " + pid;
-          libssh2_channel_exec(k, kill.c_str());
-          libssh2_channel_send_eof(k);
-          libssh2_channel_wait_closed(k);
-          libssh2_channel_free(k);
-        }
-        libssh2_session_set_blocking(s, 0);
+      pass_on = cancel::signal() == SIGTERM ? "TERM" : "INT";
+    }
+    // Sent once the command's pid is known: a signal that lands before the
+    // pid's announcement has been read is passed on when it arrives.
+    if (!pass_on.empty() && !pid.empty()) {
+      std::string sig = std::exchange(pass_on, {});
+      // A second channel on the same session carries the signal.
+      libssh2_session_set_blocking(s, 1);
+      if (LIBSSH2_CHANNEL* k = libssh2_channel_open_session(s)) {
+        std::string kill = "kill -" + sig + " -- -" + pid + " 2>/dev/null || kill -" + sig + " " + pid;
+        libssh2_channel_exec(k, kill.c_str());
+        libssh2_channel_send_eof(k);
+        libssh2_channel_wait_closed(k);
+        libssh2_channel_free(k);
       }
+      libssh2_session_set_blocking(s, 0);
     }
     if (result.interrupted && std::chrono::steady_clock::now() > give_up) {
       throw Error("ECANCELED", "interrupted; the command in " + impl_->what + " did not stop within 10 s");

@@ -260,8 +260,8 @@ local function check_table(spec, value, key, source)
   end
   if spec.check then
     local field, why = spec.check(out)
-    if why then
-      fail(source, key ~= "" and (key .. "." .. field) or field, why)
+    if field then -- a check that names a field fails it, with or without a reason
+      fail(source, key ~= "" and (key .. "." .. field) or field, why or "is not valid")
     end
   end
   return out
