@@ -88,8 +88,9 @@ describe("signals with a real guest", function()
 
     -- SIGINT to a `vm run` that keeps its VM: exit 130, the loop stopped in
     -- the guest, the VM still running.
+    -- (The probe cannot run now: the serial agent serves one host at a
+    -- time and vm run holds it. The SSH case below checks it sees the loop.)
     run, out, err = streaming_run(home, "keep")
-    t.truthy(loop_running(home, "keep"), "the probe sees the loop while it runs")
     st, ms = signal_and_time(run, SIGNALS[2])
     t.eq({ st.exited, st.code }, { true, 130 }, file_text(err))
     t.truthy(ms < 1000, "exit took " .. ms .. " ms")
