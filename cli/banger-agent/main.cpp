@@ -3,6 +3,8 @@
 //   --serial PATH   a virtio-serial port (QEMU hosts without vhost-vsock)
 //   --vsock PORT    AF_VSOCK (firecracker; QEMU with vhost-vsock)
 //   --unix PATH     a Unix socket (tests)
+// With --grow-fs DEVICE MOUNTPOINT it grows that mounted ext4 filesystem to
+// its disk's size and exits (banger's initramfs runs it at every boot).
 // Run as "banger-init" it is PID 1 for images without an init (init.hpp).
 // Socket transports fork one session per connection; the serial port is a
 // single stream served forever.
@@ -19,13 +21,16 @@
 #include <cstring>
 #include <string>
 
+#include "growfs.hpp"
 #include "init.hpp"
 #include "session.hpp"
 
 namespace {
 
 int usage() {
-  std::fprintf(stderr, "usage: banger-agent --serial PATH | --vsock PORT | --unix PATH | --version\n");
+  std::fprintf(stderr,
+               "usage: banger-agent --serial PATH | --vsock PORT | --unix PATH | --grow-fs DEVICE MOUNTPOINT | "
+               "--version\n");
   return 2;
 }
 
@@ -72,6 +77,16 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (argc < 3) return usage();
+  if (mode == "--grow-fs") {
+    if (argc != 4) return usage();
+    try {
+      std::printf("%s\n", banger::agent::describe(argv[2], banger::agent::grow_filesystem(argv[2], argv[3])).c_str());
+      return 0;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "banger-agent: %s\n", e.what());
+      return 1;
+    }
+  }
   ::signal(SIGPIPE, SIG_IGN);
   if (mode == "--serial") {
     int fd = -1;

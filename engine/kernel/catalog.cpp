@@ -82,6 +82,7 @@ nlohmann::json import_kernel(const ImportOptions& o) {
   atomic_write_file((tmp.path / "vmlinux").string(), vmlinux, 0644);
   InitramfsSpec spec;
   spec.busybox = o.busybox;
+  spec.agent = o.agent;
   spec.modules = modules;
   spec.module_files = &k.modules;
   write_initramfs((tmp.path / "initrd.img").string(), spec);

@@ -19,6 +19,7 @@ struct ImportOptions {
   std::string name;
   std::string kernels_dir;
   std::string busybox = "/bin/busybox";
+  std::string agent;        // banger-agent, for the initramfs
   std::string distro;       // e.g. "debian" (recorded only)
   std::string origin;       // where the source came from (recorded only)
   bool replace = false;     // replace an existing kernel of that name

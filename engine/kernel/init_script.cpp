@@ -6,6 +6,9 @@
 //       come up the same way whatever its kernel did
 //   banger.init=<path>   what to exec in the real root (default /sbin/init)
 //   banger.work=/dev/vdb the work disk, mounted at /root when present
+// The root and work filesystems are grown online to their disks' sizes
+// (banger-agent --grow-fs) at every boot: the disks are made at the VM's
+// configured sizes, the filesystems inside them are not (docs/ext4.md).
 //   banger.name=<vm>     the hostname (ip='s hostname field wins)
 //   banger.dns=<a>[,<b>] the guest's resolvers, written to /etc/resolv.conf
 //                        (replacing a symlink to a resolver stub that a
@@ -74,15 +77,30 @@ if [ -n "$ip" ]; then
 fi
 [ -n "$name" ] && hostname "$name"
 
+# Online, so it works on whatever disk format the hypervisor reads (a qcow2
+# overlay under QEMU); a failure costs room, not the boot.
+grow() {
+  if out=$(banger-agent --grow-fs "$1" "$2" 2>&1); then
+    echo "banger-init: $out"
+  else
+    echo "banger-init: cannot grow the filesystem on $1: $out"
+  fi
+}
+
 mkdir -p /newroot
 mount -t "$rootfstype" -o rw "$root" /newroot || fail "cannot mount $root"
+case "$rootfstype" in ext[234]) grow "$root" /newroot ;; esac
 if [ -n "$dns" ]; then
   rm -f /newroot/etc/resolv.conf
   for server in $(echo "$dns" | tr , ' '); do echo "nameserver $server"; done >/newroot/etc/resolv.conf
 fi
 if [ -b "$work" ]; then
   mkdir -p /newroot/root
-  mount -t ext4 -o rw "$work" /newroot/root || echo "banger-init: cannot mount the work disk $work"
+  if mount -t ext4 -o rw "$work" /newroot/root; then
+    grow "$work" /newroot/root
+  else
+    echo "banger-init: cannot mount the work disk $work"
+  fi
 fi
 # The agent's serial port under a stable name (udev does this on full systems).
 for p in /sys/class/virtio-ports/*; do

@@ -83,12 +83,20 @@ void write_initramfs(const std::string& path, const InitramfsSpec& spec) {
   } catch (const Error& e) {
     throw Error(e.code(), std::string(e.what()) + " (install busybox-static)");
   }
+  if (spec.agent.empty()) throw Error("EINVAL", "initramfs " + path + ": no banger-agent given");
+  std::string agent;
+  try {
+    agent = read_file(spec.agent);
+  } catch (const Error& e) {
+    throw Error(e.code(), std::string(e.what()) + " (build the banger-agent target)");
+  }
   Writer w(path);
   for (const char* d : {"bin", "dev", "proc", "sys", "etc", "etc/banger", "lib", "lib/modules", "newroot"}) w.dir(d);
   // The kernel opens /dev/console for init's stdio before devtmpfs exists.
   w.chardev("dev/console", 5, 1, 0600);
   w.file("bin/busybox", busybox, 0755);
   for (const std::string& applet : initramfs_applets()) w.symlink("bin/" + applet, "busybox");
+  w.file("bin/banger-agent", agent, 0755);
   w.file("init", std::string(initramfs_init()), 0755);
   std::string list;
   for (const std::string& m : spec.modules) {

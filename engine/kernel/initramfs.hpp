@@ -1,6 +1,7 @@
 #pragma once
-// The initramfs banger boots with: busybox-static, the resolved modules and
-// banger's /init, as a cpio "newc" archive written with libarchive (device
+// The initramfs banger boots with: busybox-static, the resolved modules,
+// banger's /init and banger-agent (which /init runs to grow the disks'
+// filesystems to the disks' sizes), as a cpio "newc" archive written with libarchive (device
 // nodes included, so no root is needed to build it).
 #include <map>
 #include <string>
@@ -10,6 +11,7 @@ namespace banger::kernel {
 
 struct InitramfsSpec {
   std::string busybox = "/bin/busybox";  // must be statically linked
+  std::string agent;                     // banger-agent, statically linked too
   std::vector<std::string> modules;      // load order
   const std::map<std::string, std::string>* module_files = nullptr;  // name -> .ko bytes
 };

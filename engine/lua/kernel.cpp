@@ -1,5 +1,5 @@
 // banger.native.kernel: the kernel catalog (engine/kernel/).
-//   kernel.import{source=, name=, kernels_dir=, busybox=, distro=, origin=, replace=} -> manifest
+//   kernel.import{source=, name=, kernels_dir=, agent=, busybox=, distro=, origin=, replace=} -> manifest
 //   kernel.list(kernels_dir) -> {manifest...}; kernel.show(dir, name); kernel.remove(dir, name)
 //   kernel.extract_vmlinux(src, dst); kernel.validate_name(name)
 #include "engine/core/atomic_file.hpp"
@@ -18,11 +18,14 @@ int l_import(lua_State* L) {
   o.source = field_string(L, 1, "source").value_or("");
   o.name = field_string(L, 1, "name").value_or("");
   o.kernels_dir = field_string(L, 1, "kernels_dir").value_or("");
+  o.agent = field_string(L, 1, "agent").value_or("");
   o.busybox = field_string(L, 1, "busybox").value_or("/bin/busybox");
   o.distro = field_string(L, 1, "distro").value_or("");
   o.origin = field_string(L, 1, "origin").value_or("");
   o.replace = field_boolean(L, 1, "replace").value_or(false);
-  if (o.source.empty() || o.kernels_dir.empty()) throw Raise("kernel.import needs source= and kernels_dir=");
+  if (o.source.empty() || o.kernels_dir.empty() || o.agent.empty()) {
+    throw Raise("kernel.import needs source=, kernels_dir= and agent=");
+  }
   push_json(L, kernel::import_kernel(o));
   return 1;
 }

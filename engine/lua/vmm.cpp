@@ -7,7 +7,7 @@
 //   vmm.status(handles) -> "running" | "paused" | "stopped" | "unknown"
 //   vmm.shutdown(handles, grace_ms) -> true if the guest stopped by itself
 //   vmm.alive(handles), vmm.kill(handles), vmm.pause(handles), vmm.resume(handles)
-//   vmm.qcow2_overlay(base, overlay [, size]); vmm.clone_disk(src, dst)
+//   vmm.qcow2_overlay(base, overlay [, size]); vmm.clone_disk(src, dst [, size])
 #include "engine/vmm/disk_clone.hpp"
 #include "engine/vmm/driver.hpp"
 #include "engine/vmm/host_caps.hpp"
@@ -254,9 +254,10 @@ int l_qcow2_overlay(lua_State* L) {
   return 1;
 }
 
-// clone_disk(src, dst) -> {method = "reflink"|"sparse_copy", size, bytes_written}
+// clone_disk(src, dst[, size]) -> {method = "reflink"|"sparse_copy", size, bytes_written}
 int l_clone_disk(lua_State* L) {
-  vmm::CloneResult r = vmm::clone_disk(check_string(L, 1), check_string(L, 2));
+  std::string src = check_string(L, 1), dst = check_string(L, 2);
+  vmm::CloneResult r = vmm::clone_disk(src, dst, opt_size(L, 3).value_or(0));
   lua_createtable(L, 0, 3);
   set_field(L, "method", r.method == vmm::CloneMethod::reflink ? "reflink" : "sparse_copy");
   set_field(L, "size", static_cast<lua_Integer>(r.size));

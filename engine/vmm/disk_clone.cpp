@@ -124,7 +124,7 @@ std::uint64_t sparse_copy(int in, int out, off_t size, const std::string& src, c
 
 const char* to_string(CloneMethod m) { return m == CloneMethod::reflink ? "reflink" : "sparse_copy"; }
 
-CloneResult clone_disk(const std::string& src, const std::string& dst) {
+CloneResult clone_disk(const std::string& src, const std::string& dst, std::uint64_t size) {
   Fd in(::open(src.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
   if (in.get() < 0) throw Error::last("clone: open", src);
   struct stat st {};
@@ -136,7 +136,7 @@ CloneResult clone_disk(const std::string& src, const std::string& dst) {
   std::string temp;
   Fd out(create_temp(dst, temp));
   CloneResult res;
-  res.size = static_cast<std::uint64_t>(st.st_size);
+  res.size = std::max(size, static_cast<std::uint64_t>(st.st_size));
   try {
     if (::ioctl(out.get(), FICLONE, in.get()) == 0) {
       res.method = CloneMethod::reflink;
@@ -145,8 +145,8 @@ CloneResult clone_disk(const std::string& src, const std::string& dst) {
       // (unaligned or unsupported): fall back to copying.
       res.method = CloneMethod::sparse_copy;
       res.bytes_written = sparse_copy(in.get(), out.get(), st.st_size, src, temp);
-      if (::ftruncate(out.get(), st.st_size) != 0) throw Error::last("clone: truncate", temp);
     }
+    if (::ftruncate(out.get(), static_cast<off_t>(res.size)) != 0) throw Error::last("clone: truncate", temp);
     if (::fsync(out.get()) != 0) throw Error::last("clone: fsync", temp);
     if (::renameat2(AT_FDCWD, temp.c_str(), AT_FDCWD, dst.c_str(), RENAME_NOREPLACE) != 0) {
       throw Error::last("clone: rename", dst);

@@ -14,7 +14,7 @@ const char* to_string(CloneMethod m);
 
 struct CloneResult {
   CloneMethod method = CloneMethod::sparse_copy;
-  std::uint64_t size = 0;          // apparent size, equal to the source's
+  std::uint64_t size = 0;          // apparent size: the source's, or `size` when larger
   std::uint64_t bytes_written = 0;  // data actually written (0 for a reflink)
 };
 
@@ -22,7 +22,9 @@ struct CloneResult {
 // through a symlink; `dst` must not exist (EEXIST). The copy goes to a
 // temporary file beside `dst`, is fsynced and renamed into place without
 // replacing anything, so a crash or Ctrl-C (ECANCELED) never leaves a
-// partial disk under the final name.
-CloneResult clone_disk(const std::string& src, const std::string& dst);
+// partial disk under the final name. A `size` larger than the source's makes
+// the copy that large (a hole at the end): the VM's disk size, which the
+// guest grows its filesystem into at boot.
+CloneResult clone_disk(const std::string& src, const std::string& dst, std::uint64_t size = 0);
 
 }  // namespace banger::vmm

@@ -170,6 +170,23 @@ TEST_CASE("disk clone of small and empty files", "[firecracker][disk]") {
   CHECK(read_all(tmp / "odd.copy") == odd);
 }
 
+TEST_CASE("a disk clone asked for more than the image is that large, the rest a hole", "[firecracker][disk]") {
+  test::TempDir tmp;
+  std::string src = tmp / "image.ext4", dst = tmp / "vm-root.ext4";
+  make_sparse_image(src);
+  CloneResult r = clone_disk(src, dst, 1ULL << 30);  // the VM's disk size
+  CHECK(r.size == (1ULL << 30));
+  struct stat st = stat_of(dst);
+  CHECK(st.st_size == (1LL << 30));
+  CHECK(st.st_blocks <= stat_of(src).st_blocks);  // the growth allocates nothing
+  std::string head(64 << 20, '\0');
+  std::ifstream(dst, std::ios::binary).read(head.data(), static_cast<std::streamsize>(head.size()));
+  CHECK(head == read_all(src));
+  // Never smaller than the image: that would cut its filesystem off.
+  CHECK(clone_disk(src, tmp / "small", 1 << 20).size == (64u << 20));
+  CHECK(stat_of(tmp / "small").st_size == (64 << 20));
+}
+
 TEST_CASE("disk clone follows no symlinks and replaces nothing", "[firecracker][disk][security]") {
   test::TempDir tmp;
   std::ofstream(tmp / "image") << "image";

@@ -161,12 +161,17 @@ TEST_CASE("module dependencies come from .modinfo, dependencies first", "[kernel
   }
 }
 
-TEST_CASE("the initramfs holds busybox, /init, the modules and a console node", "[kernel]") {
+TEST_CASE("the initramfs holds busybox, the agent, /init, the modules and a console node", "[kernel]") {
   test::TempDir t;
   std::map<std::string, std::string> mods = {{"virtio", "KO-virtio"}, {"virtio_blk", "KO-blk"}};
   kernel::InitramfsSpec spec;
   spec.modules = {"virtio", "virtio_blk"};
   spec.module_files = &mods;
+  CHECK(test::error_code_of([&] { kernel::write_initramfs(t / "initrd.img", spec); }) == "EINVAL");
+  spec.agent = t / "no-agent";
+  CHECK(test::error_code_of([&] { kernel::write_initramfs(t / "initrd.img", spec); }) == "ENOENT");
+  spit(t / "agent", "AGENT-BYTES");
+  spec.agent = t / "agent";
   kernel::write_initramfs(t / "initrd.img", spec);
 
   std::unique_ptr<archive, decltype(&archive_read_free)> a(archive_read_new(), archive_read_free);
@@ -187,6 +192,8 @@ TEST_CASE("the initramfs holds busybox, /init, the modules and a console node", 
   CHECK(console);
   CHECK(files.count("bin/busybox"));
   CHECK(files.count("bin/switch_root"));
+  CHECK(files["bin/banger-agent"] == "AGENT-BYTES");
+  CHECK(files["init"].find("banger-agent --grow-fs") != std::string::npos);
   CHECK(files["init"].rfind("#!/bin/busybox sh", 0) == 0);
   CHECK(files["etc/banger/modules"] == "virtio\nvirtio_blk\n");
   CHECK(files["lib/modules/virtio_blk.ko"] == "KO-blk");
@@ -209,6 +216,8 @@ TEST_CASE("catalog import is atomic, and list, show and remove work", "[kernel]"
   o.name = "k1";
   o.kernels_dir = cat;
   o.distro = "test";
+  spit(t / "agent", "AGENT-BYTES");
+  o.agent = t / "agent";
   auto m = kernel::import_kernel(o);
   CHECK(m["name"] == "k1");
   CHECK(m["arch"] == "x86_64");

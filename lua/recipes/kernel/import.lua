@@ -14,9 +14,8 @@ return {
   run = function(opts)
     local name = opts.name or banger.kernels.name_for(opts.source)
     banger.ui.info("importing " .. opts.source .. " as " .. name .. " (vmlinux + initramfs)")
-    banger.kernel.import({
-      source = opts.source, name = name, kernels_dir = banger.kernels.dir(),
-      distro = opts.distro, replace = opts.replace,
+    banger.kernels.import({
+      source = opts.source, name = name, distro = opts.distro, replace = opts.replace,
     })
     local m = banger.kernel.show(banger.kernels.dir(), name)
     banger.ui.emit(opts, m, function(k)

@@ -67,7 +67,7 @@ return {
     if last >= 0 then
       io.stderr:write("\n")
     end
-    banger.kernel.import({
+    banger.kernels.import({
       source = tmp, name = name, kernels_dir = dir, distro = entry.distro or "", origin = source,
       replace = opts.replace,
     })

@@ -29,6 +29,15 @@ function M.require(name)
   return k
 end
 
+--- Imports a kernel into the catalog: kernel.import with banger-agent added
+-- to the initramfs (its /init grows the disks' filesystems at every boot).
+function M.import(opts)
+  local o = { kernels_dir = M.dir(), agent = require("banger.golden").agent_binary() }
+  for k, v in pairs(opts) do
+    o[k] = v
+  end
+  return errors.check(require("banger.native.kernel").import(o))
+end
 
 --- Downloads the cloud kernel package with apt-get into the cache and
 -- returns its path (nil, why when the host has no apt).
@@ -74,13 +83,12 @@ function M.ensure_default(info)
   if ok then
     return k
   end
-  local kernel = require("banger.native.kernel")
   local deb, why = M.apt_download(info)
   if deb then
     if info then
       info("importing the default kernel '" .. name .. "' from " .. deb)
     end
-    errors.check(kernel.import({ source = deb, name = name, kernels_dir = M.dir(), distro = "debian" }))
+    M.import({ source = deb, name = name, distro = "debian" })
     return M.require(name)
   end
   local catalog = require("banger.config").get().kernel.catalog_url

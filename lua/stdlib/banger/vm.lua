@@ -170,9 +170,10 @@ M.hooks.allocate_ip = function(db)
 end
 
 -- Firecracker needs a raw root disk of its own: a reflink where the
--- filesystem can, else a sparse copy.
-M.hooks.clone_rootfs = function(src, dst)
-  errors.check(vmm.clone_disk(src, dst))
+-- filesystem can, else a sparse copy, extended to the VM's disk size (the
+-- guest grows its filesystem into it at boot).
+M.hooks.clone_rootfs = function(src, dst, bytes)
+  errors.check(vmm.clone_disk(src, dst, bytes))
 end
 
 -- A fresh ext4 work disk, provisioned (SSH key, identity, file_sync)
@@ -324,6 +325,15 @@ function M.create(opts, stage)
   end
   kernels.require(kernel_name)
   local driver, accel, binary = M.pick_driver(opts.driver, opts.accel)
+  -- The root disk holds the whole image file; a smaller one would cut its
+  -- filesystem off.
+  local disk_bytes = mib(opts.disk or cfg.vm.disk, "--disk") * 1024 * 1024
+  local image_bytes = errors.check(fs.stat(image.rootfs_path)).size
+  if disk_bytes < image_bytes then
+    errors.raise("EINVAL", string.format("the root disk (%s) is smaller than image '%s' (%s): give --disk %dMiB or more",
+      units.format_bytes(disk_bytes), image.name, units.format_bytes(image_bytes), (image_bytes + 1048575) // 1048576),
+      { exit = 2 })
+  end
 
   local lock <close> = vms.lock(name, nil, { creating = true })
   stage("allocate", name)
@@ -354,7 +364,7 @@ function M.create(opts, stage)
     if driver == "qemu" then
       errors.check(vmm.qcow2_overlay(image.rootfs_path, dir .. "/root.qcow2", row.disk_mib * 1024 * 1024))
     else
-      M.hooks.clone_rootfs(image.rootfs_path, dir .. "/root.img")
+      M.hooks.clone_rootfs(image.rootfs_path, dir .. "/root.img", row.disk_mib * 1024 * 1024)
     end
     M.hooks.create_work_disk(dir .. "/work.ext4", row.work_disk_mib * 1024 * 1024)
     run_hook("provision_disks", row)
