@@ -27,6 +27,9 @@ describe("firecracker driver through the CLI (fake firecracker)", function()
     t.eq(v.driver, "firecracker")
     t.eq(v.state, "running")
     t.eq(v.alive, true)
+    -- The raw root disk is the VM's disk size (the image's filesystem is
+    -- grown into it by the initramfs at boot, as under QEMU).
+    t.eq(banger.fs.stat(v.dir .. "/root.img").size, v.disk_mib * 1024 * 1024)
 
     -- What banger asked firecracker for, as the fake recorded it.
     local calls = {}
