@@ -109,8 +109,8 @@ describe("docs/scripting.md: a project's banger.lua", function()
     local size = tonumber(later.stdout:match("\n%S+%s+(%d+)%s+%d+%s+%d+%s+%d+%%%s+/\n")) * 1024
     -- df: the disk's size minus ext4's metadata (inode tables, journal).
     t.truthy(size <= disk and size >= disk * 0.95, string.format("df / shows %d bytes for disk = %d", size, disk))
-    io.stderr:write(string.format("# first vm run (provisioning included) %.0f s, later vm run %.0f s\n",
-      first_s, later_s))
+    io.stderr:write(string.format("# first vm run (provisioning included) %.0f s, later vm run %.0f s; "
+      .. "df / %d KiB of a %d KiB disk\n", first_s, later_s, size // 1024, disk // 1024))
 
     -- Nothing of the VMs is left on the host...
     t.eq(e2e.vms(home), {})
