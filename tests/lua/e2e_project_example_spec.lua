@@ -89,6 +89,14 @@ describe("docs/scripting.md: a project's banger.lua", function()
     t.write(dir .. "/banger.lua", example)
     t.write(home .. "/.npmrc", "registry=https://registry.example.test/\n")
 
+    -- provision is code: nothing is made until the project is trusted.
+    local refused = t.banger({ "vm", "run", "--rm", "--", "true" }, { home = home, cwd = dir })
+    t.eq(refused.code, 77, refused.stderr)
+    t.eq(e2e.vms(home), {})
+    t.eq(banger.proc.run({ "ip", "link", "show", net.bridge }).code ~= 0, true, "no bridge made for it")
+    local trusted = t.banger({ "trust" }, { home = home, cwd = dir })
+    t.eq(trusted.code, 0, trusted.stderr)
+
     local probe = { "sh", "-c", "jq --version && df -k / && cat ~/.npmrc" }
     local started = banger.sys.monotonic_ms()
     local first = t.banger({ "vm", "run", "--rm", "--", table.unpack(probe) },
