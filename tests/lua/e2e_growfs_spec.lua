@@ -117,9 +117,17 @@ describe("filesystems grow to their disks at boot", function()
 
   it("a root disk smaller than the image is refused before anything is made", function()
     local home = e2e.home()
-    local c = t.banger({ "vm", "create", "g3", "--image", "tiny", "--disk", "32MiB" }, { home = home })
+    -- The tiny image's file, 512 MiB long: an image larger than the
+    -- smallest disk vm create takes.
+    local big = home .. "/big.ext4"
+    sh({ "cp", "--sparse=always", home .. "/tiny.ext4", big })
+    sh({ "truncate", "-s", "512M", big })
+    local reg = t.banger({ "image", "register", "--rootfs", big, "--name", "big", "--kernel", "debian-cloud" },
+      { home = home })
+    t.eq(reg.code, 0, reg.stderr)
+    local c = t.banger({ "vm", "create", "g3", "--image", "big", "--disk", "256MiB" }, { home = home })
     t.eq(c.code, 2)
-    t.contains(c.stderr, "the root disk (32.0 MiB) is smaller than image 'tiny' (64.0 MiB): give --disk 64MiB or more")
+    t.contains(c.stderr, "the root disk (256.0 MiB) is smaller than image 'big' (512.0 MiB): give --disk 512MiB or more")
     t.eq(e2e.vms(home).g3, nil)
     t.eq(e2e.list(home .. "/.local/state/banger/vms"), {})
   end)
