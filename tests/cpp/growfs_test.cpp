@@ -100,7 +100,7 @@ TEST_CASE("images fitted the way banger builds them keep room in the descriptor 
   CHECK((std::stoull(dump.out.substr(at + 20)) + 1) * 64 * 128 * MiB >= 1024 * GiB);
 }
 
-TEST_CASE("--grow-fs leaves a filesystem that already fills its disk alone", "[growfs]") {
+TEST_CASE("agent --grow-fs leaves a filesystem that already fills its disk alone", "[growfs]") {
   test::TempDir t;
   const std::string img = t / "work.ext4";
   ext4::mkfs(img, 256 * MiB);
@@ -116,7 +116,7 @@ TEST_CASE("--grow-fs leaves a filesystem that already fills its disk alone", "[g
   require_clean(img);
 }
 
-TEST_CASE("--grow-fs refuses a device that is not the filesystem at that mount point", "[growfs]") {
+TEST_CASE("agent --grow-fs refuses a device that is not the filesystem at that mount point", "[growfs]") {
   test::TempDir t;
   const std::string a = t / "a.ext4", b = t / "b.ext4";
   ext4::mkfs(a, 64 * MiB);
