@@ -7,6 +7,7 @@
 //   vmm.status(handles) -> "running" | "paused" | "stopped" | "unknown"
 //   vmm.shutdown(handles, grace_ms) -> true if the guest stopped by itself
 //   vmm.alive(handles), vmm.kill(handles), vmm.pause(handles), vmm.resume(handles)
+//   vmm.qmp_quit(socket [, timeout_ms]) -> whether a QEMU listened there (it has quit)
 //   vmm.qcow2_overlay(base, overlay [, size]); vmm.clone_disk(src, dst [, size])
 #include "engine/vmm/disk_clone.hpp"
 #include "engine/vmm/driver.hpp"
@@ -247,6 +248,12 @@ int l_resume(lua_State* L) {
   return 1;
 }
 
+// qmp_quit(socket [, timeout_ms]) -> true when a QEMU listening there quit, false when none listened
+int l_qmp_quit(lua_State* L) {
+  lua_pushboolean(L, vmm::qmp_quit(check_string(L, 1), std::chrono::milliseconds(opt_integer(L, 2).value_or(5000))));
+  return 1;
+}
+
 int l_qcow2_overlay(lua_State* L) {
   std::string base = check_string(L, 1), overlay = check_string(L, 2);
   vmm::create_qcow2_overlay(base, overlay, static_cast<long long>(opt_size(L, 3).value_or(0)));
@@ -278,6 +285,7 @@ int open_vmm(lua_State* L) {
                                  {"kill", protect<l_kill>},
                                  {"pause", protect<l_pause>},
                                  {"resume", protect<l_resume>},
+                                 {"qmp_quit", protect<l_qmp_quit>},
                                  {"qcow2_overlay", protect<l_qcow2_overlay>},
                                  {"clone_disk", protect<l_clone_disk>},
                                  {nullptr, nullptr}};

@@ -132,6 +132,28 @@ std::string accept_chain() {
 
 std::string iptables_tag(std::string_view tap) { return "banger:" + std::string(tap); }
 
+// The taps named by banger's tags in FORWARD and DOCKER-USER ("banger:<tap>",
+// quoted or not, as iptables-nft and iptables-legacy print them).
+std::set<std::string> iptables_taps() {
+  std::set<std::string> taps;
+  if (!have_iptables()) return taps;
+  const std::string marker = "--comment ";
+  for (const char* chain : {"DOCKER-USER", "FORWARD"}) {
+    auto r = iptables({"-S", chain});
+    if (r.status.code != 0) continue;
+    for (size_t at = r.out.find(marker); at != std::string::npos; at = r.out.find(marker, at + 1)) {
+      size_t p = at + marker.size();
+      if (p < r.out.size() && r.out[p] == '"') ++p;
+      const std::string tag = iptables_tag("");
+      if (r.out.compare(p, tag.size(), tag) != 0) continue;
+      p += tag.size();
+      size_t end = r.out.find_first_of("\" \n", p);
+      taps.insert(r.out.substr(p, end == std::string::npos ? std::string::npos : end - p));
+    }
+  }
+  return taps;
+}
+
 // Deletes every iptables rule carrying our tag, in FORWARD and DOCKER-USER;
 // with an empty tap, every rule banger tagged for any tap.
 int remove_iptables(std::string_view tap) {
@@ -247,6 +269,19 @@ std::vector<std::string> nat_taps() {
     if (!r.tag.empty()) taps.insert(r.tag);
   }
   return {taps.begin(), taps.end()};
+}
+
+NatInventory nat_inventory() {
+  FileLock lock = nat_lock();
+  Nft nft;
+  NatInventory inv;
+  std::set<std::string> taps = iptables_taps();
+  for (const auto& r : table_rules(nft, &inv.table)) {
+    ++inv.table_rules;
+    if (!r.tag.empty()) taps.insert(r.tag);
+  }
+  inv.taps.assign(taps.begin(), taps.end());
+  return inv;
 }
 
 }  // namespace banger::net

@@ -26,4 +26,14 @@ int remove_all_nat();
 // The taps that currently have rules (for status and tests).
 std::vector<std::string> nat_taps();
 
+// What banger has in the ruleset, for the host-object census: whether its
+// table exists, how many rules it holds, and the tap names carried by its
+// rules and by the iptables accept rules tagged `banger:<tap>`. Read only.
+struct NatInventory {
+  bool table = false;
+  int table_rules = 0;
+  std::vector<std::string> taps;
+};
+NatInventory nat_inventory();
+
 }  // namespace banger::net

@@ -113,6 +113,23 @@ Result flush_nat(const json& p, const Caller&, Fds&) {
   return {{{"removed", net::remove_all_nat()}}, UniqueFd{}};
 }
 
+// Read only: what the host-object census needs to find NAT rules no VM
+// accounts for. Only tags that are banger tap names are reported.
+Result list_nat(const json& p, const Caller&, Fds&) {
+  expect_fields(p, {});
+  net::NatInventory inv = net::nat_inventory();
+  json taps = json::array();
+  for (const auto& tap : inv.taps) {
+    try {
+      validate::tap_name(tap);
+    } catch (const Error&) {
+      continue;
+    }
+    taps.push_back(tap);
+  }
+  return {{{"table", inv.table}, {"table_rules", inv.table_rules}, {"taps", taps}}, UniqueFd{}};
+}
+
 // systemd-resolved is the one resolver banger configures itself, and only
 // for its own bridge: queries for ~vm go to banger's responder.
 bool resolved_running() { return ::access("/run/systemd/resolve/io.systemd.Resolve", F_OK) == 0; }
@@ -185,6 +202,9 @@ const std::vector<Operation>& operations() {
       {"remove_nat", "tap is a banger tap name; removes only rules tagged with it", remove_nat},
       {"flush_nat", "no parameters; drops table ip banger and the iptables rules tagged banger:* (uninstall)",
        flush_nat},
+      {"list_nat", "no parameters; read only: whether table ip banger exists, its rule count, and the banger tap "
+                   "names its rules and the iptables rules tagged banger:* carry (the host-object census)",
+       list_nat},
       {"route_vm_dns", "bridge is br-fc or br-fc-*; resolver is dotted-quad IPv4:port (1..65535); only when "
                        "systemd-resolved runs: resolvectl dns/domain ~vm on that bridge only", route_vm_dns},
       {"unroute_vm_dns", "bridge is br-fc or br-fc-*; resolvectl revert on that bridge only", unroute_vm_dns},

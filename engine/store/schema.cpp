@@ -78,6 +78,19 @@ CREATE UNIQUE INDEX vms_unique_ip ON vms(ip) WHERE ip IS NOT NULL;
     Migration{3, R"sql(
 ALTER TABLE images ADD COLUMN init TEXT;
 )sql"},
+    // The host objects a VM may own right now, as a JSON object: each is
+    // recorded *before* it is made and forgotten only once it is gone, so a
+    // banger killed at any instant leaves a record the next command finishes
+    // (lua/stdlib/banger/host_objects.lua). Rows of VMs that may be running
+    // while this runs get what the older code derived from the row: the tap
+    // (bgtap + the first 10 characters of the id) and its NAT rules.
+    Migration{4, R"sql(
+ALTER TABLE vms ADD COLUMN host_objects TEXT NOT NULL DEFAULT '{}';
+UPDATE vms SET host_objects = CASE WHEN nat = 1
+    THEN json_object('tap', 'bgtap' || substr(id, 1, 10), 'nat', 'bgtap' || substr(id, 1, 10))
+    ELSE json_object('tap', 'bgtap' || substr(id, 1, 10)) END
+  WHERE ip IS NOT NULL AND state IN ('creating', 'starting', 'running', 'stopping');
+)sql"},
 };
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include "engine/core/error.hpp"
 #include "engine/core/read_file.hpp"
 #include "engine/core/process.hpp"
+#include "engine/core/unix_socket.hpp"
 #include "engine/vmm/host_caps.hpp"
 #include "engine/vmm/qmp.hpp"
 
@@ -198,6 +199,37 @@ std::vector<std::string> qemu_argv(const VmSpec& spec, bool kvm) {
 }
 
 std::unique_ptr<Driver> make_qemu_driver() { return std::make_unique<QemuDriver>(); }
+
+namespace {
+// One connection attempt: false when nothing listens (no file, or refused).
+bool listening(const std::string& path) {
+  try {
+    ::close(net_unix::connect(path, 0ms));
+    return true;
+  } catch (const Error& e) {
+    if (e.code() == "ENOENT" || e.code() == "ECONNREFUSED") return false;
+    throw;
+  }
+}
+}  // namespace
+
+bool qmp_quit(const std::string& qmp_socket, std::chrono::milliseconds timeout) {
+  if (!listening(qmp_socket)) return false;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  try {
+    Qmp qmp(qmp_socket, timeout);
+    qmp.execute("quit");
+  } catch (const Error& e) {
+    // QEMU may close the connection while quitting; the wait below decides.
+    if (e.code() == "ETIMEDOUT" && listening(qmp_socket)) throw;
+  }
+  while (listening(qmp_socket)) {
+    if (std::chrono::steady_clock::now() > deadline)
+      throw Error("ETIMEDOUT", "the QEMU on " + qmp_socket + " did not quit in time");
+    std::this_thread::sleep_for(20ms);
+  }
+  return true;
+}
 
 void create_qcow2_overlay(const std::string& base, const std::string& overlay, long long size_bytes) {
   // qemu-img is the reference qcow2 writer and ships with the qemu driver.

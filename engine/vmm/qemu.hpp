@@ -5,6 +5,7 @@
 // on a socket in the VM's runtime dir; the agent is reached through a
 // virtio-serial port ("banger.agent") backed by a host socket, since hosts
 // like these have no vhost-vsock.
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -35,6 +36,14 @@ inline std::string qemu_bus(bool kvm) { return kvm ? "device" : "pci"; }
 void wait_for_qmp(const QemuLayout& lay, const std::function<bool()>& running, const StageFn& stage, pid_t pid);
 
 std::unique_ptr<Driver> make_qemu_driver();
+
+// Tells whatever QEMU listens on `qmp_socket` to quit and waits until nothing
+// listens there any more. Returns false when nothing listened to begin with.
+// It reaches a QEMU its caller cannot signal (one the root helper started as
+// a uid of its own) and one whose pid was never recorded: only the process
+// holding this VM's own socket answers. Throws ETIMEDOUT when the socket
+// still answers after `timeout`.
+bool qmp_quit(const std::string& qmp_socket, std::chrono::milliseconds timeout);
 
 // An O(1) copy-on-write root disk: a qcow2 overlay backed by the raw image.
 void create_qcow2_overlay(const std::string& base, const std::string& overlay, long long size_bytes);

@@ -1,9 +1,66 @@
 -- banger vm prune [-f]: delete every VM that is not running.
+-- banger vm prune --orphans [-f]: remove host objects no VM accounts for.
+local function prune_orphans(opts)
+  local census = banger.census
+  local found, unchecked = census.scan()
+  for _, p in ipairs(unchecked) do
+    banger.ui.warn(p)
+  end
+  if #found == 0 then
+    banger.ui.emit(opts, { removed = banger.json.array(), failed = banger.json.array(), unchecked = banger.json.array(table.move(unchecked, 1, #unchecked, 1, {})) },
+      function() banger.ui.info("no orphaned host objects") end)
+    return 0
+  end
+  if not opts.force then
+    if not banger.ui.is_tty(0) then
+      banger.errors.raise("EUSAGE", "refusing to remove " .. #found .. " orphaned host object(s) without a terminal to confirm on; "
+        .. "use --force", { exit = 2 })
+    end
+    for _, o in ipairs(found) do
+      io.stderr:write("  ", o.kind, "  ", o.detail, "\n")
+    end
+    io.stderr:write("remove these? [y/N] ")
+    local answer = io.stdin:read("l")
+    if not answer or not answer:lower():match("^y") then
+      banger.ui.info("nothing removed")
+      return 1
+    end
+  end
+  local removed, failed, still_unchecked = census.remove()
+  local report = { removed = banger.json.array(), failed = banger.json.array(),
+    unchecked = banger.json.array(table.move(still_unchecked, 1, #still_unchecked, 1, {})) }
+  for _, o in ipairs(removed) do
+    report.removed[#report.removed + 1] = census.describe(o)
+  end
+  for _, f in ipairs(failed) do
+    local d = census.describe(f.object)
+    d.error = f.error
+    report.failed[#report.failed + 1] = d
+  end
+  banger.ui.emit(opts, report, function(r)
+    banger.ui.info("removed " .. #r.removed .. " orphaned host object(s)" .. (#r.removed > 0 and ":" or ""))
+    for _, o in ipairs(r.removed) do
+      banger.ui.print(string.format("%-12s %s", o.kind, o.detail))
+    end
+    for _, f in ipairs(r.failed) do
+      banger.ui.warn("could not remove " .. f.kind .. " " .. f.detail .. ": " .. f.error)
+    end
+  end)
+  return #failed > 0 and 1 or 0
+end
+
 return {
-  summary = "delete all VMs that are not running",
+  summary = "delete all VMs that are not running (--orphans: host objects no VM accounts for)",
   json = true,
-  flags = { { "force", short = "f", type = "boolean", help = "do not ask for confirmation" } },
+  flags = {
+    { "force", short = "f", type = "boolean", help = "do not ask for confirmation" },
+    { "orphans", type = "boolean", help = "instead, remove banger's host objects that no VM accounts for "
+      .. "(the ones 'banger doctor' lists: taps, NAT rules, hypervisors, runtime and VM directories)" },
+  },
   run = function(opts)
+    if opts.orphans then
+      return prune_orphans(opts)
+    end
     local victims = {}
     for _, row in ipairs(banger.vms.list()) do
       if not banger.vms.alive(row) then

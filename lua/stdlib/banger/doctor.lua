@@ -257,6 +257,29 @@ M.checks = {
         "apt-get install mmdebstrap, or banger image pull REF and banger image list")
     end,
   },
+  {
+    name = "orphans",
+    needed_for = "a host with nothing of banger's left behind",
+    run = function()
+      local census = require("banger.census")
+      local found, unchecked = census.scan()
+      local note = #unchecked > 0 and (" (" .. table.concat(unchecked, "; ") .. ")") or ""
+      if #found == 0 then
+        return ok("every banger tap, NAT rule, hypervisor and VM directory belongs to a VM" .. note)
+      end
+      local names = {}
+      for _, o in ipairs(found) do
+        names[#names + 1] = o.kind .. " " .. o.detail
+      end
+      local r = warn(#found .. " banger host object(s) no VM accounts for: " .. table.concat(names, ", ") .. note,
+        "banger vm prune --orphans")
+      r.objects = {}
+      for _, o in ipairs(found) do
+        r.objects[#r.objects + 1] = census.describe(o)
+      end
+      return r
+    end,
+  },
 }
 
 --- Runs every check; a check that raises is reported as failed.

@@ -131,14 +131,19 @@ end
 --- Host side, before the hypervisor starts: bridge, tap, NAT. Adds the NIC
 -- to the launch spec. For QEMU the tap is handed over as an open descriptor
 -- (the hypervisor then needs no access to /dev/net/tun, which is 0600 on
--- many hosts); the returned handle must be closed once QEMU has it.
+-- many hosts); the returned handle must be closed once QEMU has it. The tap
+-- and the NAT rules are recorded in the VM's row before they are made
+-- (banger.host_objects); the bridge is shared by every VM and is not one
+-- VM's to remove.
 function M.attach(row, spec)
   if not row.ip then
     return nil
   end
+  local objects = require("banger.host_objects")
   local net = config.get().network
   local tap = M.tap_name(row)
   priv.call("ensure_bridge", { bridge = net.bridge, ip = net.bridge_ip, prefix = net.cidr })
+  objects.record(row, "tap", tap)
   local fd
   if row.driver == "qemu" then
     fd = select(2, priv.call("open_tap", { tap = tap, bridge = net.bridge }))
@@ -146,6 +151,7 @@ function M.attach(row, spec)
     priv.call("create_tap", { tap = tap, bridge = net.bridge })
   end
   if row.nat == 1 or row.nat == true then
+    objects.record(row, "nat", tap)
     priv.call("ensure_nat", { tap = tap, guest_ip = row.ip, bridge = net.bridge })
   end
   spec.nics = spec.nics or {}
@@ -153,17 +159,43 @@ function M.attach(row, spec)
   return fd
 end
 
---- Host side, when the VM stops or is cleaned up: its NAT rules and tap.
--- Safe to call repeatedly and for a VM that never got that far.
-function M.detach(row)
-  if not row.ip or not priv.mode() then
-    return
-  end
-  local tap = M.tap_name(row)
-  if row.nat == 1 or row.nat == true then
-    priv.call("remove_nat", { tap = tap })
-  end
+--- Removes the NAT rules tagged with `tap` (banger's nftables table and the
+-- Docker accept rules). Idempotent.
+function M.remove_nat(tap)
+  priv.call("remove_nat", { tap = tap })
+end
+
+--- Deletes tap `tap` if it exists. Idempotent.
+function M.delete_tap(tap)
   priv.call("delete_tap", { tap = tap })
+end
+
+--- A tap's owner uid and whether a process has it open (a hypervisor
+-- attached to it), from sysfs; nil when `name` is not a tun/tap device.
+function M.tap_info(name)
+  local dir = "/sys/class/net/" .. name
+  if not fs.exists(dir .. "/tun_flags") then
+    return nil
+  end
+  local owner = tonumber((fs.read(dir .. "/owner") or ""):match("%-?%d+"))
+  -- carrier is 1 while a queue is attached; reading it fails on a link that is down
+  local carrier = fs.read(dir .. "/carrier")
+  return { owner = owner, attached = carrier ~= nil and carrier:match("^1") ~= nil }
+end
+
+--- The tun/tap devices named with banger's prefix in this network namespace.
+function M.banger_taps()
+  local out = {}
+  for _, name in ipairs(fs.list("/sys/class/net") or {}) do
+    if name:sub(1, #validate.tap_prefix) == validate.tap_prefix then
+      local info = M.tap_info(name)
+      if info then
+        info.name = name
+        out[#out + 1] = info
+      end
+    end
+  end
+  return out
 end
 
 return M

@@ -13,25 +13,11 @@ local units = require("banger.units")
 local fs = require("banger.native.fs")
 local validate = require("banger.native.validate")
 local net = require("banger.net")
+local host_objects = require("banger.host_objects")
 
 local M = {}
 
 M.hooks = {}
-
--- A stopped or crashed VM gives back its tap and NAT rules.
-vms.teardown_hooks[#vms.teardown_hooks + 1] = function(row)
-  net.detach(row)
-end
-
--- Functions run when a VM is deleted, after its files are gone:
--- function(row). SSH registers the known_hosts cleanup here.
-M.delete_hooks = {}
-
--- A deleted VM's pinned host keys go with it: a new VM reusing the name or
--- address must be able to pin its own.
-M.delete_hooks[#M.delete_hooks + 1] = function(row)
-  require("banger.ssh").forget(row)
-end
 
 local function run_hook(name, ...)
   local h = M.hooks[name]
@@ -88,12 +74,6 @@ function M.delete(name, force)
     errors.raise("EBUSY", "VM '" .. name .. "' is running; stop it first or use --force", { exit = 1 })
   end
   vms.destroy(row)
-  for _, hook in ipairs(M.delete_hooks) do
-    local ok, e = pcall(hook, row)
-    if not ok then
-      log.warn("vm", "delete hook failed: " .. errors.message(e), { vm = name })
-    end
-  end
   return row
 end
 
@@ -233,6 +213,7 @@ function M.start_locked(row, opts, stage)
   local ok, err = pcall(function()
     stage("kernel args", nil)
     local runtime = vms.runtime_dir(row)
+    host_objects.record(row, "runtime_dir", runtime)
     fs.mkdir(state.layout().runtime .. "/vms", 448, true)
     errors.check(fs.mkdir_private(runtime))
     local dir = vms.dir(row)
@@ -264,8 +245,12 @@ function M.start_locked(row, opts, stage)
     stage("network", row.ip)
     local tap_fd <close> = net.attach(row, spec)
     run_hook("before_launch", row, spec)
+    local isolate = config.get().driver.isolate
+    -- Before the launch: a banger killed before the handles are saved
+    -- leaves this, and the next command finds the hypervisor by it.
+    host_objects.record(row, "hypervisor", { launcher = isolate and "helper" or "banger", runtime_dir = runtime })
     local h
-    if config.get().driver.isolate then
+    if isolate then
       h = M.launch_isolated(row, spec, stage)
     else
       h = errors.check(vmm.launch(row.driver, spec, function(name, detail)

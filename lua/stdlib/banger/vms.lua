@@ -16,10 +16,6 @@ local log = require("banger.log")
 
 local M = {}
 
--- Functions run when a VM's host resources must be released (stop, crash,
--- delete): function(vm_row, handles). Networking registers its teardown here.
-M.teardown_hooks = {}
-
 local function now()
   return os.date("!%Y-%m-%dT%H:%M:%SZ")
 end
@@ -223,58 +219,59 @@ function M.kill_hypervisor(h)
   errors.raise("ETIMEDOUT", "the hypervisor (pid " .. h.pid .. ") did not exit after SIGKILL")
 end
 
---- Releases everything a stopped or crashed VM held on the host: the
--- hypervisor if it lingers, hooks (tap, NAT, DNS), sockets, handles.
+--- Releases everything a stopped or crashed VM holds on the host: its
+-- hypervisor, NAT rules, tap, runtime directory and sockets, from what its
+-- row records (banger.host_objects). Never raises: returns true when all is
+-- gone, else false and the problems (the records stay for the next command).
 function M.teardown(row, h)
-  h = h or M.load_handles(row)
-  if h then
-    local ok, e = pcall(M.kill_hypervisor, h)
-    if not ok then
-      log.warn("vms", "could not kill the hypervisor: " .. errors.message(e), { vm = row.name })
-    end
-  end
-  for _, hook in ipairs(M.teardown_hooks) do
-    local ok, e = pcall(hook, row, h)
-    if not ok then
-      log.warn("vms", "teardown hook failed: " .. errors.message(e), { vm = row.name })
-    end
-  end
-  fs.remove_tree(M.runtime_dir(row))
-  M.clear_handles(row)
+  return require("banger.host_objects").release(row, h or M.load_handles(row))
 end
 
---- Removes every file of a VM and its row.
+--- Removes every host object and file of a VM, then its row. Raises, keeping
+-- the row (and so the record of what is left), if an object could not be
+-- removed: the next command's reconcile, or a later delete, finishes it.
 function M.destroy(row)
-  M.teardown(row)
-  fs.remove_tree(M.dir(row))
+  local done, problems = M.teardown(row)
+  if not done then
+    errors.raise("EBUSY", "VM '" .. row.name .. "' could not be removed completely (" .. table.concat(problems, "; ")
+      .. "); it is kept so a later command can finish")
+  end
+  require("banger.host_objects").remove_files(row)
   state.db():exec("DELETE FROM vms WHERE id = ?", row.id)
 end
 
 -- reconcile ---------------------------------------------------------------
 
 --- Makes the state store match the host: VMs marked running whose
--- hypervisor is gone are demoted and their resources released; a create
--- that died half-way (row still 'creating', nobody holding its lock) is
--- removed. Never fails the calling command: problems are logged.
+-- hypervisor is gone are demoted and their objects released; a create that
+-- died half-way (row still 'creating', nobody holding its lock) is removed;
+-- a start that died is undone; a teardown that did not finish (host objects
+-- still recorded on a VM that is not running) is finished. Never fails the
+-- calling command: problems are logged.
 function M.reconcile()
   local ok_rows, rows = pcall(state.db().query, state.db(),
-    "SELECT * FROM vms WHERE state IN ('creating', 'starting', 'running', 'stopping')")
+    "SELECT * FROM vms WHERE state IN ('creating', 'starting', 'running', 'stopping') OR host_objects <> '{}' "
+      .. "OR handle_pid IS NOT NULL")
   if not ok_rows then
     return
   end
+  if #rows > 0 then
+    -- rows to check mean VMs were made, so the locks directory is due anyway
+    fs.mkdir(state.layout().state .. "/locks", 448, true)
+  end
   for _, row in ipairs(rows) do
     local ok, e = pcall(function()
-      local lock = M.try_lock(row.name)
+      local lock <close> = M.try_lock(row.name)
       if not lock then
         return -- another command is working on this VM right now
       end
       local current = M.get(row.name)
       if not current or current.id ~= row.id then
-        lock:close()
         return
       end
       -- Holding the lock proves no other command is working on this VM,
       -- so a transitional state here is an operation that died half-way.
+      local live = current.state == "running" or current.state == "stopping"
       if current.state == "creating" then
         log.warn("reconcile", "removing a VM whose create did not finish", { vm = current.name })
         M.destroy(current)
@@ -282,15 +279,20 @@ function M.reconcile()
         log.warn("reconcile", "a start did not finish; stopping what it launched", { vm = current.name })
         M.teardown(current)
         M.set_state(current, "error", { last_error = "start did not finish" })
-      elseif not M.alive(current) then
+      elseif live and M.alive(current) then
+        if current.state == "stopping" then
+          M.set_state(current, "running")
+        end
+      elseif live then
         log.warn("reconcile", "VM was " .. current.state .. " but its hypervisor is gone; marking it stopped",
           { vm = current.name })
         M.teardown(current)
         M.set_state(current, "stopped")
-      elseif current.state == "stopping" then
-        M.set_state(current, "running")
+      else
+        log.warn("reconcile", "finishing the release of a " .. current.state .. " VM's host objects",
+          { vm = current.name })
+        M.teardown(current)
       end
-      lock:close()
     end)
     if not ok then
       log.error("reconcile", errors.message(e), { vm = row.name })
