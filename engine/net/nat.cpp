@@ -272,7 +272,8 @@ std::vector<std::string> nat_taps() {
 }
 
 NatInventory nat_inventory() {
-  FileLock lock = nat_lock();
+  // No lock: a read changes nothing, and removals take it themselves (so a
+  // read-only doctor run creates no lock directory either).
   Nft nft;
   NatInventory inv;
   std::set<std::string> taps = iptables_taps();

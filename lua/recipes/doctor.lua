@@ -1,6 +1,8 @@
 -- banger doctor: is this host ready, and if not, what to do about it.
 return {
   summary = "check this host's prerequisites, each with a fix",
+  description = "The 'orphans' check lists banger's host objects that no VM accounts for (taps, NAT and Docker\n"
+    .. "accept rules, hypervisors, runtime and VM directories); 'banger vm prune --orphans' removes them.",
   json = true,
   run = function(opts)
     local report = banger.doctor.run()

@@ -75,6 +75,7 @@ describe("kill -9 at every stage boundary, then any command", function()
     if h then
       h:close()
     end
+    hostenv.kill_leftovers("crash" .. banger.sys.getpid())
     hostenv.netns.cleanup()
     h = nil
   end)

@@ -51,6 +51,14 @@ end
 
 return {
   summary = "delete all VMs that are not running (--orphans: host objects no VM accounts for)",
+  description = "Without --orphans: deletes every VM that is not running.\n\n"
+    .. "With --orphans: removes instead what 'banger doctor' lists as orphans, banger's host objects that no\n"
+    .. "VM row accounts for (left by a crash of an older banger, or by hand): this user's bgtap* taps no\n"
+    .. "process holds, NAT and Docker accept rules of taps that are gone, an empty 'ip banger' nftables\n"
+    .. "table, this user's hypervisors whose sockets are in banger's runtime directory (an isolated QEMU is\n"
+    .. "told to quit through its QMP socket), and runtime and VM directories without a row. Other users'\n"
+    .. "taps and processes, other tables and other banger homes' VMs are never touched. Asks first unless\n"
+    .. "--force; prints what it removed (--json: {removed, failed, unchecked}).",
   json = true,
   flags = {
     { "force", short = "f", type = "boolean", help = "do not ask for confirmation" },

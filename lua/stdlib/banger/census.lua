@@ -210,9 +210,12 @@ M.order = { "hypervisor", "runtime_dir", "nat", "nft_table", "tap", "vm_dir" }
 local function lock_all()
   local locks, busy = {}, {}
   local ok, rows = pcall(function() return state.db():query("SELECT id, name FROM vms") end)
-  for _, row in ipairs(ok and rows or {}) do
+  local vms = require("banger.vms")
+  if ok and #rows > 0 then
     fs.mkdir(state.layout().state .. "/locks", 448, true)
-    local l = fs.lock(state.layout().state .. "/locks/vm-" .. row.name .. ".lock", { timeout_ms = 0 })
+  end
+  for _, row in ipairs(ok and rows or {}) do
+    local l = vms.try_lock(row.name)
     if l then
       locks[#locks + 1] = l
     else

@@ -28,6 +28,17 @@ end
 
 M.default_grace_ms = 15000
 
+-- Releases a stopped VM's host objects; what could not be removed stays
+-- recorded and the next command's reconcile retries it, so the user is told
+-- rather than the stop failing.
+local function release(row, h)
+  local done, problems = vms.teardown(row, h)
+  if not done then
+    require("banger.ui").warn("VM '" .. row.name .. "' stopped, but not all it held could be removed ("
+      .. table.concat(problems, "; ") .. "); the next banger command tries again")
+  end
+end
+
 --- Stops a running VM: a clean guest shutdown first, a kill after `grace_ms`.
 -- Returns "stopped" (clean), "killed" (grace ran out) or "not running".
 function M.stop_locked(row, grace_ms)
@@ -45,7 +56,7 @@ function M.stop_locked(row, grace_ms)
     end
     result = clean and "stopped" or "killed"
   end
-  vms.teardown(row, h)
+  release(row, h)
   vms.set_state(row, "stopped")
   log.info("vm", "stopped", { vm = row.name, how = result })
   return result
@@ -61,7 +72,7 @@ function M.kill(name)
   local row = vms.require(name)
   local h = vms.load_handles(row)
   local was_alive = h and vmm.alive(h)
-  vms.teardown(row, h)
+  release(row, h)
   vms.set_state(row, "stopped")
   return was_alive and "killed" or "not running"
 end
