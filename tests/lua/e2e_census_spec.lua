@@ -93,8 +93,10 @@ describe("host-object census", function()
       "none", "-nodefaults", "-S", "-qmp", "unix:" .. other_sock .. "/qmp.sock,server=on,wait=off", stdout = "null",
       stderr = "null" })
     foreign[#foreign + 1] = other_qemu
+    -- (a shell blocked reading a pipe: one process, gone with its kill)
     local poser = t.spawn({ "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "bash", "-c",
-      'exec -a qemu-system-x86_64 sh -c "sleep 600; :" sh ' .. h:runtime() .. "/vms/" .. lost.id .. "/qmp.sock" })
+      'exec -a qemu-system-x86_64 sh -c "read -r x" sh ' .. h:runtime() .. "/vms/" .. lost.id .. "/qmp.sock",
+      stdin = "pipe", stdout = "null", stderr = "null" })
     foreign[#foreign + 1] = poser
     e2e.wait_for(function()
       local argv = banger.proc.cmdline(poser:pid())
