@@ -97,6 +97,7 @@ describe("docs/scripting.md JSON output", function()
     run(home, "vm show", { "box" })
     t.eq(#run(home, "vm list"), 1)
     t.eq(run(home, "vm prune", { "-f" }), { "box" })
+    t.eq(run(home, "vm prune --orphans", { "-f" }).removed, {})
 
     -- the system install, under a root of its own
     local root = t.tmpdir()

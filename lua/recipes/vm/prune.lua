@@ -7,14 +7,14 @@ local function prune_orphans(opts)
     banger.ui.warn(p)
   end
   if #found == 0 then
-    banger.ui.emit(opts, { removed = banger.json.array(), failed = banger.json.array(), unchecked = banger.json.array(table.move(unchecked, 1, #unchecked, 1, {})) },
-      function() banger.ui.info("no orphaned host objects") end)
+    banger.ui.emit(opts, { removed = {}, failed = {}, unchecked = unchecked },
+      function() banger.ui.info("no orphaned host objects") end, "orphans_removed")
     return 0
   end
   if not opts.force then
     if not banger.ui.is_tty(0) then
-      banger.errors.raise("EUSAGE", "refusing to remove " .. #found .. " orphaned host object(s) without a terminal to confirm on; "
-        .. "use --force", { exit = 2 })
+      banger.errors.raise("EUSAGE", "refusing to remove " .. #found .. " orphaned host object(s) without a terminal "
+        .. "to confirm on; use --force", { exit = 2 })
     end
     for _, o in ipairs(found) do
       io.stderr:write("  ", o.kind, "  ", o.detail, "\n")
@@ -27,8 +27,7 @@ local function prune_orphans(opts)
     end
   end
   local removed, failed, still_unchecked = census.remove()
-  local report = { removed = banger.json.array(), failed = banger.json.array(),
-    unchecked = banger.json.array(table.move(still_unchecked, 1, #still_unchecked, 1, {})) }
+  local report = { removed = {}, failed = {}, unchecked = still_unchecked }
   for _, o in ipairs(removed) do
     report.removed[#report.removed + 1] = census.describe(o)
   end
@@ -45,7 +44,7 @@ local function prune_orphans(opts)
     for _, f in ipairs(r.failed) do
       banger.ui.warn("could not remove " .. f.kind .. " " .. f.detail .. ": " .. f.error)
     end
-  end)
+  end, "orphans_removed")
   return #failed > 0 and 1 or 0
 end
 

@@ -172,10 +172,9 @@ function M.scan(skip_ids)
   return orphans, seen.problems
 end
 
---- An orphan as --json shows it: every key present, null when unset.
+--- An orphan as `--json` shows it (record `orphan`, banger.records).
 function M.describe(o)
-  local null = require("banger.native.json").null
-  return { kind = o.kind, name = o.name, detail = o.detail, pid = o.pid or null, path = o.path or null }
+  return { kind = o.kind, name = o.name, detail = o.detail, pid = o.pid, path = o.path }
 end
 
 -- How each kind goes; the order of M.order is the order of removal

@@ -35,7 +35,18 @@ M.kinds = {
   doctor = { { "checks", "array of check" }, { "failed", "integer" }, { "uid", "integer" } },
   check = {
     { "name", "string" }, { "needed_for", "string" }, { "status", "string" }, { "detail", "string" },
-    { "fix", "string or null" },
+    { "fix", "string or null" }, { "objects", "array of orphan or null" },
+  },
+  orphan = {
+    { "kind", "string" }, { "name", "string" }, { "detail", "string" }, { "pid", "integer or null" },
+    { "path", "string or null" },
+  },
+  orphans_removed = {
+    { "removed", "array of orphan" }, { "failed", "array of orphan_failure" }, { "unchecked", "array of string" },
+  },
+  orphan_failure = {
+    { "kind", "string" }, { "name", "string" }, { "detail", "string" }, { "pid", "integer or null" },
+    { "path", "string or null" }, { "error", "string" },
   },
   dns_status = { { "running", "boolean" }, { "address", "string" }, { "names", "array of dns_name" } },
   dns_name = { { "name", "string" }, { "ip", "string" } },
