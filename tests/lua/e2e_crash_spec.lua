@@ -19,10 +19,11 @@ local STAGES = {
 local NEXT = { { "vm", "list" }, { "vm", "show", "NAME" }, { "image", "list" }, { "vm", "prune", "-f" } }
 local OFFSET = { create = 0, start = 1, run = 2 }
 
-local function matrix(h, tag)
+local function matrix(h, tag, commands, stages)
   local prefix = "crash" .. banger.sys.getpid() .. tag
-  for _, cmd in ipairs({ "create", "start", "run" }) do
-    for i, stage in ipairs(STAGES[cmd]) do
+  stages = stages or STAGES
+  for _, cmd in ipairs(commands or { "create", "start", "run" }) do
+    for i, stage in ipairs(stages[cmd]) do
       local name = prefix .. cmd:sub(1, 1) .. i
       local args
       if cmd == "create" then
@@ -83,6 +84,19 @@ describe("kill -9 at every stage boundary, then any command", function()
   it("as root, QEMU run by banger itself", function()
     h = hostenv.new("root")
     matrix(h, "r")
+  end)
+
+  it("firecracker (the fake): its own stages, its tap made by create_tap, found by its sockets", function()
+    h = hostenv.new("root", string.format("driver = { name = 'firecracker', firecracker_bin = %q }",
+      os.getenv("BANGER_BUILD_DIR") .. "/tests/fake-firecracker/fake-firecracker"))
+    local sock = h.home .. "/agent.sock"
+    local agent = t.spawn({ hostenv.e2e.agent_bin(), "--unix", sock })
+    hostenv.e2e.wait_for(function() return banger.fs.exists(sock) end, 5000, "the agent socket")
+    h.env = { FAKE_FC_VSOCK_BACKEND = sock }
+    matrix(h, "f", { "create" }, { create = { "allocate", "disks", "kernel args", "network", "launch", "configure",
+      "start", "wait for agent" } })
+    agent:kill(9)
+    agent:wait()
   end)
 
   it("as a non-root owner through the root helper, QEMU isolated by the helper and not", function()

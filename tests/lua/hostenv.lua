@@ -56,7 +56,7 @@ function H:argv(args, opts)
   for _, a in ipairs(args) do
     argv[#argv + 1] = a
   end
-  argv.env = t.env(self.home)
+  argv.env = t.env(self.home, self.env)
   argv.cwd = self.home
   for k, v in pairs(opts or {}) do
     argv[k] = v
@@ -137,6 +137,7 @@ function H:check_clean(prefix, where)
   t.eq(docker.code, 0, docker.stderr)
   t.not_contains(docker.stdout, "banger:", say("a Docker accept rule is left"))
   t.eq(e2e.processes("banger-" .. prefix), "", say("a hypervisor is left"))
+  t.eq(e2e.processes(self:runtime() .. "/vms/"), "", say("a process using a VM's sockets is left"))
   t.eq(e2e.list(self:runtime() .. "/vms"), {}, say("a runtime directory (sockets) is left"))
   local ids = {}
   for _, r in ipairs(rows) do
