@@ -2,6 +2,7 @@
 // multiboot mini kernel from tests/fixtures (no Linux needed for these).
 #include <catch2/catch.hpp>
 
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 
 #include "engine/core/error.hpp"
 #include "engine/core/process.hpp"
+#include "engine/core/unix_socket.hpp"
 #include "engine/vmm/qemu.hpp"
 #include "test_util.hpp"
 
@@ -160,4 +162,27 @@ TEST_CASE("qcow2 overlays are O(1) copies of a raw base", "[qemu]") {
   struct stat st {};
   REQUIRE(::stat((t / "overlay.qcow2").c_str(), &st) == 0);
   CHECK(st.st_size < (1 << 20));
+}
+
+TEST_CASE("qmp_quit stops the QEMU on a socket, and says when nothing listens", "[qemu][vmm]") {
+  test::TempDir t;
+  vmm::VmSpec spec = mini_spec(t);
+  vmm::Handles h = vmm::make_qemu_driver()->launch(spec, nullptr);
+  REQUIRE(vmm::alive(h));
+  // No pid needed: whoever holds this VM's own socket is told to quit.
+  CHECK(vmm::qmp_quit(h.control_socket, 5s));
+  CHECK_FALSE(vmm::alive(h));
+  CHECK_FALSE(vmm::qmp_quit(h.control_socket, 1s));  // the file is left, nobody listens
+  CHECK_FALSE(vmm::qmp_quit(t / "run/none.sock", 1s));
+
+  // Something listens but never speaks QMP (a launch still under way):
+  // an error, so the caller keeps its record and tries again later.
+  UniqueFd mute = net_unix::bind(t / "run/mute.sock");
+  REQUIRE(::listen(mute.get(), 4) == 0);
+  try {
+    vmm::qmp_quit(t / "run/mute.sock", 300ms);
+    FAIL("expected ETIMEDOUT");
+  } catch (const Error& e) {
+    CHECK(e.code() == "ETIMEDOUT");
+  }
 }
