@@ -16,19 +16,37 @@ local function dig(port, ...)
   return r.stdout
 end
 
+-- Rows the responder answers from. A "running" row must be alive for
+-- reconcile (run by every command) to leave it running: each gets a
+-- stand-in hypervisor, a sleep whose pid and command line the row records
+-- exactly as a real launch records QEMU's.
 local function add_vms(home)
+  local sleepers = {}
+  for i = 1, 2 do
+    sleepers[i] = t.spawn({ "sleep", "600" })
+  end
   local script = home .. "/rows.lua"
   t.write(script, [[
 local db = banger.state.db()
-local function add(name, ip, state)
-  db:exec("INSERT INTO vms (id, name, image, kernel, driver, vcpus, memory_mib, disk_mib, work_disk_mib, ip, state, vm_dir, created_at, updated_at) VALUES (?, ?, 'i', 'k', 'qemu', 1, 128, 512, 64, ?, ?, '/x', 'now', 'now')", name, name, ip, state)
+local function add(name, ip, state, pid)
+  db:exec("INSERT INTO vms (id, name, image, kernel, driver, vcpus, memory_mib, disk_mib, work_disk_mib, ip, state, vm_dir, created_at, updated_at, handle_pid, handle_cmdline) VALUES (?, ?, 'i', 'k', 'qemu', 1, 128, 512, 64, ?, ?, '/x', 'now', 'now', ?, ?)",
+    name, name, ip, state, pid and math.tointeger(tonumber(pid)) or banger.json.null,
+    pid and '["sleep","600"]' or banger.json.null)
 end
-add("web", "172.30.0.5", "running")
+add("web", "172.30.0.5", "running", arg[1])
 add("off", "172.30.0.6", "stopped")
-add("noip", banger.json.null, "running")
+add("noip", banger.json.null, "running", arg[2])
 ]])
-  local r = t.banger({ "run", script }, { home = home })
+  local r = t.banger({ "run", script, tostring(sleepers[1]:pid()), tostring(sleepers[2]:pid()) }, { home = home })
   t.eq(r.code, 0, r.stderr)
+  return sleepers
+end
+
+local function stop_all(sleepers)
+  for _, s in ipairs(sleepers) do
+    s:kill(9)
+    s:wait()
+  end
 end
 
 describe("dns serve", function()
@@ -37,7 +55,7 @@ describe("dns serve", function()
     local port = free_port()
     t.write(home .. "/.config/banger/config.lua",
       string.format('return { network = { mode = "off", dns = "127.0.0.1:%d" } }\n', port))
-    add_vms(home)
+    local sleepers = add_vms(home)
     local server = t.spawn({ t.bin(), "dns", "serve", "--idle-exit", "1", env = t.env(home), cwd = home,
       stderr = "pipe" })
     local out
@@ -79,5 +97,6 @@ describe("dns serve", function()
     t.eq(t.banger({ "run", home .. "/stop.lua" }, { home = home }).code, 0)
     local st = server:wait(15000)
     t.eq(st.code, 0, server:read_all("stderr"))
+    stop_all(sleepers)
   end)
 end)
