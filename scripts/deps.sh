@@ -14,6 +14,7 @@ packages=(
   # runtime: hypervisor, guest pieces, host networking
   qemu-system-x86 qemu-utils busybox-static e2fsprogs iproute2 nftables iptables
   openssh-client git ca-certificates mmdebstrap
+  uidmap  # newuidmap/newgidmap: mmdebstrap's unshare mode, how a regular user builds the default image
 )
 test_packages=(
   catch2 sqlite3 docker-registry skopeo umoci dnsutils

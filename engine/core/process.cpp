@@ -16,6 +16,7 @@
 
 #include "engine/core/cancel.hpp"
 #include "engine/core/error.hpp"
+#include "engine/core/host_tools.hpp"
 #include "engine/core/unique_fd.hpp"
 
 extern char** environ;
@@ -185,6 +186,10 @@ void Child::kill(int sig) {
 
 Child spawn(const SpawnOptions& opts) {
   if (opts.argv.empty()) throw Error("EINVAL", "spawn: empty argv");
+  // Looked up here rather than by posix_spawnp, so the sbin directories are
+  // searched too and a missing program is named with its package.
+  const std::string program = host_tools::find(opts.argv[0]);
+  if (program.empty()) throw host_tools::not_found(opts.argv[0]);
   FileActions fa;
   Attr attr;
   Pipe pin, pout, perr;
@@ -234,7 +239,7 @@ Child spawn(const SpawnOptions& opts) {
       saved = ::umask(0);
       ::umask(static_cast<mode_t>(saved | *opts.umask));
     }
-    rc = ::posix_spawnp(&pid, argv[0], fa.get(), attr.get(), argv.data(), env);
+    rc = ::posix_spawn(&pid, program.c_str(), fa.get(), attr.get(), argv.data(), env);
     if (opts.umask) ::umask(saved);
   }
   if (rc != 0) throw Error::sys(rc, "spawn", opts.argv[0]);

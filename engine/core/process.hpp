@@ -25,7 +25,7 @@ struct Stdio {
 };
 
 struct SpawnOptions {
-  std::vector<std::string> argv;                // argv[0] is looked up in PATH
+  std::vector<std::string> argv;                // argv[0]: host_tools::find (PATH, then sbin)
   std::optional<std::vector<std::string>> env;  // "K=V" entries; nullopt inherits
   std::string cwd;                              // empty: inherit
   std::optional<mode_t> umask;                  // see spawn() on how it is applied

@@ -1,14 +1,10 @@
 #include "engine/ext4/filesystem.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstring>
 #include <ctime>
 
 #include "engine/core/error.hpp"
-#include "engine/core/process.hpp"
 #include "engine/ext4/impl.hpp"
 
 namespace banger::ext4 {
@@ -249,25 +245,6 @@ void Filesystem::Impl::close_fs(const std::string& path) {
   errcode_t rc = ext2fs_close_free(&fs);
   fs = nullptr;
   check(rc, "close " + path);
-}
-
-void mkfs(const std::string& path, std::uint64_t size_bytes, const std::string& label, bool journal) {
-  if (size_bytes < (8u << 20)) throw Error("EINVAL", "an ext4 image needs at least 8 MiB");
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
-  if (fd < 0) throw Error::last("create", path);
-  int rc = ::ftruncate(fd, static_cast<off_t>(size_bytes));
-  int e = errno;
-  ::close(fd);
-  if (rc != 0) throw Error::sys(e, "truncate", path);
-  // mke2fs is e2fsprogs' reference implementation of filesystem creation;
-  // libext2fs has no single "make a filesystem" call.
-  process::SpawnOptions o;
-  o.argv = {"mkfs.ext4", "-F", "-q", "-b", "4096", "-E", "root_owner=0:0,lazy_itable_init=1", "-m", "0"};
-  if (!label.empty()) o.argv.insert(o.argv.end(), {"-L", label});
-  if (!journal) o.argv.insert(o.argv.end(), {"-O", "^has_journal"});
-  o.argv.push_back(path);
-  auto r = process::run(o);
-  if (r.status.shell_code() != 0) throw Error("EIO", "mkfs.ext4 " + path + ": " + r.err);
 }
 
 Filesystem::Filesystem(std::unique_ptr<Impl> impl, std::string path) : impl_(std::move(impl)), path_(std::move(path)) {}

@@ -1,7 +1,8 @@
 #pragma once
 // ext4 images as files: banger builds and provisions root and work disks
 // without root, without mounting. Everything goes through libext2fs on the
-// unmounted image (mke2fs makes the empty filesystem).
+// unmounted image, making the empty filesystem included (mkfs.cpp);
+// resize2fs grows and fits it (resize.cpp).
 //
 // Paths inside the image are absolute ("/root/.ssh/authorized_keys") and
 // resolved component by component without following symlinks: a symlink on
@@ -38,7 +39,8 @@ struct Stat {
 };
 
 // Makes an empty ext4 filesystem of `size_bytes` in a new or truncated file
-// (sparse), root directory owned by root. Without a journal when asked: an
+// (sparse), root directory owned by root: what mkfs.ext4 -b 4096 -m 0 makes
+// with Debian 12's defaults, without running it. Without a journal when asked: an
 // image that is filled, then resized, gets its journal at the end
 // (Filesystem::add_journal), sized for its final size.
 void mkfs(const std::string& path, std::uint64_t size_bytes, const std::string& label = {}, bool journal = true);

@@ -4,8 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cstdlib>
-#include <sstream>
+#include "engine/core/host_tools.hpp"
 
 namespace banger::vmm {
 namespace {
@@ -29,21 +28,6 @@ HostCaps detect_host() {
   return c;
 }
 
-std::string find_executable(const std::string& name) {
-  auto executable = [](const std::string& p) {
-    struct stat st {};
-    return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(p.c_str(), X_OK) == 0;
-  };
-  if (name.find('/') != std::string::npos) return executable(name) ? name : "";
-  const char* path = std::getenv("PATH");
-  std::stringstream ss(path ? path : "/usr/local/bin:/usr/bin:/bin");
-  std::string dir;
-  while (std::getline(ss, dir, ':')) {
-    if (dir.empty()) continue;
-    std::string p = dir + "/" + name;
-    if (executable(p)) return p;
-  }
-  return "";
-}
+std::string find_executable(const std::string& name) { return host_tools::find(name); }
 
 }  // namespace banger::vmm

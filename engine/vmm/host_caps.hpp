@@ -18,7 +18,7 @@ struct HostCaps {
 
 HostCaps detect_host();
 
-// Absolute path of `name` (searched in PATH unless it contains '/'), or "".
+// Absolute path of `name`, or "" (host_tools::find: PATH, then sbin).
 std::string find_executable(const std::string& name);
 
 }  // namespace banger::vmm

@@ -1,8 +1,11 @@
 // The ext4 engine against real images, checked by e2fsprogs' own tools.
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <sstream>
 
 #include "engine/core/error.hpp"
 #include "engine/core/process.hpp"
@@ -146,4 +149,71 @@ TEST_CASE("a user without privileges builds images with root-owned files", "[ext
   CHECK(st.st_uid == test::kNobody);  // the image file belongs to the user...
   CHECK(debugfs(img, "stat /root/secret").find("User:     0   Group:     0") != std::string::npos);  // ...its files to root
   require_clean(img);
+}
+
+namespace {
+// dumpe2fs without what differs between any two filesystems made alike:
+// random UUID and hash seed, times, bytes written (mkfs.ext4 wipes its
+// journal; a fresh sparse file needs no wipe) and the checksums.
+std::string layout(const std::string& img) {
+  auto r = tool({"dumpe2fs", img});
+  REQUIRE(r.status.shell_code() == 0);
+  std::string out, line;
+  std::istringstream in(r.out);
+  while (std::getline(in, line)) {
+    if (line.find("UUID") != std::string::npos || line.find("Hash Seed") != std::string::npos ||
+        line.find("time:") != std::string::npos || line.find("created:") != std::string::npos ||
+        line.find("Last checked:") != std::string::npos || line.find("hecksum") != std::string::npos ||
+        line.find("Lifetime writes:") != std::string::npos)
+      continue;
+    for (size_t at; (at = line.find("csum 0x")) != std::string::npos;) line.erase(at, line.find_first_of(" ,\n", at + 5) - at);
+    out += line + "\n";
+  }
+  return out;
+}
+}  // namespace
+
+TEST_CASE("mkfs makes, in-process, what mkfs.ext4 makes", "[ext4]") {
+  // Below and above mke2fs's "small" size class (512 MiB), with and without
+  // a journal, with a label.
+  for (auto [mib, journal] : {std::pair{64u, true}, std::pair{700u, true}, std::pair{200u, false}}) {
+    DYNAMIC_SECTION(mib << " MiB, journal " << journal) {
+      test::TempDir t;
+      std::string ours = t / "ours.ext4", theirs = t / "theirs.ext4";
+      const std::uint64_t size = std::uint64_t{mib} << 20;
+      ext4::mkfs(ours, size, "lbl", journal);
+      {
+        int fd = ::open(theirs.c_str(), O_WRONLY | O_CREAT, 0644);
+        REQUIRE(fd >= 0);
+        REQUIRE(::ftruncate(fd, static_cast<off_t>(size)) == 0);
+        ::close(fd);
+      }
+      std::vector<std::string> argv = {"mkfs.ext4", "-F", "-q", "-b", "4096", "-E", "root_owner=0:0,lazy_itable_init=1",
+                                       "-m", "0", "-L", "lbl"};
+      if (!journal) argv.insert(argv.end(), {"-O", "^has_journal"});
+      argv.push_back(theirs);
+      auto mk = tool(argv);
+      INFO(mk.err);
+      REQUIRE(mk.status.shell_code() == 0);
+      require_clean(ours);
+      CHECK(layout(ours) == layout(theirs));
+      // The root and lost+found as mke2fs leaves them (mode, owner, size, links).
+      for (const char* dir : {"/", "/lost+found"}) {
+        auto a = ext4::Filesystem::open(ours, false)->stat(dir);
+        auto b = ext4::Filesystem::open(theirs, false)->stat(dir);
+        REQUIRE(a);
+        REQUIRE(b);
+        CHECK(a->mode == b->mode);
+        CHECK(a->uid == b->uid);
+        CHECK(a->gid == b->gid);
+        CHECK(a->size == b->size);
+        CHECK(a->nlink == b->nlink);
+        CHECK(a->ino == b->ino);
+      }
+      // Sparse: nothing but metadata was written (mkfs.ext4 wipes the journal).
+      struct stat st {};
+      REQUIRE(::stat(ours.c_str(), &st) == 0);
+      CHECK(static_cast<std::uint64_t>(st.st_blocks) * 512 < size / 64);
+    }
+  }
 }

@@ -126,8 +126,9 @@ TEST_CASE("stdout to a file and a missing binary", "[process]") {
   CHECK((st.st_mode & 0777) == 0600);
   try {
     spawn(SpawnOptions{{"/nonexistent/binary"}, {}, {}, {}, false, {}, {}, {}});
-    FAIL("expected ENOENT");
+    FAIL("expected ENOTOOL");
   } catch (const banger::Error& e) {
-    CHECK(e.code() == "ENOENT");
+    CHECK(e.code() == "ENOTOOL");
+    CHECK(std::string(e.what()) == "/nonexistent/binary is not an executable file");
   }
 }
