@@ -6,6 +6,7 @@ local fs = require("banger.native.fs")
 local proc = require("banger.native.proc")
 local sys = require("banger.native.sys")
 local vmm = require("banger.native.vmm")
+local tools = require("banger.tools")
 
 local M = {}
 
@@ -39,16 +40,16 @@ local function missing_binary(key, package)
   return bin .. " not found", package
 end
 
-local function tool(name, package, needed_for)
+local function tool(name, needed_for)
   return {
     name = name,
     needed_for = needed_for,
     run = function()
-      local path = vmm.find_executable(name)
+      local path = tools.find(name)
       if path then
         return ok(path)
       end
-      return fail(name .. " not found", "apt-get install " .. package)
+      return fail(name .. " not found", tools.install_command(name))
     end,
   }
 end
@@ -187,11 +188,11 @@ M.checks = {
       return ok(net.bridge .. " has " .. net.bridge_ip .. "/" .. net.cidr)
     end,
   },
-  tool("nft", "nftables", "NAT (--nat)"),
-  tool("mke2fs", "e2fsprogs", "work disks"),
-  tool("qemu-img", "qemu-utils", "copy-on-write root disks"),
-  tool("ssh-keygen", "openssh-client", "SSH keys for guests"),
-  tool("git", "git", "vm run (copying the repository)"),
+  tool("nft", "NAT (--nat)"),
+  tool("resize2fs", "fitting images to their content (image build, pull, import)"),
+  tool("qemu-img", "copy-on-write root disks"),
+  tool("ssh-keygen", "SSH keys for guests"),
+  tool("git", "vm run (copying the repository)"),
   {
     name = "busybox",
     needed_for = "kernel import (the initramfs)",
@@ -251,6 +252,10 @@ M.checks = {
         return ok("image " .. img.name .. " is the default")
       end
       if vmm.find_executable("mmdebstrap") then
+        if sys.getuid() ~= 0 and not tools.find("newuidmap") then
+          return fail("none yet, and mmdebstrap cannot build one as a regular user without newuidmap",
+            tools.install_command("newuidmap"))
+        end
         return ok("none yet; built with mmdebstrap on first use (banger image build debian)")
       end
       return fail("no default image and no mmdebstrap to build one",

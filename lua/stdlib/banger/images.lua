@@ -133,7 +133,7 @@ function M.import_file(src, fields)
   end
   probe:close()
   return publish(fields, function(tmp)
-    local r = require("banger.native.proc").run({ "cp", "--sparse=always", "--reflink=auto", "--", src, tmp })
+    local r = errors.check(require("banger.native.proc").run({ "cp", "--sparse=always", "--reflink=auto", "--", src, tmp }))
     if r.code ~= 0 then
       errors.raise("EIO", "copy " .. src .. ": " .. r.stderr)
     end
@@ -152,7 +152,7 @@ function M.capture(vm_row, fields)
     local qcow = dir .. "/root.qcow2"
     local argv = fs.exists(qcow) and { "qemu-img", "convert", "-O", "raw", qcow, tmp }
       or { "cp", "--sparse=always", "--", dir .. "/root.img", tmp }
-    local r = require("banger.native.proc").run(argv)
+    local r = errors.check(require("banger.native.proc").run(argv))
     if r.code ~= 0 then
       errors.raise("EIO", "capturing the root disk of " .. vm_row.name .. ": " .. r.stderr)
     end

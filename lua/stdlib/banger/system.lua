@@ -41,7 +41,7 @@ end
 
 --- uid, gid and home of a user given by name or number.
 function M.user(spec)
-  local r = proc.run({ "getent", "passwd", tostring(spec) })
+  local r = errors.check(proc.run({ "getent", "passwd", tostring(spec) }))
   if r.code ~= 0 then
     errors.raise("ENOENT", "no such user: " .. tostring(spec))
   end
@@ -108,7 +108,7 @@ end
 M.systemd_running = systemd_running
 
 local function systemctl(...)
-  local r = proc.run({ "systemctl", ... })
+  local r = errors.check(proc.run({ "systemctl", ... }))
   if r.code ~= 0 then
     errors.raise("ESYSTEMD", "systemctl " .. table.concat({ ... }, " ") .. ": " .. (r.stderr:gsub("%s+$", "")))
   end

@@ -28,6 +28,13 @@ return {
     local cleanup <close> = setmetatable({}, { __close = function() pcall(banger.fs.remove_tree, tmpdir) end })
     local tar = opts.tar
     if not tar then
+      banger.tools.require("mmdebstrap")
+      if banger.sys.getuid() ~= 0 then
+        -- mmdebstrap's unshare mode maps the user's subordinate ids with
+        -- these; without them it only says it cannot pick a chroot mode.
+        banger.tools.require("newuidmap")
+        banger.tools.require("newgidmap")
+      end
       tar = tmpdir .. "/rootfs.tar"
       stage("mmdebstrap", opts.suite .. " with " .. table.concat(packages, ","))
       local argv = { "mmdebstrap", "--variant=minbase", "--include=" .. table.concat(packages, ","), "--quiet",
