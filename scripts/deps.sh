@@ -35,11 +35,17 @@ for p in "${want[@]}"; do
     missing+=("$p")
   fi
 done
-[[ ${#missing[@]} -eq 0 ]] && exit 0
+# banger's first run fetches Debian's cloud kernel with `apt-get download`,
+# as whoever runs it: that needs the package lists.
+lists=1
+apt-cache show linux-image-cloud-amd64 >/dev/null 2>&1 || lists=0
+[[ ${#missing[@]} -eq 0 && $lists -eq 1 ]] && exit 0
 
-echo "deps: installing ${missing[*]}" >&2
 sudo=""
 [[ $(id -u) -eq 0 ]] || sudo="sudo"
 export DEBIAN_FRONTEND=noninteractive
+echo "deps: apt-get update" >&2
 $sudo apt-get update -qq
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+echo "deps: installing ${missing[*]}" >&2
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
