@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "engine/core/error.hpp"
+#include "engine/core/host_tools.hpp"
 #include "engine/core/read_file.hpp"
 #include "engine/kernel/init_script.hpp"
 
@@ -81,7 +82,8 @@ void write_initramfs(const std::string& path, const InitramfsSpec& spec) {
   try {
     busybox = read_file(spec.busybox);
   } catch (const Error& e) {
-    throw Error(e.code(), std::string(e.what()) + " (install busybox-static)");
+    throw Error(e.code(), std::string(e.what()) + ": install it with 'apt-get install " +
+                              host_tools::package_of("busybox") + "'");
   }
   if (spec.agent.empty()) throw Error("EINVAL", "initramfs " + path + ": no banger-agent given");
   std::string agent;

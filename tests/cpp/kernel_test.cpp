@@ -199,6 +199,19 @@ TEST_CASE("the initramfs holds busybox, the agent, /init, the modules and a cons
   CHECK(files["lib/modules/virtio_blk.ko"] == "KO-blk");
 }
 
+TEST_CASE("without busybox the initramfs error names the package", "[kernel]") {
+  test::TempDir t;
+  kernel::InitramfsSpec spec;
+  spec.busybox = t / "no-busybox";
+  try {
+    kernel::write_initramfs(t / "initrd.img", spec);
+    FAIL("expected an error");
+  } catch (const Error& e) {
+    CHECK(e.code() == "ENOENT");
+    CHECK(std::string(e.what()).ends_with(": install it with 'apt-get install busybox-static'"));
+  }
+}
+
 TEST_CASE("kernel names cannot escape the catalog", "[kernel][attack]") {
   for (const char* bad : {"../x", "a/b", "..", ".hidden", "-rf", "", "a b", "x\n"})
     CHECK(test::error_code_of([&] { kernel::validate_name(bad); }) == "EINVAL");

@@ -200,7 +200,7 @@ M.checks = {
       if fs.exists("/bin/busybox") then
         return ok("/bin/busybox")
       end
-      return fail("no /bin/busybox", "apt-get install busybox-static")
+      return fail("no /bin/busybox", tools.install_command("busybox"))
     end,
   },
   {
