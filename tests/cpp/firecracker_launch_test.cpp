@@ -169,7 +169,8 @@ TEST_CASE("a binary that cannot be spawned fails cleanly", "[firecracker]") {
   test::FcFixture fx;
   fx.spec.binary = fx.tmp / "no-such-firecracker";
   Error e = launch_error(fx);
-  CHECK(e.code() == "ENOENT");
+  CHECK(e.code() == "ENOTOOL");
+  CHECK(std::string(e.what()).find("no-such-firecracker is not an executable file") != std::string::npos);
   CHECK(fx.no_leftover());
 }
 

@@ -8,19 +8,28 @@ local function bare_path()
   return dir
 end
 
---- banger doctor --json in `home` (opts.path replaces PATH); the decoded report.
+-- banger searches /usr/local/sbin, /usr/sbin and /sbin after PATH, so a
+-- host without a tool is made by hiding those under empty read-only tmpfs
+-- mounts, in a mount namespace of the doctor's own.
+local HIDE_SBIN = [[
+for d in /usr/local/sbin /usr/sbin /sbin; do
+  [ -d "$d" ] && [ ! -L "$d" ] && mount -t tmpfs -o ro,size=4k banger-no-sbin "$d"
+done
+PATH=$BARE_PATH exec "$@"
+]]
+
+--- banger doctor --json in `home` (opts.path replaces PATH and hides the
+-- sbin directories); the decoded report.
 local function doctor(home, opts)
   opts = opts or {}
-  local env = {}
-  for _, kv in ipairs(t.env(home)) do
-    if not (opts.path and kv:match("^PATH=")) then
-      env[#env + 1] = kv
-    end
-  end
+  local env = t.env(home)
+  local argv = { t.bin(), "doctor", "--json" }
   if opts.path then
-    env[#env + 1] = "PATH=" .. opts.path
+    env[#env + 1] = "BARE_PATH=" .. opts.path
+    argv = { "unshare", "--mount", "--propagation", "private", "sh", "-c", HIDE_SBIN, "sh", table.unpack(argv) }
   end
-  local r = banger.proc.run({ t.bin(), "doctor", "--json", env = env, cwd = home })
+  argv.env, argv.cwd = env, home
+  local r = banger.proc.run(argv)
   t.truthy(r.code == 0 or r.code == 1, r.stderr)
   t.eq(r.stderr, "", "doctor itself did not fail")
   return banger.json.decode(r.stdout)

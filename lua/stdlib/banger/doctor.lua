@@ -61,7 +61,7 @@ M.checks = {
     run = function()
       local path = vmm.find_executable(config.get().driver.qemu_bin)
       if not path then
-        local detail, fix = missing_binary("qemu_bin", "apt-get install qemu-system-x86")
+        local detail, fix = missing_binary("qemu_bin", tools.install_command("qemu-system-x86_64"))
         -- with driver.name = "firecracker", QEMU is only used when asked for (--driver qemu)
         return (config.get().driver.name == "firecracker" and warn or fail)(detail, fix)
       end
@@ -175,7 +175,7 @@ M.checks = {
       local net = config.get().network
       if not vmm.find_executable("ip") then
         return warn("ip not found: cannot look at " .. net.bridge .. " (banger makes bridges without it)",
-          "apt-get install iproute2")
+          tools.install_command("ip"))
       end
       local r = proc.run({ "ip", "-j", "-4", "addr", "show", "dev", net.bridge })
       if not r or r.code ~= 0 then
