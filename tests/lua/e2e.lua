@@ -28,14 +28,30 @@ function e2e.home()
   return home
 end
 
-function e2e.vms(home)
-  local r = t.banger({ "vm", "list", "--json" }, { home = home })
+--- Adds image "tiny-ssh" (tiny plus Debian's dropbear) to `home` and turns
+-- VM networking on: for specs that reach a guest over SSH, in a namespace.
+function e2e.ssh_image(home)
+  local img = home .. "/tiny-ssh.ext4"
+  local mk = t.banger({ "run", t.source_dir() .. "/tests/lua/fixtures/make_rootfs.lua", img, e2e.agent_bin(), "ssh" },
+    { home = home })
+  t.eq(mk.code, 0, mk.stderr)
+  t.eq(t.banger({ "image", "register", "--rootfs", img, "--name", "tiny-ssh", "--kernel", "debian-cloud" },
+    { home = home }).code, 0)
+  t.write(home .. "/.config/banger/config.lua", 'return { network = { mode = "on" } }\n')
+end
+
+--- The VMs of a `vm list --json` result, by name.
+function e2e.by_name(r)
   t.eq(r.code, 0, r.stderr)
   local by_name = {}
   for _, v in ipairs(banger.json.decode(r.stdout)) do
     by_name[v.name] = v
   end
   return by_name
+end
+
+function e2e.vms(home)
+  return e2e.by_name(t.banger({ "vm", "list", "--json" }, { home = home }))
 end
 
 --- Hypervisor processes whose command line mentions `needle` (zombies have none).

@@ -117,13 +117,7 @@ describe("signals with a real guest", function()
   it("SIGTERM ends a vm run streaming over SSH (dropbear, a real network) within 1 s; the command stops", function()
     world = netns.world("unused\n")
     local home = e2e.home()
-    local img = home .. "/tiny-ssh.ext4"
-    local mk = t.banger({ "run", t.source_dir() .. "/tests/lua/fixtures/make_rootfs.lua", img, e2e.agent_bin(), "ssh" },
-      { home = home })
-    t.eq(mk.code, 0, mk.stderr)
-    t.eq(t.banger({ "image", "register", "--rootfs", img, "--name", "tiny-ssh", "--kernel", "debian-cloud" },
-      { home = home }).code, 0)
-    t.write(home .. "/.config/banger/config.lua", 'return { network = { mode = "on" } }\n')
+    e2e.ssh_image(home)
 
     local run, out, err = streaming_run(home, "sshsig", {}, { image = "tiny-ssh", ns = world.host })
     local pins = file_text(home .. "/.local/state/banger/ssh/known_hosts")

@@ -15,13 +15,7 @@ describe("ssh into a real guest", function()
   it("vm run over SSH pins the key; a re-keyed guest is refused; delete forgets", function()
     world = netns.world("unused\n")
     local home = e2e.home()
-    local img = home .. "/tiny-ssh.ext4"
-    local mk = t.banger({ "run", t.source_dir() .. "/tests/lua/fixtures/make_rootfs.lua", img, e2e.agent_bin(), "ssh" },
-      { home = home })
-    t.eq(mk.code, 0, mk.stderr)
-    t.eq(t.banger({ "image", "register", "--rootfs", img, "--name", "tiny-ssh", "--kernel", "debian-cloud" },
-      { home = home }).code, 0)
-    t.write(home .. "/.config/banger/config.lua", 'return { network = { mode = "on" } }\n')
+    e2e.ssh_image(home)
     local function banger_in_ns(args, timeout)
       local argv = { t.bin() }
       for _, a in ipairs(args) do

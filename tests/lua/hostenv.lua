@@ -83,13 +83,7 @@ end
 
 --- The VM rows, by name (reconciles, like any command).
 function H:vms()
-  local r = self:banger({ "vm", "list", "--json" })
-  t.eq(r.code, 0, r.stderr)
-  local by_name = {}
-  for _, v in ipairs(banger.json.decode(r.stdout)) do
-    by_name[v.name] = v
-  end
-  return by_name
+  return e2e.by_name(self:banger({ "vm", "list", "--json" }))
 end
 
 --- The rows as the store holds them, read without running a command (a
