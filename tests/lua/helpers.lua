@@ -178,6 +178,15 @@ function t._finish()
     end
   end
   children = {}
+  -- A VM (or any process) still using a test's directories was left behind,
+  -- by a failing test or a leak: stop it, and fail a test that passed.
+  for _, d in ipairs(tmpdirs) do
+    local r = proc.run({ "pgrep", "-f", "--", d })
+    for pid in (r.stdout or ""):gmatch("%d+") do
+      leak = leak or ("test left a process running in " .. d .. " (pid " .. pid .. ")")
+      proc.run({ "kill", "-9", pid })
+    end
+  end
   for _, d in ipairs(tmpdirs) do
     pcall(fs.remove_tree, d)
   end
