@@ -90,9 +90,11 @@ long uid_of(pid_t pid) {
   return std::strtol(s.c_str() + s.find("\nUid:") + 5, nullptr, 10);
 }
 
-bool no_isolated_qemu() {
+// No QEMU named banger-<name> runs. Each test case uses names of its own:
+// ctest runs them in parallel.
+bool no_isolated_qemu(const std::string& name) {
   process::SpawnOptions o;
-  o.argv = {"pgrep", "-f", "banger-isolated-mini"};
+  o.argv = {"pgrep", "-f", "banger-" + name};
   o.out = process::Stdio::pipe();
   return process::run(o).out.empty();
 }
@@ -220,6 +222,7 @@ TEST_CASE("signal_vmm: refuses every process that is not an isolated banger QEMU
 
 TEST_CASE("launch_vmm: each gate refuses its attack and starts nothing", "[priv][vmm][attack]") {
   Vm vm;
+  vm.spec.name = "isolated-gates";
   auto fresh = [&] { return vmm::isolated_request(vm.spec, false); };
 
   SECTION("binaries: a symlink to QEMU, a group-writable copy, a shell, a relative name") {
@@ -283,5 +286,5 @@ TEST_CASE("launch_vmm: each gate refuses its attack and starts nothing", "[priv]
     r.params["disks"][0]["format"] = "vvfat";
     CHECK(launch_error(r.params, take(r)) == "EINVAL");
   }
-  CHECK(no_isolated_qemu());
+  CHECK(no_isolated_qemu(vm.spec.name));
 }
