@@ -8,7 +8,7 @@
 //   vmm.shutdown(handles, grace_ms) -> true if the guest stopped by itself
 //   vmm.alive(handles), vmm.kill(handles), vmm.pause(handles), vmm.resume(handles)
 //   vmm.qmp_quit(socket [, timeout_ms]) -> whether a QEMU listened there (it has quit)
-//   vmm.qcow2_overlay(base, overlay [, size]); vmm.clone_disk(src, dst [, size])
+//   vmm.qcow2_overlay(base, overlay [, size [, base_format]]); vmm.clone_disk(src, dst [, size])
 #include "engine/vmm/disk_clone.hpp"
 #include "engine/vmm/driver.hpp"
 #include "engine/vmm/host_caps.hpp"
@@ -256,7 +256,8 @@ int l_qmp_quit(lua_State* L) {
 
 int l_qcow2_overlay(lua_State* L) {
   std::string base = check_string(L, 1), overlay = check_string(L, 2);
-  vmm::create_qcow2_overlay(base, overlay, static_cast<long long>(opt_size(L, 3).value_or(0)));
+  vmm::create_qcow2_overlay(base, overlay, static_cast<long long>(opt_size(L, 3).value_or(0)),
+                            opt_string(L, 4).value_or("raw"));
   lua_pushboolean(L, 1);
   return 1;
 }
