@@ -91,6 +91,43 @@ UPDATE vms SET host_objects = CASE WHEN nat = 1
     ELSE json_object('tap', 'bgtap' || substr(id, 1, 10)) END
   WHERE ip IS NOT NULL AND state IN ('creating', 'starting', 'running', 'stopping');
 )sql"},
+    // Snapshots of VMs (lua/stdlib/banger/snapshots.lua). `restore` is a
+    // JSON object with what a restore needs and checks (the machine's
+    // command line, the RAM mode, the disk layers, the identities of the
+    // kernel and image files, banger's version). A snapshot in state
+    // 'creating' whose writer is gone is undone by reconcile. snapshot_users
+    // says who depends on a snapshot's files: a VM restored from it or whose
+    // disks continue above its layers, or a later snapshot whose layers do.
+    Migration{5, R"sql(
+CREATE TABLE snapshots (
+  id            TEXT PRIMARY KEY,
+  name          TEXT NOT NULL UNIQUE,
+  kind          TEXT NOT NULL CHECK (kind IN ('user', 'fork', 'warm')),
+  state         TEXT NOT NULL CHECK (state IN ('creating', 'ready')),
+  source_vm     TEXT NOT NULL,
+  source_name   TEXT NOT NULL,
+  driver        TEXT NOT NULL,
+  image         TEXT NOT NULL,
+  kernel        TEXT NOT NULL,
+  vcpus         INTEGER NOT NULL,
+  memory_mib    INTEGER NOT NULL,
+  disk_mib      INTEGER NOT NULL,
+  work_disk_mib INTEGER NOT NULL,
+  nat           INTEGER NOT NULL DEFAULT 0,
+  restore       TEXT NOT NULL DEFAULT '{}',
+  warm_key      TEXT,
+  size_bytes    INTEGER NOT NULL DEFAULT 0,
+  created_at    TEXT NOT NULL,
+  last_used_at  TEXT
+);
+CREATE UNIQUE INDEX snapshots_one_warm ON snapshots(warm_key) WHERE warm_key IS NOT NULL;
+CREATE TABLE snapshot_users (
+  snapshot_id TEXT NOT NULL,
+  user_kind   TEXT NOT NULL CHECK (user_kind IN ('vm', 'snapshot')),
+  user_id     TEXT NOT NULL,
+  PRIMARY KEY (snapshot_id, user_kind, user_id)
+);
+)sql"},
 };
 
 }  // namespace

@@ -3,6 +3,69 @@
 -- here, and its exit code returned as banger's.
 local ui = banger.ui
 
+-- Cold: the repository goes onto the work disk before the VM first boots.
+local function cold_run(settings, root, files, stages)
+  local hooks = banger.vm.hooks
+  local earlier = hooks.provision_disks
+  hooks.provision_disks = function(row)
+    if earlier then
+      earlier(row)
+    end
+    if root then
+      local repo = root:match("([^/]+)$")
+      local img <close> = banger.ext4.open(banger.vms.dir(row) .. "/work.ext4", { write = true })
+      local n = banger.workspace.copy_to_image(img, root, files, "/" .. repo)
+      banger.workspace.record(row, root, "/root/" .. repo, files)
+      banger.log.info("workspace", "copied", { vm = row.name, files = n, repo = root })
+    end
+  end
+  local ok, row = pcall(banger.vm.create, settings, stages)
+  hooks.provision_disks = earlier
+  if not ok then
+    error(row, 0)
+  end
+  return row
+end
+
+-- Warm: restore the machine's snapshot (or boot it once and take that
+-- snapshot before any workspace is attached), then hot-plug a fresh disk
+-- holding the repository and mount it at /root/<repo> (docs/snapshots.md).
+local function warm_run(settings, driver, accel, extra_file_sync, root, files, stages)
+  local warm = banger.warm
+  local key = warm.key(settings, driver, accel, extra_file_sync)
+  local bytes = banger.units.parse_size(settings.work_disk or banger.config.get().vm.work_disk)
+  local function attach(row, h)
+    if root then
+      local path, n = banger.workspace.make_disk(row, root, files, bytes)
+      banger.workspace.attach_disk(h, path)
+      banger.log.info("workspace", "attached", { vm = row.name, files = n, repo = root })
+    end
+  end
+  local snap = warm.find(key)
+  local row
+  if snap then
+    banger.log.info("vm run", "restoring warm snapshot", { snapshot = snap.name })
+    row = banger.vm.create_from(snap.name, { name = settings.name, before_resume = attach }, stages)
+  else
+    banger.log.info("vm run", "no warm snapshot yet: booting, then taking one", { key = key:sub(1, 12) })
+    row = banger.vm.create(settings, stages)
+    local ok, err = pcall(banger.snapshots.take, row.name, { kind = "warm", warm_key = key,
+      name = "warm-" .. key:sub(1, 12), stage = stages })
+    if not ok then
+      -- the run goes on: only the next one will boot cold again
+      ui.warn("could not take the warm snapshot (the next run boots cold again): " .. banger.errors.message(err))
+    end
+    attach(row, banger.vms.load_handles(banger.vms.require(row.name)))
+    warm.prune(banger.config.get().vm.warm_snapshots)
+  end
+  if root then
+    local repo = root:match("([^/]+)$")
+    banger.workspace.mount_disk(row, "/root/" .. repo)
+    banger.workspace.record(row, root, "/root/" .. repo, files)
+  end
+  return row
+end
+
 return {
   summary = "run a command in a fresh VM holding a copy of this git repository",
   args = { { "command", rest = true, help = "the command to run (after --)" } },
@@ -17,12 +80,14 @@ return {
     { "include-untracked", type = "boolean", help = "also copy untracked files that are not ignored" },
     { "no-workspace", type = "boolean", help = "do not copy the repository" },
     { "dry-run", type = "boolean", help = "list the files that would be copied; create nothing" },
+    { "cold", type = "boolean", help = "boot the VM instead of restoring the warm snapshot" },
     { "env", short = "e", type = "list", help = "KEY=VALUE for the command's environment" },
   },
   examples = {
     "banger vm run -- make test",
     "banger vm run --rm --include-untracked -- ./run-tests.sh",
     "banger vm run --dry-run",
+    "banger vm run --cold -- make test",
   },
   run = function(opts)
     -- Every flag is checked before anything is looked up, also for --dry-run.
@@ -64,22 +129,8 @@ return {
     notice()
 
     local repo = root and root:match("([^/]+)$")
-    local hooks = banger.vm.hooks
-    local earlier = hooks.provision_disks
-    -- The work disk is filled before the VM boots: no copy over the agent.
-    hooks.provision_disks = function(row)
-      if earlier then
-        earlier(row)
-      end
-      if root then
-        local img <close> = banger.ext4.open(banger.vms.dir(row) .. "/work.ext4", { write = true })
-        local n = workspace.copy_to_image(img, root, files, "/" .. repo)
-        workspace.record(row, root, "/root/" .. repo, files)
-        banger.log.info("workspace", "copied", { vm = row.name, files = n, repo = root })
-      end
-    end
-
-    banger.provision.extra_file_sync = settings.file_sync or {}
+    local extra_file_sync = settings.file_sync or {}
+    banger.provision.extra_file_sync = extra_file_sync
     settings.file_sync = nil
     local stages = ui.stages()
     if project and project.provision then
@@ -106,7 +157,21 @@ return {
     end
 
     settings.name = opts.name
-    local row = banger.vm.create(settings, stages)
+    local driver, accel = banger.vm.pick_driver(settings.driver, settings.accel)
+    local warm, why = false, "--cold"
+    if not opts.cold then
+      warm, why = banger.warm.usable(driver, accel)
+      if warm and banger.config.get().vm.warm_snapshots == 0 then
+        warm, why = false, "vm.warm_snapshots is 0"
+      end
+    end
+    local row
+    if warm then
+      row = warm_run(settings, driver, accel, extra_file_sync, root, files, stages)
+    else
+      banger.log.info("vm run", "cold boot", { why = why })
+      row = cold_run(settings, root, files, stages)
+    end
     local cleanup <close> = opts.rm and setmetatable({}, {
       __close = function() pcall(banger.vm.delete, row.name, true) end,
     }) or nil

@@ -132,6 +132,8 @@ M.schema = {
       kernel = { kind = "string", default = "debian-cloud", rule = gate(kernel.validate_name),
         doc = "kernel name used when the image names none" },
       nat = { kind = "boolean", default = false, doc = "give VMs outbound NAT by default" },
+      warm_snapshots = { kind = "integer", default = 3, min = 0, max = 100,
+        doc = "warm `vm run` snapshots kept (0: every `vm run` boots cold)" },
     },
   },
   network = {

@@ -31,6 +31,45 @@ function M.wait_ready(row, h, timeout_ms)
   return info
 end
 
+--- Makes a just-restored VM a machine of its own (docs/snapshots.md): its
+-- clock stepped to ours, host entropy added and the kernel RNG reseeded, a
+-- new machine-id, hostname, MAC and address, new SSH host keys. Raises when
+-- the agent cannot do it: the caller removes the VM rather than let a copy
+-- of another machine run.
+function M.reidentify(row, h, generation, timeout_ms)
+  local sys = require("banger.native.sys")
+  local vms_ = require("banger.vms")
+  local c <close> = errors.wrap_handle(errors.check(agent.connect(M.endpoint(h, timeout_ms, true))))
+  c:hello()
+  local req = {
+    generation = generation,
+    hostname = row.name,
+    machine_id = vms_.random_hex(16),
+    time_ns = math.floor(sys.time() * 1e9),
+    entropy = M.entropy(64),
+    ssh_host_keys = true,
+  }
+  if row.ip then
+    local net = require("banger.config").get().network
+    req.net = { dev = "eth0", mac = row.mac, address = row.ip, prefix = net.cidr, gateway = net.bridge_ip }
+    if row.nat == 1 or row.nat == true then
+      req.dns = require("banger.net").nameservers()
+    end
+  end
+  local r = c:reidentify(req)
+  log.info("guest", "re-identified", { vm = row.name, generation = generation, ssh_host_keys = r.ssh_host_keys,
+    took_ms = r.took_ms })
+  return r
+end
+
+--- `n` bytes from the host's kernel RNG.
+function M.entropy(n)
+  local f = assert(io.open("/dev/urandom", "rb"))
+  local raw = f:read(n)
+  f:close()
+  return raw
+end
+
 --- Asks the guest to power itself off; false when the agent cannot be reached.
 function M.poweroff(h)
   local c = agent.connect(M.endpoint(h, 3000, false))

@@ -11,6 +11,7 @@
 --   tap          the tap's name (made at start, before the hypervisor)
 --   nat          the tap whose NAT and Docker accept rules were asked for
 --   hypervisor   { launcher = "banger" | "helper", runtime_dir = path },
+--                (its guest RAM file, <vm dir>/ram, goes with it)
 --                written before the launch; its pid and command line follow
 --                in handles.json and the handle_* columns once known
 -- The VM's directory (overlay, work disk, logs, handles.json) is recorded by
@@ -169,6 +170,8 @@ function M.release(row, h)
   if hypervisor_gone then
     vms.clear_handles(row)
     M.forget(row, "hypervisor")
+    -- the guest RAM of a cold-started QEMU VM: only meaningful while it runs
+    fs.remove(vms.dir(row) .. "/ram")
   end
   if objects.nat and step("nat", function() net.remove_nat(objects.nat) end) then
     M.forget(row, "nat")
@@ -189,8 +192,9 @@ end
 --- Removes the files a deleted VM leaves, once its runtime objects are gone
 -- (M.release): host-key pins, then its directory (disks, overlays, logs).
 function M.remove_files(row)
-  -- Snapshot files of this VM (the snapshots issue) are removed here,
-  -- before the directory, each recorded in host_objects like the above.
+  -- Snapshots of this VM are not its files: they live on (their layers
+  -- are self-contained) until deleted; banger.vms.destroy drops what this
+  -- VM needed of them.
   require("banger.ssh").forget(row)
   errors.check(fs.remove_tree(require("banger.vms").dir(row)))
 end

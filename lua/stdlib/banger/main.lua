@@ -113,9 +113,11 @@ local function reconcile()
   if not ok_layout or not require("banger.native.fs").exists(layout.state .. "/banger.db") then
     return
   end
-  local ok, e = pcall(require("banger.vms").reconcile)
-  if not ok then
-    require("banger.log").error("reconcile", errors.message(e))
+  for _, module in ipairs({ "banger.vms", "banger.snapshots" }) do
+    local ok, e = pcall(require(module).reconcile)
+    if not ok then
+      require("banger.log").error("reconcile", errors.message(e))
+    end
   end
 end
 

@@ -76,6 +76,16 @@ M.kinds = {
   trust_file = { { "path", "string" }, { "kind", "string" }, { "sha256", "string or null" } },
   trusted_project = { { "root", "string" }, { "status", "string" }, { "files", "integer" }, { "trusted_at", "string" } },
   trust_revoked = { { "root", "string" }, { "revoked", "boolean" } },
+  snapshot = {
+    { "id", "string" }, { "name", "string" }, { "kind", "string" }, { "source_vm", "string" }, { "driver", "string" },
+    { "image", "string" }, { "kernel", "string" }, { "vcpus", "integer" }, { "memory_mib", "integer" },
+    { "disk_mib", "integer" }, { "work_disk_mib", "integer" }, { "ram", "string or null" }, { "size_bytes", "integer" },
+    { "banger_version", "string or null" }, { "created_at", "string" }, { "last_used_at", "string or null" },
+    { "used_by_vms", "array of string" }, { "used_by_snapshots", "array of string" }, { "dir", "string" },
+  },
+  snapshot_taken = { { "snapshot", "snapshot" }, { "pause_ms", "integer" } },
+  snapshot_prune = { { "deleted", "array of string" }, { "bytes", "integer" } },
+  fork = { { "snapshot", "string" }, { "pause_ms", "integer" }, { "total_ms", "integer" }, { "vms", "array of vm" } },
 }
 
 --- `value` shaped as type `t` (see the header), ready for json.encode.

@@ -88,11 +88,15 @@ function M.delete(name, force)
   return row
 end
 
-local function random_hex(bytes)
-  local f = assert(io.open("/dev/urandom", "rb"))
-  local raw = f:read(bytes)
-  f:close()
-  return (raw:gsub(".", function(c) return string.format("%02x", c:byte()) end))
+local random_hex = vms.random_hex
+
+--- A random RFC 4122 version 4 UUID: the VM generation id a QEMU VM gets at
+-- every start and restore (-device vmgenid; the agent learns it too).
+function M.new_generation()
+  local h = random_hex(16)
+  local variant = string.format("%x", 8 + tonumber(h:sub(17, 17), 16) % 4)
+  return h:sub(1, 8) .. "-" .. h:sub(9, 12) .. "-4" .. h:sub(14, 16) .. "-" .. variant .. h:sub(18, 20) .. "-"
+    .. h:sub(21, 32)
 end
 
 local function mib(size, what)
@@ -228,6 +232,11 @@ function M.start_locked(row, opts, stage)
     fs.mkdir(state.layout().runtime .. "/vms", 448, true)
     errors.check(fs.mkdir_private(runtime))
     local dir = vms.dir(row)
+    local qemu = row.driver == "qemu"
+    -- A VM restored from a snapshot, or one that was snapshotted, works
+    -- on a qcow2 overlay above the snapshot's frozen work layer.
+    local work = fs.exists(dir .. "/work.qcow2") and { id = "work", path = dir .. "/work.qcow2", format = "qcow2" }
+      or { id = "work", path = dir .. "/work.ext4", format = "raw" }
     local spec = {
       id = row.id,
       name = row.name,
@@ -245,7 +254,7 @@ function M.start_locked(row, opts, stage)
       disks = {
         { id = "rootfs", path = dir .. "/root." .. (row.driver == "qemu" and "qcow2" or "img"),
           format = row.driver == "qemu" and "qcow2" or "raw", root = true },
-        { id = "work", path = dir .. "/work.ext4", format = "raw" },
+        work,
       },
       nics = {},
       -- The CID only has to be unique among VMs sharing a vhost-vsock
@@ -253,6 +262,23 @@ function M.start_locked(row, opts, stage)
       agent = { kind = row.driver == "qemu" and "serial_socket" or "vsock_uds", port = 52,
         cid = 3 + tonumber(row.id:sub(1, 6), 16) },
     }
+    if qemu then
+      spec.generation = M.new_generation()
+      if opts.restore then
+        -- mapped privately: the snapshot's RAM never changes, and every
+        -- restore of it shares the pages it has not written to
+        spec.memory_file, spec.memory_shared = opts.restore.ram_file, false
+        spec.cmdline = opts.restore.kernel_cmdline or spec.cmdline
+      else
+        -- shared, so a snapshot saves only the device state (docs/snapshots.md)
+        spec.memory_file, spec.memory_shared = dir .. "/ram", true
+        fs.remove(spec.memory_file)
+      end
+    end
+    if opts.restore then
+      spec.restore = { state = opts.restore.state, ram = opts.restore.ram }
+      spec.memory_file = spec.memory_file or opts.restore.ram_file
+    end
     stage("network", row.ip)
     local tap_fd <close> = net.attach(row, spec)
     run_hook("before_launch", row, spec)
@@ -269,7 +295,16 @@ function M.start_locked(row, opts, stage)
       end))
     end
     vms.save_handles(row, h)
-    if opts.wait ~= false and M.hooks.wait_ready then
+    if opts.restore then
+      -- loaded and paused: attach what the caller adds, run, become a new machine
+      if opts.restore.before_resume then
+        opts.restore.before_resume(row, h)
+      end
+      stage("resume", nil)
+      errors.check(vmm.resume(h))
+      stage("re-identify", nil)
+      require("banger.guest").reidentify(row, h, spec.generation, opts.ready_timeout_ms or 60000)
+    elseif opts.wait ~= false and M.hooks.wait_ready then
       stage("wait for agent", nil)
       M.hooks.wait_ready(row, h, opts.ready_timeout_ms or 120000)
     end
@@ -279,7 +314,7 @@ function M.start_locked(row, opts, stage)
     end
     -- Container images (booted by banger-init) get an SSH server where the
     -- VM can reach their distribution's mirrors.
-    if image.init and (row.nat == 1 or row.nat == true) and opts.wait ~= false then
+    if image.init and (row.nat == 1 or row.nat == true) and opts.wait ~= false and not opts.restore then
       stage("ssh server", nil)
       require("banger.guest_sshd").ensure(row)
     end
@@ -303,6 +338,32 @@ function M.start(name, opts, stage)
   opts = opts or {}
   opts.accel, opts.binary = accel, binary
   return M.start_locked(row, opts, stage)
+end
+
+-- Inserts a new VM's row in state 'creating' (under the caller's lock on
+-- `name`): a fresh id, MAC and guest address. `also(db, row)` runs in the
+-- same transaction.
+local function insert_row(name, f, also)
+  local id = random_hex(6)
+  local row
+  state.transaction(function(db)
+    if db:query("SELECT 1 FROM vms WHERE name = ?", name)[1] then
+      errors.raise("EEXIST", "a VM named '" .. name .. "' already exists")
+    end
+    local now = vms.now()
+    db:exec([[INSERT INTO vms (id, name, image, kernel, driver, vcpus, memory_mib, disk_mib, work_disk_mib, nat,
+                               ip, mac, state, vm_dir, created_at, updated_at)
+              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'creating', ?, ?, ?)]],
+      id, name, f.image, f.kernel, f.driver, f.vcpus, f.memory_mib, f.disk_mib, f.work_disk_mib, f.nat,
+      M.hooks.allocate_ip(db) or require("banger.native.json").null,
+      string.format("02:%s:%s:%s:%s:%s", id:sub(1, 2), id:sub(3, 4), id:sub(5, 6), id:sub(7, 8), id:sub(9, 10)),
+      vms.dir(id), now, now)
+    row = db:query("SELECT * FROM vms WHERE id = ?", id)[1]
+    if also then
+      also(db, row)
+    end
+  end)
+  return row
 end
 
 --- Creates and boots a VM. opts: name, image, kernel, vcpus, memory, disk,
@@ -333,24 +394,10 @@ function M.create(opts, stage)
 
   local lock <close> = vms.lock(name, nil, { creating = true })
   stage("allocate", name)
-  local id = random_hex(6)
-  local row
-  state.transaction(function(db)
-    if db:query("SELECT 1 FROM vms WHERE name = ?", name)[1] then
-      errors.raise("EEXIST", "a VM named '" .. name .. "' already exists")
-    end
-    local now = vms.now()
-    db:exec([[INSERT INTO vms (id, name, image, kernel, driver, vcpus, memory_mib, disk_mib, work_disk_mib, nat,
-                               ip, mac, state, vm_dir, created_at, updated_at)
-              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'creating', ?, ?, ?)]],
-      id, name, image.name, kernel_name, driver, opts.vcpus or cfg.vm.vcpus,
-      mib(opts.memory or cfg.vm.memory, "--memory"), mib(opts.disk or cfg.vm.disk, "--disk"),
-      mib(opts.work_disk or cfg.vm.work_disk, "--work-disk"), (opts.nat == nil and cfg.vm.nat or opts.nat) and 1 or 0,
-      M.hooks.allocate_ip(db) or require("banger.native.json").null,
-      string.format("02:%s:%s:%s:%s:%s", id:sub(1, 2), id:sub(3, 4), id:sub(5, 6), id:sub(7, 8), id:sub(9, 10)),
-      vms.dir(id), now, now)
-    row = db:query("SELECT * FROM vms WHERE id = ?", id)[1]
-  end)
+  local row = insert_row(name, { image = image.name, kernel = kernel_name, driver = driver,
+    vcpus = opts.vcpus or cfg.vm.vcpus, memory_mib = mib(opts.memory or cfg.vm.memory, "--memory"),
+    disk_mib = mib(opts.disk or cfg.vm.disk, "--disk"), work_disk_mib = mib(opts.work_disk or cfg.vm.work_disk, "--work-disk"),
+    nat = (opts.nat == nil and cfg.vm.nat or opts.nat) and 1 or 0 })
 
   local ok, err = pcall(function()
     stage("disks", nil)
@@ -377,6 +424,88 @@ function M.create(opts, stage)
     error(err, 0)
   end
   return row
+end
+
+--- Restores snapshot `snap_name` into a new VM. opts: name, accel,
+-- before_resume(row, h) (runs while the restored VM is still paused, e.g.
+-- to hot-plug a disk). The new VM has its own name, address, MAC, overlays,
+-- machine-id, SSH host keys and RNG state; a VM that cannot be
+-- re-identified is removed, never left running as a copy (docs/snapshots.md).
+function M.create_from(snap_name, opts, stage)
+  opts = opts or {}
+  stage = stage or function() end
+  local snapshots = require("banger.snapshots")
+  local snap = snapshots.require(snap_name)
+  local info = snapshots.check_restorable(snap)
+  local name = opts.name or ("vm-" .. random_hex(3))
+  errors.check(validate.vm_name(name))
+  local driver, accel, binary = M.pick_driver(snap.driver, opts.accel or info.accel)
+  if driver ~= snap.driver then
+    errors.raise("ENOTSUP", "snapshot '" .. snap.name .. "' was taken under " .. snap.driver .. ", not " .. driver)
+  end
+  local lock <close> = vms.lock(name, nil, { creating = true })
+  stage("allocate", name)
+  local row = insert_row(name, { image = snap.image, kernel = snap.kernel, driver = driver, vcpus = snap.vcpus,
+    memory_mib = snap.memory_mib, disk_mib = snap.disk_mib, work_disk_mib = snap.work_disk_mib, nat = snap.nat },
+    function(_, r)
+      -- before any file: its disks will be built on the snapshot's
+      snapshots.add_user(snap.id, "vm", r.id)
+    end)
+  local sdir = snapshots.dir(snap)
+  local ok, err = pcall(function()
+    stage("disks", nil)
+    local dir = vms.dir(row)
+    fs.mkdir(state.layout().state .. "/vms", 448, true)
+    errors.check(fs.mkdir(dir, 448))
+    for _, d in ipairs(info.disks) do
+      local target = d.id == "rootfs" and "root" or "work"
+      local bytes = (d.id == "rootfs" and row.disk_mib or row.work_disk_mib) * 1024 * 1024
+      if driver == "qemu" then
+        errors.check(vmm.qcow2_overlay(d.layer, dir .. "/" .. target .. ".qcow2", bytes,
+          d.layer:match("%.qcow2$") and "qcow2" or "raw"))
+      else
+        M.hooks.clone_rootfs(d.layer, dir .. "/" .. (target == "root" and "root.img" or "work.ext4"), bytes)
+      end
+    end
+    M.start_locked(row, { accel = accel, binary = binary, during = "creating", restore = {
+      state = sdir .. "/state", ram = info.ram, ram_file = sdir .. "/ram", kernel_cmdline = info.kernel_cmdline,
+      before_resume = opts.before_resume,
+    } }, stage)
+  end)
+  if not ok then
+    log.warn("vm", "restore failed, removing the half-made VM: " .. errors.message(err), { vm = name })
+    pcall(vms.destroy, row)
+    error(err, 0)
+  end
+  snapshots.update(snap, { last_used_at = vms.now() })
+  log.info("vm", "restored", { vm = row.name, snapshot = snap.name })
+  return row
+end
+
+--- Snapshots running VM `name` and restores `count` copies of it, named
+-- PREFIX-1..N (default NAME-fork-1..). Returns the new rows and timings.
+function M.fork(name, opts, stage)
+  opts = opts or {}
+  local count = opts.count or 1
+  if math.type(count) ~= "integer" or count < 1 or count > 64 then
+    errors.usage("--count: expected an integer from 1 to 64, got " .. tostring(opts.count))
+  end
+  local prefix = opts.prefix or (name .. "-fork")
+  for i = 1, count do
+    errors.check(validate.vm_name(prefix .. "-" .. i))
+    if vms.get(prefix .. "-" .. i) then
+      errors.raise("EEXIST", "a VM named '" .. prefix .. "-" .. i .. "' already exists", { exit = 1 })
+    end
+  end
+  local sys = require("banger.native.sys")
+  local t0 = sys.monotonic_ms()
+  local snap, took = require("banger.snapshots").take(name, { kind = "fork",
+    name = prefix .. "-" .. random_hex(3), stage = stage })
+  local rows = {}
+  for i = 1, count do
+    rows[i] = M.create_from(snap.name, { name = prefix .. "-" .. i }, stage)
+  end
+  return rows, { snapshot = snap.name, pause_ms = took.pause_ms, total_ms = sys.monotonic_ms() - t0 }
 end
 
 --- A VM row as scripts and --json see it: durable fields plus live state.

@@ -21,6 +21,14 @@ local function now()
 end
 M.now = now
 
+--- `bytes` random bytes from the kernel, as lowercase hex (ids, names).
+function M.random_hex(bytes)
+  local f = assert(io.open("/dev/urandom", "rb"))
+  local raw = f:read(bytes)
+  f:close()
+  return (raw:gsub(".", function(c) return string.format("%02x", c:byte()) end))
+end
+
 function M.dir(row_or_id)
   local id = type(row_or_id) == "table" and row_or_id.id or row_or_id
   return state.layout().state .. "/vms/" .. id
@@ -237,6 +245,7 @@ function M.destroy(row)
       .. "); it is kept so a later command can finish")
   end
   require("banger.host_objects").remove_files(row)
+  require("banger.snapshots").vm_removed(row.id)
   state.db():exec("DELETE FROM vms WHERE id = ?", row.id)
 end
 

@@ -75,7 +75,9 @@ end
 -- executable bit and symlinks, owned by root. Submodule directories (git
 -- links) are skipped: their content is another repository.
 function M.copy_to_image(img, root, files, dest)
-  img:mkdir(dest, { parents = true, mode = tonumber("755", 8) })
+  if dest ~= "" then -- "": the image's own root
+    img:mkdir(dest, { parents = true, mode = tonumber("755", 8) })
+  end
   local copied = 0
   for _, rel in ipairs(files) do
     local src = root .. "/" .. rel
@@ -114,6 +116,35 @@ end
 function M.recorded(row)
   local text = fs.read(record_path(row))
   return text and require("banger.native.json").decode(text) or nil
+end
+
+--- The workspace of a warm `vm run`: a disk of its own holding exactly
+-- `files` at its root (made in-process, sparse, `bytes` big), hot-plugged
+-- into the running VM and mounted by the agent at /root/<repo>, so a VM
+-- restored from a snapshot sees this repository as it is now and nothing
+-- an earlier run left. Returns the number of files copied.
+M.disk_serial = "banger-ws"
+
+function M.make_disk(row, root, files, bytes)
+  local path = require("banger.vms").dir(row) .. "/workspace.ext4"
+  local img <close> = require("banger").ext4.create(path, bytes)
+  img:remove("/lost+found", { recursive = true }) -- the mount shows exactly the repository
+  local n = M.copy_to_image(img, root, files, "")
+  img:close()
+  return path, n
+end
+
+--- Hot-plugs the workspace disk at `path` (VM running or paused after a
+-- restore).
+function M.attach_disk(h, path)
+  errors.check(require("banger.native.vmm").hotplug_disk(h, { id = "ws", path = path, format = "raw",
+    serial = M.disk_serial }))
+end
+
+--- Mounts the hot-plugged workspace at `guest_dir` through the agent.
+function M.mount_disk(row, guest_dir)
+  local c <close> = require("banger.guest").connect(row)
+  c:mount({ serial = M.disk_serial, target = guest_dir, fstype = "ext4", timeout_ms = 15000 })
 end
 
 --- Copies `files` of `root` into a VM under /root/<repo>: straight into the
