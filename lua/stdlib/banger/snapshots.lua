@@ -280,6 +280,7 @@ function M.take(vm_name, opts)
     local stats = errors.check(vmm.snapshot(h, { state = dir .. "/state", ram = dir .. "/ram", disks = plan }))
     info.ram = stats.ram
     info.save = stats
+    stage("snapshot saved", nil)
     -- Ready before the VM runs on: from here the files are complete, and
     -- a crash leaves a usable snapshot and a paused VM to resume.
     state.transaction(function(db)
@@ -301,6 +302,7 @@ function M.take(vm_name, opts)
     error(err, 0)
   end
   local save_ms = sys.monotonic_ms() - t0
+  stage(opts.stop and "stop" or "resume source", nil)
   if opts.stop then
     vms.kill_hypervisor(h)
     settle_disks(M.get_id(id), plan)
