@@ -6,6 +6,7 @@
 -- the snapshot with its source or its siblings.
 local e2e = assert(loadfile(t.source_dir() .. "/tests/lua/e2e.lua", "t", _ENV))()
 local netns = assert(loadfile(t.source_dir() .. "/tests/lua/netns.lua", "t", _ENV))()
+local json_doc = assert(loadfile(t.source_dir() .. "/tests/lua/json_doc.lua", "t", _ENV))()
 
 -- What makes a guest itself, printed by the guest in one line each.
 local IDENTITY = table.concat({
@@ -63,7 +64,7 @@ describe("snapshots", function()
 
     ok({ "vm", "create", "src", "--image", "tiny-ssh", "--memory", "256MiB" })
     ok({ "vm", "exec", "src", "--", "sh", "-c", "echo before > /root/before" })
-    local taken = banger.json.decode(ok({ "vm", "snapshot", "src", "--name", "s1", "--json" }).stdout)
+    local taken = json_doc.conforms("vm snapshot", ok({ "vm", "snapshot", "src", "--name", "s1", "--json" }).stdout)
     t.eq(taken.snapshot.name, "s1")
     t.eq(taken.snapshot.ram, "file", "the source's RAM is a shared file: only the device state is streamed")
     t.eq(taken.snapshot.used_by_vms, { "src" }, "the source runs on above the snapshot's layers")
@@ -104,7 +105,7 @@ describe("snapshots", function()
     t.eq(ok({ "vm", "ssh", "r1", "--", "hostname" }, 60000).stdout, "r1\n")
 
     -- fork: a snapshot of a running VM and N restores in one command
-    local fork = banger.json.decode(ok({ "vm", "fork", "r1", "--count", "2", "--name", "f", "--json" }).stdout)
+    local fork = json_doc.conforms("vm fork", ok({ "vm", "fork", "r1", "--count", "2", "--name", "f", "--json" }).stdout)
     t.eq(#fork.vms, 2)
     t.eq(fork.vms[1].name, "f-1")
     t.eq(fork.vms[2].name, "f-2")
@@ -122,11 +123,15 @@ describe("snapshots", function()
     for _, vm in ipairs({ "f-1", "f-2", "r1", "r2", "src" }) do
       ok({ "vm", "delete", "-f", vm })
     end
-    local list = banger.json.decode(ok({ "snapshot", "list", "--json" }).stdout)
+    local list = json_doc.conforms("snapshot list", ok({ "snapshot", "list", "--json" }).stdout)
+    t.eq(json_doc.conforms("snapshot show", ok({ "snapshot", "show", "s1", "--json" }).stdout).name, "s1")
     t.eq(#list, 1, "the fork snapshot went with its last VM")
     t.eq(list[1].name, "s1")
     t.eq(list[1].used_by_vms, {})
-    ok({ "snapshot", "delete", "s1" })
+    ok({ "vm", "create", "--from", "s1", "last" })
+    ok({ "vm", "delete", "-f", "last" })
+    local pruned = json_doc.conforms("snapshot prune", ok({ "snapshot", "prune", "--json" }).stdout)
+    t.eq(pruned.deleted, { "s1" })
     t.eq(e2e.list(home .. "/.local/state/banger/snapshots"), {})
     t.eq(e2e.processes("banger-"), "")
   end)

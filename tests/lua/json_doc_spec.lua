@@ -10,6 +10,11 @@ local elsewhere = {
   ["image pull"] = "e2e_pull_spec.lua",
   ["kernel pull"] = "e2e_kernel_pull_spec.lua",
   ["vm workspace prepare"] = "e2e_workspace_spec.lua",
+  ["vm snapshot"] = "e2e_snapshot_spec.lua",
+  ["vm fork"] = "e2e_snapshot_spec.lua",
+  ["snapshot list"] = "e2e_snapshot_spec.lua",
+  ["snapshot show"] = "e2e_snapshot_spec.lua",
+  ["snapshot prune"] = "e2e_snapshot_spec.lua",
 }
 
 local checked = {}
