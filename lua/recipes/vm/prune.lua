@@ -55,7 +55,7 @@ return {
     .. "VM row accounts for (left by a crash of an older banger, or by hand): this user's bgtap* taps no\n"
     .. "process holds, NAT and Docker accept rules of taps that are gone, an empty 'ip banger' nftables\n"
     .. "table, this user's hypervisors whose sockets are in banger's runtime directory (an isolated QEMU is\n"
-    .. "told to quit through its QMP socket), and runtime and VM directories without a row. Other users'\n"
+    .. "told to quit through its QMP socket), and runtime, VM and snapshot directories without a row. Other users'\n"
     .. "taps and processes, other tables and other banger homes' VMs are never touched. Asks first unless\n"
     .. "--force; prints what it removed (--json: {removed, failed, unchecked}).",
   json = true,

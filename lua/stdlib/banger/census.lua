@@ -95,6 +95,8 @@ function M.scan(skip_ids)
   -- making it and forgets it only once it is gone, so an object seen here
   -- and not recorded in the rows read afterwards is no command's work.
   local seen = observe(runtime, vmroot)
+  local snaproot = layout.state .. "/snapshots"
+  local snapshot_dirs = fs.exists(snaproot) and (fs.list(snaproot) or {}) or {}
   local objects = require("banger.host_objects")
   local rows, by_tap_id = {}, {}
   local ok_rows, list = pcall(function() return state.db():query("SELECT * FROM vms") end)
@@ -169,6 +171,20 @@ function M.scan(skip_ids)
       add({ kind = "vm_dir", name = path, path = path, detail = path }, nil)
     end
   end
+  -- a snapshot's row is inserted before its directory is made
+  local ok_snaps, snaps = pcall(function() return state.db():query("SELECT id FROM snapshots") end)
+  if ok_snaps then
+    local known = {}
+    for _, r in ipairs(snaps) do
+      known[r.id] = true
+    end
+    for _, id in ipairs(snapshot_dirs) do
+      if not known[id] then
+        local path = snaproot .. "/" .. id
+        add({ kind = "snapshot_dir", name = path, path = path, detail = path .. " (snapshot files without a row)" }, nil)
+      end
+    end
+  end
   return orphans, seen.problems
 end
 
@@ -201,8 +217,11 @@ local removers = {
   vm_dir = function(o)
     errors.check(fs.remove_tree(o.path))
   end,
+  snapshot_dir = function(o)
+    errors.check(fs.remove_tree(o.path))
+  end,
 }
-M.order = { "hypervisor", "runtime_dir", "nat", "nft_table", "tap", "vm_dir" }
+M.order = { "hypervisor", "runtime_dir", "nat", "nft_table", "tap", "vm_dir", "snapshot_dir" }
 
 -- Holds the lock of every VM no other command is working on; returns the
 -- locks and the ids of the busy ones.
