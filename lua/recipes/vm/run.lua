@@ -37,7 +37,7 @@ local function warm_run(settings, driver, accel, extra_file_sync, root, files, s
   local function attach(row, h)
     if root then
       local path, n = banger.workspace.make_disk(row, root, files, bytes)
-      banger.workspace.attach_disk(h, path)
+      banger.workspace.attach_disk(row, h, path)
       banger.log.info("workspace", "attached", { vm = row.name, files = n, repo = root })
     end
   end

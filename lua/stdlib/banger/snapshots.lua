@@ -240,6 +240,10 @@ function M.take(vm_name, opts)
   if vm.state ~= "running" or not vms.alive(vm, h) then
     errors.raise("ESRCH", "VM '" .. vm_name .. "' is not running: only a running VM can be snapshotted", { exit = 1 })
   end
+  if h.hotplugged then
+    errors.raise("ENOTSUP", "VM '" .. vm_name .. "' has a hot-plugged disk (the workspace of a warm 'vm run'), which a "
+      .. "restore could not recreate; restart it ('banger vm restart " .. vm_name .. "') and snapshot it then", { exit = 1 })
+  end
   local name = opts.name or (vm.name .. "-" .. os.date("!%Y%m%d-%H%M%S"))
   M.check_name(name)
   if M.get(name) then

@@ -262,6 +262,13 @@ function M.start_locked(row, opts, stage)
       agent = { kind = row.driver == "qemu" and "serial_socket" or "vsock_uds", port = 52,
         cid = 3 + tonumber(row.id:sub(1, 6), 16) },
     }
+    local workspace_disk = dir .. "/workspace.ext4"
+    local ws = not opts.restore and fs.exists(workspace_disk) and require("banger.workspace").recorded(row)
+    if ws then
+      -- the workspace of a warm `vm run`, hot-plugged then: attached at boot now
+      spec.disks[#spec.disks + 1] = { id = "ws", path = workspace_disk, format = "raw",
+        serial = require("banger.workspace").disk_serial }
+    end
     if qemu then
       spec.generation = M.new_generation()
       if opts.restore then
@@ -307,6 +314,9 @@ function M.start_locked(row, opts, stage)
     elseif opts.wait ~= false and M.hooks.wait_ready then
       stage("wait for agent", nil)
       M.hooks.wait_ready(row, h, opts.ready_timeout_ms or 120000)
+      if ws then
+        require("banger.workspace").mount_disk(row, ws.guest)
+      end
     end
     vms.set_state(row, "running", { started_at = vms.now() })
     if row.ip then

@@ -135,10 +135,14 @@ function M.make_disk(row, root, files, bytes)
 end
 
 --- Hot-plugs the workspace disk at `path` (VM running or paused after a
--- restore).
-function M.attach_disk(h, path)
+-- restore). The handles remember it: a hot-plugged device is not in the
+-- machine a snapshot could restore (banger.snapshots refuses), and later
+-- starts attach the disk at boot instead (banger.vm.start_locked).
+function M.attach_disk(row, h, path)
   errors.check(require("banger.native.vmm").hotplug_disk(h, { id = "ws", path = path, format = "raw",
     serial = M.disk_serial }))
+  h.hotplugged = { "ws" }
+  require("banger.vms").save_handles(row, h)
 end
 
 --- Mounts the hot-plugged workspace at `guest_dir` through the agent.
