@@ -5,7 +5,9 @@
 #include "engine/core/error.hpp"
 #include "engine/core/process.hpp"
 #include "engine/vmm/firecracker_api.hpp"
+#include "engine/vmm/firecracker_config.hpp"
 #include "engine/vmm/firecracker_process.hpp"
+#include "engine/vmm/firecracker_snapshot.hpp"
 
 namespace banger::vmm {
 namespace {
@@ -34,14 +36,6 @@ fc::Api api_for(const Handles& h, const FirecrackerOptions& o) {
   return fc::Api(h.control_socket, o.request_timeout);
 }
 
-std::string instance_state(const fc::Api& api) {
-  json info = api.get("/");
-  if (!info.is_object() || !info.contains("state") || !info["state"].is_string()) {
-    throw Error("EHYPERVISOR", "firecracker: GET /: no state in the answer");
-  }
-  return info["state"].get<std::string>();
-}
-
 void stage_of(const StageFn& stage, const std::string& name, const std::string& detail) {
   if (stage) stage(name, detail);
 }
@@ -53,6 +47,7 @@ class FirecrackerDriver final : public Driver {
   std::string name() const override { return "firecracker"; }
 
   Handles launch(const VmSpec& spec, const StageFn& stage) override {
+    if (spec.restore) return fc::restore(spec, stage, opts_);
     fc::validate(spec);
     fc::Layout l = fc::layout_for(spec);
     fc::prepare_files(spec, l);
@@ -76,7 +71,7 @@ class FirecrackerDriver final : public Driver {
       return RunState::stopped;
     }
     try {
-      std::string s = instance_state(fc::Api(h.control_socket, opts_.request_timeout));
+      std::string s = fc::Api(h.control_socket, opts_.request_timeout).state();
       if (s == "Running") return RunState::running;
       if (s == "Paused") return RunState::paused;
       return RunState::unknown;  // "Not started": a launch that never finished
@@ -97,7 +92,7 @@ class FirecrackerDriver final : public Driver {
     try {
       fc::Api api(h.control_socket, opts_.request_timeout);
       // A paused guest cannot react to the keyboard; let it run first.
-      if (instance_state(api) == "Paused") api.patch("/vm", json{{"state", "Resumed"}});
+      if (api.state() == "Paused") api.patch("/vm", json{{"state", "Resumed"}});
       api.put("/actions", json{{"action_type", "SendCtrlAltDel"}});
       asked = true;
     } catch (const Error& e) {
@@ -120,6 +115,21 @@ class FirecrackerDriver final : public Driver {
 
   void resume(const Handles& h) override { api_for(h, opts_).patch("/vm", json{{"state", "Resumed"}}); }
 
+  SnapshotStats snapshot(const Handles& h, const SnapshotFiles& files) override {
+    return fc::snapshot(api_for(h, opts_), h.pid, files);
+  }
+
+  void hotplug_disk(const Handles& h, const HotplugDisk& disk) override {
+    check_driver(h);
+    throw Error("ENOTSUP", "firecracker: cannot hot-plug disk '" + disk.id +
+                               "': banger's firecracker VMs get their drives before boot only (Firecracker hot-plugs "
+                               "only with --enable-pci, which banger does not use); boot the VM with the disk instead");
+  }
+
+  std::map<std::string, std::string> block_files(const Handles& h) override {
+    return fc::drive_files(api_for(h, opts_), h.pid);
+  }
+
  private:
   FirecrackerOptions opts_;
 };
@@ -130,37 +140,4 @@ std::unique_ptr<Driver> make_firecracker_driver(const FirecrackerOptions& opts) 
   return std::make_unique<FirecrackerDriver>(opts);
 }
 
-namespace firecracker {
-
-void snapshot_create(const Handles& h, const std::string& snapshot_path, const std::string& mem_path,
-                     const FirecrackerOptions& opts) {
-  Call c = snapshot_create_call(snapshot_path, mem_path);
-  Api api = api_for(h, opts);
-  std::string state = instance_state(api);
-  if (state != "Paused") {
-    throw Error("EINVAL", "firecracker: a snapshot needs a paused VM (state: " + state + "); pause it first");
-  }
-  api.put(c.path, c.body);
-}
-
-Handles snapshot_load(const VmSpec& spec, const std::string& snapshot_path, const std::string& mem_path,
-                      const RestoreOptions& restore, const StageFn& stage, const FirecrackerOptions& opts) {
-  validate(spec, false);
-  Layout l = layout_for(spec);
-  Call load = snapshot_load_call(spec, l, snapshot_path, mem_path, restore);
-  prepare_files(spec, l);
-  stage_of(stage, "launch", spec.binary);
-  Spawned proc(spec, l, opts);
-  // Only the logger and metrics may come before a snapshot load.
-  stage_of(stage, "configure", l.api_socket);
-  proc.call(logger_call(l));
-  proc.call(metrics_call(l));
-  stage_of(stage, "restore", snapshot_path);
-  proc.call(load);
-  Handles h = proc.handles(spec);
-  proc.release();
-  return h;
-}
-
-}  // namespace firecracker
 }  // namespace banger::vmm

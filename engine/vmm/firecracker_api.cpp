@@ -42,4 +42,12 @@ void Api::patch(const std::string& path, const nlohmann::json& body) const { cal
 
 nlohmann::json Api::get(const std::string& path) const { return call("GET", path, {}); }
 
+std::string Api::state() const {
+  nlohmann::json info = get("/");
+  if (!info.is_object() || !info.contains("state") || !info["state"].is_string()) {
+    throw Error("EHYPERVISOR", "firecracker: GET /: no state in the answer");
+  }
+  return info["state"].get<std::string>();
+}
+
 }  // namespace banger::vmm::firecracker

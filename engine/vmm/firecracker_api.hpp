@@ -20,6 +20,8 @@ class Api {
   void put(const std::string& path, const nlohmann::json& body) const;
   void patch(const std::string& path, const nlohmann::json& body) const;
   nlohmann::json get(const std::string& path) const;
+  // GET / "state": "Not started", "Running" or "Paused".
+  std::string state() const;
 
  private:
   nlohmann::json call(const std::string& method, const std::string& path, const std::string& body) const;

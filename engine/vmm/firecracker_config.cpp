@@ -73,37 +73,9 @@ Layout layout_for(const VmSpec& spec) {
   return l;
 }
 
-void validate(const VmSpec& spec, bool boot) {
-  if (spec.binary.empty()) invalid("no firecracker binary given");
-  check_instance_id(spec.id);
-  require_absolute("runtime_dir", spec.runtime_dir);
-  require_absolute("vm_dir", spec.vm_dir);
-  if (!spec.console_log.empty()) require_absolute("console_log", spec.console_log);
-  Layout l = layout_for(spec);
-  check_socket_path(l.api_socket);
+namespace {
 
-  using Kind = AgentTransport::Kind;
-  if (spec.agent.kind != Kind::none && spec.agent.kind != Kind::vsock_uds) {
-    invalid("the agent transport must be vsock_uds (firecracker has no serial socket or host vsock)");
-  }
-  if (spec.agent.kind == Kind::vsock_uds) {
-    if (spec.agent.cid < 3) invalid("vsock guest CID must be >= 3 (got " + std::to_string(spec.agent.cid) + ")");
-    if (spec.agent.cid == 0xffffffffu) invalid("vsock guest CID 4294967295 is reserved");
-    // The vsock socket lives beside the API socket, in the private runtime dir.
-    if (parent_of(l.vsock_socket) != trim_slash(spec.runtime_dir)) {
-      invalid("vsock socket " + l.vsock_socket + " must be directly inside runtime_dir " + spec.runtime_dir);
-    }
-    check_socket_path(l.vsock_socket);
-  }
-  if (!boot) return;
-
-  if (spec.vcpus < 1 || spec.vcpus > 32 || (spec.vcpus > 1 && spec.vcpus % 2 != 0)) {
-    invalid("vcpus must be 1 or an even number up to 32 (got " + std::to_string(spec.vcpus) + ")");
-  }
-  if (spec.memory_mib <= 0) invalid("memory must be > 0 MiB (got " + std::to_string(spec.memory_mib) + ")");
-  require_absolute("kernel", spec.kernel);
-  if (!spec.initrd.empty()) require_absolute("initrd", spec.initrd);
-
+void validate_devices(const VmSpec& spec) {
   std::set<std::string> ids;
   int roots = 0;
   for (const auto& d : spec.disks) {
@@ -125,6 +97,71 @@ void validate(const VmSpec& spec, bool boot) {
   }
 }
 
+void validate_boot(const VmSpec& spec) {
+  if (spec.vcpus < 1 || spec.vcpus > 32 || (spec.vcpus > 1 && spec.vcpus % 2 != 0)) {
+    invalid("vcpus must be 1 or an even number up to 32 (got " + std::to_string(spec.vcpus) + ")");
+  }
+  if (spec.memory_mib <= 0) invalid("memory must be > 0 MiB (got " + std::to_string(spec.memory_mib) + ")");
+  require_absolute("kernel", spec.kernel);
+  if (!spec.initrd.empty()) require_absolute("initrd", spec.initrd);
+  if (!spec.memory_file.empty() || spec.memory_shared) {
+    invalid("memory_file is for restores only: a fresh Firecracker VM runs on anonymous memory, and a snapshot "
+            "writes its RAM to the snapshot's own file");
+  }
+}
+
+void validate_restore(const VmSpec& spec) {
+  require_absolute("restore.state", spec.restore->state);
+  if (spec.restore->ram != "file") {
+    invalid("restore.ram must be 'file' (got '" + spec.restore->ram + "'): a firecracker snapshot keeps guest RAM in "
+            "a file of its own, never in the state stream");
+  }
+  if (spec.memory_file.empty()) invalid("a restore needs memory_file: the snapshot's RAM file");
+  require_absolute("memory_file", spec.memory_file);
+  if (spec.memory_shared) {
+    invalid("memory_shared cannot be set on a restore: Firecracker maps the snapshot's RAM file privately "
+            "(copy-on-write), never shared");
+  }
+}
+
+}  // namespace
+
+void validate(const VmSpec& spec) {
+  if (spec.binary.empty()) invalid("no firecracker binary given");
+  check_instance_id(spec.id);
+  require_absolute("runtime_dir", spec.runtime_dir);
+  require_absolute("vm_dir", spec.vm_dir);
+  if (!spec.console_log.empty()) require_absolute("console_log", spec.console_log);
+  Layout l = layout_for(spec);
+  check_socket_path(l.api_socket);
+
+  using Kind = AgentTransport::Kind;
+  if (spec.agent.kind != Kind::none && spec.agent.kind != Kind::vsock_uds) {
+    invalid("the agent transport must be vsock_uds (firecracker has no serial socket or host vsock)");
+  }
+  if (spec.agent.kind == Kind::vsock_uds) {
+    if (spec.agent.cid < 3) invalid("vsock guest CID must be >= 3 (got " + std::to_string(spec.agent.cid) + ")");
+    if (spec.agent.cid == 0xffffffffu) invalid("vsock guest CID 4294967295 is reserved");
+    // The vsock socket lives beside the API socket, in the private runtime dir.
+    if (parent_of(l.vsock_socket) != trim_slash(spec.runtime_dir)) {
+      invalid("vsock socket " + l.vsock_socket + " must be directly inside runtime_dir " + spec.runtime_dir);
+    }
+    check_socket_path(l.vsock_socket);
+  }
+  validate_devices(spec);
+  if (spec.restore) {
+    validate_restore(spec);
+  } else {
+    validate_boot(spec);
+  }
+}
+
+std::string drive_path(const VmSpec& spec, const DiskSpec& disk) {
+  std::string name = disk.path.substr(disk.path.find_last_of('/') + 1);
+  bool in_vm_dir = parent_of(disk.path) == trim_slash(spec.vm_dir) && !name.empty() && name != "." && name != "..";
+  return in_vm_dir ? name : disk.path;
+}
+
 Call logger_call(const Layout& l) {
   return {"PUT", "/logger", json{{"log_path", l.log}, {"level", "Info"}, {"show_level", true}}};
 }
@@ -143,7 +180,7 @@ std::vector<Call> boot_calls(const VmSpec& spec, const Layout& l) {
   for (const auto& d : spec.disks) {
     calls.push_back({"PUT", "/drives/" + d.id,
                      json{{"drive_id", d.id},
-                          {"path_on_host", d.path},
+                          {"path_on_host", drive_path(spec, d)},
                           {"is_root_device", d.root},
                           {"is_read_only", d.read_only}}});
   }
@@ -167,20 +204,49 @@ Call snapshot_create_call(const std::string& snapshot_path, const std::string& m
           json{{"snapshot_type", "Full"}, {"snapshot_path", snapshot_path}, {"mem_file_path", mem_path}}};
 }
 
-Call snapshot_load_call(const VmSpec& spec, const Layout& l, const std::string& snapshot_path,
-                        const std::string& mem_path, const RestoreOptions& opts) {
-  require_absolute("snapshot path", snapshot_path);
-  require_absolute("memory file path", mem_path);
-  json body{{"snapshot_path", snapshot_path},
-            {"mem_backend", {{"backend_type", "File"}, {"backend_path", mem_path}}},
-            {"resume_vm", opts.resume}};
-  if (opts.override_network && !spec.nics.empty()) {
+Call snapshot_load_call(const VmSpec& spec, const Layout& l) {
+  json body{{"snapshot_path", spec.restore->state},
+            {"mem_backend", {{"backend_type", "File"}, {"backend_path", spec.memory_file}}},
+            {"resume_vm", false}};
+  if (!spec.nics.empty()) {
     json nets = json::array();
     for (const auto& n : spec.nics) nets.push_back({{"iface_id", n.id}, {"host_dev_name", n.tap}});
     body["network_overrides"] = nets;
   }
-  if (opts.override_vsock && !l.vsock_socket.empty()) body["vsock_override"] = {{"uds_path", l.vsock_socket}};
+  if (!l.vsock_socket.empty()) body["vsock_override"] = {{"uds_path", l.vsock_socket}};
   return {"PUT", "/snapshot/load", body};
+}
+
+Call patch_drive_call(const std::string& id, const std::string& path_on_host) {
+  return {"PATCH", "/drives/" + id, json{{"drive_id", id}, {"path_on_host", path_on_host}}};
+}
+
+std::string resolve_drive_path(const std::string& path_on_host, const std::string& cwd) {
+  return is_absolute(path_on_host) ? path_on_host : trim_slash(cwd) + "/" + path_on_host;
+}
+
+std::vector<Call> drive_switch_calls(const VmSpec& spec, const json& drives) {
+  if (!drives.is_array()) invalid("the loaded VM's configuration has no drive list");
+  std::vector<Call> calls;
+  std::set<std::string> seen;
+  for (const auto& d : drives) {
+    std::string id = d.value("drive_id", "");
+    std::string recorded = d.contains("path_on_host") && d["path_on_host"].is_string() ? d["path_on_host"].get<std::string>() : "";
+    auto disk = std::find_if(spec.disks.begin(), spec.disks.end(), [&](const DiskSpec& x) { return x.id == id; });
+    if (disk == spec.disks.end()) {
+      invalid("the snapshot has drive '" + id + "' (" + recorded + ") that the restored VM's spec does not give a file for");
+    }
+    seen.insert(id);
+    if (d.value("is_read_only", false) != disk->read_only) {
+      invalid("drive '" + id + "' is " + (disk->read_only ? "read-write" : "read-only") +
+              " in the snapshot; a restore cannot change that");
+    }
+    if (resolve_drive_path(recorded, spec.vm_dir) != disk->path) calls.push_back(patch_drive_call(id, drive_path(spec, *disk)));
+  }
+  for (const auto& disk : spec.disks) {
+    if (!seen.count(disk.id)) invalid("drive '" + disk.id + "' is not in the snapshot; firecracker cannot add a drive to a restored VM");
+  }
+  return calls;
 }
 
 }  // namespace banger::vmm::firecracker

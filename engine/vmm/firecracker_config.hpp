@@ -23,9 +23,16 @@ struct Layout {
 Layout layout_for(const VmSpec& spec);
 
 // Throws banger::Error("EINVAL", ...) naming the offending field. Checks the
-// process-level fields (binary, id, directories, agent transport) and, with
-// `boot`, what a fresh boot needs (vCPUs, memory, kernel, disks, NICs).
-void validate(const VmSpec& spec, bool boot = true);
+// process-level fields (binary, id, directories, agent transport), disks and
+// NICs, and then what a fresh boot needs (vCPUs, memory, kernel) or, with
+// spec.restore, what a snapshot load needs (state and memory files).
+void validate(const VmSpec& spec);
+
+// The path_on_host firecracker is given for a disk: relative to vm_dir (the
+// process's working directory) when the disk lives directly in it, so a
+// snapshot records "root.img" and a fork started in its own vm_dir opens its
+// own copy there (Firecracker's "same relative paths" rule); else absolute.
+std::string drive_path(const VmSpec& spec, const DiskSpec& disk);
 
 struct Call {
   std::string method;
@@ -40,13 +47,24 @@ Call metrics_call(const Layout& l);
 std::vector<Call> boot_calls(const VmSpec& spec, const Layout& l);
 Call instance_start_call();
 
-struct RestoreOptions {
-  bool resume = true;             // resume_vm: running once loaded, else Paused
-  bool override_network = false;  // network_overrides from spec.nics (Firecracker >= 1.12)
-  bool override_vsock = false;    // vsock_override with the layout's socket (Firecracker >= 1.16)
-};
 Call snapshot_create_call(const std::string& snapshot_path, const std::string& mem_path);
-Call snapshot_load_call(const VmSpec& spec, const Layout& l, const std::string& snapshot_path,
-                        const std::string& mem_path, const RestoreOptions& opts);
+// PUT /snapshot/load of spec.restore->state with spec.memory_file as the File
+// memory backend, not resumed, the taps of spec.nics as network_overrides and
+// the layout's vsock socket as vsock_override.
+Call snapshot_load_call(const VmSpec& spec, const Layout& l);
+// PATCH /drives/<id> {drive_id, path_on_host}: a running or paused VM's
+// drive switched to another file.
+Call patch_drive_call(const std::string& id, const std::string& path_on_host);
+
+// `path_on_host` as the file it names: relative paths are relative to the
+// process's working directory `cwd`.
+std::string resolve_drive_path(const std::string& path_on_host, const std::string& cwd);
+
+// After a snapshot load: the PATCH /drives calls that put each drive of the
+// loaded VM (`drives`: GET /vm/config's "drives") on spec's file for it,
+// none for a drive already there. EINVAL when the snapshot has a drive the
+// spec lacks (the fork would keep using a file that is not its own) or the
+// other way round (firecracker cannot add one), or read-only differs.
+std::vector<Call> drive_switch_calls(const VmSpec& spec, const nlohmann::json& drives);
 
 }  // namespace banger::vmm::firecracker

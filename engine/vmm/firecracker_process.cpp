@@ -191,7 +191,7 @@ void Spawned::died(const std::string& during) {
                                  during + output_tail());
 }
 
-void Spawned::call(const Call& c) {
+nlohmann::json Spawned::call(const Call& c) {
   const std::string what = c.method + " " + c.path;
   if (child_.try_wait()) died("configuration, before " + what);
   try {
@@ -200,8 +200,9 @@ void Spawned::call(const Call& c) {
     } else if (c.method == "PATCH") {
       api_.patch(c.path, c.body);
     } else {
-      api_.get(c.path);
+      return api_.get(c.path);
     }
+    return nullptr;
   } catch (const Error& e) {
     if (e.code() == "EHYPERVISOR" || e.code() == "ECANCELED") throw;  // it answered, or the user stopped us
     // A dropped connection usually means the process is going away; give

@@ -28,9 +28,9 @@ class Spawned {
   Spawned(const Spawned&) = delete;
   Spawned& operator=(const Spawned&) = delete;
 
-  // One API request; a failure says whether the process died meanwhile
-  // and carries the tail of its output.
-  void call(const Call& c);
+  // One API request, its answer (null for 204); a failure says whether the
+  // process died meanwhile and carries the tail of its output.
+  nlohmann::json call(const Call& c);
   Handles handles(const VmSpec& spec) const;
   void release() { released_ = true; }
 

@@ -122,6 +122,35 @@ Reply Vmm::put_drive(const Tokens& t, const std::string& body) {
   return ok();
 }
 
+// PATCH /drives/<id> after start (running or paused): a new backing file
+// and/or rate limiter, as RuntimeApiController::update_block_device does it.
+Reply Vmm::patch_drive(const Tokens& t, const std::string& body) {
+  if (std::string e = resource_id_error(t); !e.empty()) return fault(e);
+  json d;
+  std::string e = check_body(body, {{"drive_id", Type::string, true}, {"path_on_host", Type::string}, {"rate_limiter", Type::object}},
+                             true, d);
+  if (!e.empty()) return fault(e);
+  if (d["drive_id"] != t[1]) return fault("The id from the path does not match the id from the body!");
+  if (state_ == State::not_started) return fault(kPreBoot);
+  const std::string prefix = "Drive config error: Unable to patch the block device: ";
+  const std::string suffix = " Please verify the request arguments.";
+  auto pos = std::find_if(drives_.begin(), drives_.end(), [&](const json& x) { return x["drive_id"] == d["drive_id"]; });
+  if (pos == drives_.end()) return fault(prefix + "Failed perform action on device: Device not found" + suffix);
+  bool has_path = d.contains("path_on_host") && d["path_on_host"].is_string();
+  bool has_limiter = d.contains("rate_limiter") && d["rate_limiter"].is_object();
+  if (!has_path && !has_limiter) return fault(prefix + "Block: Running method expected different backend." + suffix);
+  if (has_path) {
+    std::string path = d["path_on_host"];
+    if (int err = try_open(path, (*pos)["is_read_only"] == true ? O_RDONLY : O_RDWR)) {
+      return fault(prefix + "Block: Virtio backend error: Error manipulating the backing file: " + os_error(err) + " " + path + suffix);
+    }
+    (*pos)["path_on_host"] = path;
+    log("Drive " + d["drive_id"].get<std::string>() + " now backed by " + path);
+  }
+  if (has_limiter) return fault("fake-firecracker does not implement rate limiter updates.");
+  return ok();
+}
+
 Reply Vmm::put_net(const Tokens& t, const std::string& body) {
   if (std::string e = resource_id_error(t); !e.empty()) return fault(e);
   json n;

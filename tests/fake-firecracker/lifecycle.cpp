@@ -41,6 +41,7 @@ Reply Vmm::put_actions(const std::string& body) {
                    "and the guest would find no root filesystem).");
     }
     state_ = State::running;
+    booted_by_ = id_;
     std::printf("fake-firecracker: guest started: kernel %s, boot_args \"%s\", %zu drive(s), %zu NIC(s)\n",
                 (*boot_source_)["kernel_image_path"].get<std::string>().c_str(),
                 (*boot_source_)["boot_args"].is_string() ? (*boot_source_)["boot_args"].get<std::string>().c_str() : "",

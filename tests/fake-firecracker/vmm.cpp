@@ -106,7 +106,8 @@ Reply Vmm::put(const Tokens& t, const std::string& body) {
 Reply Vmm::patch(const Tokens& t, const std::string& body) {
   std::string first = t.empty() ? "" : t[0];
   if (first == "vm") return patch_vm(body);
-  for (const char* known : {"balloon", "drives", "machine-config", "mmds", "network-interfaces", "pmem", "hotplug"}) {
+  if (first == "drives") return patch_drive(t, body);
+  for (const char* known : {"balloon", "machine-config", "mmds", "network-interfaces", "pmem", "hotplug"}) {
     if (first == known) return fault("fake-firecracker does not implement PATCH /" + first + ".");
   }
   return invalid_path("PATCH", first);

@@ -52,6 +52,7 @@ class Vmm {
   // config.cpp
   Reply put_boot_source(const std::string& body);
   Reply put_drive(const Tokens& t, const std::string& body);
+  Reply patch_drive(const Tokens& t, const std::string& body);
   Reply put_net(const Tokens& t, const std::string& body);
   Reply put_vsock(const std::string& body);
   Reply put_logger(const std::string& body);
@@ -71,6 +72,7 @@ class Vmm {
   void schedule_exit(int code, std::chrono::milliseconds after);
 
   std::string id_;
+  std::string booted_by_;  // the instance whose InstanceStart booted the guest (carried through snapshots)
   State state_ = State::not_started;
   bool boot_path_ = false;  // boot-specific resources configured: no snapshot load any more
   bool logger_set_ = false;
