@@ -237,8 +237,9 @@ std::vector<Call> drive_switch_calls(const VmSpec& spec, const json& drives) {
       invalid("the snapshot has drive '" + id + "' (" + recorded + ") that the restored VM's spec does not give a file for");
     }
     seen.insert(id);
-    if (d.value("is_read_only", false) != disk->read_only) {
-      invalid("drive '" + id + "' is " + (disk->read_only ? "read-write" : "read-only") +
+    bool recorded_ro = d.value("is_read_only", false);
+    if (recorded_ro != disk->read_only) {
+      invalid("drive '" + id + "' is " + (recorded_ro ? "read-only" : "read-write") +
               " in the snapshot; a restore cannot change that");
     }
     if (resolve_drive_path(recorded, spec.vm_dir) != disk->path) calls.push_back(patch_drive_call(id, drive_path(spec, *disk)));

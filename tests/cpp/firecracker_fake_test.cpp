@@ -4,6 +4,8 @@
 
 #include <signal.h>
 
+#include <tuple>
+
 #include "engine/core/error.hpp"
 #include "engine/vmm/firecracker_api.hpp"
 #include "engine/vmm/http_unix.hpp"
@@ -286,4 +288,83 @@ TEST_CASE("fake: the API socket's mode comes from the process umask", "[firecrac
   CHECK((test::mode_of(fx.api_socket()) & 0777) == 0777);
   c.kill(SIGKILL);
   c.wait();
+}
+
+TEST_CASE("fake: PATCH /drives switches a started VM's drive, with Firecracker's errors", "[firecracker]") {
+  test::FcFixture fx;
+  Fake f(fx);
+  std::string t = fx.tmp.path();
+  json patch{{"drive_id", "rootfs"}, {"path_on_host", t + "/work.ext4"}};
+  CHECK(f.fault("PATCH", "/drives/rootfs", patch) == kPreBoot);
+  f.configure();
+  f.start();
+  const std::string prefix = "Drive config error: Unable to patch the block device: ";
+  const std::string suffix = " Please verify the request arguments.";
+  CHECK(f.fault("PATCH", "/drives/other", patch) == "The id from the path does not match the id from the body!");
+  CHECK(f.fault("PATCH", "/drives/work", {{"drive_id", "work"}, {"path_on_host", t + "/work.ext4"}}) ==
+        prefix + "Failed perform action on device: Device not found" + suffix);
+  CHECK(f.fault("PATCH", "/drives/rootfs", {{"drive_id", "rootfs"}, {"path_on_host", t + "/nope"}}) ==
+        prefix + "Block: Virtio backend error: Error manipulating the backing file: No such file or directory (os error 2) " + t +
+            "/nope" + suffix);
+  CHECK(f.fault("PATCH", "/drives/rootfs", {{"drive_id", "rootfs"}}) == prefix + "Block: Running method expected different backend." + suffix);
+  CHECK_THAT(f.fault("PATCH", "/drives/rootfs", {{"drive_id", "rootfs"}, {"is_read_only", true}}),
+             Catch::StartsWith("An error occurred when deserializing the json body of a request: unknown field `is_read_only`"));
+  CHECK(f.api.get("/vm/config")["drives"][0]["path_on_host"] == t + "/rootfs.ext4");
+  f.api.patch("/vm", {{"state", "Paused"}});  // allowed while paused too
+  CHECK(f.fault("PATCH", "/drives/rootfs", patch) == "");
+  CHECK(f.api.get("/vm/config")["drives"][0]["path_on_host"] == t + "/work.ext4");
+}
+
+TEST_CASE("fake: a loaded snapshot is paused, runs once resumed, and is past configuration", "[firecracker]") {
+  test::FcFixture fx;
+  std::string snap = fx.tmp / "s", mem = fx.tmp / "m";
+  {
+    Fake f(fx);
+    f.configure();
+    f.api.put("/vsock", {{"guest_cid", 3}, {"uds_path", fx.vsock_socket()}});
+    f.start();
+    f.api.patch("/vm", {{"state", "Paused"}});
+    f.api.put("/snapshot/create", {{"snapshot_path", snap}, {"mem_file_path", mem}});
+    CHECK(f.api.get("/")["state"] == "Paused");
+  }
+  ::unlink(fx.vsock_socket().c_str());
+  ::unlink(fx.api_socket().c_str());
+  json load{{"snapshot_path", snap}, {"mem_backend", {{"backend_type", "File"}, {"backend_path", mem}}},
+            {"vsock_override", {{"uds_path", fx.runtime + "/other.vsock"}}}};
+  Fake f(fx);
+  f.api.put("/metrics", {{"metrics_path", fx.tmp / "vmlinux"}});
+  CHECK(f.fault("PUT", "/snapshot/load", load) == "");
+  CHECK(f.api.get("/")["state"] == "Paused");
+  CHECK(f.api.get("/vm/config")["vsock"]["uds_path"] == fx.runtime + "/other.vsock");
+  CHECK(f.api.get("/vm/config")["boot-source"]["kernel_image_path"] == "");
+  CHECK(f.fault("PUT", "/snapshot/load", load) == kPostBoot);
+  CHECK(f.fault("PUT", "/actions", {{"action_type", "InstanceStart"}}) == kPostBoot);
+  CHECK(f.fault("PUT", "/boot-source", {{"kernel_image_path", fx.tmp / "vmlinux"}}) == kPostBoot);
+  CHECK(f.fault("PATCH", "/vm", {{"state", "Resumed"}}) == "");
+  CHECK(f.api.get("/")["state"] == "Running");
+}
+
+TEST_CASE("fake: overrides naming devices the snapshot lacks are refused and end the process", "[firecracker]") {
+  test::FcFixture fx;
+  std::string snap = fx.tmp / "s", mem = fx.tmp / "m";
+  {
+    Fake f(fx);
+    f.configure();  // no vsock, no NIC
+    f.start();
+    f.api.patch("/vm", {{"state", "Paused"}});
+    f.api.put("/snapshot/create", {{"snapshot_path", snap}, {"mem_file_path", mem}});
+  }
+  json load{{"snapshot_path", snap}, {"mem_backend", {{"backend_type", "File"}, {"backend_path", mem}}}};
+  const std::string prefix = "Load snapshot error: Failed to restore from snapshot: Failed to get snapshot state from file: ";
+  for (const auto& [field, value, message] :
+       {std::tuple{"network_overrides", json::array({{{"iface_id", "eth0"}, {"host_dev_name", "tap0"}}}), "Unknown Network Device."},
+        std::tuple{"vsock_override", json{{"uds_path", fx.vsock_socket()}}, "Unknown Vsock Device."}}) {
+    ::unlink(fx.api_socket().c_str());
+    Fake f(fx);
+    json l = load;
+    l[field] = value;
+    CHECK(f.fault("PUT", "/snapshot/load", l) == prefix + message);
+    // Firecracker ends a process whose load failed.
+    CHECK(test::eventually([&] { return f.child.try_wait().has_value(); }));
+  }
 }

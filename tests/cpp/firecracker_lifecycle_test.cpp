@@ -1,11 +1,11 @@
 // A launched VM through the firecracker driver: status, pause/resume,
-// shutdown, snapshots; every call reconnects through the Handles only.
+// shutdown; every call reconnects through the Handles only (snapshots:
+// firecracker_snapshot_test.cpp).
 #include <catch2/catch.hpp>
 
 #include <signal.h>
 
 #include "engine/core/error.hpp"
-#include "engine/vmm/firecracker_api.hpp"
 #include "firecracker_fixture.hpp"
 
 using namespace banger;
@@ -114,81 +114,4 @@ TEST_CASE("shutdown never signals a process that is not the recorded hypervisor"
   CHECK_FALSE(other.try_wait().has_value());  // still running
   other.kill(SIGKILL);
   other.wait();
-}
-
-TEST_CASE("snapshot create needs a paused VM and writes both files", "[firecracker]") {
-  test::FcFixture fx;
-  auto d = make_firecracker_driver();
-  Handles h = d->launch(fx.spec, {});
-  std::string state = fx.tmp / "vm.snap", mem = fx.tmp / "vm.mem";
-  try {
-    firecracker::snapshot_create(h, state, mem);
-    FAIL("snapshot of a running VM");
-  } catch (const Error& e) {
-    CHECK(e.code() == "EINVAL");
-    CHECK_THAT(e.what(), Catch::Contains("needs a paused VM (state: Running)"));
-  }
-  CHECK(last_call(fx, "/snapshot/create").is_null());
-
-  d->pause(h);
-  firecracker::snapshot_create(h, state, mem);
-  CHECK(last_call(fx, "/snapshot/create") ==
-        json{{"method", "PUT"}, {"path", "/snapshot/create"}, {"status", 204},
-             {"body", {{"snapshot_type", "Full"}, {"snapshot_path", state}, {"mem_file_path", mem}}}});
-  struct stat st {};
-  REQUIRE(::stat(mem.c_str(), &st) == 0);
-  CHECK(st.st_size == 256LL << 20);
-  CHECK(::stat(state.c_str(), &st) == 0);
-  CHECK(d->shutdown(h, 5s));
-}
-
-TEST_CASE("snapshot load restores into a fresh firecracker", "[firecracker]") {
-  test::FcFixture fx;
-  auto d = make_firecracker_driver();
-  std::string state = fx.tmp / "vm.snap", mem = fx.tmp / "vm.mem";
-  {
-    Handles h = d->launch(fx.spec, {});
-    d->pause(h);
-    firecracker::snapshot_create(h, state, mem);
-    CHECK(d->shutdown(h, 5s));
-  }
-  ::unlink(fx.record.c_str());
-
-  bool resume = GENERATE(true, false);
-  firecracker::RestoreOptions opts;
-  opts.resume = resume;
-  std::vector<std::string> stages;
-  Handles h = firecracker::snapshot_load(fx.spec, state, mem, opts,
-                                         [&](const std::string& s, const std::string&) { stages.push_back(s); });
-  CHECK(stages == std::vector<std::string>{"launch", "configure", "restore"});
-  CHECK(d->status(h) == (resume ? RunState::running : RunState::paused));
-  auto calls = fx.calls();
-  REQUIRE(calls.size() >= 3);
-  CHECK(calls[0]["path"] == "/logger");
-  CHECK(calls[1]["path"] == "/metrics");
-  CHECK(calls[2] == json{{"method", "PUT"}, {"path", "/snapshot/load"}, {"status", 204},
-                         {"body", {{"snapshot_path", state},
-                                   {"mem_backend", {{"backend_type", "File"}, {"backend_path", mem}}},
-                                   {"resume_vm", resume}}}});
-  // The restored VM has the snapshot's devices, its vsock socket included.
-  json config = firecracker::Api(h.control_socket).get("/vm/config");
-  CHECK(config["drives"].size() == 2);
-  CHECK(config["vsock"]["uds_path"] == fx.vsock_socket());
-  CHECK(S_ISSOCK(test::mode_of(fx.vsock_socket())));
-  CHECK(d->shutdown(h, 5s));
-  CHECK(fx.no_leftover());
-}
-
-TEST_CASE("a failed snapshot load kills the new process and says why", "[firecracker]") {
-  test::FcFixture fx;
-  test::write_file(fx.tmp / "bogus.snap", "not a snapshot");
-  test::write_file(fx.tmp / "bogus.mem", "");
-  try {
-    firecracker::snapshot_load(fx.spec, fx.tmp / "bogus.snap", fx.tmp / "bogus.mem");
-    FAIL("loaded a bogus snapshot");
-  } catch (const Error& e) {
-    CHECK(e.code() == "EHYPERVISOR");
-    CHECK_THAT(e.what(), Catch::StartsWith("firecracker: PUT /snapshot/load: Load snapshot error: Failed to restore from snapshot"));
-  }
-  CHECK(fx.no_leftover());
 }
