@@ -7,8 +7,6 @@
 //   vmm.status(handles) -> "running" | "paused" | "stopped" | "unknown"
 //   vmm.shutdown(handles, grace_ms) -> true if the guest stopped by itself
 //   vmm.alive(handles), vmm.kill(handles), vmm.pause(handles), vmm.resume(handles)
-//   vmm.snapshot(handles, files) -> stats (the VM is left paused)
-//   vmm.hotplug_disk(handles, disk) -> true; vmm.block_files(handles) -> { [device id] = file }
 //   vmm.qmp_quit(socket [, timeout_ms]) -> whether a QEMU listened there (it has quit)
 //   vmm.qcow2_overlay(base, overlay [, size [, base_format]]); vmm.clone_disk(src, dst [, size])
 #include "engine/vmm/disk_clone.hpp"
@@ -20,6 +18,7 @@
 #include "engine/lua/binding.hpp"
 #include "engine/lua/fd_handle.hpp"
 #include "engine/lua/json_value.hpp"
+#include "engine/lua/vmm_firecracker.hpp"
 
 namespace banger::lua {
 namespace {
@@ -74,6 +73,8 @@ vmm::Handles handles_from(lua_State* L, int idx) {
   h.control_socket = field_string(L, idx, "control_socket").value_or("");
   h.agent = agent_from(L, idx);
   h.launcher = field_string(L, idx, "launcher").value_or("");
+  h.memory_file = field_string(L, idx, "memory_file").value_or("");
+  h.memory_shared = field_boolean(L, idx, "memory_shared").value_or(false);
   return h;
 }
 
@@ -87,6 +88,10 @@ void push_handles(lua_State* L, const vmm::Handles& h) {
   push_agent(L, h.agent);
   lua_setfield(L, -2, "agent");
   if (!h.launcher.empty()) set_field(L, "launcher", h.launcher);
+  if (!h.memory_file.empty()) {
+    set_field(L, "memory_file", h.memory_file);
+    set_field_bool(L, "memory_shared", h.memory_shared);
+  }
 }
 
 vmm::VmSpec spec_from(lua_State* L, int idx) {
@@ -104,18 +109,17 @@ vmm::VmSpec spec_from(lua_State* L, int idx) {
   s.runtime_dir = field_string(L, idx, "runtime_dir").value_or("");
   s.console_log = field_string(L, idx, "console_log").value_or("");
   s.accel = field_string(L, idx, "accel").value_or("auto");
+  s.agent = agent_from(L, idx);
   s.memory_file = field_string(L, idx, "memory_file").value_or("");
-  s.memory_shared = field_boolean(L, idx, "memory_shared").value_or(false);
+  s.memory_shared = field_boolean(L, idx, "memory_shared").value_or(true);
   s.generation = field_string(L, idx, "generation").value_or("");
   if (lua_getfield(L, idx, "restore") == LUA_TTABLE) {
-    int r = lua_gettop(L);
-    vmm::RestoreSpec restore;
-    restore.state = field_string(L, r, "state").value_or("");
-    restore.ram = field_string(L, r, "ram").value_or("file");
-    s.restore = restore;
+    int t = lua_gettop(L);
+    s.restore.state = field_string(L, t, "state").value_or("");
+    s.restore.ram = field_string(L, t, "ram").value_or("file");
+    if (s.restore.state.empty()) throw Raise("spec.restore needs a state file");
   }
   lua_pop(L, 1);
-  s.agent = agent_from(L, idx);
   if (lua_getfield(L, idx, "disks") == LUA_TTABLE) {
     int t = lua_gettop(L);
     for (lua_Integer i = 1; lua_geti(L, t, i) == LUA_TTABLE; ++i) {
@@ -261,70 +265,6 @@ int l_resume(lua_State* L) {
   return 1;
 }
 
-// snapshot(handles, { state =, ram =, disks = { { id =, current =, layer =, next = }, ... } })
-//   -> { pause_ms_so_far, state_bytes, ram_bytes, ram = "file"|"stream", disks = { { id, method, bytes, ms }, ... } }
-int l_snapshot(lua_State* L) {
-  vmm::Handles h = handles_from(L, 1);
-  check_table(L, 2);
-  vmm::SnapshotFiles files;
-  files.state = field_string(L, 2, "state").value_or("");
-  files.ram = field_string(L, 2, "ram").value_or("");
-  if (lua_getfield(L, 2, "disks") == LUA_TTABLE) {
-    int t = lua_gettop(L);
-    for (lua_Integer i = 1; lua_geti(L, t, i) == LUA_TTABLE; ++i) {
-      int d = lua_gettop(L);
-      files.disks.push_back({field_string(L, d, "id").value_or(""), field_string(L, d, "current").value_or(""),
-                             field_string(L, d, "layer").value_or(""), field_string(L, d, "next").value_or("")});
-      lua_pop(L, 1);
-    }
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 1);
-  vmm::SnapshotStats st = vmm::make_driver(h.driver)->snapshot(h, files);
-  lua_createtable(L, 0, 5);
-  lua_pushnumber(L, st.pause_ms_so_far);
-  lua_setfield(L, -2, "pause_ms_so_far");
-  set_field(L, "state_bytes", static_cast<lua_Integer>(st.state_bytes));
-  set_field(L, "ram_bytes", static_cast<lua_Integer>(st.ram_bytes));
-  set_field(L, "ram", st.ram);
-  lua_createtable(L, static_cast<int>(st.disks.size()), 0);
-  for (size_t i = 0; i < st.disks.size(); ++i) {
-    lua_createtable(L, 0, 4);
-    set_field(L, "id", st.disks[i].id);
-    set_field(L, "method", st.disks[i].method);
-    set_field(L, "bytes", static_cast<lua_Integer>(st.disks[i].bytes));
-    lua_pushnumber(L, st.disks[i].ms);
-    lua_setfield(L, -2, "ms");
-    lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
-  }
-  lua_setfield(L, -2, "disks");
-  return 1;
-}
-
-// hotplug_disk(handles, { id =, path =, format = "raw"|"qcow2", serial =, read_only = }) -> true
-int l_hotplug_disk(lua_State* L) {
-  vmm::Handles h = handles_from(L, 1);
-  check_table(L, 2);
-  vmm::HotplugDisk d;
-  d.id = field_string(L, 2, "id").value_or("");
-  d.path = field_string(L, 2, "path").value_or("");
-  d.format = field_string(L, 2, "format").value_or("raw");
-  d.serial = field_string(L, 2, "serial").value_or("");
-  d.read_only = field_boolean(L, 2, "read_only").value_or(false);
-  vmm::make_driver(h.driver)->hotplug_disk(h, d);
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
-// block_files(handles) -> { [device id] = filename of the active layer }
-int l_block_files(lua_State* L) {
-  vmm::Handles h = handles_from(L, 1);
-  auto files = vmm::make_driver(h.driver)->block_files(h);
-  lua_createtable(L, 0, static_cast<int>(files.size()));
-  for (const auto& [id, file] : files) set_field(L, id.c_str(), file);
-  return 1;
-}
-
 // qmp_quit(socket [, timeout_ms]) -> true when a QEMU listening there quit, false when none listened
 int l_qmp_quit(lua_State* L) {
   lua_pushboolean(L, vmm::qmp_quit(check_string(L, 1), std::chrono::milliseconds(opt_integer(L, 2).value_or(5000))));
@@ -350,6 +290,26 @@ int l_clone_disk(lua_State* L) {
   return 1;
 }
 
+// vmm.snapshot, vmm.hotplug_disk, vmm.block_files: per driver (firecracker:
+// engine/lua/vmm_firecracker.cpp).
+int l_snapshot(lua_State* L) {
+  vmm::Handles h = handles_from(L, 1);
+  if (h.driver == "firecracker") return firecracker_snapshot(L, h, 2);
+  throw Error("ENOTSUP", "vmm.snapshot is not available for " + h.driver + " VMs");
+}
+
+int l_hotplug_disk(lua_State* L) {
+  vmm::Handles h = handles_from(L, 1);
+  if (h.driver == "firecracker") return firecracker_hotplug_disk(L, h, 2);
+  throw Error("ENOTSUP", "disk hot-plug is not available for " + h.driver + " VMs");
+}
+
+int l_block_files(lua_State* L) {
+  vmm::Handles h = handles_from(L, 1);
+  if (h.driver == "firecracker") return firecracker_block_files(L, h);
+  throw Error("ENOTSUP", "vmm.block_files is not available for " + h.driver + " VMs");
+}
+
 int open_vmm(lua_State* L) {
   static const luaL_Reg fns[] = {{"detect", protect<l_detect>},
                                  {"find_executable", protect<l_find_executable>},
@@ -363,12 +323,12 @@ int open_vmm(lua_State* L) {
                                  {"kill", protect<l_kill>},
                                  {"pause", protect<l_pause>},
                                  {"resume", protect<l_resume>},
-                                 {"snapshot", protect<l_snapshot>},
-                                 {"hotplug_disk", protect<l_hotplug_disk>},
-                                 {"block_files", protect<l_block_files>},
                                  {"qmp_quit", protect<l_qmp_quit>},
                                  {"qcow2_overlay", protect<l_qcow2_overlay>},
                                  {"clone_disk", protect<l_clone_disk>},
+                                 {"snapshot", protect<l_snapshot>},
+                                 {"hotplug_disk", protect<l_hotplug_disk>},
+                                 {"block_files", protect<l_block_files>},
                                  {nullptr, nullptr}};
   luaL_newlib(L, fns);
   return 1;

@@ -21,18 +21,6 @@ const char* to_string(RunState s) {
   return "unknown";
 }
 
-SnapshotStats Driver::snapshot(const Handles&, const SnapshotFiles&) {
-  throw Error("ENOTSUP", name() + ": snapshots are not supported by this driver");
-}
-
-void Driver::hotplug_disk(const Handles&, const HotplugDisk&) {
-  throw Error("ENOTSUP", name() + ": disk hot-plug is not supported by this driver");
-}
-
-std::map<std::string, std::string> Driver::block_files(const Handles&) {
-  throw Error("ENOTSUP", name() + ": listing the active disk files is not supported by this driver");
-}
-
 bool alive(const Handles& h) {
   if (h.pid <= 0) return false;
   if (h.cmdline.empty() || process::cmdline(h.pid) != h.cmdline) return false;

@@ -9,9 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <memory>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,10 +39,11 @@ struct AgentTransport {
   std::uint32_t port = 52; // agent port
 };
 
-// Where a restored VM comes from (VmSpec::restore).
+// Restoring a saved VM (QEMU: a migration stream; docs/snapshots.md).
 struct RestoreSpec {
-  std::string state;         // device state: QEMU migration stream, or firecracker's vmstate file
-  std::string ram = "file";  // "file": guest RAM is VmSpec::memory_file; "stream": inside `state` (QEMU)
+  std::string state;  // the device state file; empty: a cold boot
+  std::string ram = "file";  // "file": RAM is memory_file (x-ignore-shared); "stream": RAM is in `state`
+  bool active() const { return !state.empty(); }
 };
 
 struct VmSpec {
@@ -63,46 +62,13 @@ struct VmSpec {
   std::string runtime_dir;  // per-VM 0700 dir for sockets
   std::string console_log;  // serial console output
   std::string accel = "auto";  // qemu: kvm | tcg | auto
-  std::string memory_file;     // guest RAM in a file (QEMU memory-backend-file; firecracker: the snapshot's RAM on restore)
-  bool memory_shared = false;  // QEMU share=on (writes reach the file) or off (private copy-on-write)
-  std::string generation;      // VM generation id (QEMU -device vmgenid; firecracker makes its own on restore)
-  std::optional<RestoreSpec> restore;  // launch() restores this state instead of booting; the VM is left paused
-};
-
-// vmm.snapshot(): where the pieces of a snapshot go. The caller made the
-// snapshot's directory; the driver writes the files.
-struct SnapshotDisk {
-  std::string id;       // device id ("rootfs")
-  std::string current;  // the file the running VM writes
-  std::string layer;    // the snapshot's frozen copy of it
-  std::string next;     // QEMU: the overlay the VM continues on (unused by firecracker)
-};
-struct SnapshotFiles {
-  std::string state;  // device state
-  std::string ram;    // guest RAM (empty: QEMU puts it in the state stream)
-  std::vector<SnapshotDisk> disks;
-};
-struct SnapshotDiskStats {
-  std::string id;
-  std::string method;       // "reflink" | "sparse_copy" (clone) or "link" (QEMU layer switch)
-  std::uint64_t bytes = 0;  // data written for this disk
-  double ms = 0;
-};
-struct SnapshotStats {
-  double pause_ms_so_far = 0;     // since the VM stopped running; it is still paused on return
-  std::uint64_t state_bytes = 0;  // size of the state file
-  std::uint64_t ram_bytes = 0;    // data in the RAM file (allocated bytes), 0 when in the stream
-  std::string ram = "file";       // "file" | "stream"
-  std::vector<SnapshotDiskStats> disks;
-};
-
-// vmm.hotplug_disk(): a disk added to a running VM.
-struct HotplugDisk {
-  std::string id;
-  std::string path;
-  std::string format = "raw";  // raw | qcow2
-  std::string serial;
-  bool read_only = false;
+  // QEMU: guest RAM in a file (memory-backend-file id=pc.ram): shared, the
+  // guest writes into it (a cold VM, so a snapshot saves only device state);
+  // private, the file is mapped copy-on-write and never changes (a restore).
+  std::string memory_file;
+  bool memory_shared = true;
+  std::string generation;  // QEMU -M pc: -device vmgenid,guid=<uuid>; empty: no such device
+  RestoreSpec restore;
 };
 
 struct Handles {
@@ -112,6 +78,8 @@ struct Handles {
   std::string control_socket;        // firecracker API socket or QMP socket
   AgentTransport agent;
   std::string launcher;  // "" (banger spawned it, as the owner) or "helper" (the root helper did, as a VMM uid)
+  std::string memory_file;  // QEMU: the RAM file it maps (a snapshot copies it when shared)
+  bool memory_shared = false;
 };
 
 enum class RunState { running, paused, stopped, unknown };
@@ -134,12 +102,6 @@ class Driver {
   virtual bool shutdown(const Handles& h, std::chrono::milliseconds grace) = 0;
   virtual void pause(const Handles& h) = 0;
   virtual void resume(const Handles& h) = 0;
-  // Saves the VM into `files` and leaves it paused (the caller resumes).
-  // The defaults raise ENOTSUP naming the driver.
-  virtual SnapshotStats snapshot(const Handles& h, const SnapshotFiles& files);
-  virtual void hotplug_disk(const Handles& h, const HotplugDisk& disk);
-  // { device id -> file of the active layer }
-  virtual std::map<std::string, std::string> block_files(const Handles& h);
 };
 
 // True when the process in `h` is still the hypervisor banger launched:

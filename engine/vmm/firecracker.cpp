@@ -47,7 +47,7 @@ class FirecrackerDriver final : public Driver {
   std::string name() const override { return "firecracker"; }
 
   Handles launch(const VmSpec& spec, const StageFn& stage) override {
-    if (spec.restore) return fc::restore(spec, stage, opts_);
+    if (spec.restore.active()) return fc::restore(spec, stage, opts_);
     fc::validate(spec);
     fc::Layout l = fc::layout_for(spec);
     fc::prepare_files(spec, l);
@@ -115,21 +115,6 @@ class FirecrackerDriver final : public Driver {
 
   void resume(const Handles& h) override { api_for(h, opts_).patch("/vm", json{{"state", "Resumed"}}); }
 
-  SnapshotStats snapshot(const Handles& h, const SnapshotFiles& files) override {
-    return fc::snapshot(api_for(h, opts_), h.pid, files);
-  }
-
-  void hotplug_disk(const Handles& h, const HotplugDisk& disk) override {
-    check_driver(h);
-    throw Error("ENOTSUP", "firecracker: cannot hot-plug disk '" + disk.id +
-                               "': banger's firecracker VMs get their drives before boot only (Firecracker hot-plugs "
-                               "only with --enable-pci, which banger does not use); boot the VM with the disk instead");
-  }
-
-  std::map<std::string, std::string> block_files(const Handles& h) override {
-    return fc::drive_files(api_for(h, opts_), h.pid);
-  }
-
  private:
   FirecrackerOptions opts_;
 };
@@ -139,5 +124,24 @@ class FirecrackerDriver final : public Driver {
 std::unique_ptr<Driver> make_firecracker_driver(const FirecrackerOptions& opts) {
   return std::make_unique<FirecrackerDriver>(opts);
 }
+
+namespace firecracker {
+
+SnapshotStats snapshot(const Handles& h, const SnapshotFiles& files, const FirecrackerOptions& opts) {
+  return take_snapshot(api_for(h, opts), h.pid, files);
+}
+
+std::map<std::string, std::string> block_files(const Handles& h, const FirecrackerOptions& opts) {
+  return drive_files(api_for(h, opts), h.pid);
+}
+
+void hotplug_disk(const Handles& h, const std::string& disk_id) {
+  check_driver(h);
+  throw Error("ENOTSUP", "firecracker: cannot hot-plug disk '" + disk_id +
+                             "': banger's firecracker VMs get their drives before boot only (Firecracker hot-plugs only "
+                             "with --enable-pci, which banger does not use); boot the VM with the disk instead");
+}
+
+}  // namespace firecracker
 
 }  // namespace banger::vmm

@@ -104,24 +104,21 @@ void validate_boot(const VmSpec& spec) {
   if (spec.memory_mib <= 0) invalid("memory must be > 0 MiB (got " + std::to_string(spec.memory_mib) + ")");
   require_absolute("kernel", spec.kernel);
   if (!spec.initrd.empty()) require_absolute("initrd", spec.initrd);
-  if (!spec.memory_file.empty() || spec.memory_shared) {
+  if (!spec.memory_file.empty()) {
     invalid("memory_file is for restores only: a fresh Firecracker VM runs on anonymous memory, and a snapshot "
             "writes its RAM to the snapshot's own file");
   }
 }
 
 void validate_restore(const VmSpec& spec) {
-  require_absolute("restore.state", spec.restore->state);
-  if (spec.restore->ram != "file") {
-    invalid("restore.ram must be 'file' (got '" + spec.restore->ram + "'): a firecracker snapshot keeps guest RAM in "
+  require_absolute("restore.state", spec.restore.state);
+  if (spec.restore.ram != "file") {
+    invalid("restore.ram must be 'file' (got '" + spec.restore.ram + "'): a firecracker snapshot keeps guest RAM in "
             "a file of its own, never in the state stream");
   }
   if (spec.memory_file.empty()) invalid("a restore needs memory_file: the snapshot's RAM file");
   require_absolute("memory_file", spec.memory_file);
-  if (spec.memory_shared) {
-    invalid("memory_shared cannot be set on a restore: Firecracker maps the snapshot's RAM file privately "
-            "(copy-on-write), never shared");
-  }
+  // memory_shared is not looked at: Firecracker always maps the file privately.
 }
 
 }  // namespace
@@ -149,7 +146,7 @@ void validate(const VmSpec& spec) {
     check_socket_path(l.vsock_socket);
   }
   validate_devices(spec);
-  if (spec.restore) {
+  if (spec.restore.active()) {
     validate_restore(spec);
   } else {
     validate_boot(spec);
@@ -205,7 +202,7 @@ Call snapshot_create_call(const std::string& snapshot_path, const std::string& m
 }
 
 Call snapshot_load_call(const VmSpec& spec, const Layout& l) {
-  json body{{"snapshot_path", spec.restore->state},
+  json body{{"snapshot_path", spec.restore.state},
             {"mem_backend", {{"backend_type", "File"}, {"backend_path", spec.memory_file}}},
             {"resume_vm", false}};
   if (!spec.nics.empty()) {

@@ -48,7 +48,7 @@ std::vector<Call> boot_calls(const VmSpec& spec, const Layout& l);
 Call instance_start_call();
 
 Call snapshot_create_call(const std::string& snapshot_path, const std::string& mem_path);
-// PUT /snapshot/load of spec.restore->state with spec.memory_file as the File
+// PUT /snapshot/load of spec.restore.state with spec.memory_file as the File
 // memory backend, not resumed, the taps of spec.nics as network_overrides and
 // the layout's vsock socket as vsock_override.
 Call snapshot_load_call(const VmSpec& spec, const Layout& l);

@@ -1,5 +1,6 @@
 #include "engine/vmm/firecracker_snapshot.hpp"
 
+#include <fcntl.h>
 #include <limits.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -84,13 +85,29 @@ void check_disks(const SnapshotFiles& files, const json& drives, const std::stri
   }
 }
 
+std::string parent_of(const std::string& p) {
+  auto slash = p.find_last_of('/');
+  return slash == 0 ? "/" : p.substr(0, slash);
+}
+
+// Firecracker fsyncs the files it writes and clone_disk its copies; their
+// names in the directory need a sync of their own.
+void sync_dir(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) throw Error::last("firecracker: open snapshot directory", dir);
+  int rc = ::fsync(fd);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) throw Error::sys(err, "fsync", dir);
+}
+
 void stage_of(const StageFn& stage, const std::string& name, const std::string& detail) {
   if (stage) stage(name, detail);
 }
 
 }  // namespace
 
-SnapshotStats snapshot(const Api& api, pid_t pid, const SnapshotFiles& files) {
+SnapshotStats take_snapshot(const Api& api, pid_t pid, const SnapshotFiles& files) {
   check_files(files);
   Call create = snapshot_create_call(files.state, files.ram);
   check_disks(files, vm_drives(api), cwd_of(pid));
@@ -107,18 +124,26 @@ SnapshotStats snapshot(const Api& api, pid_t pid, const SnapshotFiles& files) {
   }
 
   SnapshotStats stats;
-  stats.ram = "file";
   std::vector<std::string> made;
   try {
+    auto t = clock::now();
     api.put(create.path, create.body);
+    stats.create_ms = ms_since(t);
     // After the create, as Firecracker's docs order it: a request the
     // guest queued before the pause is either in the file or still pending
     // in the saved queue state, replayed by the restored VM.
+    t = clock::now();
     for (const auto& d : files.disks) {
-      auto t = clock::now();
+      auto one = clock::now();
       CloneResult r = clone_disk(d.current, d.layer);
       made.push_back(d.layer);
-      stats.disks.push_back({d.id, to_string(r.method), r.bytes_written, ms_since(t)});
+      stats.disks.push_back({d.id, d.layer, to_string(r.method), r.bytes_written, ms_since(one)});
+    }
+    stats.disks_ms = ms_since(t);
+    if (files.sync) {
+      std::set<std::string> dirs{parent_of(files.state), parent_of(files.ram)};
+      for (const auto& d : files.disks) dirs.insert(parent_of(d.layer));
+      for (const auto& dir : dirs) sync_dir(dir);
     }
   } catch (...) {
     for (const auto& p : made) ::unlink(p.c_str());
@@ -149,7 +174,7 @@ Handles restore(const VmSpec& spec, const StageFn& stage, const FirecrackerOptio
   stage_of(stage, "configure", l.api_socket);
   proc.call(logger_call(l));
   proc.call(metrics_call(l));
-  stage_of(stage, "restore", spec.restore->state);
+  stage_of(stage, "restore", spec.restore.state);
   proc.call(load);
   json cfg = proc.call({"GET", "/vm/config", nullptr});
   for (const Call& c : drive_switch_calls(spec, cfg.is_object() ? cfg["drives"] : json())) {

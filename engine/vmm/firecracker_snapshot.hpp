@@ -12,13 +12,9 @@
 
 namespace banger::vmm::firecracker {
 
-// vmm.snapshot() of the started VM reached through `api` (process `pid`):
-// pauses it if it runs, PUT /snapshot/create (Full) into files.state and
-// files.ram, then clones every files.disks current -> layer (Firecracker
-// cannot move a running drive onto an overlay; a paused VM's disks are
-// consistent with the state just saved). Leaves the VM paused. On failure
-// the layers it made are removed and a VM it paused is resumed.
-SnapshotStats snapshot(const Api& api, pid_t pid, const SnapshotFiles& files);
+// firecracker::snapshot() of the started VM reached through `api` (process
+// `pid`): see firecracker.hpp.
+SnapshotStats take_snapshot(const Api& api, pid_t pid, const SnapshotFiles& files);
 
 // launch() with spec.restore: a fresh process, logger and metrics only, PUT
 // /snapshot/load (not resumed), then every drive put on spec's file for it

@@ -186,7 +186,6 @@ TEST_CASE("firecracker spec checks reject bad values before anything is spawned"
   CHECK_THAT(with([&](VmSpec& s) { s.agent.path = fx.tmp / "elsewhere.vsock"; }), Catch::Contains("directly inside runtime_dir"));
   CHECK_THAT(with([](VmSpec& s) { s.runtime_dir = "/" + std::string(120, 'r'); }), Catch::Contains("too long"));
   CHECK_THAT(with([](VmSpec& s) { s.memory_file = "/x/ram"; }), Catch::Contains("memory_file is for restores only"));
-  CHECK_THAT(with([](VmSpec& s) { s.memory_shared = true; }), Catch::Contains("memory_file is for restores only"));
 }
 
 TEST_CASE("firecracker restore specs: state and RAM files, no boot fields needed", "[firecracker]") {
@@ -203,11 +202,11 @@ TEST_CASE("firecracker restore specs: state and RAM files, no boot fields needed
     change(s);
     return einval_message(s);
   };
-  CHECK_THAT(with([](VmSpec& s) { s.restore->state = "state"; }), Catch::Contains("restore.state must be an absolute path"));
-  CHECK_THAT(with([](VmSpec& s) { s.restore->ram = "stream"; }), Catch::Contains("restore.ram must be 'file'"));
+  CHECK_THAT(with([](VmSpec& s) { s.restore.state = "state"; }), Catch::Contains("restore.state must be an absolute path"));
+  CHECK_THAT(with([](VmSpec& s) { s.restore.ram = "stream"; }), Catch::Contains("restore.ram must be 'file'"));
   CHECK_THAT(with([](VmSpec& s) { s.memory_file.clear(); }), Catch::Contains("a restore needs memory_file"));
   CHECK_THAT(with([](VmSpec& s) { s.memory_file = "ram"; }), Catch::Contains("memory_file must be an absolute path"));
-  CHECK_THAT(with([](VmSpec& s) { s.memory_shared = true; }), Catch::Contains("memory_shared cannot be set on a restore"));
+  CHECK_THAT(with([](VmSpec& s) { s.memory_shared = false; }), Catch::Equals("(accepted)"));  // always private
   // Disks and NICs are still checked: they are what the restored VM uses.
   CHECK_THAT(with([](VmSpec& s) { s.disks[0].path = "root.img"; }), Catch::Contains("drive rootfs must be an absolute path"));
   CHECK_THAT(with([](VmSpec& s) { s.nics[0].tap.clear(); }), Catch::Contains("tap name"));

@@ -1,5 +1,5 @@
 // Snapshots and restores through the firecracker driver, against the fake:
-// Driver::snapshot (pause, create, disk layers), launch with spec.restore
+// firecracker::snapshot (pause, create, disk layers), launch with spec.restore
 // (fresh process, load with overrides, drives switched to the fork's own
 // files), and the refusals on both sides.
 #include <catch2/catch.hpp>
@@ -41,9 +41,9 @@ struct Source {
     test::write_file(fx.vmdir + "/work.ext4", std::string(4096, 'w'));
     fx.spec.disks = {{"rootfs", fx.vmdir + "/root.img", "raw", false, true}, {"work", fx.vmdir + "/work.ext4", "raw", false, false}};
   }
-  SnapshotFiles files() const {
+  firecracker::SnapshotFiles files() const {
     return {snap + "/state", snap + "/ram",
-            {{"rootfs", fx.vmdir + "/root.img", snap + "/rootfs.img", ""}, {"work", fx.vmdir + "/work.ext4", snap + "/work.img", ""}}};
+            {{"rootfs", fx.vmdir + "/root.img", snap + "/rootfs.img"}, {"work", fx.vmdir + "/work.ext4", snap + "/work.img"}}};
   }
   // A fork's spec: its own id, dirs, tap and copies of the snapshot's layers.
   VmSpec fork(const std::string& name) const {
@@ -83,7 +83,7 @@ TEST_CASE("snapshot of a running VM: paused, saved, disks frozen, left paused", 
   Source src;
   Handles h = src.d->launch(src.fx.spec, {});
   size_t before = src.fx.calls().size();
-  SnapshotStats st = src.d->snapshot(h, src.files());
+  firecracker::SnapshotStats st = firecracker::snapshot(h, src.files());
 
   CHECK(src.calls_since(before) ==
         std::vector<std::string>{"GET /vm/config", "GET /", "PATCH /vm", "PUT /snapshot/create"});
@@ -109,13 +109,15 @@ TEST_CASE("snapshot of a running VM: paused, saved, disks frozen, left paused", 
   CHECK(read_all(src.snap + "/work.img") == std::string(4096, 'w'));
   CHECK((test::mode_of(src.snap + "/rootfs.img") & 0777) == 0600);
 
-  CHECK(st.ram == "file");
+  CHECK(st.create_ms > 0);
+  CHECK(st.disks_ms >= st.disks[0].ms);
   CHECK(st.state_bytes == read_all(src.snap + "/state").size());
   CHECK(st.ram_bytes > 0);
   CHECK(st.ram_bytes < (1u << 20));  // the fake's memory file is sparse
   CHECK(st.pause_ms_so_far > 0);
   REQUIRE(st.disks.size() == 2);
   CHECK(st.disks[0].id == "rootfs");
+  CHECK(st.disks[0].layer == src.snap + "/rootfs.img");
   CHECK((st.disks[0].method == "reflink" || st.disks[0].method == "sparse_copy"));
   CHECK(st.disks[1].id == "work");
 
@@ -129,7 +131,7 @@ TEST_CASE("snapshot of a paused VM does not pause it again", "[firecracker]") {
   Handles h = src.d->launch(src.fx.spec, {});
   src.d->pause(h);
   size_t before = src.fx.calls().size();
-  src.d->snapshot(h, src.files());
+  firecracker::snapshot(h, src.files());
   CHECK(src.calls_since(before) == std::vector<std::string>{"GET /vm/config", "GET /", "PUT /snapshot/create"});
   CHECK(src.d->status(h) == RunState::paused);
   CHECK(src.d->shutdown(h, 5s));
@@ -140,25 +142,25 @@ TEST_CASE("snapshot refusals: nothing paused, nothing left", "[firecracker]") {
   Handles h = src.d->launch(src.fx.spec, {});
   std::string code;
 
-  SnapshotFiles no_ram = src.files();
+  firecracker::SnapshotFiles no_ram = src.files();
   no_ram.ram.clear();
-  CHECK_THAT(error_of([&] { src.d->snapshot(h, no_ram); }, &code), Catch::Contains("needs a RAM file"));
+  CHECK_THAT(error_of([&] { firecracker::snapshot(h, no_ram); }, &code), Catch::Contains("needs a RAM file"));
   CHECK(code == "EINVAL");
 
-  SnapshotFiles wrong = src.files();
+  firecracker::SnapshotFiles wrong = src.files();
   wrong.disks[0].current = src.fx.tmp / "rootfs.ext4";
-  CHECK_THAT(error_of([&] { src.d->snapshot(h, wrong); }, &code),
+  CHECK_THAT(error_of([&] { firecracker::snapshot(h, wrong); }, &code),
              Catch::Contains("drive 'rootfs' uses " + src.fx.vmdir + "/root.img, not " + src.fx.tmp / "rootfs.ext4"));
   CHECK(code == "EINVAL");
 
-  SnapshotFiles missing = src.files();
+  firecracker::SnapshotFiles missing = src.files();
   missing.disks.pop_back();
-  CHECK_THAT(error_of([&] { src.d->snapshot(h, missing); }, &code),
+  CHECK_THAT(error_of([&] { firecracker::snapshot(h, missing); }, &code),
              Catch::Contains("writable drive 'work' (" + src.fx.vmdir + "/work.ext4) is not among the snapshot's disks"));
 
-  SnapshotFiles unknown = src.files();
+  firecracker::SnapshotFiles unknown = src.files();
   unknown.disks[1].id = "scratch";
-  CHECK_THAT(error_of([&] { src.d->snapshot(h, unknown); }), Catch::Contains("the VM has no drive 'scratch'"));
+  CHECK_THAT(error_of([&] { firecracker::snapshot(h, unknown); }), Catch::Contains("the VM has no drive 'scratch'"));
 
   for (const auto& c : src.fx.calls()) CHECK(c["path"] != "/vm");  // never paused
   CHECK(src.d->status(h) == RunState::running);
@@ -167,7 +169,7 @@ TEST_CASE("snapshot refusals: nothing paused, nothing left", "[firecracker]") {
   // A layer that cannot be made (it exists): the layers made are removed
   // and the VM this call paused runs again.
   test::write_file(src.snap + "/work.img", "in the way");
-  CHECK_THAT(error_of([&] { src.d->snapshot(h, src.files()); }, &code), Catch::Contains(src.snap + "/work.img"));
+  CHECK_THAT(error_of([&] { firecracker::snapshot(h, src.files()); }, &code), Catch::Contains(src.snap + "/work.img"));
   CHECK(code == "EEXIST");
   CHECK_FALSE(std::filesystem::exists(src.snap + "/rootfs.img"));
   CHECK(read_all(src.snap + "/work.img") == "in the way");
@@ -175,14 +177,14 @@ TEST_CASE("snapshot refusals: nothing paused, nothing left", "[firecracker]") {
 
   // A stopped VM.
   CHECK(src.d->shutdown(h, 5s));
-  CHECK(error_of([&] { src.d->snapshot(h, src.files()); }, &code) != "(no error)");
+  CHECK(error_of([&] { firecracker::snapshot(h, src.files()); }, &code) != "(no error)");
   CHECK(code == "ESRCH");
 }
 
 TEST_CASE("restore: a fresh firecracker loads the snapshot, paused, with the fork's tap and sockets", "[firecracker]") {
   Source src;
   Handles sh = src.d->launch(src.fx.spec, {});
-  src.d->snapshot(sh, src.files());
+  firecracker::snapshot(sh, src.files());
   CHECK(src.d->shutdown(sh, 5s));
   // The source is gone entirely: the snapshot does not depend on its files.
   std::filesystem::remove_all(src.fx.vmdir);
@@ -207,7 +209,7 @@ TEST_CASE("restore: a fresh firecracker loads the snapshot, paused, with the for
   // Its devices: the snapshot's drives, now the fork's own files; the new tap and vsock socket.
   json cfg = firecracker::Api(h.control_socket).get("/vm/config");
   CHECK(cfg["drives"][0]["path_on_host"] == "root.img");
-  CHECK(src.d->block_files(h) ==
+  CHECK(firecracker::block_files(h) ==
         std::map<std::string, std::string>{{"rootfs", spec.vm_dir + "/root.img"}, {"work", spec.vm_dir + "/work.ext4"}});
   CHECK(cfg["network-interfaces"][0]["host_dev_name"] == "tap-a");
   CHECK(cfg["vsock"]["uds_path"] == spec.runtime_dir + "/fc.vsock");
@@ -217,9 +219,10 @@ TEST_CASE("restore: a fresh firecracker loads the snapshot, paused, with the for
   src.d->resume(h);
   CHECK(src.d->status(h) == RunState::running);
   // A restored VM snapshots like any other; its memory still names the guest's first boot.
-  SnapshotFiles again{spec.vm_dir + "/state2", spec.vm_dir + "/ram2", {{"rootfs", spec.vm_dir + "/root.img", spec.vm_dir + "/l1", ""},
-                                                                       {"work", spec.vm_dir + "/work.ext4", spec.vm_dir + "/l2", ""}}};
-  src.d->snapshot(h, again);
+  firecracker::SnapshotFiles again{spec.vm_dir + "/state2", spec.vm_dir + "/ram2",
+                                   {{"rootfs", spec.vm_dir + "/root.img", spec.vm_dir + "/l1"},
+                                    {"work", spec.vm_dir + "/work.ext4", spec.vm_dir + "/l2"}}};
+  firecracker::snapshot(h, again);
   CHECK(read_all(spec.vm_dir + "/ram2").rfind("FAKE-FIRECRACKER-MEMORY\n{\"booted_by\":\"0123abcd\",\"mem_size_mib\":256,\"saved_by\":\"f0a\"}", 0) == 0);
   CHECK(src.d->shutdown(h, 5s));
   CHECK(src.fx.no_leftover());
@@ -228,7 +231,7 @@ TEST_CASE("restore: a fresh firecracker loads the snapshot, paused, with the for
 TEST_CASE("two forks of one snapshot run side by side, each on its own disk", "[firecracker]") {
   Source src;
   Handles sh = src.d->launch(src.fx.spec, {});
-  src.d->snapshot(sh, src.files());
+  firecracker::snapshot(sh, src.files());
   src.d->resume(sh);  // the source runs on
 
   Handles a = src.d->launch(src.fork("a"), {});
@@ -237,7 +240,7 @@ TEST_CASE("two forks of one snapshot run side by side, each on its own disk", "[
   CHECK(src.d->status(sh) == RunState::running);
   CHECK(src.d->status(a) == RunState::running);
   CHECK(src.d->status(b) == RunState::running);
-  auto fa = src.d->block_files(a), fb = src.d->block_files(b), fs = src.d->block_files(sh);
+  auto fa = firecracker::block_files(a), fb = firecracker::block_files(b), fs = firecracker::block_files(sh);
   CHECK(fa["rootfs"] == src.fx.tmp / "vm-a/root.img");
   CHECK(fb["rootfs"] == src.fx.tmp / "vm-b/root.img");
   CHECK(fs["rootfs"] == src.fx.vmdir + "/root.img");
@@ -254,8 +257,8 @@ TEST_CASE("restore of a snapshot whose drives were recorded at absolute paths sw
   Handles sh = d->launch(fx.spec, {});
   std::string snap = fx.tmp / "snap";
   ::mkdir(snap.c_str(), 0700);
-  d->snapshot(sh, {snap + "/state", snap + "/ram",
-                   {{"rootfs", fx.tmp / "rootfs.ext4", snap + "/rootfs.img", ""}, {"work", fx.tmp / "work.ext4", snap + "/work.img", ""}}});
+  firecracker::snapshot(sh, {snap + "/state", snap + "/ram",
+                             {{"rootfs", fx.tmp / "rootfs.ext4", snap + "/rootfs.img"}, {"work", fx.tmp / "work.ext4", snap + "/work.img"}}});
   CHECK(d->shutdown(sh, 5s));
 
   VmSpec spec = fx.spec;
@@ -280,7 +283,7 @@ TEST_CASE("restore of a snapshot whose drives were recorded at absolute paths sw
   CHECK(fx.calls()[4]["status"] == 204);
   CHECK(stages == std::vector<std::string>{"launch", "configure", "restore", "drive", "drive"});
   CHECK(d->status(h) == RunState::paused);
-  CHECK(d->block_files(h)["rootfs"] == spec.vm_dir + "/root.img");
+  CHECK(firecracker::block_files(h)["rootfs"] == spec.vm_dir + "/root.img");
   CHECK(d->shutdown(h, 5s));
 
   // Once the recorded files are gone, Firecracker cannot load it: its error, no process left.
@@ -299,14 +302,14 @@ TEST_CASE("restore of a snapshot whose drives were recorded at absolute paths sw
 TEST_CASE("restore refusals end the new process and say why", "[firecracker]") {
   Source src;
   Handles sh = src.d->launch(src.fx.spec, {});
-  src.d->snapshot(sh, src.files());
+  firecracker::snapshot(sh, src.files());
   CHECK(src.d->shutdown(sh, 5s));
   std::string code;
   const std::string load = "firecracker: PUT /snapshot/load: Load snapshot error: Failed to restore from snapshot: ";
 
   SECTION("missing state file") {
     VmSpec s = src.fork("a");
-    s.restore->state = src.snap + "/nope";
+    s.restore.state = src.snap + "/nope";
     CHECK_THAT(error_of([&] { src.d->launch(s, {}); }, &code),
                Catch::StartsWith(load + "Failed to get snapshot state from file: Failed to open snapshot file: No such file or "
                                         "directory (os error 2)"));
@@ -360,7 +363,7 @@ TEST_CASE("restore refusals end the new process and say why", "[firecracker]") {
   }
   SECTION("RAM in the state stream (QEMU's way)") {
     VmSpec s = src.fork("a");
-    s.restore->ram = "stream";
+    s.restore.ram = "stream";
     CHECK_THAT(error_of([&] { src.d->launch(s, {}); }, &code), Catch::Contains("restore.ram must be 'file'"));
     CHECK(code == "EINVAL");
   }
@@ -374,7 +377,7 @@ TEST_CASE("firecracker cannot hot-plug a disk", "[firecracker]") {
   auto d = make_firecracker_driver();
   Handles h = d->launch(fx.spec, {});
   std::string code;
-  CHECK_THAT(error_of([&] { d->hotplug_disk(h, {"ws", fx.tmp / "work.ext4", "raw", "banger-ws", false}); }, &code),
+  CHECK_THAT(error_of([&] { firecracker::hotplug_disk(h, "ws"); }, &code),
              Catch::Contains("firecracker: cannot hot-plug disk 'ws'"));
   CHECK(code == "ENOTSUP");
   CHECK(d->status(h) == RunState::running);

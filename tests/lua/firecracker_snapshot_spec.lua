@@ -114,9 +114,11 @@ describe("firecracker pause, snapshot and restore through banger.native.vmm", fu
     t.eq(stats.ram, "file")
     t.eq(stats.state_bytes, fs.stat(snap .. "/state").size)
     t.eq(stats.ram_bytes, fs.stat(snap .. "/ram").blocks_bytes)
-    t.truthy(stats.pause_ms_so_far > 0, "pause_ms_so_far")
+    t.truthy(stats.pause_ms_so_far >= stats.create_ms + stats.disks_ms, "pause_ms_so_far covers the create and the copies")
+    t.truthy(stats.create_ms > 0, "create_ms")
     t.eq(#stats.disks, 2)
     t.eq(stats.disks[1].id, "rootfs")
+    t.eq(stats.disks[1].layer, snap .. "/rootfs.img")
     t.truthy(stats.disks[1].method == "reflink" or stats.disks[1].method == "sparse_copy", stats.disks[1].method)
     t.eq(type(stats.disks[1].ms), "number")
 
