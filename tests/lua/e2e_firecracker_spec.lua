@@ -72,4 +72,45 @@ describe("firecracker driver through the CLI (fake firecracker)", function()
     agent:kill(9)
     agent:wait()
   end)
+
+  it("vm snapshot pauses, saves and resumes a firecracker VM; the snapshot is listed and deleted", function()
+    local home, agent, env = setup()
+    t.eq(t.banger({ "vm", "create", "f3", "--image", "tiny" }, { home = home, env = env }).code, 0)
+    local snap = t.banger({ "vm", "snapshot", "f3", "--name", "s1", "--json" }, { home = home, env = env })
+    t.eq(snap.code, 0, snap.stderr)
+    local out = banger.json.decode(snap.stdout)
+    t.eq(out.snapshot.name, "s1")
+    t.truthy(out.pause_ms >= 0)
+    local v = e2e.vms(home).f3
+    t.eq(v.state, "running")
+    local r = t.banger({ "vm", "exec", "f3", "--", "echo", "after" }, { home = home, env = env })
+    t.eq(r.stdout, "after\n")
+
+    -- What the driver asked for, in order, and the files it left.
+    local seq = {}
+    for line in t.read(home .. "/fc-calls.jsonl"):gmatch("[^\n]+") do
+      local call = banger.json.decode(line)
+      if call.path == "/vm" or call.path == "/snapshot/create" then
+        seq[#seq + 1] = call.method .. " " .. call.path .. " " .. (call.body.state or call.body.snapshot_type)
+      end
+    end
+    t.eq(seq, { "PATCH /vm Paused", "PUT /snapshot/create Full", "PATCH /vm Resumed" })
+    local dir = out.snapshot.dir
+    local state = banger.json.decode(t.read(dir .. "/state"))
+    t.eq(state.drives[1].path_on_host, "root.img")  -- relative: a restore finds its own copy
+    t.eq(banger.fs.stat(dir .. "/ram").size, v.memory_mib * 1024 * 1024)
+    t.eq(banger.fs.stat(dir .. "/rootfs.img").size, banger.fs.stat(v.dir .. "/root.img").size)
+    t.truthy(banger.fs.exists(dir .. "/work.ext4"))
+
+    local list = t.banger({ "snapshot", "list", "--json" }, { home = home })
+    t.eq(list.code, 0, list.stderr)
+    t.contains(list.stdout, '"s1"')
+    t.eq(t.banger({ "vm", "delete", "f3", "--force" }, { home = home, env = env }).code, 0)
+    local del = t.banger({ "snapshot", "delete", "s1" }, { home = home })
+    t.eq(del.code, 0, del.stderr)
+    t.eq(banger.fs.exists(dir), false)
+    t.eq(e2e.processes(fake .. " --api-sock " .. home), "")
+    agent:kill(9)
+    agent:wait()
+  end)
 end)
