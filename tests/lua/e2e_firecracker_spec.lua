@@ -8,8 +8,9 @@ local fake = assert(os.getenv("BANGER_BUILD_DIR")) .. "/tests/fake-firecracker/f
 
 local function setup()
   local home = e2e.home()
+  -- network off, as in every test home: no taps or bridges on the host's own network
   t.write(home .. "/.config/banger/config.lua",
-    string.format("return { driver = { name = 'firecracker', firecracker_bin = %q } }\n", fake))
+    string.format("return { network = { mode = 'off' }, driver = { name = 'firecracker', firecracker_bin = %q } }\n", fake))
   local sock = home .. "/agent.sock"
   local agent = t.spawn({ e2e.agent_bin(), "--unix", sock })
   e2e.wait_for(function() return banger.fs.exists(sock) end, 5000, "the agent socket")
@@ -43,6 +44,7 @@ describe("firecracker driver through the CLI (fake firecracker)", function()
     t.contains(calls["PUT /boot-source"].body.boot_args, "i8042.noaux")
     t.eq(calls["PUT /drives/rootfs"].body.is_root_device, true)
     t.eq(calls["PUT /drives/work"].body.is_root_device, false)
+    t.eq(calls["PUT /network-interfaces/eth0"], nil)
     t.truthy(calls["PUT /vsock"].body.guest_cid >= 3)
     t.truthy(calls["PUT /actions"], "InstanceStart")
 
