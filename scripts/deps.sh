@@ -10,7 +10,7 @@ packages=(
   liblua5.4-dev libsqlite3-dev libcurl4-openssl-dev libarchive-dev
   libssh2-1-dev libzstd-dev nlohmann-json3-dev libext2fs-dev
   libisal-dev libdeflate-dev liblz4-dev liblzma-dev libbz2-dev zlib1g-dev libssl-dev
-  libnl-route-3-dev libnftables-dev
+  libnl-route-3-dev libnftables-dev libacl1-dev
   # runtime: hypervisor, guest pieces, host networking
   qemu-system-x86 qemu-utils busybox-static e2fsprogs iproute2 nftables iptables
   openssh-client git ca-certificates mmdebstrap

@@ -55,6 +55,29 @@ void write_all(int fd, std::string_view data, const std::string& what) {
   }
 }
 
+void write_all_with_fds(int fd, std::string_view data, const std::vector<int>& fds, const std::string& what) {
+  if (fds.empty() || data.empty()) return write_all(fd, data, what);
+  std::vector<char> control(CMSG_SPACE(fds.size() * sizeof(int)), 0);
+  for (;;) {
+    iovec iov{const_cast<char*>(data.data()), 1};  // the descriptors ride with the first byte alone
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.data();
+    msg.msg_controllen = control.size();
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(fds.size() * sizeof(int));
+    std::memcpy(CMSG_DATA(c), fds.data(), fds.size() * sizeof(int));
+    ssize_t n = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw Error::last("sendmsg", what);
+    break;
+  }
+  write_all(fd, data.substr(1), what);
+}
+
 std::string read_line(int fd, std::string& buffer, std::chrono::steady_clock::time_point deadline,
                       const std::string& what, std::size_t max_line) {
   for (;;) {

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "engine/core/unique_fd.hpp"
 
@@ -20,6 +21,10 @@ UniqueFd bind(const std::string& path);
 
 // Writes all of `data` or throws.
 void write_all(int fd, std::string_view data, const std::string& what);
+
+// Writes all of `data` with `fds` attached to its first byte (SCM_RIGHTS):
+// how QEMU's monitor receives descriptors (getfd, add-fd).
+void write_all_with_fds(int fd, std::string_view data, const std::vector<int>& fds, const std::string& what);
 
 // Reads up to one line (without the newline) before the deadline; throws
 // ETIMEDOUT, or EPIPE when the peer closed first. `buffer` keeps bytes read

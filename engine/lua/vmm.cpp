@@ -9,11 +9,19 @@
 //   vmm.alive(handles), vmm.kill(handles), vmm.pause(handles), vmm.resume(handles)
 //   vmm.qmp_quit(socket [, timeout_ms]) -> whether a QEMU listened there (it has quit)
 //   vmm.qcow2_overlay(base, overlay [, size [, base_format]]); vmm.clone_disk(src, dst [, size])
+//   vmm.snapshot(handles, { state =, ram =, disks = { {id, current, layer, next [, format]}, ... } [, sync = bool] })
+//       -> stats { pause_ms_so_far, state_bytes, ram_bytes, ram = "file"|"stream", disks_ms, migrate_ms,
+//                  ram_copy_ms, sync_ms, disks = { {id, layer, next, node}, ... } }; the VM is left paused
+//   vmm.hotplug_disk(handles, { id =, path =, format = "raw"|"qcow2", serial =, read_only = }) -> true
+//   vmm.block_files(handles) -> { [device id] = file of its active layer }
+// spec (launch, isolated_request, adopt_isolated) may carry memory_file, memory_shared, generation and
+// restore = { state = path, ram = "file"|"stream" }: a restore returns with the VM paused.
 #include "engine/vmm/disk_clone.hpp"
 #include "engine/vmm/driver.hpp"
 #include "engine/vmm/host_caps.hpp"
 #include "engine/vmm/qemu.hpp"
 #include "engine/vmm/qemu_isolated.hpp"
+#include "engine/vmm/qemu_snapshot.hpp"
 
 #include "engine/lua/binding.hpp"
 #include "engine/lua/fd_handle.hpp"
@@ -291,23 +299,79 @@ int l_clone_disk(lua_State* L) {
 }
 
 // vmm.snapshot, vmm.hotplug_disk, vmm.block_files: per driver (firecracker:
-// engine/lua/vmm_firecracker.cpp).
+// engine/lua/vmm_firecracker.cpp; QEMU: engine/vmm/qemu_snapshot.hpp, over QMP).
+void require_qemu(const vmm::Handles& h, const char* what) {
+  if (h.driver != "qemu") throw Error("ENOTSUP", std::string(what) + " is not available for " + h.driver + " VMs");
+}
+
 int l_snapshot(lua_State* L) {
   vmm::Handles h = handles_from(L, 1);
   if (h.driver == "firecracker") return firecracker_snapshot(L, h, 2);
-  throw Error("ENOTSUP", "vmm.snapshot is not available for " + h.driver + " VMs");
+  check_table(L, 2);
+  require_qemu(h, "vmm.snapshot");
+  vmm::SnapshotFiles f;
+  f.state = field_string(L, 2, "state").value_or("");
+  f.ram = field_string(L, 2, "ram").value_or("");
+  f.sync = field_boolean(L, 2, "sync").value_or(true);
+  if (lua_getfield(L, 2, "disks") == LUA_TTABLE) {
+    int t = lua_gettop(L);
+    for (lua_Integer i = 1; lua_geti(L, t, i) == LUA_TTABLE; ++i) {
+      int d = lua_gettop(L);
+      f.disks.push_back({field_string(L, d, "id").value_or(""), field_string(L, d, "current").value_or(""),
+                         field_string(L, d, "layer").value_or(""), field_string(L, d, "next").value_or(""),
+                         field_string(L, d, "format").value_or("")});
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  vmm::SnapshotStats st = vmm::qemu_snapshot(h, f);
+  lua_createtable(L, 0, 10);
+  set_field(L, "pause_ms_so_far", static_cast<lua_Integer>(st.pause_ms_so_far));
+  set_field(L, "disks_ms", static_cast<lua_Integer>(st.disks_ms));
+  set_field(L, "migrate_ms", static_cast<lua_Integer>(st.migrate_ms));
+  set_field(L, "ram_copy_ms", static_cast<lua_Integer>(st.ram_copy_ms));
+  set_field(L, "sync_ms", static_cast<lua_Integer>(st.sync_ms));
+  set_field(L, "state_bytes", static_cast<lua_Integer>(st.state_bytes));
+  set_field(L, "ram_bytes", static_cast<lua_Integer>(st.ram_bytes));
+  set_field(L, "ram", st.ram);
+  lua_createtable(L, static_cast<int>(st.disks.size()), 0);
+  for (size_t i = 0; i < st.disks.size(); ++i) {
+    lua_createtable(L, 0, 4);
+    set_field(L, "id", st.disks[i].id);
+    set_field(L, "layer", st.disks[i].layer);
+    set_field(L, "next", st.disks[i].next);
+    set_field(L, "node", st.disks[i].node);
+    lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
+  }
+  lua_setfield(L, -2, "disks");
+  return 1;
 }
 
 int l_hotplug_disk(lua_State* L) {
   vmm::Handles h = handles_from(L, 1);
   if (h.driver == "firecracker") return firecracker_hotplug_disk(L, h, 2);
-  throw Error("ENOTSUP", "disk hot-plug is not available for " + h.driver + " VMs");
+  check_table(L, 2);
+  require_qemu(h, "disk hot-plug");
+  vmm::HotplugDisk d;
+  d.id = field_string(L, 2, "id").value_or("");
+  d.path = field_string(L, 2, "path").value_or("");
+  d.format = field_string(L, 2, "format").value_or("raw");
+  d.serial = field_string(L, 2, "serial").value_or(d.id);
+  d.read_only = field_boolean(L, 2, "read_only").value_or(false);
+  vmm::qemu_hotplug_disk(h, d);
+  lua_pushboolean(L, 1);
+  return 1;
 }
 
 int l_block_files(lua_State* L) {
   vmm::Handles h = handles_from(L, 1);
   if (h.driver == "firecracker") return firecracker_block_files(L, h);
-  throw Error("ENOTSUP", "vmm.block_files is not available for " + h.driver + " VMs");
+  require_qemu(h, "vmm.block_files");
+  auto files = vmm::qemu_block_files(h);
+  lua_createtable(L, 0, static_cast<int>(files.size()));
+  for (const auto& [id, file] : files) set_field(L, id.c_str(), file);
+  return 1;
 }
 
 int open_vmm(lua_State* L) {

@@ -20,14 +20,17 @@
 #include <cstring>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <set>
 
 #include "engine/core/error.hpp"
 #include "engine/core/file_lock.hpp"
 #include "engine/priv/ops.hpp"
+#include "engine/priv/ram_grant.hpp"
 #include "engine/priv/sandbox_exec.hpp"
 #include "engine/priv/validate.hpp"
 #include "engine/priv/vmm_uids.hpp"
+#include "engine/vmm/qemu.hpp"
 #include "engine/vmm/qemu_isolated.hpp"
 
 namespace banger::priv {
@@ -184,13 +187,38 @@ int boot_file(int fd, const std::string& what, std::vector<UniqueFd>& keep) {
   return keep.back().get();
 }
 
+// A RAM file an isolated QEMU may map: the caller's own regular file (the
+// helper lends the VMM uid access to it, see RamGrant), opened read-write,
+// exactly the VM's memory size (QEMU must not grow it).
+void ram_file(int fd, const Caller& caller, int memory_mib) {
+  regular_file(fd, "memory", true);
+  if (access_mode(fd) != O_RDWR) throw Error("EINVAL", "memory must be opened read-write");
+  struct stat st = stat_of(fd, "memory");
+  if (st.st_uid != caller.uid) {
+    throw Error("EPERM", "memory: the RAM file is owned by uid " + std::to_string(st.st_uid) + ", not by the caller");
+  }
+  if (st.st_size != static_cast<off_t>(memory_mib) << 20) {
+    throw Error("EINVAL", "memory: the RAM file must be exactly memory_mib MiB");
+  }
+}
+
+// The file behind `fd` opened again, read-only. Root reopens the very inode
+// the owner passed (/proc/self/fd names the open file, not a path).
+UniqueFd read_only_twin(int fd, const std::string& what) {
+  UniqueFd ro(::open(("/proc/self/fd/" + std::to_string(fd)).c_str(), O_RDONLY | O_CLOEXEC));
+  if (!ro) throw Error::last("reopen read-only", what);
+  return ro;
+}
+
+constexpr size_t kMaxChain = 16;  // images below one disk
+
 std::mutex launch_mu;  // one uid pick at a time within this process
 
 }  // namespace
 
-Result launch_vmm(const json& p, const Caller&, Fds& fds) {
+Result launch_vmm(const json& p, const Caller& caller, Fds& fds) {
   expect_fields(p, {"name", "vcpus", "memory_mib", "accel", "binary", "cmdline", "mac", "kernel", "initrd", "qmp",
-                    "agent", "console", "log", "tap", "disks"});
+                    "agent", "console", "log", "tap", "disks", "memory", "generation", "incoming"});
   vmm::IsolatedQemu q;
   q.name = str(p, "name");
   validate::vm_name(q.name);
@@ -203,6 +231,9 @@ Result launch_vmm(const json& p, const Caller&, Fds& fds) {
   printable(q.cmdline, "cmdline", 4096);
   q.mac = str(p, "mac");
   if (!q.mac.empty()) mac_address(q.mac);
+  q.generation = str(p, "generation");
+  if (!q.generation.empty()) vmm::check_generation(q.generation);
+  q.incoming = boolean(p, "incoming");
 
   auto binary = str(p, "binary");
   if (std::filesystem::path(binary).filename().string().rfind("qemu-system-", 0) != 0) {
@@ -235,6 +266,11 @@ Result launch_vmm(const json& p, const Caller&, Fds& fds) {
     tap_queue(tap);
     q.tap = place(tap);
   }
+  int memory = claims.take(p, "memory", true);
+  if (memory >= 0) {
+    ram_file(memory, caller, q.memory_mib);
+    q.memory = place(memory);
+  }
   const auto& disks = p.at("disks");
   if (!disks.is_array() || disks.empty() || disks.size() > 4) throw Error("EINVAL", "disks must be a list of 1..4");
   std::set<std::string> ids;
@@ -251,10 +287,30 @@ Result launch_vmm(const json& p, const Caller&, Fds& fds) {
     regular_file(fd, "disk " + disk.id, !disk.read_only);
     if (!disk.read_only && access_mode(fd) != O_RDWR) throw Error("EINVAL", "disk " + disk.id + " must be opened read-write");
     disk.fd = place(fd);
-    if (int base = claims.take(d, "backing", true); base >= 0) {
-      if (disk.format != "qcow2") throw Error("EINVAL", "disk " + disk.id + ": only qcow2 disks have a backing file");
-      regular_file(base, "backing of " + disk.id, false);
-      disk.backing = place(base);
+    if (!disk.read_only) {
+      // Its read-only twin, for when a snapshot makes it a backing file
+      // (QEMU then reopens it read-only): the same open file's inode,
+      // nothing the owner did not already hand over.
+      keep.push_back(read_only_twin(fd, "disk " + disk.id));
+      disk.ro = place(keep.back().get());
+    }
+    const auto& chain = d.at("backing");
+    if (!chain.is_array() || chain.size() > kMaxChain) {
+      throw Error("EINVAL", "disk " + disk.id + ": backing must be a list of at most " + std::to_string(kMaxChain));
+    }
+    std::string above = disk.format;
+    for (const auto& b : chain) {
+      expect_fields(b, {"fd", "format"});
+      // Only a qcow2 image has a backing file; a raw one ends the chain.
+      if (above != "qcow2") throw Error("EINVAL", "disk " + disk.id + ": a " + above + " image has no backing file");
+      vmm::IsolatedQemu::Backing link;
+      link.format = str(b, "format");
+      if (link.format != "raw" && link.format != "qcow2") throw Error("EINVAL", "backing format must be raw or qcow2");
+      int bfd = claims.take(b, "fd", false);
+      regular_file(bfd, "backing of " + disk.id, false);
+      link.fd = place(bfd);
+      disk.backing.push_back(link);
+      above = link.format;
     }
     q.disks.push_back(disk);
   }
@@ -275,7 +331,16 @@ Result launch_vmm(const json& p, const Caller&, Fds& fds) {
   uid_t uid = pick_vmm_uid();
   exec.uid = uid;
   exec.gid = static_cast<gid_t>(uid);
+  std::optional<RamGrant> grant;
+  if (memory >= 0) grant.emplace(memory, uid, "the RAM file");
   pid_t pid = sandbox_exec(exec);
+  if (grant) {
+    // QEMU maps its RAM while it starts, before it runs the guest (or, for
+    // a restore, before anyone can say cont): the grant ends before the
+    // owner hears back.
+    wait_for_mapping(pid, memory, std::chrono::seconds(60));
+    grant->restore();
+  }
   return {{{"pid", pid}, {"uid", uid}, {"argv", exec.argv}}, UniqueFd{}};
 }
 

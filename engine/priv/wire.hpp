@@ -18,7 +18,7 @@
 namespace banger::priv {
 
 inline constexpr std::size_t kMaxLine = 64 * 1024;
-inline constexpr std::size_t kMaxFds = 16;
+inline constexpr std::size_t kMaxFds = 32;  // a restored VM: 8 of its own plus its disks' backing chains
 
 std::string encode_request(std::string_view op, const nlohmann::json& params);
 std::string encode_ok(const nlohmann::json& result);

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <filesystem>
 #include <thread>
 
@@ -11,6 +12,7 @@
 #include "engine/core/process.hpp"
 #include "engine/core/unix_socket.hpp"
 #include "engine/vmm/host_caps.hpp"
+#include "engine/vmm/qemu_migration.hpp"
 #include "engine/vmm/qmp.hpp"
 
 namespace banger::vmm {
@@ -19,7 +21,9 @@ namespace {
 using namespace std::chrono_literals;
 constexpr auto kQmpTimeout = 10s;
 
-std::string tail_of(const std::string& path, size_t max = 2000) {
+}  // namespace
+
+std::string qemu_log_tail(const std::string& path, size_t max) {
   std::string s;
   try {
     s = read_file(path);
@@ -30,6 +34,8 @@ std::string tail_of(const std::string& path, size_t max = 2000) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
   return s;
 }
+
+namespace {
 
 bool resolve_kvm(const std::string& accel) {
   if (accel == "kvm") return true;
@@ -67,8 +73,11 @@ class QemuDriver final : public Driver {
     h.agent = spec.agent;
     h.agent.kind = AgentTransport::Kind::serial_socket;
     h.agent.path = lay.agent_socket;
+    h.memory_file = spec.memory_file;
+    h.memory_shared = !spec.memory_file.empty() && spec.memory_shared;
     try {
       wait_for_qmp(lay, [&] { return !child.try_wait().has_value(); }, stage, h.pid);
+      if (spec.restore.active()) restore_incoming(h, spec.restore, lay.log, stage);
     } catch (...) {
       child.kill(SIGKILL);
       child.wait(5s);
@@ -83,7 +92,11 @@ class QemuDriver final : public Driver {
       Qmp qmp(h.control_socket, 2s);
       std::string s = qmp.execute("query-status").value("status", "");
       if (s == "running") return RunState::running;
-      if (s == "paused" || s == "suspended" || s == "prelaunch") return RunState::paused;
+      // postmigrate: a snapshot was written (vmm.snapshot leaves it so);
+      // inmigrate: a restore waits for its state.
+      if (s == "paused" || s == "suspended" || s == "prelaunch" || s == "postmigrate" || s == "inmigrate") {
+        return RunState::paused;
+      }
       if (s == "shutdown" || s == "guest-panicked" || s == "internal-error") return RunState::stopped;
       return RunState::unknown;
     } catch (const Error&) {
@@ -133,7 +146,7 @@ void wait_for_qmp(const QemuLayout& lay, const std::function<bool()>& running, c
   // bad argument or a missing file makes it exit instead.
   auto deadline = std::chrono::steady_clock::now() + kQmpTimeout;
   for (;;) {
-    if (!running()) throw Error("EHYPERVISOR", "qemu exited during start: " + tail_of(lay.log));
+    if (!running()) throw Error("EHYPERVISOR", "qemu exited during start: " + qemu_log_tail(lay.log));
     try {
       Qmp qmp(lay.qmp_socket, 200ms);
       std::string status = qmp.execute("query-status").value("status", "");
@@ -141,25 +154,53 @@ void wait_for_qmp(const QemuLayout& lay, const std::function<bool()>& running, c
       return;
     } catch (const Error&) {
       if (std::chrono::steady_clock::now() > deadline)
-        throw Error("ETIMEDOUT", "qemu did not answer on its control socket in time: " + tail_of(lay.log));
+        throw Error("ETIMEDOUT", "qemu did not answer on its control socket in time: " + qemu_log_tail(lay.log));
     }
     std::this_thread::sleep_for(20ms);
   }
 }
 
 std::vector<std::string> qemu_machine_args(const std::string& binary, const std::string& name, bool kvm, int vcpus,
-                                           int memory_mib) {
+                                           int memory_mib, const MemoryBackend& memory) {
   std::vector<std::string> a = {binary.empty() ? "qemu-system-x86_64" : binary, "-name", "banger-" + name};
+  // The backend is named pc.ram, the name of the RAM block a plain -m VM
+  // has on -M pc: a state saved either way loads into both.
+  std::string backend = memory.path.empty() ? "" : ",memory-backend=pc.ram";
   if (kvm) {
-    a.insert(a.end(), {"-M", "microvm,x-option-roms=off,pit=off,pic=off,isa-serial=on,rtc=on", "-accel", "kvm",
-                       "-cpu", "host"});
+    a.insert(a.end(), {"-M", "microvm,x-option-roms=off,pit=off,pic=off,isa-serial=on,rtc=on" + backend, "-accel",
+                       "kvm", "-cpu", "host"});
   } else {
-    a.insert(a.end(), {"-M", "pc", "-accel", "tcg"});
+    a.insert(a.end(), {"-M", "pc" + backend, "-accel", "tcg"});
   }
-  a.insert(a.end(), {"-smp", std::to_string(vcpus), "-m", std::to_string(memory_mib), "-nodefaults",
-                     "-no-user-config", "-display", "none", "-no-reboot", "-sandbox",
+  a.insert(a.end(), {"-smp", std::to_string(vcpus), "-m", std::to_string(memory_mib)});
+  if (!memory.path.empty()) {
+    if (memory.path.find(',') != std::string::npos) throw Error("EINVAL", "qemu: RAM file path contains a comma: " + memory.path);
+    a.insert(a.end(), {"-object", "memory-backend-file,id=pc.ram,size=" + std::to_string(memory_mib) + "M,mem-path=" +
+                                      memory.path + ",share=" + (memory.shared ? "on" : "off")});
+  }
+  a.insert(a.end(), {"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-sandbox",
                      "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"});
   return a;
+}
+
+void check_generation(const std::string& s) {
+  bool ok = s.size() == 36;
+  for (size_t i = 0; ok && i < s.size(); ++i) {
+    char c = s[i];
+    ok = (i == 8 || i == 13 || i == 18 || i == 23) ? c == '-' : std::isxdigit(static_cast<unsigned char>(c)) != 0;
+  }
+  if (!ok) throw Error("EINVAL", "invalid VM generation '" + s + "': expected a UUID (8-4-4-4-12 hex digits)");
+}
+
+void qemu_tail_args(std::vector<std::string>& a, bool kvm, const std::string& generation, bool incoming) {
+  // vmgenid needs ACPI and fw_cfg DMA, which microvm lacks.
+  if (!generation.empty() && !kvm) {
+    check_generation(generation);
+    a.insert(a.end(), {"-device", "vmgenid,guid=" + generation});
+  }
+  // -S: whatever run state the stream carries, the restored VM stays
+  // paused until the caller has attached what it adds and says cont.
+  if (incoming) a.insert(a.end(), {"-S", "-incoming", "defer"});
 }
 
 QemuLayout qemu_layout(const VmSpec& spec) {
@@ -170,7 +211,8 @@ std::vector<std::string> qemu_argv(const VmSpec& spec, bool kvm) {
   if (spec.kernel.empty()) throw Error("EINVAL", "qemu: no kernel given");
   QemuLayout lay = qemu_layout(spec);
   const std::string bus = qemu_bus(kvm);
-  std::vector<std::string> a = qemu_machine_args(spec.binary, spec.name, kvm, spec.vcpus, spec.memory_mib);
+  std::vector<std::string> a = qemu_machine_args(spec.binary, spec.name, kvm, spec.vcpus, spec.memory_mib,
+                                                 {spec.memory_file, spec.memory_shared});
   if (!spec.console_log.empty()) {
     a.insert(a.end(), {"-chardev", "file,id=console,path=" + spec.console_log + ",append=on", "-serial",
                        "chardev:console"});
@@ -195,6 +237,7 @@ std::vector<std::string> qemu_argv(const VmSpec& spec, bool kvm) {
                      "socket,id=agent,path=" + lay.agent_socket + ",server=on,wait=off", "-device",
                      "virtserialport,chardev=agent,name=banger.agent", "-qmp",
                      "unix:" + lay.qmp_socket + ",server=on,wait=off"});
+  qemu_tail_args(a, kvm, spec.generation, spec.restore.active());
   return a;
 }
 

@@ -11,7 +11,10 @@
 
 #include "engine/core/error.hpp"
 #include "engine/core/unix_socket.hpp"
+#include "engine/vmm/qcow2_chain.hpp"
 #include "engine/vmm/qemu.hpp"
+#include "engine/vmm/qemu_migration.hpp"
+#include "engine/vmm/ram_file.hpp"
 
 namespace banger::vmm {
 namespace {
@@ -50,13 +53,18 @@ UniqueFd open_file(const std::string& path, int flags) {
 
 std::vector<std::string> isolated_argv(const IsolatedQemu& q) {
   const std::string bus = qemu_bus(q.kvm);
-  std::vector<std::string> a = qemu_machine_args(q.binary, q.name, q.kvm, q.vcpus, q.memory_mib);
-  int set = 0;  // fdset ids: QEMU opens /dev/fdset/N by dup'ing the descriptor added to set N
-  auto add_fd = [&](int fd) {
-    a.insert(a.end(), {"-add-fd", "fd=" + std::to_string(fd) + ",set=" + std::to_string(++set)});
+  std::vector<std::string> a = qemu_machine_args(
+      q.binary, q.name, q.kvm, q.vcpus, q.memory_mib,
+      q.memory >= 0 ? MemoryBackend{fd_path(q.memory), true} : MemoryBackend{});
+  int set = 0;  // fdset ids: QEMU opens /dev/fdset/N by dup'ing a descriptor of set N with the access mode it wants
+  auto add_fds = [&](std::initializer_list<int> fds) {
+    ++set;
+    for (int fd : fds) {
+      if (fd >= 0) a.insert(a.end(), {"-add-fd", "fd=" + std::to_string(fd) + ",set=" + std::to_string(set)});
+    }
     return "/dev/fdset/" + std::to_string(set);
   };
-  a.insert(a.end(), {"-chardev", "file,id=console,path=" + add_fd(q.console) + ",append=on", "-serial",
+  a.insert(a.end(), {"-chardev", "file,id=console,path=" + add_fds({q.console}) + ",append=on", "-serial",
                      "chardev:console"});
   // -kernel and -initrd take paths; /proc/self/fd/N of a memfd is one that
   // any uid may open.
@@ -64,20 +72,25 @@ std::vector<std::string> isolated_argv(const IsolatedQemu& q) {
   if (q.initrd >= 0) a.insert(a.end(), {"-initrd", fd_path(q.initrd)});
   if (!q.cmdline.empty()) a.insert(a.end(), {"-append", q.cmdline});
   for (const auto& d : q.disks) {
-    json node = {{"driver", d.format}, {"node-name", d.id}, {"read-only", d.read_only}};
-    if (d.backing >= 0) {
-      a.insert(a.end(), {"-blockdev", json{{"driver", "file"}, {"filename", add_fd(d.backing)},
-                                           {"node-name", d.id + "-base-file"}, {"read-only", true}}.dump(),
-                         "-blockdev", json{{"driver", "raw"}, {"file", d.id + "-base-file"},
-                                           {"node-name", d.id + "-base"}, {"read-only", true}}.dump()});
-      node["backing"] = d.id + "-base";
-    } else if (d.format == "qcow2") {
-      node["backing"] = nullptr;  // never a backing file named inside the image
+    // The backing chain as explicit nodes, bottom up: QEMU follows no name
+    // written inside an image.
+    json backing = nullptr;
+    for (size_t i = d.backing.size(); i-- > 0;) {
+      std::string node = d.id + "-b" + std::to_string(i + 1);
+      a.insert(a.end(), {"-blockdev", json{{"driver", "file"}, {"filename", add_fds({d.backing[i].fd})},
+                                           {"node-name", node + "-file"}, {"read-only", true}}.dump()});
+      json fmt = {{"driver", d.backing[i].format}, {"file", node + "-file"}, {"node-name", node}, {"read-only", true}};
+      if (d.backing[i].format == "qcow2") fmt["backing"] = backing;
+      a.insert(a.end(), {"-blockdev", fmt.dump()});
+      backing = node;
     }
-    a.insert(a.end(), {"-blockdev", json{{"driver", "file"}, {"filename", add_fd(d.fd)},
+    json node = {{"driver", d.format}, {"node-name", d.id}, {"read-only", d.read_only}};
+    if (d.format == "qcow2") node["backing"] = backing;  // null: never a backing file named inside the image
+    a.insert(a.end(), {"-blockdev", json{{"driver", "file"}, {"filename", add_fds({d.fd, d.ro})},
                                          {"node-name", d.id + "-file"}, {"read-only", d.read_only}}.dump()});
     node["file"] = d.id + "-file";
-    a.insert(a.end(), {"-blockdev", node.dump(), "-device", "virtio-blk-" + bus + ",drive=" + d.id});
+    // id=: query-block names the disk by its device (crash recovery, snapshots).
+    a.insert(a.end(), {"-blockdev", node.dump(), "-device", "virtio-blk-" + bus + ",drive=" + d.id + ",id=" + d.id});
   }
   if (q.tap >= 0) {
     a.insert(a.end(), {"-netdev", "tap,id=eth0,fd=" + std::to_string(q.tap), "-device",
@@ -88,26 +101,13 @@ std::vector<std::string> isolated_argv(const IsolatedQemu& q) {
                      "virtserialport,chardev=agent,name=banger.agent", "-chardev",
                      "socket,id=qmp,fd=" + std::to_string(q.qmp) + ",server=on,wait=off", "-mon",
                      "chardev=qmp,mode=control"});
+  qemu_tail_args(a, q.kvm, q.generation, q.incoming);
   return a;
 }
 
-std::string qcow2_backing_file(int fd, const std::string& what) {
-  // qcow2 header: magic "QFI\xfb", version, then backing_file_offset (be64)
-  // and backing_file_size (be32).
-  unsigned char h[20];
-  if (::pread(fd, h, sizeof h, 0) != static_cast<ssize_t>(sizeof h) || std::memcmp(h, "QFI\xfb", 4) != 0) {
-    throw Error("EINVAL", what + " is not a qcow2 image");
-  }
-  std::uint64_t off = 0;
-  for (int i = 8; i < 16; ++i) off = (off << 8) | h[i];
-  std::uint32_t size = (std::uint32_t{h[16]} << 24) | (std::uint32_t{h[17]} << 16) | (std::uint32_t{h[18]} << 8) | h[19];
-  if (off == 0 || size == 0) return "";
-  if (size > 1023) throw Error("EINVAL", what + ": backing file name too long");
-  std::string name(size, '\0');
-  if (::pread(fd, name.data(), size, static_cast<off_t>(off)) != static_cast<ssize_t>(size)) {
-    throw Error("EIO", what + ": short read of the backing file name");
-  }
-  return name;
+std::string isolated_memory_file(const VmSpec& spec) {
+  if (spec.memory_file.empty() || spec.memory_shared) return spec.memory_file;
+  return spec.vm_dir + "/ram";
 }
 
 IsolatedRequest isolated_request(const VmSpec& spec, bool kvm) {
@@ -121,7 +121,8 @@ IsolatedRequest isolated_request(const VmSpec& spec, bool kvm) {
   json& p = r.params;
   p = {{"name", spec.name}, {"vcpus", spec.vcpus}, {"memory_mib", spec.memory_mib}, {"accel", kvm ? "kvm" : "tcg"},
        {"binary", spec.binary.empty() ? "/usr/bin/qemu-system-x86_64" : spec.binary}, {"cmdline", spec.cmdline},
-       {"mac", ""}, {"tap", -1}, {"initrd", -1}};
+       {"mac", ""}, {"tap", -1}, {"initrd", -1}, {"memory", -1}, {"generation", spec.generation},
+       {"incoming", spec.restore.active()}};
   p["kernel"] = add(open_file(spec.kernel, O_RDONLY));
   if (!spec.initrd.empty()) p["initrd"] = add(open_file(spec.initrd, O_RDONLY));
   p["qmp"] = add(listen_at(lay.qmp_socket));
@@ -129,16 +130,32 @@ IsolatedRequest isolated_request(const VmSpec& spec, bool kvm) {
   if (spec.console_log.empty()) throw Error("EINVAL", "qemu: an isolated VM needs a console log");
   p["console"] = add(open_file(spec.console_log, O_WRONLY | O_CREAT | O_APPEND));
   p["log"] = add(open_file(lay.log, O_WRONLY | O_CREAT | O_TRUNC));
+  if (!spec.memory_file.empty()) {
+    const std::uint64_t bytes = static_cast<std::uint64_t>(spec.memory_mib) << 20;
+    std::string own = isolated_memory_file(spec);
+    UniqueFd ram;
+    if (own == spec.memory_file) {
+      ram = create_ram_file(own, bytes);  // a cold boot: empty, sparse
+    } else {
+      // A restore: the snapshot's RAM data, copied into a file of its own.
+      UniqueFd src = open_file(spec.memory_file, O_RDONLY);
+      ram = create_ram_file(own, 0);
+      copy_data_extents(src.get(), ram.get(), spec.memory_file + " -> " + own);
+      struct stat st {};
+      if (::fstat(ram.get(), &st) != 0 || static_cast<std::uint64_t>(st.st_size) != bytes) {
+        throw Error("EINVAL", spec.memory_file + " is not " + std::to_string(spec.memory_mib) + " MiB of RAM");
+      }
+    }
+    p["memory"] = add(std::move(ram));
+  }
   p["disks"] = json::array();
   for (const DiskSpec& d : spec.disks) {
     UniqueFd fd = open_file(d.path, d.read_only ? O_RDONLY : O_RDWR);
-    json disk = {{"id", d.id}, {"format", d.format}, {"read_only", d.read_only}, {"backing", -1}};
-    if (d.format == "qcow2") {
-      // banger's overlays name a raw base (create_qcow2_overlay); QEMU
-      // resolves a relative name against the overlay's directory.
-      std::filesystem::path base = qcow2_backing_file(fd.get(), d.path);
-      if (!base.empty() && base.is_relative()) base = std::filesystem::path(d.path).parent_path() / base;
-      if (!base.empty()) disk["backing"] = add(open_file(base.string(), O_RDONLY));
+    json disk = {{"id", d.id}, {"format", d.format}, {"read_only", d.read_only}, {"backing", json::array()}};
+    // The chain the overlay's header names (a snapshot's layers, the
+    // image), opened here: the helper and QEMU open nothing by path.
+    for (ChainLink& link : open_backing_chain(fd.get(), d.path, d.format)) {
+      disk["backing"].push_back({{"fd", add(std::move(link.fd))}, {"format", link.format}});
     }
     disk["fd"] = add(std::move(fd));
     p["disks"].push_back(disk);
@@ -165,12 +182,15 @@ Handles isolated_handles(const VmSpec& spec, pid_t pid, std::vector<std::string>
   h.agent.kind = AgentTransport::Kind::serial_socket;
   h.agent.path = lay.agent_socket;
   h.launcher = "helper";
+  h.memory_file = isolated_memory_file(spec);
+  h.memory_shared = !h.memory_file.empty();
   return h;
 }
 
 Handles adopt_isolated(const VmSpec& spec, pid_t pid, std::vector<std::string> argv, const StageFn& stage) {
   Handles h = isolated_handles(spec, pid, std::move(argv));
   wait_for_qmp(qemu_layout(spec), [&] { return alive(h); }, stage, pid);
+  if (spec.restore.active()) restore_incoming(h, spec.restore, qemu_layout(spec).log, stage);
   return h;
 }
 

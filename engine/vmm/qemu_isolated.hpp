@@ -30,12 +30,20 @@ struct IsolatedQemu {
   std::string cmdline;
   std::string mac;  // empty: no NIC
   int kernel = -1, initrd = -1, qmp = -1, agent = -1, console = -1, tap = -1;
+  int memory = -1;          // the RAM file, mapped shared (QEMU opens /proc/self/fd/N)
+  std::string generation;   // -device vmgenid (pc only); empty: none
+  bool incoming = false;    // a restore: -S -incoming defer
+  struct Backing {
+    int fd = -1;         // read-only
+    std::string format;  // raw | qcow2
+  };
   struct Disk {
     std::string id;
     std::string format;  // raw | qcow2
     bool read_only = false;
     int fd = -1;
-    int backing = -1;  // qcow2: the raw base, read-only
+    int ro = -1;  // a writable disk's read-only twin: QEMU reopens a node read-only when a snapshot makes it a backing file
+    std::vector<Backing> backing;  // qcow2: the chain below it, nearest first, down to the raw image
   };
   std::vector<Disk> disks;
 };
@@ -52,11 +60,15 @@ struct IsolatedRequest {
 };
 IsolatedRequest isolated_request(const VmSpec& spec, bool kvm);
 
-// The raw base a qcow2 overlay names in its header ("" if none).
-std::string qcow2_backing_file(int fd, const std::string& what);
+// The RAM file an isolated VM maps: its own, shared. QEMU 7.2 opens even a
+// privately mapped RAM file read-write, so an isolated QEMU never gets a
+// file other VMs map (a snapshot's RAM): a restore gets a copy of the
+// snapshot's RAM data at <vm_dir>/ram (isolated_request makes it).
+std::string isolated_memory_file(const VmSpec& spec);
 
 // The Handles of a QEMU the helper launched, marked launcher = "helper"
-// (signals go through the helper); adopt_isolated also waits for QMP.
+// (signals go through the helper); adopt_isolated also waits for QMP and,
+// for a restore, loads the state (the VM is left paused).
 Handles isolated_handles(const VmSpec& spec, pid_t pid, std::vector<std::string> argv);
 Handles adopt_isolated(const VmSpec& spec, pid_t pid, std::vector<std::string> argv, const StageFn& stage);
 

@@ -31,10 +31,10 @@ nlohmann::json Qmp::read_message() {
   return j;
 }
 
-nlohmann::json Qmp::execute(const std::string& command, const nlohmann::json& args) {
+nlohmann::json Qmp::execute(const std::string& command, const nlohmann::json& args, const std::vector<int>& fds) {
   nlohmann::json req = {{"execute", command}};
   if (!args.is_null()) req["arguments"] = args;
-  net_unix::write_all(fd_, req.dump() + "\n", "QMP " + path_);
+  net_unix::write_all_with_fds(fd_, req.dump() + "\n", fds, "QMP " + path_);
   for (;;) {
     nlohmann::json msg = read_message();
     if (msg.contains("event")) {

@@ -18,8 +18,12 @@ class Qmp {
   Qmp& operator=(const Qmp&) = delete;
 
   // Runs a command; returns its "return" value or throws EHYPERVISOR with
-  // QEMU's error description.
-  nlohmann::json execute(const std::string& command, const nlohmann::json& args = nullptr);
+  // QEMU's error description. `fds` travel with the command (SCM_RIGHTS):
+  // getfd and add-fd take the descriptors that came with them.
+  nlohmann::json execute(const std::string& command, const nlohmann::json& args = nullptr,
+                         const std::vector<int>& fds = {});
+  // How long each answer may take from now on (a migration's can be long).
+  void set_timeout(std::chrono::milliseconds t) { timeout_ = t; }
   const std::vector<nlohmann::json>& events() const { return events_; }
   const nlohmann::json& greeting() const { return greeting_; }
 

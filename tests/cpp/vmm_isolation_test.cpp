@@ -143,7 +143,7 @@ TEST_CASE("isolated argv: descriptor numbers only, explicit backing", "[priv][vm
   q.binary = "/usr/bin/qemu-system-x86_64";
   q.name = "box";
   q.kernel = 3, q.qmp = 4, q.agent = 5, q.console = 6;
-  q.disks = {{"rootfs", "qcow2", false, 7, 8}, {"work", "qcow2", false, 9, -1}};
+  q.disks = {{"rootfs", "qcow2", false, 7, 10, {{8, "raw"}}}, {"work", "qcow2", false, 9, -1, {}}};
   auto argv = vmm::isolated_argv(q);
   std::string joined;
   for (const auto& a : argv) joined += a + " ";
@@ -151,7 +151,9 @@ TEST_CASE("isolated argv: descriptor numbers only, explicit backing", "[priv][vm
   CHECK_THAT(joined, Catch::Contains("socket,id=qmp,fd=4,server=on"));
   CHECK_THAT(joined, Catch::Contains("socket,id=agent,fd=5,server=on"));
   CHECK_THAT(joined, Catch::Contains("-add-fd fd=8,set="));
-  CHECK_THAT(joined, Catch::Contains("\"backing\":\"rootfs-base\""));
+  CHECK_THAT(joined, Catch::Contains("\"backing\":\"rootfs-b1\""));
+  // A writable disk's set holds its read-only twin too.
+  CHECK_THAT(joined, Catch::Contains("-add-fd fd=7,set=3 -add-fd fd=10,set=3 "));
   // A qcow2 without a base never follows a backing name written in its header.
   CHECK_THAT(joined, Catch::Contains("\"backing\":null,\"driver\":\"qcow2\",\"file\":\"work-file\""));
   CHECK(joined.find("-netdev") == std::string::npos);
@@ -164,7 +166,8 @@ TEST_CASE("launch_vmm: QEMU runs as a uid of its own from descriptors, and signa
   REQUIRE(::chmod(vm.spec.kernel.c_str(), 0600) == 0);
   auto req = vmm::isolated_request(vm.spec, false);
   for (const auto& d : req.params["disks"]) CHECK(d["fd"].get<int>() >= 0);
-  CHECK(req.params["disks"][0]["backing"].get<int>() >= 0);  // found in the overlay's header
+  CHECK(req.params["disks"][0]["backing"][0]["fd"].get<int>() >= 0);  // found in the overlay's header
+  CHECK(req.params["disks"][0]["backing"][0]["format"] == "raw");
   auto r = priv::execute("launch_vmm", req.params, {0, 0}, take(req));
   pid_t pid = r.value["pid"].get<pid_t>();
   uid_t uid = r.value["uid"].get<uid_t>();
