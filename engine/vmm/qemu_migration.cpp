@@ -51,12 +51,15 @@ void restore_incoming(const Handles& h, const RestoreSpec& restore, const std::s
     set_ignore_shared(qmp, restore.ram == "file");
     qmp.execute("getfd", {{"fdname", "banger-restore"}}, {state.get()});
     qmp.execute("migrate-incoming", {{"uri", "fd:banger-restore"}});
-    wait_for_migration(qmp, 300s, "restore of " + restore.state);
+    wait_for_migration(qmp, 300s, "loading the state");
     std::string status = qmp.execute("query-status").value("status", "");
     if (status != "paused") throw Error("EHYPERVISOR", "restore: the VM is " + status + ", not paused");
   } catch (const Error& e) {
+    // QEMU exits when a stream does not load: its log says why.
+    bool gone = e.code() == "ECONNRESET" || e.code() == "EPIPE" || e.code() == "EPROTO";
     std::string tail = qemu_log_tail(log);
-    throw Error(e.code(), std::string(e.what()) + (tail.empty() ? "" : ": " + tail));
+    throw Error(gone ? "EHYPERVISOR" : e.code(), "restore of " + restore.state + " failed: " + e.what() +
+                                                     (tail.empty() ? "" : ": " + tail));
   }
 }
 
