@@ -1,6 +1,9 @@
 #include "engine/vmm/qemu_blockdev.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
+
+#include <filesystem>
 
 #include "engine/core/error.hpp"
 
@@ -12,6 +15,28 @@ UniqueFd reopen_read_only(int fd, const std::string& what) {
   UniqueFd ro(::open(("/proc/self/fd/" + std::to_string(fd)).c_str(), O_RDONLY | O_CLOEXEC));
   if (!ro) throw Error::last("reopen read-only", what);
   return ro;
+}
+
+std::string file_opaque(int fd, const std::string& path) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) throw Error::last("fstat", path);
+  return path + "|" + std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino);
+}
+
+std::string current_name(const std::string& opaque) {
+  size_t bar = opaque.rfind('|');
+  if (bar == std::string::npos) return opaque;
+  std::string path = opaque.substr(0, bar), id = opaque.substr(bar + 1);
+  auto same = [&](const std::string& p) {
+    struct stat st {};
+    return ::stat(p.c_str(), &st) == 0 && std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) == id;
+  };
+  if (same(path)) return path;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(std::filesystem::path(path).parent_path(), ec)) {
+    if (same(e.path().string())) return e.path().string();
+  }
+  return path + " (deleted)";
 }
 
 int add_fdset(Qmp& qmp, const std::vector<int>& fds, const std::string& opaque) {

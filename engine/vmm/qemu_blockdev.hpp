@@ -14,6 +14,15 @@ namespace banger::vmm {
 // The same file opened read-only, through the descriptor (not its path).
 UniqueFd reopen_read_only(int fd, const std::string& what);
 
+// What an fdset's opaque says about the file: its path when added and
+// its identity (device and inode), so the file can be found again after a
+// rename ("path|dev:ino").
+std::string file_opaque(int fd, const std::string& path);
+// The file's name now: the path it was added with if that is still the
+// same file, else the entry of that directory that is (the caller renamed
+// it), else "<path> (deleted)".
+std::string current_name(const std::string& opaque);
+
 // A new fdset holding `fds` (add-fd each, `opaque` naming the file);
 // returns its id. QEMU picks from a set the descriptor whose access mode
 // matches the open it does, and reopens a node read-only when it becomes a

@@ -43,7 +43,7 @@ void qemu_hotplug_disk(const Handles& h, const HotplugDisk& d) {
     json backing = nullptr;
     for (size_t i = chain.size(); i-- > 0;) {
       std::string node = d.id + "-b" + std::to_string(i + 1);
-      sets.push_back(add_fdset(qmp, {chain[i].fd.get()}, chain[i].path));
+      sets.push_back(add_fdset(qmp, {chain[i].fd.get()}, file_opaque(chain[i].fd.get(), chain[i].path)));
       qmp.execute("blockdev-add", fdset_node(node, chain[i].format, sets.back(), true, backing));
       nodes.push_back(node);
       backing = node;
@@ -54,7 +54,7 @@ void qemu_hotplug_disk(const Handles& h, const HotplugDisk& d) {
       ro = reopen_read_only(top.get(), d.path);  // for when a snapshot makes it a backing file
       fds.push_back(ro.get());
     }
-    sets.push_back(add_fdset(qmp, fds, d.path));
+    sets.push_back(add_fdset(qmp, fds, file_opaque(top.get(), d.path)));
     qmp.execute("blockdev-add", fdset_node(d.id, d.format, sets.back(), d.read_only, backing));
     nodes.push_back(d.id);
     qmp.execute("device_add", {{"driver", "virtio-blk-pci"}, {"drive", d.id}, {"id", d.id}, {"serial", d.serial}});

@@ -163,7 +163,7 @@ SnapshotStats qemu_snapshot(const Handles& h, const SnapshotFiles& files) {
   try {
     json actions = json::array();
     for (PreparedDisk& p : disks) {
-      p.set = add_fdset(qmp, {p.rw.get(), p.ro.get()}, p.spec->next);
+      p.set = add_fdset(qmp, {p.rw.get(), p.ro.get()}, file_opaque(p.rw.get(), p.spec->next));
       qmp.execute("blockdev-add", fdset_node(p.node, "qcow2", p.set, false, nullptr));
       added.push_back(p.node);
       actions.push_back({{"type", "blockdev-snapshot"}, {"data", {{"node", p.active_node}, {"overlay", p.node}}}});
@@ -249,7 +249,9 @@ std::map<std::string, std::string> qemu_block_files(const Handles& h) {
     const std::string fdset = "/dev/fdset/";
     if (file.rfind(fdset, 0) == 0) {
       try {
-        if (auto it = opaque.find(std::stoi(file.substr(fdset.size()))); it != opaque.end()) file = it->second;
+        if (auto it = opaque.find(std::stoi(file.substr(fdset.size()))); it != opaque.end()) {
+          file = current_name(it->second);
+        }
       } catch (const std::exception&) {
       }
     }

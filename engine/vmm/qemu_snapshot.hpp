@@ -51,8 +51,10 @@ struct SnapshotStats {
 SnapshotStats qemu_snapshot(const Handles& h, const SnapshotFiles& files);
 
 // { device id = file of its active layer }, from query-block: a path, or,
-// for a file QEMU got as a descriptor, the path it was added with
-// (add-fd's opaque) or "/dev/fdset/N" when none was given.
+// for a file QEMU got as a descriptor, its name now (found by the identity
+// recorded when it was added: a snapshot's `next` renamed over `current`
+// reads as `current`), or "/dev/fdset/N" for one given on the command line
+// (an isolated VM's disks before any snapshot).
 std::map<std::string, std::string> qemu_block_files(const Handles& h);
 
 struct HotplugDisk {

@@ -266,6 +266,10 @@ TEST_CASE("qemu snapshot: two restores at once continue the source's count, and 
   CHECK(ticks(fork2.spec.console_log).front() == expected);
   CHECK(vmm::qemu_block_files(h)["rootfs"] == src.t / "root.next.qcow2");
   CHECK(vmm::qemu_block_files(h1)["rootfs"] == fork1.t / "root.qcow2");
+  // The caller renames next over current: the name follows the file, so a
+  // later snapshot's switch to a new root.next.qcow2 still shows.
+  REQUIRE(::rename((src.t / "root.next.qcow2").c_str(), (src.t / "root.qcow2").c_str()) == 0);
+  CHECK(vmm::qemu_block_files(h)["rootfs"] == src.t / "root.qcow2");
 
   // Running forks and source change nothing of the snapshot.
   CHECK(sums(snapshot_files) == sums_before);
