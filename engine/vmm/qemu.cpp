@@ -50,6 +50,12 @@ class QemuDriver final : public Driver {
   Handles launch(const VmSpec& spec, const StageFn& stage) override {
     const bool kvm = resolve_kvm(spec.accel);
     QemuLayout lay = qemu_layout(spec);
+    // QEMU would create a missing private RAM file (in a snapshot's
+    // directory, say): a restore maps one that exists, or none.
+    if (!spec.memory_file.empty() && !spec.memory_shared && !std::filesystem::exists(spec.memory_file)) {
+      throw Error("ENOENT", "qemu: the RAM file " + spec.memory_file +
+                                " does not exist (a snapshot whose RAM is in its stream has none: give no memory_file)");
+    }
     for (const auto& stale : {lay.qmp_socket, lay.agent_socket}) ::unlink(stale.c_str());
 
     process::SpawnOptions opts;
