@@ -312,6 +312,12 @@ function M.remove(name)
   if #users > 0 then
     errors.raise("EBUSY", "image '" .. name .. "' is used by VM '" .. users[1].name .. "' (delete the VM first)")
   end
+  -- a snapshot's root layer is an overlay of the image file
+  local snaps = state.db():query("SELECT name FROM snapshots WHERE image = ?", name)
+  if #snaps > 0 then
+    errors.raise("EBUSY", "image '" .. name .. "' is used by snapshot '" .. snaps[1].name
+      .. "' (delete it first: banger snapshot delete " .. snaps[1].name .. ")")
+  end
   state.db():exec("DELETE FROM images WHERE name = ?", name)
   fs.remove(row.rootfs_path)
 end

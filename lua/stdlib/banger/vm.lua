@@ -478,7 +478,9 @@ function M.create_from(snap_name, opts, stage)
       end
     end
     M.start_locked(row, { accel = accel, binary = binary, during = "creating", restore = {
-      state = sdir .. "/state", ram = info.ram, ram_file = sdir .. "/ram", kernel_cmdline = info.kernel_cmdline,
+      -- a snapshot of a VM that was itself restored carries its RAM in the stream
+      state = sdir .. "/state", ram = info.ram, ram_file = info.ram == "file" and (sdir .. "/ram") or nil,
+      kernel_cmdline = info.kernel_cmdline,
       before_resume = opts.before_resume,
     } }, stage)
   end)
