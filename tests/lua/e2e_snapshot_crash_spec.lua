@@ -17,6 +17,7 @@ local POINTS = {
 
 -- Everything on the host is accounted for, with `src` running or stopped.
 local function check(h, prefix, src, where)
+  local vms = h:vms() -- the next command: it reconciles
   local rows = h:rows()
   local ids = {}
   for _, r in ipairs(rows) do
@@ -39,7 +40,6 @@ local function check(h, prefix, src, where)
   for _, id in ipairs(e2e.list(h:state() .. "/snapshots")) do
     t.truthy(snaps[id], where .. ": snapshot directory " .. id .. " (RAM file, layers) has no row")
   end
-  local vms = h:vms()
   local s = vms[src]
   t.truthy(s and (s.state == "running" or s.state == "stopped"), where .. ": the source is " .. tostring(s and s.state))
   if s.state == "running" then
