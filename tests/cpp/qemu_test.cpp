@@ -68,7 +68,7 @@ TEST_CASE("qemu argv: pc + TCG with virtio-pci, microvm + KVM with virtio-mmio",
   s.cmdline = "console=ttyS0";
   s.runtime_dir = "/run/b";
   s.vm_dir = "/state/vm";
-  s.disks = {{"rootfs", "/state/vm/root.qcow2", "qcow2", false, true}, {"work", "/state/vm/work.ext4", "raw", false, false}};
+  s.disks = {{"rootfs", "/state/vm/root.qcow2", "qcow2", false, true, ""}, {"work", "/state/vm/work.ext4", "raw", false, false, ""}};
   s.nics = {{"eth0", "bgtap01", "02:00:00:00:00:01"}};
   auto tcg = vmm::qemu_argv(s, false);
   auto has = [](const std::vector<std::string>& a, const std::string& x) {
@@ -87,6 +87,23 @@ TEST_CASE("qemu argv: pc + TCG with virtio-pci, microvm + KVM with virtio-mmio",
   CHECK(has(kvm, "virtio-serial-device"));
   s.disks[0].path = "/evil,file=/etc/shadow";
   CHECK_THROWS_AS(vmm::qemu_argv(s, false), Error);
+}
+
+TEST_CASE("qemu argv: a disk's serial reaches the guest, and cannot smuggle options", "[qemu][attack]") {
+  vmm::VmSpec s;
+  s.name = "box";
+  s.kernel = "/k/vmlinux";
+  s.runtime_dir = "/run/b";
+  s.vm_dir = "/state/vm";
+  s.disks = {{"rootfs", "/state/vm/root.qcow2", "qcow2", false, true, ""},
+             {"ws", "/state/vm/ws.ext4", "raw", false, false, "banger-ws"}};
+  auto a = vmm::qemu_argv(s, false);
+  CHECK(std::find(a.begin(), a.end(), "virtio-blk-pci,drive=rootfs") != a.end());
+  CHECK(std::find(a.begin(), a.end(), "virtio-blk-pci,drive=ws,serial=banger-ws") != a.end());
+  for (const char* bad : {"ws,drive=rootfs", "ws serial", "a-serial-of-21-chars!", "abcdefghijklmnopqrstu"}) {
+    s.disks[1].serial = bad;
+    CHECK(test::error_code_of([&] { vmm::qemu_argv(s, false); }) == "EINVAL");
+  }
 }
 
 TEST_CASE("qemu driver: launch, status, pause/resume, forced shutdown", "[qemu]") {
