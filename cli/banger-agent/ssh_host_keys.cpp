@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <algorithm>
 #include <initializer_list>
 #include <vector>
 
@@ -28,19 +29,54 @@ long long monotonic_ms() {
   return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
 }
 
-void remove_host_keys() {
-  DIR* d = ::opendir(kSshDir);
-  if (!d) throw Error::last("open", kSshDir);
+std::vector<std::string> host_key_files(const std::string& dir) {
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) throw Error::last("open", dir);
   std::vector<std::string> names;
   while (dirent* e = ::readdir(d)) {
     std::string name = e->d_name;
     if (name.rfind("ssh_host_", 0) == 0) names.push_back(name);
   }
   ::closedir(d);
-  for (const auto& name : names) {
-    std::string path = std::string(kSshDir) + "/" + name;
-    if (::unlink(path.c_str()) != 0 && errno != ENOENT) throw Error::last("remove", path);
+  return names;
+}
+
+// The new keys are made beside the old ones (`ssh-keygen -A -f PREFIX`
+// writes PREFIX/etc/ssh/...) and renamed over them, so an sshd starting
+// meanwhile never finds /etc/ssh without host keys (it would exit for good).
+void replace_host_keys(const std::string& keygen) {
+  std::string prefix = std::string(kSshDir) + "/.banger-keys-XXXXXX";
+  if (!::mkdtemp(prefix.data())) throw Error::last("mkdtemp", prefix);
+  const std::string fresh = prefix + "/etc/ssh";
+  auto cleanup = [&] {
+    for (const auto& name : host_key_files(fresh)) ::unlink((fresh + "/" + name).c_str());
+    ::rmdir(fresh.c_str());
+    ::rmdir((prefix + "/etc").c_str());
+    ::rmdir(prefix.c_str());
+  };
+  try {
+    if (::mkdir((prefix + "/etc").c_str(), 0755) != 0 || ::mkdir(fresh.c_str(), 0755) != 0)
+      throw Error::last("mkdir", fresh);
+    ProgramResult keys = run_program({keygen, "-A", "-f", prefix}, 120s);
+    if (keys.status != 0)
+      throw Error("EIO", "ssh-keygen -A (status " + std::to_string(keys.status) + "): " + keys.output);
+    std::vector<std::string> made = host_key_files(fresh);
+    if (made.empty()) throw Error("EIO", "ssh-keygen -A made no host keys: " + keys.output);
+    // Old keys of a type not made again (a DSA key, say) go: nothing of the source may stay.
+    for (const auto& name : host_key_files(kSshDir)) {
+      if (std::find(made.begin(), made.end(), name) != made.end()) continue;
+      std::string path = std::string(kSshDir) + "/" + name;
+      if (::unlink(path.c_str()) != 0 && errno != ENOENT) throw Error::last("remove", path);
+    }
+    for (const auto& name : made) {
+      std::string to = std::string(kSshDir) + "/" + name;
+      if (::rename((fresh + "/" + name).c_str(), to.c_str()) != 0) throw Error::last("rename a new host key to", to);
+    }
+  } catch (...) {
+    cleanup();
+    throw;
   }
+  cleanup();
 }
 
 bool systemd_running() {
@@ -117,9 +153,7 @@ std::string regenerate_ssh_host_keys() {
   if (sshd.empty()) return "none";
   std::string keygen = find_program("ssh-keygen");
   if (keygen.empty()) throw Error("ENOENT", sshd + " is installed but ssh-keygen is not");
-  remove_host_keys();
-  ProgramResult keys = run_program({keygen, "-A"}, 120s);
-  if (keys.status != 0) throw Error("EIO", "ssh-keygen -A (status " + std::to_string(keys.status) + "): " + keys.output);
+  replace_host_keys(keygen);
   if (systemd_running()) {
     std::string systemctl = find_program("systemctl");
     if (systemctl.empty()) throw Error("ENOENT", "systemd runs but systemctl is not installed");

@@ -5,12 +5,12 @@
 
 namespace banger::agent {
 
-// When the image has an OpenSSH server: removes /etc/ssh/ssh_host_*,
-// runs `ssh-keygen -A`, and restarts a running sshd so it serves the new
-// keys before this returns (systemd: `systemctl try-restart`; otherwise the
-// daemon in /run/sshd.pid is stopped and started again, as banger-init
-// started it). Returns "regenerated", or "none" when there is no sshd.
-// Throws naming what failed.
+// When the image has an OpenSSH server: replaces /etc/ssh/ssh_host_* with
+// keys from `ssh-keygen -A` (old types it does not make are removed), and
+// restarts a running sshd so it serves the new keys before this returns
+// (systemd: `systemctl try-restart`; otherwise the daemon in /run/sshd.pid
+// is stopped and started again, as banger-init started it). Returns
+// "regenerated", or "none" when there is no sshd. Throws naming what failed.
 std::string regenerate_ssh_host_keys();
 
 }  // namespace banger::agent
