@@ -31,9 +31,12 @@ long long monotonic_ms() {
   return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
 }
 
-void step(const char* name, const std::function<void()>& fn) {
+// Runs one named step, timing it into `steps` (the reply's steps_ms).
+void step(nlohmann::json& steps, const char* name, const std::function<void()>& fn) {
+  const long long start = monotonic_ms();
   try {
     fn();
+    steps[name] = monotonic_ms() - start;
   } catch (const Error& e) {
     throw StepError(name, e);
   } catch (const std::exception& e) {
@@ -147,24 +150,26 @@ nlohmann::json applied_state() {
 
 nlohmann::json reidentify(const guest::ReidentifyRequest& r) {
   const long long start = monotonic_ms();
+  nlohmann::json steps = nlohmann::json::object();
   std::unique_ptr<StateLock> lock;
-  step("state", [&] { lock = std::make_unique<StateLock>(); });
+  step(steps, "lock", [&] { lock = std::make_unique<StateLock>(); });
   nlohmann::json applied = applied_state();
   if (applied.is_object() && applied.value("generation", "") == r.generation && applied.contains("reply")) {
     nlohmann::json reply = applied["reply"];
     reply["repeated"] = true;
     return reply;
   }
-  step("clock", [&] { set_clock(r.time_ns); });
-  step("entropy", [&] { add_entropy(r.entropy); });
-  step("machine-id", [&] { write_machine_id(r.machine_id); });
-  step("hostname", [&] { set_hostname(r.hostname); });
-  if (r.net) step("net", [&] { readdress(*r.net); });
-  if (r.dns) step("dns", [&] { write_resolv_conf(*r.dns); });
+  step(steps, "clock", [&] { set_clock(r.time_ns); });
+  step(steps, "entropy", [&] { add_entropy(r.entropy); });
+  step(steps, "machine-id", [&] { write_machine_id(r.machine_id); });
+  step(steps, "hostname", [&] { set_hostname(r.hostname); });
+  if (r.net) step(steps, "net", [&] { readdress(*r.net); });
+  if (r.dns) step(steps, "dns", [&] { write_resolv_conf(*r.dns); });
   std::string keys = "none";
-  if (r.ssh_host_keys) step("ssh-host-keys", [&] { keys = regenerate_ssh_host_keys(); });
-  nlohmann::json reply = {{"ssh_host_keys", keys}, {"took_ms", monotonic_ms() - start}, {"repeated", false}};
-  step("state", [&] {
+  if (r.ssh_host_keys) step(steps, "ssh-host-keys", [&] { keys = regenerate_ssh_host_keys(); });
+  nlohmann::json reply = {
+      {"ssh_host_keys", keys}, {"took_ms", monotonic_ms() - start}, {"repeated", false}, {"steps_ms", steps}};
+  step(steps, "state", [&] {
     atomic_write_file(kStateFile, nlohmann::json{{"generation", r.generation}, {"reply", reply}}.dump() + "\n", 0600);
   });
   return reply;

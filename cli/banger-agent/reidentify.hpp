@@ -21,7 +21,8 @@ class StepError : public Error {
   std::string step_;
 };
 
-// Applies `r` and returns the reply {ssh_host_keys, took_ms, repeated}. The
+// Applies `r` and returns the reply {ssh_host_keys, took_ms, repeated,
+// steps_ms = {clock = ms, ...}}. The
 // generation applied last is kept in /run (a restore brings back the /run
 // of its snapshot, whose generation differs): a repeat of it changes
 // nothing and returns the first reply with repeated = true. Throws

@@ -15,6 +15,9 @@ struct ProgramResult {
 
 // Throws when the program cannot be started or does not finish in time.
 ProgramResult run_program(const std::vector<std::string>& argv, std::chrono::milliseconds timeout);
+// Several at once (the guest may have more than one vCPU); results in order.
+std::vector<ProgramResult> run_programs(const std::vector<std::vector<std::string>>& argvs,
+                                        std::chrono::milliseconds timeout);
 
 // argv[0]'s path found on the agent's PATH, or "" when it is not installed.
 std::string find_program(const std::string& name);

@@ -6,7 +6,7 @@
 namespace banger::agent {
 
 // When the image has an OpenSSH server: replaces /etc/ssh/ssh_host_* with
-// keys from `ssh-keygen -A` (old types it does not make are removed), and
+// new Ed25519 and ECDSA keys (ssh-keygen; other old keys are removed), and
 // restarts a running sshd so it serves the new keys before this returns
 // (systemd: `systemctl try-restart`; otherwise the daemon in /run/sshd.pid
 // is stopped and started again, as banger-init started it). Returns

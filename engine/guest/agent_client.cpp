@@ -301,7 +301,14 @@ ReidentifyResult AgentClient::reidentify(const ReidentifyRequest& r) {
   Frame f = expect(ch, clock::now() + 120s);
   if (f.type != FrameType::ok) throw Error("EPROTO", "unexpected answer to reidentify");
   nlohmann::json j = f.json();
-  return {j.value("ssh_host_keys", std::string("none")), j.value("took_ms", std::int64_t{0}), j.value("repeated", false)};
+  ReidentifyResult res{j.value("ssh_host_keys", std::string("none")), j.value("took_ms", std::int64_t{0}),
+                       j.value("repeated", false), {}};
+  if (auto s = j.find("steps_ms"); s != j.end() && s->is_object()) {
+    for (const auto& [name, ms] : s->items()) {
+      if (ms.is_number_integer()) res.steps_ms[name] = ms.get<std::int64_t>();
+    }
+  }
+  return res;
 }
 
 std::string AgentClient::mount(const MountRequest& m) {

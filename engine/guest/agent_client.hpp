@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -40,6 +41,7 @@ struct ReidentifyResult {
   std::string ssh_host_keys;  // "regenerated" | "none"
   std::int64_t took_ms = 0;
   bool repeated = false;      // the agent had applied this generation already
+  std::map<std::string, std::int64_t> steps_ms;  // time per step ("clock", "net", "ssh-host-keys", ...)
 };
 
 using OutputFn = std::function<void(std::string_view)>;

@@ -5,7 +5,8 @@
 //       -> {code=, signal=, interrupted=, stdout=, stderr=} (output collected when no callback)
 //   a:put(path, data, {mode=, uid=, gid=}); a:get(path) -> data; a:ping(); a:poweroff()
 //   a:reidentify{generation=, hostname=, machine_id=, time_ns=, entropy=, net={dev=, mac=, address=, prefix=,
-//       gateway=}, dns={...}, ssh_host_keys=bool} -> {ssh_host_keys = "regenerated"|"none", took_ms=, repeated=}
+//       gateway=}, dns={...}, ssh_host_keys=bool}
+//       -> {ssh_host_keys = "regenerated"|"none", took_ms=, repeated=, steps_ms={clock=, ..., ["ssh-host-keys"]=}}
 //       (time_ns absent: the host's clock when sent; entropy absent: 64 bytes from getrandom)
 //   a:mount{serial=, target=, fstype="ext4", timeout_ms=10000} -> true
 #include "engine/guest/agent_client.hpp"
@@ -159,10 +160,13 @@ int l_reidentify(lua_State* L) {
   r.dns = field_string_list(L, 2, "dns");
   r.ssh_host_keys = field_boolean(L, 2, "ssh_host_keys").value_or(true);
   guest::ReidentifyResult res = c.reidentify(r);
-  lua_createtable(L, 0, 3);
+  lua_createtable(L, 0, 4);
   set_field(L, "ssh_host_keys", res.ssh_host_keys);
   set_field(L, "took_ms", static_cast<lua_Integer>(res.took_ms));
   set_field_bool(L, "repeated", res.repeated);
+  lua_createtable(L, 0, static_cast<int>(res.steps_ms.size()));
+  for (const auto& [name, ms] : res.steps_ms) set_field(L, name.c_str(), static_cast<lua_Integer>(ms));
+  lua_setfield(L, -2, "steps_ms");
   return 1;
 }
 
