@@ -154,7 +154,9 @@ nlohmann::json reidentify(const guest::ReidentifyRequest& r) {
   std::unique_ptr<StateLock> lock;
   step(steps, "lock", [&] { lock = std::make_unique<StateLock>(); });
   nlohmann::json applied = applied_state();
-  if (applied.is_object() && applied.value("generation", "") == r.generation && applied.contains("reply")) {
+  auto gen = applied.is_object() ? applied.find("generation") : applied.end();
+  if (gen != applied.end() && gen->is_string() && gen->get<std::string>() == r.generation &&
+      applied.contains("reply") && applied["reply"].is_object()) {
     nlohmann::json reply = applied["reply"];
     reply["repeated"] = true;
     return reply;
