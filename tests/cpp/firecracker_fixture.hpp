@@ -98,7 +98,7 @@ struct FcFixture {
     spec.memory_mib = 256;
     spec.kernel = tmp / "vmlinux";
     spec.cmdline = "console=ttyS0 reboot=k panic=-1";
-    spec.disks = {{"rootfs", tmp / "rootfs.ext4", "raw", false, true, ""}, {"work", tmp / "work.ext4", "raw", true, false, ""}};
+    spec.disks = {{"rootfs", tmp / "rootfs.ext4", "raw", false, true}, {"work", tmp / "work.ext4", "raw", true, false}};
     spec.nics = {{"eth0", "tap-test0", "02:fc:00:00:00:01"}};
     spec.agent.kind = vmm::AgentTransport::Kind::vsock_uds;
     spec.agent.cid = 3;

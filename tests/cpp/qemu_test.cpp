@@ -68,7 +68,7 @@ TEST_CASE("qemu argv: pc + TCG with virtio-pci, microvm + KVM with virtio-mmio",
   s.cmdline = "console=ttyS0";
   s.runtime_dir = "/run/b";
   s.vm_dir = "/state/vm";
-  s.disks = {{"rootfs", "/state/vm/root.qcow2", "qcow2", false, true, ""}, {"work", "/state/vm/work.ext4", "raw", false, false, ""}};
+  s.disks = {{"rootfs", "/state/vm/root.qcow2", "qcow2", false, true}, {"work", "/state/vm/work.ext4", "raw", false, false}};
   s.nics = {{"eth0", "bgtap01", "02:00:00:00:00:01"}};
   auto tcg = vmm::qemu_argv(s, false);
   auto has = [](const std::vector<std::string>& a, const std::string& x) {

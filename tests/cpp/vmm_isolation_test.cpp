@@ -66,7 +66,7 @@ struct Vm {
     ::mkdir(spec.runtime_dir.c_str(), 0700);
     spec.console_log = t / "console.log";
     spec.binary = "/usr/bin/qemu-system-x86_64";
-    spec.disks = {{"rootfs", t / "root.qcow2", "qcow2", false, true, ""}, {"work", t / "work.ext4", "raw", false, false, ""}};
+    spec.disks = {{"rootfs", t / "root.qcow2", "qcow2", false, true}, {"work", t / "work.ext4", "raw", false, false}};
   }
 };
 
