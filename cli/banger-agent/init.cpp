@@ -120,7 +120,8 @@ int run_init() {
       sigset_t none;
       sigemptyset(&none);
       ::sigprocmask(SIG_SETMASK, &none, nullptr);
-      ::execl("/usr/sbin/sshd", "sshd", static_cast<char*>(nullptr));  // daemonises; we reap it
+      // An absolute argv[0]: sshd refuses to start otherwise (it re-executes itself).
+      ::execl("/usr/sbin/sshd", "/usr/sbin/sshd", static_cast<char*>(nullptr));  // daemonises; we reap it
       ::_exit(127);
     }
   }

@@ -1,6 +1,9 @@
 #include "session.hpp"
 
+#include "banger_guest.hpp"
 #include "init.hpp"
+#include "mount_disk.hpp"
+#include "reidentify.hpp"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -18,6 +21,7 @@
 #include <vector>
 
 #include "engine/core/error.hpp"
+#include "engine/guest/requests.hpp"
 
 namespace banger::agent {
 using guest::FrameType;
@@ -46,18 +50,6 @@ void write_all(int fd, std::string_view data) {
     if (n < 0) throw Error::last("write");
     data.remove_prefix(static_cast<size_t>(n));
   }
-}
-
-// banger boots its guests with banger.* kernel arguments.
-bool in_banger_guest() {
-  int fd = ::open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  char buf[4096];
-  ssize_t n = ::read(fd, buf, sizeof buf - 1);
-  ::close(fd);
-  if (n <= 0) return false;
-  buf[n] = '\0';
-  return std::strstr(buf, "banger.name=") != nullptr;
 }
 
 }  // namespace
@@ -161,7 +153,7 @@ void Session::handle(const guest::Frame& f) {
                       {"session", session_},
                       {"hostname", host},
                       {"kernel", u.release},
-                      {"capabilities", {"exec", "signal", "put", "get", "poweroff"}}});
+                      {"capabilities", {"exec", "signal", "put", "get", "poweroff", "reidentify", "mount"}}});
   }
   if (!greeted_) return;  // nothing is served before the handshake
   try {
@@ -198,6 +190,12 @@ void Session::handle(const guest::Frame& f) {
         if (f.channel == put_ch_ && put_fd_ >= 0) finish_put(f.channel);
         return;
       case FrameType::get: return do_get(f);
+      case FrameType::reidentify: return do_reidentify(f);
+      case FrameType::mount: {
+        guest::MountRequest m = guest::parse_mount(f.json());
+        std::string dev = mount_by_serial(m);
+        return send_json(FrameType::ok, f.channel, {{"device", dev}});
+      }
       case FrameType::poweroff: {
         // Only inside a banger guest: an agent run on a host (tests, a
         // mistake) must never take that machine down.
@@ -221,6 +219,20 @@ void Session::handle(const guest::Frame& f) {
     }
   } catch (const Error& e) {
     send_error(f.channel, e.code(), e.what());
+  }
+}
+
+void Session::do_reidentify(const guest::Frame& f) {
+  // Validated first, so a malformed request is reported as such anywhere.
+  guest::ReidentifyRequest r = guest::parse_reidentify(f.json());
+  if (!in_banger_guest()) {
+    return send_error(f.channel, "EPERM",
+                      "not a banger guest (no banger.* kernel arguments); refusing to reidentify this machine");
+  }
+  try {
+    send_json(FrameType::ok, f.channel, reidentify(r));
+  } catch (const StepError& e) {
+    send_json(FrameType::error, f.channel, {{"code", e.code()}, {"message", e.what()}, {"step", e.step()}});
   }
 }
 

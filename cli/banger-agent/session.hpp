@@ -1,6 +1,7 @@
 #pragma once
 // One host session over one byte stream: the handshake, then requests one
-// at a time (exec with streamed stdio, put, get, ping, poweroff).
+// at a time (exec with streamed stdio, put, get, ping, poweroff, reidentify,
+// mount).
 #include <sys/types.h>
 
 #include <string>
@@ -27,6 +28,7 @@ class Session {
   void poll_exec();
   void finish_put(std::uint32_t ch);
   void do_get(const guest::Frame& f);
+  void do_reidentify(const guest::Frame& f);
   void abort_exec();
 
   int in_, out_;

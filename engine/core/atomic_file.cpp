@@ -7,7 +7,6 @@
 
 #include <cerrno>
 #include <cstdio>
-#include <filesystem>
 
 #include "engine/core/error.hpp"
 
@@ -26,9 +25,17 @@ std::string random_suffix() {
   return s;
 }
 
+// String operations, not std::filesystem: the static guest agent links this
+// file, and std::filesystem::path brings libstdc++'s locale machinery (1 MB).
 std::string dir_of(const std::string& path) {
-  std::string d = std::filesystem::path(path).parent_path().string();
-  return d.empty() ? "." : d;
+  size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+std::string base_of(const std::string& path) {
+  size_t slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
 }  // namespace
@@ -43,7 +50,7 @@ void fsync_dir(const std::string& dir) {
 }
 
 AtomicFile::AtomicFile(const std::string& path, mode_t mode) : path_(path) {
-  std::string name = std::filesystem::path(path).filename().string();
+  std::string name = base_of(path);
   for (int attempt = 0; attempt < 16 && fd_ < 0; ++attempt) {
     temp_ = dir_of(path) + "/." + name + ".tmp-" + random_suffix();
     fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -266,6 +267,57 @@ void AgentClient::poweroff() {
   std::uint32_t ch = next_channel_++;
   send(encode_json(FrameType::poweroff, ch, nlohmann::json::object()));
   expect(ch, clock::now() + 10s);
+}
+
+void AgentClient::require_capability(const std::string& name) const {
+  auto caps = hello_.find("capabilities");
+  if (caps != hello_.end() && caps->is_array()) {
+    for (const auto& c : *caps) {
+      if (c.is_string() && c.get<std::string>() == name) return;
+    }
+  }
+  // An older agent would skip the unknown frame and never answer.
+  throw Error("ENOTSUP", "the guest agent (" + hello_.value("agent_version", std::string("?")) +
+                             ") cannot " + name + "; the image needs a newer banger-agent");
+}
+
+ReidentifyResult AgentClient::reidentify(const ReidentifyRequest& r) {
+  require_capability("reidentify");
+  ReidentifyRequest req = r;
+  if (req.entropy.empty()) {
+    req.entropy.resize(64);
+    if (getrandom(req.entropy.data(), req.entropy.size(), 0) != static_cast<ssize_t>(req.entropy.size()))
+      throw Error::last("getrandom");
+  }
+  // Sampled last, so the guest's clock is stepped to the host's within the transit time.
+  if (req.time_ns == 0) {
+    timespec ts{};
+    ::clock_gettime(CLOCK_REALTIME, &ts);
+    req.time_ns = static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+  }
+  std::uint32_t ch = next_channel_++;
+  send(encode_json(FrameType::reidentify, ch, to_json(req)));
+  // Regenerating SSH host keys under TCG takes seconds.
+  Frame f = expect(ch, clock::now() + 120s);
+  if (f.type != FrameType::ok) throw Error("EPROTO", "unexpected answer to reidentify");
+  nlohmann::json j = f.json();
+  ReidentifyResult res{j.value("ssh_host_keys", std::string("none")), j.value("took_ms", std::int64_t{0}),
+                       j.value("repeated", false), {}};
+  if (auto s = j.find("steps_ms"); s != j.end() && s->is_object()) {
+    for (const auto& [name, ms] : s->items()) {
+      if (ms.is_number_integer()) res.steps_ms[name] = ms.get<std::int64_t>();
+    }
+  }
+  return res;
+}
+
+std::string AgentClient::mount(const MountRequest& m) {
+  require_capability("mount");
+  std::uint32_t ch = next_channel_++;
+  send(encode_json(FrameType::mount, ch, to_json(m)));
+  Frame f = expect(ch, clock::now() + std::chrono::milliseconds(m.timeout_ms) + 60s);
+  if (f.type != FrameType::ok) throw Error("EPROTO", "unexpected answer to mount");
+  return f.json().value("device", std::string());
 }
 
 }  // namespace banger::guest

@@ -5,12 +5,14 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "engine/guest/protocol.hpp"
+#include "engine/guest/requests.hpp"
 
 namespace banger::guest {
 
@@ -35,6 +37,13 @@ struct ExecResult {
   bool interrupted = false;  // Ctrl-C was forwarded to the command
 };
 
+struct ReidentifyResult {
+  std::string ssh_host_keys;  // "regenerated" | "none"
+  std::int64_t took_ms = 0;
+  bool repeated = false;      // the agent had applied this generation already
+  std::map<std::string, std::int64_t> steps_ms;  // time per step ("clock", "net", "ssh-host-keys", ...)
+};
+
 using OutputFn = std::function<void(std::string_view)>;
 
 class AgentClient {
@@ -55,6 +64,13 @@ class AgentClient {
   std::string get(const std::string& path);
   void ping();
   void poweroff();
+  // Makes a restored guest a new machine (docs/agent-protocol.md). A failed
+  // step raises with the agent's code and a message naming the step; the
+  // caller must then stop the VM. ENOTSUP from an agent without it.
+  // time_ns 0: the host's CLOCK_REALTIME when sent; entropy "": 64 bytes of getrandom.
+  ReidentifyResult reidentify(const ReidentifyRequest& r);
+  // Mounts the disk with that virtio serial; returns the guest device.
+  std::string mount(const MountRequest& m);
 
  private:
   AgentClient(int fd, std::string what) : fd_(fd), what_(std::move(what)) {}
@@ -63,6 +79,7 @@ class AgentClient {
   Frame expect(std::uint32_t ch, std::chrono::steady_clock::time_point deadline);
   [[noreturn]] void raise_error(const Frame& f);
   void handshake(std::chrono::milliseconds timeout);
+  void require_capability(const std::string& name) const;
 
   int fd_;
   std::string what_;

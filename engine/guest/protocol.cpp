@@ -41,7 +41,9 @@ bool known_type(std::uint8_t t) {
     case FrameType::ok:
     case FrameType::ping:
     case FrameType::pong:
-    case FrameType::poweroff: return true;
+    case FrameType::poweroff:
+    case FrameType::reidentify:
+    case FrameType::mount: return true;
   }
   return false;
 }

@@ -20,7 +20,7 @@
 namespace banger::guest {
 
 inline constexpr int kProtocolMajor = 1;
-inline constexpr int kProtocolMinor = 0;
+inline constexpr int kProtocolMinor = 1;  // 1: reidentify, mount
 inline constexpr std::string_view kMagic = "BGR1";
 inline constexpr size_t kHeaderSize = 13;
 inline constexpr std::uint32_t kMaxPayload = 1 << 20;
@@ -46,6 +46,8 @@ enum class FrameType : std::uint8_t {
   ping = 30,
   pong = 31,
   poweroff = 32,  // host -> agent: clean shutdown of the guest
+  reidentify = 33,  // host -> agent: ReidentifyRequest; answered ok {ssh_host_keys, took_ms, repeated}
+  mount = 34,       // host -> agent: MountRequest; answered ok {device}
 };
 
 bool known_type(std::uint8_t t);

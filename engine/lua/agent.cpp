@@ -4,6 +4,11 @@
 //   a:exec{argv..., env={}, cwd=, stdin=, on_stdout=fn, on_stderr=fn}
 //       -> {code=, signal=, interrupted=, stdout=, stderr=} (output collected when no callback)
 //   a:put(path, data, {mode=, uid=, gid=}); a:get(path) -> data; a:ping(); a:poweroff()
+//   a:reidentify{generation=, hostname=, machine_id=, time_ns=, entropy=, net={dev=, mac=, address=, prefix=,
+//       gateway=}, dns={...}, ssh_host_keys=bool}
+//       -> {ssh_host_keys = "regenerated"|"none", took_ms=, repeated=, steps_ms={clock=, ..., ["ssh-host-keys"]=}}
+//       (time_ns absent: the host's clock when sent; entropy absent: 64 bytes from getrandom)
+//   a:mount{serial=, target=, fstype="ext4", timeout_ms=10000} -> true
 #include "engine/guest/agent_client.hpp"
 #include "engine/lua/binding.hpp"
 #include "engine/lua/json_value.hpp"
@@ -107,10 +112,82 @@ int l_poweroff(lua_State* L) {
   return 1;
 }
 
+std::string required_string(lua_State* L, int idx, const char* key) {
+  auto v = field_string(L, idx, key);
+  if (!v) throw Raise(std::string("bad option '") + key + "' (string expected, got no value)");
+  return *v;
+}
+
+std::optional<guest::NetConfig> net_option(lua_State* L, int idx) {
+  lua_pushstring(L, "net");
+  int t = lua_rawget(L, idx);
+  if (t == LUA_TNIL) {
+    lua_pop(L, 1);
+    return std::nullopt;
+  }
+  if (t != LUA_TTABLE) {
+    std::string got = luaL_typename(L, -1);
+    lua_pop(L, 1);
+    throw Raise("bad option 'net' (table expected, got " + got + ")");
+  }
+  int n = lua_gettop(L);
+  guest::NetConfig net;
+  net.dev = field_string(L, n, "dev").value_or("eth0");
+  net.mac = required_string(L, n, "mac");
+  net.address = required_string(L, n, "address");
+  auto prefix = field_integer(L, n, "prefix");
+  if (!prefix) throw Raise("bad option 'prefix' (integer expected, got no value)");
+  net.prefix = static_cast<int>(*prefix);
+  net.gateway = field_string(L, n, "gateway").value_or("");
+  lua_pop(L, 1);
+  return net;
+}
+
+int l_reidentify(lua_State* L) {
+  auto& c = check_handle<guest::AgentClient>(L, 1);
+  check_table(L, 2);
+  guest::ReidentifyRequest r;
+  r.generation = required_string(L, 2, "generation");
+  r.hostname = required_string(L, 2, "hostname");
+  r.machine_id = required_string(L, 2, "machine_id");
+  r.time_ns = field_integer(L, 2, "time_ns").value_or(0);
+  r.entropy = field_string(L, 2, "entropy").value_or("");
+  if (field_string(L, 2, "entropy") && r.entropy.size() < guest::kMinEntropy) {
+    throw Raise("bad option 'entropy' (at least " + std::to_string(guest::kMinEntropy) + " bytes expected, got " +
+                std::to_string(r.entropy.size()) + ")");
+  }
+  r.net = net_option(L, 2);
+  r.dns = field_string_list(L, 2, "dns");
+  r.ssh_host_keys = field_boolean(L, 2, "ssh_host_keys").value_or(true);
+  guest::ReidentifyResult res = c.reidentify(r);
+  lua_createtable(L, 0, 4);
+  set_field(L, "ssh_host_keys", res.ssh_host_keys);
+  set_field(L, "took_ms", static_cast<lua_Integer>(res.took_ms));
+  set_field_bool(L, "repeated", res.repeated);
+  lua_createtable(L, 0, static_cast<int>(res.steps_ms.size()));
+  for (const auto& [name, ms] : res.steps_ms) set_field(L, name.c_str(), static_cast<lua_Integer>(ms));
+  lua_setfield(L, -2, "steps_ms");
+  return 1;
+}
+
+int l_mount(lua_State* L) {
+  auto& c = check_handle<guest::AgentClient>(L, 1);
+  check_table(L, 2);
+  guest::MountRequest m;
+  m.serial = required_string(L, 2, "serial");
+  m.target = required_string(L, 2, "target");
+  m.fstype = field_string(L, 2, "fstype").value_or("ext4");
+  m.timeout_ms = static_cast<int>(field_integer(L, 2, "timeout_ms").value_or(10000));
+  c.mount(m);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 int open_agent(lua_State* L) {
   static const luaL_Reg methods[] = {{"hello", protect<l_hello>}, {"exec", protect<l_exec>},
                                      {"put", protect<l_put>},     {"get", protect<l_get>},
                                      {"ping", protect<l_ping>},   {"poweroff", protect<l_poweroff>},
+                                     {"reidentify", protect<l_reidentify>}, {"mount", protect<l_mount>},
                                      {nullptr, nullptr}};
   define_handle<guest::AgentClient>(L, methods);
   static const luaL_Reg fns[] = {{"connect", protect<l_connect>}, {nullptr, nullptr}};

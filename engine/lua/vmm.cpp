@@ -138,6 +138,7 @@ vmm::VmSpec spec_from(lua_State* L, int idx) {
       disk.format = field_string(L, d, "format").value_or("raw");
       disk.read_only = field_boolean(L, d, "read_only").value_or(false);
       disk.root = field_boolean(L, d, "root").value_or(false);
+      disk.serial = field_string(L, d, "serial").value_or("");
       s.disks.push_back(disk);
       lua_pop(L, 1);
     }

@@ -21,6 +21,7 @@ struct DiskSpec {
   std::string format = "raw";  // raw | qcow2 (qemu only)
   bool read_only = false;
   bool root = false;
+  std::string serial = "";  // virtio-blk serial the guest sees in /sys/block/vd*/serial (qemu; "" for none)
 };
 
 struct NicSpec {

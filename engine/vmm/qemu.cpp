@@ -209,6 +209,18 @@ void qemu_tail_args(std::vector<std::string>& a, bool kvm, const std::string& ge
   if (incoming) a.insert(a.end(), {"-S", "-incoming", "defer"});
 }
 
+namespace {
+// ",serial=..." for -device: at most 20 bytes (VIRTIO_BLK_ID_BYTES) of a
+// character set that cannot end the option or start another.
+std::string disk_serial_arg(const DiskSpec& d) {
+  if (d.serial.empty()) return "";
+  bool ok = d.serial.size() <= 20;
+  for (char c : d.serial) ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.');
+  if (!ok) throw Error("EINVAL", "qemu: disk serial '" + d.serial + "' must be 1 to 20 letters, digits, '.', '_' or '-'");
+  return ",serial=" + d.serial;
+}
+}  // namespace
+
 QemuLayout qemu_layout(const VmSpec& spec) {
   return {spec.runtime_dir + "/qmp.sock", spec.runtime_dir + "/agent.sock", spec.vm_dir + "/qemu.log"};
 }
@@ -230,7 +242,7 @@ std::vector<std::string> qemu_argv(const VmSpec& spec, bool kvm) {
     if (d.path.find(',') != std::string::npos) throw Error("EINVAL", "qemu: disk path contains a comma: " + d.path);
     std::string drive = "file=" + d.path + ",format=" + d.format + ",if=none,id=" + d.id + ",cache=writeback";
     if (d.read_only) drive += ",readonly=on";
-    a.insert(a.end(), {"-drive", drive, "-device", "virtio-blk-" + bus + ",drive=" + d.id});
+    a.insert(a.end(), {"-drive", drive, "-device", "virtio-blk-" + bus + ",drive=" + d.id + disk_serial_arg(d)});
   }
   int passed = 0;  // descriptors handed over become fds 3, 4, ... (launch passes them in NIC order)
   for (const NicSpec& n : spec.nics) {

@@ -89,6 +89,23 @@ TEST_CASE("qemu argv: pc + TCG with virtio-pci, microvm + KVM with virtio-mmio",
   CHECK_THROWS_AS(vmm::qemu_argv(s, false), Error);
 }
 
+TEST_CASE("qemu argv: a disk's serial reaches the guest, and cannot smuggle options", "[qemu][attack]") {
+  vmm::VmSpec s;
+  s.name = "box";
+  s.kernel = "/k/vmlinux";
+  s.runtime_dir = "/run/b";
+  s.vm_dir = "/state/vm";
+  s.disks = {{"rootfs", "/state/vm/root.qcow2", "qcow2", false, true, ""},
+             {"ws", "/state/vm/ws.ext4", "raw", false, false, "banger-ws"}};
+  auto a = vmm::qemu_argv(s, false);
+  CHECK(std::find(a.begin(), a.end(), "virtio-blk-pci,drive=rootfs") != a.end());
+  CHECK(std::find(a.begin(), a.end(), "virtio-blk-pci,drive=ws,serial=banger-ws") != a.end());
+  for (const char* bad : {"ws,drive=rootfs", "ws serial", "a-serial-of-21-chars!", "abcdefghijklmnopqrstu"}) {
+    s.disks[1].serial = bad;
+    CHECK(test::error_code_of([&] { vmm::qemu_argv(s, false); }) == "EINVAL");
+  }
+}
+
 TEST_CASE("qemu driver: launch, status, pause/resume, forced shutdown", "[qemu]") {
   test::TempDir t;
   vmm::VmSpec spec = mini_spec(t);
