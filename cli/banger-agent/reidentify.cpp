@@ -16,6 +16,7 @@
 
 #include "engine/core/atomic_file.hpp"
 #include "guest_net.hpp"
+#include "guest_system.hpp"
 #include "ssh_host_keys.hpp"
 
 namespace banger::agent {
@@ -24,12 +25,6 @@ namespace {
 constexpr const char* kStateDir = "/run/banger-agent";
 constexpr const char* kStateFile = "/run/banger-agent/reidentify.json";
 constexpr const char* kLockFile = "/run/banger-agent/reidentify.lock";
-
-long long monotonic_ms() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
 
 // Runs one named step, timing it into `steps` (the reply's steps_ms).
 void step(nlohmann::json& steps, const char* name, const std::function<void()>& fn) {

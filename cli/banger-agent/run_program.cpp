@@ -4,24 +4,18 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 
 #include "engine/core/error.hpp"
+#include "guest_system.hpp"
 
 namespace banger::agent {
 namespace {
 
 constexpr const char* kPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-long long monotonic_ms() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
 
 struct Running {
   pid_t pid = -1;
@@ -146,6 +140,30 @@ std::vector<ProgramResult> run_programs(const std::vector<std::vector<std::strin
     results.push_back(std::move(r.result));
   }
   return results;
+}
+
+void start_detached(const std::string& path, const std::vector<std::string>& argv) {
+  pid_t pid = ::fork();
+  if (pid < 0) throw Error::last("fork", path);
+  if (pid == 0) {
+    ::setsid();
+    if (::fork() != 0) ::_exit(0);
+    int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+    for (int fd = 0; fd < 3 && null >= 0; ++fd) ::dup2(null, fd);
+    for (int s = 1; s < 32; ++s) ::signal(s, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    std::vector<char*> av;
+    for (const auto& a : argv) av.push_back(const_cast<char*>(a.c_str()));
+    av.push_back(nullptr);
+    std::string env_path = std::string("PATH=") + kPath;
+    char* env[] = {env_path.data(), const_cast<char*>("HOME=/root"), const_cast<char*>("LANG=C"), nullptr};
+    ::execve(path.c_str(), av.data(), env);
+    ::_exit(127);
+  }
+  while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+  }
 }
 
 ProgramResult run_program(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {

@@ -19,6 +19,11 @@ ProgramResult run_program(const std::vector<std::string>& argv, std::chrono::mil
 std::vector<ProgramResult> run_programs(const std::vector<std::vector<std::string>>& argvs,
                                         std::chrono::milliseconds timeout);
 
+// Starts `path` with `argv` outside the agent's process tree (twice forked,
+// a session of its own, stdio on /dev/null), for a daemon the agent
+// restarts; its exit is not waited for.
+void start_detached(const std::string& path, const std::vector<std::string>& argv);
+
 // argv[0]'s path found on the agent's PATH, or "" when it is not installed.
 std::string find_program(const std::string& name);
 

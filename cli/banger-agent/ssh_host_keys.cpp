@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -13,7 +12,9 @@
 #include <initializer_list>
 #include <vector>
 
+#include "dropbear_host_keys.hpp"
 #include "engine/core/error.hpp"
+#include "guest_system.hpp"
 #include "run_program.hpp"
 
 namespace banger::agent {
@@ -22,12 +23,6 @@ namespace {
 using namespace std::chrono_literals;
 
 constexpr const char* kSshDir = "/etc/ssh";
-
-long long monotonic_ms() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
 
 std::vector<std::string> host_key_files(const std::string& dir) {
   DIR* d = ::opendir(dir.c_str());
@@ -85,37 +80,10 @@ void replace_host_keys(const std::string& keygen) {
   cleanup();
 }
 
-bool systemd_running() {
-  struct stat st {};
-  return ::stat("/run/systemd/system", &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-// Debian and Ubuntu call the unit ssh.service; most others sshd.service.
-std::string systemd_unit() {
-  for (const char* dir : {"/etc/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system"}) {
-    if (::access((std::string(dir) + "/ssh.service").c_str(), F_OK) == 0) return "ssh.service";
-  }
-  return "sshd.service";
-}
-
-// No iostreams: in a static binary they bring in the whole locale machinery.
-std::string read_first_line(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return "";
-  char buf[512];
-  ssize_t n = ::read(fd, buf, sizeof buf);
-  ::close(fd);
-  std::string text(buf, n > 0 ? static_cast<size_t>(n) : 0);
-  return text.substr(0, text.find('\n'));
-}
-
 // A live (not zombie) process whose name is sshd.
 bool is_sshd(pid_t pid) {
-  if (pid <= 1) return false;
-  std::string stat = read_first_line("/proc/" + std::to_string(pid) + "/stat");
-  size_t close = stat.rfind(')');
-  if (stat.empty() || close == std::string::npos || close + 2 >= stat.size()) return false;
-  return stat.find("(sshd)") != std::string::npos && stat[close + 2] != 'Z';
+  auto p = live_process(pid);
+  return p && p->comm == "sshd";
 }
 
 pid_t sshd_pid() {
@@ -152,11 +120,12 @@ void restart_daemon(const std::string& sshd) {
   }
 }
 
-}  // namespace
+// Debian and Ubuntu call the unit ssh.service; most others sshd.service.
+std::string openssh_unit() { return systemd_unit_exists("ssh.service") ? "ssh.service" : "sshd.service"; }
 
-std::string regenerate_ssh_host_keys() {
+bool regenerate_openssh_host_keys() {
   std::string sshd = find_program("sshd");
-  if (sshd.empty()) return "none";
+  if (sshd.empty()) return false;
   std::string keygen = find_program("ssh-keygen");
   if (keygen.empty()) throw Error("ENOENT", sshd + " is installed but ssh-keygen is not");
   replace_host_keys(keygen);
@@ -164,13 +133,21 @@ std::string regenerate_ssh_host_keys() {
     std::string systemctl = find_program("systemctl");
     if (systemctl.empty()) throw Error("ENOENT", "systemd runs but systemctl is not installed");
     // Waits for the restart job: sshd serves the new keys when it returns.
-    ProgramResult r = run_program({systemctl, "try-restart", systemd_unit()}, 60s);
+    ProgramResult r = run_program({systemctl, "try-restart", openssh_unit()}, 60s);
     if (r.status != 0)
-      throw Error("EIO", "systemctl try-restart " + systemd_unit() + " (status " + std::to_string(r.status) + "): " + r.output);
+      throw Error("EIO", "systemctl try-restart " + openssh_unit() + " (status " + std::to_string(r.status) + "): " + r.output);
   } else {
     restart_daemon(sshd);
   }
-  return "regenerated";
+  return true;
+}
+
+}  // namespace
+
+std::string regenerate_ssh_host_keys() {
+  bool openssh = regenerate_openssh_host_keys();
+  bool dropbear = regenerate_dropbear_host_keys();
+  return openssh || dropbear ? "regenerated" : "none";
 }
 
 }  // namespace banger::agent

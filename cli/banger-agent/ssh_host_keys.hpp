@@ -10,7 +10,8 @@ namespace banger::agent {
 // restarts a running sshd so it serves the new keys before this returns
 // (systemd: `systemctl try-restart`; otherwise the daemon in /run/sshd.pid
 // is stopped and started again, as banger-init started it). Returns
-// "regenerated", or "none" when there is no sshd. Throws naming what failed.
+// "regenerated", or "none" when there is no sshd. Dropbear's keys likewise
+// (dropbear_host_keys.hpp). Throws naming what failed.
 std::string regenerate_ssh_host_keys();
 
 }  // namespace banger::agent
