@@ -59,8 +59,8 @@ describe("warm vm run", function()
     t.not_contains(log3, "restoring warm snapshot")
 
     -- a changed image gives a new machine: boot, new snapshot, the old one pruned (warm_snapshots = 1)
-    local image = home .. "/tiny.ext4"
-    banger.proc.run({ "touch", "-d", "2001-01-01", image })
+    local image = banger.json.decode(t.banger({ "image", "show", "tiny", "--json" }, { home = home }).stdout).rootfs_path
+    t.eq(banger.proc.run({ "touch", "-d", "2001-01-01", image }).code, 0)
     local fourth, log4 = vm_run()
     t.eq(fourth.code, 4, fourth.stderr)
     t.contains(log4, "no warm snapshot yet")

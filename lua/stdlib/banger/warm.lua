@@ -87,20 +87,17 @@ function M.find(key)
   return row
 end
 
---- Keeps at most `bound` warm snapshots that nothing needs, the most
--- recently used ones. Returns the names deleted.
+--- Keeps the `bound` most recently used warm snapshots; older ones are
+-- deleted once nothing needs them. Returns the names deleted.
 function M.prune(bound)
   local rows = require("banger.state").db():query(
     "SELECT * FROM snapshots WHERE kind = 'warm' AND state = 'ready' ORDER BY COALESCE(last_used_at, created_at) DESC")
-  local kept, deleted = 0, {}
-  for _, row in ipairs(rows) do
+  local deleted = {}
+  for i, row in ipairs(rows) do
     local u = snapshots.users(row)
-    if #u.vms == 0 and #u.snapshots == 0 then
-      kept = kept + 1
-      if kept > bound then
-        snapshots.remove(row)
-        deleted[#deleted + 1] = row.name
-      end
+    if i > bound and #u.vms == 0 and #u.snapshots == 0 then
+      snapshots.remove(row)
+      deleted[#deleted + 1] = row.name
     end
   end
   if #deleted > 0 then
