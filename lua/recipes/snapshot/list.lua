@@ -12,15 +12,17 @@ return {
         banger.ui.info("no snapshots (take one with 'banger vm snapshot NAME')")
         return
       end
-      local rows = {}
-      for _, s in ipairs(list) do
-        local users = {}
-        for _, v in ipairs(s.used_by_vms) do users[#users + 1] = v end
-        for _, v in ipairs(s.used_by_snapshots) do users[#users + 1] = "snapshot " .. v end
-        rows[#rows + 1] = { s.name, s.kind, s.source_vm, banger.units.format_bytes(s.size_bytes), s.ram or "-",
-          s.created_at, #users > 0 and table.concat(users, ",") or "-" }
-      end
-      banger.ui.table(rows, { "NAME", "KIND", "FROM", "SIZE", "RAM", "CREATED", "USED BY" })
+      banger.ui.table(list, {
+        { "NAME", "name" }, { "KIND", "kind" }, { "FROM", "source_vm" },
+        { "SIZE", function(v) return banger.units.format_bytes(v.size_bytes) end },
+        { "RAM", "ram" }, { "CREATED", "created_at" },
+        { "USED BY", function(v)
+          local users = {}
+          for _, n in ipairs(v.used_by_vms) do users[#users + 1] = n end
+          for _, n in ipairs(v.used_by_snapshots) do users[#users + 1] = "snapshot " .. n end
+          return #users > 0 and table.concat(users, ",") or "-"
+        end },
+      })
     end, "array of snapshot")
   end,
 }

@@ -376,6 +376,17 @@ local function insert_row(name, f, also)
   return row
 end
 
+--- The kernel a VM of `image` boots (`name`, else the image's, else the
+-- config's), set up first when it is the default one and missing.
+function M.kernel_for(image, name)
+  local kernel_name = name or image.kernel or config.get().vm.kernel
+  if kernel_name == kernels.default_name and not pcall(kernels.require, kernel_name) then
+    kernels.ensure_default(require("banger.ui").info)
+  end
+  kernels.require(kernel_name)
+  return kernel_name
+end
+
 --- Creates and boots a VM. opts: name, image, kernel, vcpus, memory, disk,
 -- work_disk, nat, driver, accel, wait. A failure or Ctrl-C at any stage
 -- removes everything the half-made VM had.
@@ -386,11 +397,7 @@ function M.create(opts, stage)
   local name = opts.name or ("vm-" .. random_hex(3))
   errors.check(validate.vm_name(name))
   local image = images.pick(opts.image or cfg.vm.image)
-  local kernel_name = opts.kernel or image.kernel or cfg.vm.kernel
-  if kernel_name == kernels.default_name and not pcall(kernels.require, kernel_name) then
-    kernels.ensure_default(require("banger.ui").info)
-  end
-  kernels.require(kernel_name)
+  local kernel_name = M.kernel_for(image, opts.kernel)
   local driver, accel, binary = M.pick_driver(opts.driver, opts.accel)
   -- The root disk holds the whole image file; a smaller one would cut its
   -- filesystem off.

@@ -44,7 +44,7 @@ end
 function M.key(s, driver, accel, file_sync)
   local images, kernels = require("banger.images"), require("banger.kernels")
   local image = images.pick(s.image)
-  local kernel = kernels.require(s.kernel or image.kernel or require("banger.config").get().vm.kernel)
+  local kernel = kernels.require(require("banger.vm").kernel_for(image, s.kernel))
   local st = errors.check(fs.stat(image.rootfs_path))
   local cfg = require("banger.config").get()
   local doc = {
