@@ -40,13 +40,7 @@ describe("snapshots", function()
     world = netns.world("unused\n")
     local home = e2e.home()
     e2e.ssh_image(home)
-    local function run(args, timeout)
-      local argv = { t.bin() }
-      for _, a in ipairs(args) do
-        argv[#argv + 1] = a
-      end
-      return netns.run(world.host, argv, { env = t.env(home), cwd = home, timeout_ms = timeout or 180000 })
-    end
+    local run = netns.banger(world.host, home)
     local function ok(args, timeout)
       local r = run(args, timeout)
       t.eq(r.code, 0, table.concat(args, " ") .. ": " .. r.stderr)

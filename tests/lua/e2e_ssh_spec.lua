@@ -16,13 +16,7 @@ describe("ssh into a real guest", function()
     world = netns.world("unused\n")
     local home = e2e.home()
     e2e.ssh_image(home)
-    local function banger_in_ns(args, timeout)
-      local argv = { t.bin() }
-      for _, a in ipairs(args) do
-        argv[#argv + 1] = a
-      end
-      return netns.run(world.host, argv, { env = t.env(home), cwd = home, timeout_ms = timeout or 180000 })
-    end
+    local banger_in_ns = netns.banger(world.host, home)
 
     local r = banger_in_ns({ "vm", "run", "--name", "sshvm", "--image", "tiny-ssh", "--memory", "256MiB", "--",
       "cat", "/etc/hostname", "/proc/sys/kernel/hostname" })

@@ -36,6 +36,18 @@ function netns.run(ns, argv, opts)
   return banger.proc.run(full)
 end
 
+--- A function running banger with `home` in namespace `ns`:
+-- fn(args [, timeout_ms]) -> proc.run result.
+function netns.banger(ns, home)
+  return function(args, timeout)
+    local argv = { t.bin() }
+    for _, a in ipairs(args) do
+      argv[#argv + 1] = a
+    end
+    return netns.run(ns, argv, { env = t.env(home), cwd = home, timeout_ms = timeout or 180000 })
+  end
+end
+
 --- Links `a` (in ns_a, address cidr_a) and `b` (in ns_b, cidr_b) with a veth pair.
 function netns.veth(ns_a, a, cidr_a, ns_b, b, cidr_b)
   sh({ "ip", "-n", ns_a, "link", "add", a, "type", "veth", "peer", "name", b, "netns", ns_b })
