@@ -1,7 +1,9 @@
 --- banger.provision: what every VM's work disk gets before it boots, written
 -- with the ext4 engine (never by mounting): banger's SSH key for root, a
--- .hushlogin, the host user's git identity, and the config's file_sync
--- entries. The work disk is the guest's /root, so guest "~/x" is "/x" here.
+-- .hushlogin, the host user's git identity, the config's file_sync
+-- entries, and random bytes the initramfs credits to the guest kernel at the
+-- first boot (.banger-rng-seed; removed by that boot). The work disk is the
+-- guest's /root, so guest "~/x" is "/x" here.
 local errors = require("banger.errors")
 local state = require("banger.state")
 local config = require("banger.config")
@@ -119,6 +121,9 @@ function M.work_disk(img, opts)
   img:write("/.ssh/authorized_keys", key, { mode = PRIVATE })
   -- The work disk is mounted over /root, so this is the .hushlogin login sees.
   img:write("/.hushlogin", "", { mode = FILE })
+  local urandom = assert(io.open("/dev/urandom", "rb"))
+  img:write("/.banger-rng-seed", urandom:read(64), { mode = PRIVATE })
+  urandom:close()
   local name, email = M.git_identity()
   if name ~= "" or email ~= "" then
     img:write("/.gitconfig", string.format("[user]\n\tname = %s\n\temail = %s\n", name, email), { mode = FILE })
