@@ -15,12 +15,14 @@ export HOME=$home XDG_RUNTIME_DIR=$home/run
 unset XDG_CONFIG_HOME XDG_STATE_HOME XDG_CACHE_HOME
 
 ms() { date +%s%3N; }
+load() { cut -d' ' -f1-3 /proc/loadavg; }
 
 "$banger" kernel import "$("$here/tests/fixtures/kernel-deb.sh")" --name debian-cloud >/dev/null 2>&1
 "$banger" run "$here/tests/lua/fixtures/make_rootfs.lua" "$home/tiny.ext4" "$build/cli/banger-agent/banger-agent"
 "$banger" image register --rootfs "$home/tiny.ext4" --name tiny --kernel debian-cloud >/dev/null
 
 echo "== boot stages (qemu driver, $(HOME=$home "$banger" run /dev/stdin <<<'local c=banger.vmm.detect(); io.write(c.kvm_usable and "kvm" or "tcg")'))"
+echo "load average before: $(load) (on a shared machine every number below moves with it)"
 printf "%-4s %10s %10s %12s %10s %10s\n" run pre-launch qemu-start boot+ready exec total
 for i in 1 2 3; do
   t0=$(ms)
@@ -36,9 +38,10 @@ echo "pre-launch = banger before spawning the hypervisor (DB, overlay, work disk
 echo "qemu-start = spawn to QMP answering; boot+ready = the rest of 'vm create' (guest kernel,"
 echo "init and agent, plus banger's process start-up and exit);"
 echo "exec = a whole 'banger vm exec -- true' process, including its own start-up."
+echo "load average after: $(load)"
 
 echo
-echo "== creating 20 VMs (disks and state, --no-start): serial vs concurrent"
+echo "== creating 20 VMs (disks and state, --no-start): serial vs concurrent (load average $(load))"
 t0=$(ms)
 for i in $(seq 1 20); do "$banger" vm create "s$i" --image tiny --no-start >/dev/null 2>&1; done
 serial=$(( $(ms) - t0 ))
@@ -54,6 +57,7 @@ echo "serial: ${serial}ms  concurrent: ${concurrent}ms  ratio: $(awk -v s="$seri
 
 echo
 echo "== banger's own overhead: the fake firecracker (an API-faithful stand-in that boots nothing)"
+echo "load average before: $(load)"
 fake="$build/tests/fake-firecracker/fake-firecracker"
 if [[ -x "$fake" ]]; then
   "$build/cli/banger-agent/banger-agent" --unix "$home/agent.sock" &
@@ -70,6 +74,9 @@ if [[ -x "$fake" ]]; then
     printf "%-4s %8dms %8dms %8dms\n" "$i" "$((t1 - t0))" "$((t2 - t1))" "$((t3 - t2))"
   done
   echo "create = the whole 'vm create' process to the agent answering (hypervisor time ~0 here)"
+  floor=()
+  for i in $(seq 1 11); do t0=$(ms); "$banger" version >/dev/null; floor+=($(($(ms) - t0))); done
+  echo "a banger process that does nothing ('banger version', median of 11): $(printf '%s\n' "${floor[@]}" | sort -n | sed -n 6p)ms"
   t0=$(ms)
   for i in $(seq 1 20); do "$banger" vm create "fs$i" --image tiny >/dev/null 2>&1; done
   serial=$(( $(ms) - t0 ))
@@ -84,6 +91,7 @@ if [[ -x "$fake" ]]; then
   echo "20 booted VMs: serial ${serial}ms, concurrent ${concurrent}ms, ratio $(awk -v s="$serial" -v c="$concurrent" 'BEGIN{printf "%.2fx", s/c}'), failures $fail, running $running"
   "$banger" vm list --json | grep -o '"name": "fc[0-9]*"' | cut -d'"' -f4 | xargs -r "$banger" vm delete -f >/dev/null 2>&1
   kill "$agent"
+  echo "load average after: $(load)"
 else
   echo "(build the tests to get $fake)"
 fi

@@ -5,6 +5,8 @@
 //   --unix PATH     a Unix socket (tests)
 // With --grow-fs DEVICE MOUNTPOINT it grows that mounted ext4 filesystem to
 // its disk's size and exits (banger's initramfs runs it at every boot).
+// With --seed-rng FILE it credits the host's random bytes in FILE to the
+// kernel's pool and removes the file (the initramfs, at a VM's first boot).
 // Run as "banger-init" it is PID 1 for images without an init (init.hpp).
 // Socket transports fork one session per connection; the serial port is a
 // single stream served forever.
@@ -23,6 +25,7 @@
 
 #include "growfs.hpp"
 #include "init.hpp"
+#include "rng_seed.hpp"
 #include "session.hpp"
 
 namespace {
@@ -30,7 +33,7 @@ namespace {
 int usage() {
   std::fprintf(stderr,
                "usage: banger-agent --serial PATH | --vsock PORT | --unix PATH | --grow-fs DEVICE MOUNTPOINT | "
-               "--version\n");
+               "--seed-rng FILE | --version\n");
   return 2;
 }
 
@@ -81,6 +84,17 @@ int main(int argc, char** argv) {
     if (argc != 4) return usage();
     try {
       std::printf("%s\n", banger::agent::describe(argv[2], banger::agent::grow_filesystem(argv[2], argv[3])).c_str());
+      return 0;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "banger-agent: %s\n", e.what());
+      return 1;
+    }
+  }
+  if (mode == "--seed-rng") {
+    if (argc != 3) return usage();
+    try {
+      std::printf("seeded the kernel's random pool with %zu bytes from the host\n",
+                  banger::agent::seed_rng_from(argv[2]));
       return 0;
     } catch (const std::exception& e) {
       std::fprintf(stderr, "banger-agent: %s\n", e.what());

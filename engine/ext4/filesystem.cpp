@@ -257,6 +257,14 @@ std::unique_ptr<Filesystem> Filesystem::open(const std::string& path, bool writa
   return std::unique_ptr<Filesystem>(new Filesystem(std::move(impl), path));
 }
 
+std::unique_ptr<Filesystem> Filesystem::create(const std::string& path, std::uint64_t size_bytes,
+                                               const std::string& label, bool journal) {
+  auto impl = std::make_unique<Impl>();
+  impl->writable = true;
+  impl->fs = make_filesystem(path, size_bytes, label, journal);
+  return std::unique_ptr<Filesystem>(new Filesystem(std::move(impl), path));
+}
+
 Filesystem::~Filesystem() {
   if (impl_ && impl_->fs) ext2fs_close_free(&impl_->fs);
 }

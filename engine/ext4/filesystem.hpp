@@ -51,6 +51,11 @@ class Filesystem {
   using Reader = std::function<size_t(char* buf, size_t cap)>;
 
   static std::unique_ptr<Filesystem> open(const std::string& path, bool writable);
+  // mkfs() and open(path, true) in one: the new filesystem stays open, so
+  // what is written into it goes to disk with it, in one flush at close()
+  // (no second open, which libext2fs begins with an fsync).
+  static std::unique_ptr<Filesystem> create(const std::string& path, std::uint64_t size_bytes,
+                                            const std::string& label = {}, bool journal = true);
   ~Filesystem();  // closes, flushing when writable (errors are lost: call close())
   Filesystem(const Filesystem&) = delete;
   Filesystem& operator=(const Filesystem&) = delete;

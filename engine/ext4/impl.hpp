@@ -23,6 +23,10 @@ inline void check(errcode_t rc, const std::string& what) {
 }
 std::uint32_t now32();
 
+// mkfs() without the close: the new filesystem, open for writing and not
+// yet written out (mkfs.cpp).
+ext2_filsys make_filesystem(const std::string& path, std::uint64_t size_bytes, const std::string& label, bool journal);
+
 struct Filesystem::Impl {
   ext2_filsys fs = nullptr;
   bool writable = false;

@@ -96,7 +96,7 @@ void create_root_and_lost_found(ext2_filsys fs) {
 
 }  // namespace
 
-void mkfs(const std::string& path, std::uint64_t size_bytes, const std::string& label, bool journal) {
+ext2_filsys make_filesystem(const std::string& path, std::uint64_t size_bytes, const std::string& label, bool journal) {
   if (size_bytes < (8u << 20)) throw Error("EINVAL", "an ext4 image needs at least 8 MiB");
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (fd < 0) throw Error::last("create", path);
@@ -164,7 +164,12 @@ void mkfs(const std::string& path, std::uint64_t size_bytes, const std::string& 
   sb->s_overhead_clusters = static_cast<std::uint32_t>(overhead);
 
   g.fs = nullptr;
-  check(ext2fs_close_free(&fs), what + ": write");
+  return fs;
+}
+
+void mkfs(const std::string& path, std::uint64_t size_bytes, const std::string& label, bool journal) {
+  ext2_filsys fs = make_filesystem(path, size_bytes, label, journal);
+  check(ext2fs_close_free(&fs), "make an ext4 filesystem in " + path + ": write");
 }
 
 }  // namespace banger::ext4

@@ -9,6 +9,10 @@
 // The root and work filesystems are grown online to their disks' sizes
 // (banger-agent --grow-fs) at every boot: the disks are made at the VM's
 // configured sizes, the filesystems inside them are not (docs/ext4.md).
+// A new VM's work disk holds host random bytes (.banger-rng-seed at its
+// root, written by banger.provision): credited to the kernel's pool before
+// the real init starts, so nothing waits for the CRNG (sshd would, seconds
+// under emulation); the file is wiped and removed by the same step.
 //   banger.name=<vm>     the hostname (ip='s hostname field wins)
 //   banger.dns=<a>[,<b>] the guest's resolvers, written to /etc/resolv.conf
 //                        (replacing a symlink to a resolver stub that a
@@ -97,6 +101,10 @@ fi
 if [ -b "$work" ]; then
   mkdir -p /newroot/root
   if mount -t ext4 -o rw "$work" /newroot/root; then
+    if [ -f /newroot/root/.banger-rng-seed ]; then
+      out=$(banger-agent --seed-rng /newroot/root/.banger-rng-seed 2>&1)
+      echo "banger-init: $out"
+    fi
     grow "$work" /newroot/root
   else
     echo "banger-init: cannot mount the work disk $work"

@@ -42,8 +42,7 @@ int l_create(lua_State* L) {
   std::string path = check_string(L, 1);
   std::uint64_t size = check_size(L, 2);
   auto limit = field_size(L, 3, "grow_to");
-  ext4::mkfs(path, size, field_string(L, 3, "label").value_or(""), field_boolean(L, 3, "journal").value_or(true));
-  auto fs = FS::open(path, true);
+  auto fs = FS::create(path, size, field_string(L, 3, "label").value_or(""), field_boolean(L, 3, "journal").value_or(true));
   if (limit) fs->set_growth_limit(*limit);
   push_handle(L, std::move(fs));
   return 1;

@@ -292,16 +292,4 @@ bool qmp_quit(const std::string& qmp_socket, std::chrono::milliseconds timeout) 
   return true;
 }
 
-void create_qcow2_overlay(const std::string& base, const std::string& overlay, long long size_bytes,
-                          const std::string& base_format) {
-  if (base_format != "raw" && base_format != "qcow2") throw Error("EINVAL", "qcow2 overlay: unknown base format '" + base_format + "'");
-  // qemu-img is the reference qcow2 writer and ships with the qemu driver.
-  std::string abs_base = std::filesystem::absolute(base).string();
-  process::SpawnOptions o;
-  o.argv = {"qemu-img", "create", "-q", "-f", "qcow2", "-o", "backing_file=" + abs_base + ",backing_fmt=" + base_format, overlay};
-  if (size_bytes > 0) o.argv.push_back(std::to_string(size_bytes));
-  auto r = process::run(o);
-  if (r.status.shell_code() != 0) throw Error("EIO", "qemu-img create " + overlay + ": " + r.err);
-}
-
 }  // namespace banger::vmm

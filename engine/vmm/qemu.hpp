@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "engine/vmm/driver.hpp"
+#include "engine/vmm/qcow2.hpp"  // create_qcow2_overlay
 
 namespace banger::vmm {
 
@@ -60,10 +61,5 @@ std::unique_ptr<Driver> make_qemu_driver();
 // holding this VM's own socket answers. Throws ETIMEDOUT when the socket
 // still answers after `timeout`.
 bool qmp_quit(const std::string& qmp_socket, std::chrono::milliseconds timeout);
-
-// An O(1) copy-on-write disk: a qcow2 overlay backed by `base`, a raw image
-// or (a snapshot's frozen layer) another qcow2 file; `base_format` says which.
-void create_qcow2_overlay(const std::string& base, const std::string& overlay, long long size_bytes,
-                          const std::string& base_format = "raw");
 
 }  // namespace banger::vmm

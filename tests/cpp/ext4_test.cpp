@@ -73,6 +73,30 @@ TEST_CASE("files, directories and symlinks with exact ownership", "[ext4]") {
   CHECK_FALSE(fs->exists("/nope"));
 }
 
+TEST_CASE("create: a new filesystem written through without reopening, one flush at close", "[ext4]") {
+  test::TempDir t;
+  std::string img = t / "work.ext4";
+  {
+    auto fs = ext4::Filesystem::create(img, 4ULL << 30);  // a VM's default work disk
+    fs->mkdir("/.ssh", {0, 0, 0700, -1}, true);
+    fs->write("/.ssh/authorized_keys", "ssh-ed25519 AAAA banger\n", {0, 0, 0600, -1});
+    fs->mkdir("/repo", {0, 0, 0755, -1}, false);
+    fs->write("/repo/big", std::string(5 << 20, 'w'), {0, 0, 0644, -1});
+    CHECK(test::error_code_of([&] { fs->write("/repo/sub/x", "x", {}); }) == "ENOENT");
+    fs->mkdir("/repo/sub", {1000, 1000, 0755, -1}, false);
+    fs->write("/repo/sub/x", "x", {1000, 1000, 0600, -1});
+    CHECK(fs->has_journal());
+    fs->close();
+  }
+  require_clean(img);
+  CHECK(debugfs(img, "cat /.ssh/authorized_keys") == "ssh-ed25519 AAAA banger\n");
+  auto fs = ext4::Filesystem::open(img, false);
+  CHECK(fs->size_bytes() == (4ULL << 30));
+  CHECK(fs->read("/repo/big") == std::string(5 << 20, 'w'));
+  CHECK(fs->stat("/repo/sub/x")->uid == 1000);
+  CHECK(fs->list("/") == std::vector<std::string>{".ssh", "lost+found", "repo"});
+}
+
 TEST_CASE("replacing a file switches to a complete new inode", "[ext4]") {
   test::TempDir t;
   std::string img = t / "disk.ext4";

@@ -71,3 +71,48 @@ end
     t.eq(e2e.vms(home), {})
   end)
 end)
+
+describe("the golden image's boot", function()
+  it("reaches multi-user with nothing failed; the agent and sshd start with systemd's first jobs", function()
+    local tar = banger.proc.run({ t.source_dir() .. "/tests/fixtures/debian-tar.sh", timeout_ms = 900000 })
+    t.eq(tar.code, 0, tar.stderr)
+    local home = t.tmpdir()
+    t.eq(t.banger({ "kernel", "import", e2e.kernel_deb(), "--name", "debian-cloud" }, { home = home }).code, 0)
+    local b = t.banger({ "image", "build", "debian", "--tar", (tar.stdout:gsub("%s+$", "")), "--json" },
+      { home = home, timeout_ms = 300000 })
+    t.eq(b.code, 0, b.stderr)
+    do
+      local fsys <close> = banger.ext4.open(banger.json.decode(b.stdout).rootfs_path)
+      t.eq(fsys:stat("/etc/systemd/system/default.target").target, "/lib/systemd/system/multi-user.target")
+      t.eq(fsys:stat("/etc/systemd/system-generators/systemd-gpt-auto-generator").target, "/dev/null")
+      t.eq(fsys:stat("/etc/systemd/system/apt-daily.timer").target, "/dev/null")
+      t.falsy(fsys:read("/etc/pam.d/sshd"):find("\nsession%s+%S+%s+pam_motd"), "pam_motd is off for sshd")
+    end
+
+    local c = t.banger({ "vm", "create", "d1", "--memory", "512MiB" }, { home = home, timeout_ms = 300000 })
+    t.eq(c.code, 0, c.stderr)
+    local function guest(script)
+      local r = t.banger({ "vm", "exec", "d1", "--", "sh", "-c", script }, { home = home, timeout_ms = 240000 })
+      t.eq(r.code, 0, script .. ": " .. r.stdout .. r.stderr)
+      return r.stdout
+    end
+    -- Every unit that is started succeeds: the masks leave nothing waiting or failing.
+    t.eq(guest("systemctl is-system-running --wait; systemctl --failed --no-legend --plain"), "running\n")
+    t.eq(guest("systemctl get-default"), "multi-user.target\n")
+    t.eq(guest("systemctl is-active ssh systemd-journald banger-agent"), "active\nactive\nactive\n")
+    -- Ordered after nothing of sysinit: what makes them start first.
+    local ssh_after = guest("systemctl show -p After --value ssh.service")
+    t.not_contains(ssh_after, "sysinit.target")
+    t.not_contains(ssh_after, "basic.target")
+    t.not_contains(guest("systemctl show -p After --value banger-agent.service"), "local-fs.target")
+    -- The CRNG was ready before systemd started (seeded by the initramfs).
+    local crng = tonumber(guest("dmesg | sed -n 's/^\\[ *\\([0-9.]*\\)\\] random: crng init done.*/\\1/p'"))
+    local userspace = tonumber(guest("systemctl show -p UserspaceTimestampMonotonic --value")) / 1e6
+    t.truthy(crng and crng < userspace, string.format("crng ready at %s s, systemd at %s s", tostring(crng), userspace))
+    -- A file in /tmp survives what systemd-tmpfiles-setup does at boot.
+    t.eq(guest("echo kept > /tmp/kept && systemd-tmpfiles --create --remove --boot >/dev/null 2>&1; cat /tmp/kept"),
+      "kept\n")
+    t.eq(t.banger({ "vm", "delete", "-f", "d1" }, { home = home, timeout_ms = 60000 }).code, 0)
+    t.eq(e2e.vms(home), {})
+  end)
+end)

@@ -64,4 +64,60 @@ describe("work disk provisioning", function()
     t.eq(banger.fs.stat(home .. "/.local/state/banger/ssh").mode, tonumber("700", 8))
     t.contains(a.stdout, "ssh-ed25519 ")
   end)
+
+  it("a work disk carries a one-boot seed for the guest's random pool", function()
+    local img <close> = disk()
+    provision.work_disk(img, { public_key = "ssh-ed25519 AAAAtest banger\n", file_sync = {} })
+    local seed = img:read("/.banger-rng-seed")
+    t.eq(#seed, 64)
+    t.eq(img:stat("/.banger-rng-seed").mode, tonumber("600", 8))
+    local other <close> = disk()
+    provision.work_disk(other, { public_key = "ssh-ed25519 AAAAtest banger\n", file_sync = {} })
+    t.truthy(other:read("/.banger-rng-seed") ~= seed, "each work disk gets its own bytes")
+  end)
+
+  it("the git identity comes from git once, then from its cache until the config changes", function()
+    local home = t.tmpdir()
+    local script = home .. "/id.lua"
+    t.write(script, "io.write(table.concat({ require('banger.provision').git_identity() }, '|'))")
+    local function identity()
+      local r = t.banger({ "run", script }, { home = home })
+      t.eq(r.code, 0, r.stderr)
+      return r.stdout
+    end
+    local function git_says()
+      local out = {}
+      for _, key in ipairs({ "user.name", "user.email" }) do
+        local argv = { "git", "config", "--global", "--includes", "--get", key, env = t.env(home), cwd = "/" }
+        out[#out + 1] = (banger.proc.run(argv).stdout:gsub("%s+$", ""))
+      end
+      return table.concat(out, "|")
+    end
+    t.eq(identity(), "|", "no git config: no identity")
+    t.write(home .. "/.gitconfig", "[user]\n\tname = Ada Lovelace\n\temail = ada@example.org\n")
+    t.eq(identity(), "Ada Lovelace|ada@example.org")
+    local cache = home .. "/.local/state/banger/git-identity.json"
+    local kept = banger.json.decode(banger.fs.read(cache))
+    t.eq(kept.name, "Ada Lovelace")
+    -- The cache answers while the files are the same (git would say Ada).
+    kept.name = "From The Cache"
+    banger.fs.write_atomic(cache, banger.json.encode(kept))
+    t.eq(identity(), "From The Cache|ada@example.org")
+    -- Any change to a file git reads sends the question to git again.
+    t.write(home .. "/.config/git/config", "[user]\n\tname = Xdg Name\n\temail = ada@xdg.example.org\n")
+    t.eq(identity(), git_says())
+    t.write(home .. "/.gitconfig", "[user]\n\tname = Grace Hopper\n")
+    t.eq(identity(), git_says())
+    t.contains(identity(), "Grace Hopper|")
+    banger.fs.remove(home .. "/.gitconfig")
+    t.eq(identity(), "Xdg Name|ada@xdg.example.org")
+
+    -- An included file can change without the including one changing: never cached.
+    t.write(home .. "/.gitconfig", "[include]\n\tpath = ~/.gitconfig.d/user\n")
+    t.write(home .. "/.gitconfig.d/user", "[user]\n\tname = Included One\n")
+    t.contains(identity(), "Included One|")
+    t.write(home .. "/.gitconfig.d/user", "[user]\n\tname = Included Two\n")
+    t.contains(identity(), "Included Two|")
+    t.eq(identity(), git_says())
+  end)
 end)

@@ -190,7 +190,7 @@ M.checks = {
   },
   tool("nft", "NAT (--nat)"),
   tool("resize2fs", "fitting images to their content (image build, pull, import)"),
-  tool("qemu-img", "copy-on-write root disks"),
+  tool("qemu-img", "keeping a provisioned VM as an image (banger.lua provision, qemu driver)"),
   tool("ssh-keygen", "SSH keys for guests"),
   tool("git", "vm run (copying the repository)"),
   {

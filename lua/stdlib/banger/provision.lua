@@ -1,7 +1,9 @@
 --- banger.provision: what every VM's work disk gets before it boots, written
 -- with the ext4 engine (never by mounting): banger's SSH key for root, a
--- .hushlogin, the host user's git identity, and the config's file_sync
--- entries. The work disk is the guest's /root, so guest "~/x" is "/x" here.
+-- .hushlogin, the host user's git identity, the config's file_sync
+-- entries, and random bytes the initramfs credits to the guest kernel at the
+-- first boot (.banger-rng-seed; removed by that boot). The work disk is the
+-- guest's /root, so guest "~/x" is "/x" here.
 local errors = require("banger.errors")
 local state = require("banger.state")
 local config = require("banger.config")
@@ -43,14 +45,57 @@ function M.ssh_key()
   return { private = path, public = path .. ".pub", public_text = errors.check(fs.read(path .. ".pub")) }
 end
 
---- The host user's git identity ("" when git has none).
-function M.git_identity()
+-- The files `git config --global` reads (git-config(1), FILES).
+local function git_global_files()
+  if os.getenv("GIT_CONFIG_GLOBAL") then
+    return { os.getenv("GIT_CONFIG_GLOBAL") }
+  end
+  local home = os.getenv("HOME") or ""
+  local xdg = os.getenv("XDG_CONFIG_HOME")
+  return { ((xdg and xdg ~= "") and xdg or (home .. "/.config")) .. "/git/config", home .. "/.gitconfig" }
+end
+
+-- name, email, and whether git answered (exit 0, or 1 for an unset key).
+local function git_identity_from_git()
+  local answered = true
   local function get(key)
-    -- from / so that no repository's own config is ever in reach
-    local r = proc.run({ "git", "config", "--global", "--get", key, cwd = "/" })
+    -- from / so that no repository's own config is ever in reach; an
+    -- identity kept in an included file counts, as it does for git commit
+    local r = proc.run({ "git", "config", "--global", "--includes", "--get", key, cwd = "/" })
+    answered = answered and r ~= nil and (r.code == 0 or r.code == 1)
     return r and r.code == 0 and (r.stdout:gsub("%s+$", "")) or ""
   end
-  return get("user.name"), get("user.email")
+  local name, email = get("user.name"), get("user.email")
+  return name, email, answered
+end
+
+--- The host user's git identity ("" when git has none). Asking git costs two
+-- processes on every `vm create`, so the answer is kept in the state
+-- directory under a hash of the files git reads it from, and git is asked
+-- again when they change; a config that includes other files is never kept.
+function M.git_identity()
+  local parts = {}
+  for _, path in ipairs(git_global_files()) do
+    local content, _, code = fs.read(path)
+    content = content or (code == "ENOENT" and "" or nil)
+    if not content or content:lower():find("%[%s*include") then
+      local name, email = git_identity_from_git()
+      return name, email
+    end
+    parts[#parts + 1] = path .. "\0" .. content
+  end
+  local key = require("banger.native.sys").sha256(table.concat(parts, "\0"))
+  local json = require("banger.native.json")
+  local cache = state.layout().state .. "/git-identity.json"
+  local ok, kept = pcall(json.decode, fs.read(cache) or "")
+  if ok and type(kept) == "table" and kept.key == key and type(kept.name) == "string" and type(kept.email) == "string" then
+    return kept.name, kept.email
+  end
+  local name, email, answered = git_identity_from_git()
+  if answered then
+    pcall(fs.write_atomic, cache, json.encode({ key = key, name = name, email = email }), 384)
+  end
+  return name, email
 end
 
 local function expand_host(p)
@@ -119,6 +164,9 @@ function M.work_disk(img, opts)
   img:write("/.ssh/authorized_keys", key, { mode = PRIVATE })
   -- The work disk is mounted over /root, so this is the .hushlogin login sees.
   img:write("/.hushlogin", "", { mode = FILE })
+  local urandom = assert(io.open("/dev/urandom", "rb"))
+  img:write("/.banger-rng-seed", urandom:read(64), { mode = PRIVATE })
+  urandom:close()
   local name, email = M.git_identity()
   if name ~= "" or email ~= "" then
     img:write("/.gitconfig", string.format("[user]\n\tname = %s\n\temail = %s\n", name, email), { mode = FILE })
