@@ -5,6 +5,9 @@
 
 #include <arpa/inet.h>
 #include <linux/if_addr.h>
+#include <net/if_arp.h>
+#include <linux/if_ether.h>
+#include <netpacket/packet.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
@@ -12,6 +15,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <vector>
 
@@ -131,9 +135,13 @@ void set_link(Rtnl& nl, int ifindex, bool up, const std::string& dev) {
   nl.must(m, std::string("set ") + dev + (up ? " up" : " down"));
 }
 
+void mac_bytes(const std::string& mac, unsigned char (&bytes)[6]) {
+  for (int i = 0; i < 6; ++i) bytes[i] = static_cast<unsigned char>(std::stoul(mac.substr(i * 3, 2), nullptr, 16));
+}
+
 void set_mac(Rtnl& nl, int ifindex, const std::string& mac, const std::string& dev) {
   unsigned char bytes[6];
-  for (int i = 0; i < 6; ++i) bytes[i] = static_cast<unsigned char>(std::stoul(mac.substr(i * 3, 2), nullptr, 16));
+  mac_bytes(mac, bytes);
   ifinfomsg ifi{};
   ifi.ifi_family = AF_UNSPEC;
   ifi.ifi_index = ifindex;
@@ -209,6 +217,51 @@ void default_route(Rtnl& nl, int ifindex, const guest::NetConfig& net) {
   nl.must(m, "add the default route via " + net.gateway + " on " + net.dev);
 }
 
+// A gratuitous ARP (a request for our own address from our own MAC, to
+// everyone), a few times: the host's neighbour entry for this address may
+// still name the MAC of the VM that had it before (a deleted VM, or this
+// guest's source), and without the announcement the host keeps sending there
+// until the entry times out (seen: SSH to a restored VM unanswered for 30 s).
+// Linux's arp_notify would not do it here: it announces on a MAC change of
+// a link that is up, and the MAC is changed while the link is down.
+void announce(int ifindex, const guest::NetConfig& net) {
+  struct __attribute__((packed)) {
+    std::uint16_t htype, ptype;
+    std::uint8_t hlen, plen;
+    std::uint16_t oper;
+    unsigned char sha[6];
+    in_addr spa;
+    unsigned char tha[6];
+    in_addr tpa;
+  } arp{};
+  arp.htype = htons(ARPHRD_ETHER);
+  arp.ptype = htons(ETH_P_IP);
+  arp.hlen = 6;
+  arp.plen = 4;
+  arp.oper = htons(ARPOP_REQUEST);
+  unsigned char mac[6];
+  mac_bytes(net.mac, mac);
+  std::memcpy(arp.sha, mac, sizeof mac);
+  const in_addr self = ipv4(net.address);
+  std::memcpy(&arp.spa, &self, sizeof self);
+  std::memcpy(&arp.tpa, &self, sizeof self);
+  int fd = ::socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, htons(ETH_P_ARP));
+  if (fd < 0) throw Error::last("socket", "AF_PACKET for a gratuitous ARP on " + net.dev);
+  sockaddr_ll to{};
+  to.sll_family = AF_PACKET;
+  to.sll_protocol = htons(ETH_P_ARP);
+  to.sll_ifindex = ifindex;
+  to.sll_halen = 6;
+  std::memset(to.sll_addr, 0xff, 6);
+  int sent = 0;
+  for (int i = 0; i < 3; ++i) {
+    if (::sendto(fd, &arp, sizeof arp, 0, reinterpret_cast<sockaddr*>(&to), sizeof to) == sizeof arp) ++sent;
+    if (i < 2) ::usleep(20 * 1000);
+  }
+  ::close(fd);
+  if (sent == 0) throw Error::last("sendto", "a gratuitous ARP on " + net.dev);
+}
+
 }  // namespace
 
 void readdress(const guest::NetConfig& net) {
@@ -221,6 +274,7 @@ void readdress(const guest::NetConfig& net) {
   add_ipv4(nl, ifindex, net);
   set_link(nl, ifindex, true, net.dev);
   if (!net.gateway.empty()) default_route(nl, ifindex, net);
+  announce(ifindex, net);
 }
 
 }  // namespace banger::agent

@@ -49,6 +49,16 @@ local function warm_run(settings, driver, accel, extra_file_sync, root, files, s
   else
     banger.log.info("vm run", "no warm snapshot yet: booting, then taking one", { key = key:sub(1, 12) })
     row = banger.vm.create(settings, stages)
+    if not banger.guest.can(row, { "reidentify", "mount" }) then
+      -- an image made by an older banger: its agent can neither become a
+      -- new machine after a restore nor mount a hot-plugged disk
+      ui.warn("the guest agent in image '" .. row.image .. "' predates warm runs, so every run boots cold; "
+        .. "rebuild the image (e.g. 'banger image build debian') to get them")
+      if root then
+        banger.workspace.prepare(row, root, files)
+      end
+      return row
+    end
     local ok, err = pcall(banger.snapshots.take, row.name, { kind = "warm", warm_key = key,
       name = "warm-" .. key:sub(1, 12), stage = stages })
     if not ok then

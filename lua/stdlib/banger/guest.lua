@@ -23,6 +23,22 @@ function M.connect(row, opts)
   return errors.wrap_handle(errors.check(agent.connect(M.endpoint(h, opts.timeout_ms or 10000, opts.wait))))
 end
 
+--- Whether the running VM's agent offers every request in `needed`
+-- (hello's capabilities: an image made by an older banger has an older agent).
+function M.can(row, needed)
+  local c <close> = M.connect(row)
+  local have = {}
+  for _, cap in ipairs(c:hello().capabilities or {}) do
+    have[cap] = true
+  end
+  for _, cap in ipairs(needed) do
+    if not have[cap] then
+      return false
+    end
+  end
+  return true
+end
+
 --- Waits for the agent of a just-launched VM to answer.
 function M.wait_ready(row, h, timeout_ms)
   local c = errors.check(agent.connect(M.endpoint(h, timeout_ms, true)))

@@ -118,6 +118,14 @@ end
 
 -- What a snapshot must match to be restored --------------------------------
 
+--- This banger build: a snapshot holds the running guest agent and the
+-- device state of this build's QEMU arguments, so only the same build
+-- restores it (a rebuild of the same version may differ).
+function M.build_id()
+  local b = sys.build()
+  return b.version .. " (commit " .. b.commit .. ", built " .. b.built_at .. ")"
+end
+
 local function kernel_identity(name)
   local k = require("banger.kernels").require(name)
   return { name = name, sha256 = k.sha256 }
@@ -138,7 +146,7 @@ function M.check_restorable(row)
     errors.raise("ESTALE", "snapshot '" .. row.name .. "' cannot be restored: " .. why
       .. " (take a new one; 'banger snapshot delete " .. row.name .. "' removes this one)", { exit = 1 })
   end
-  local version = sys.build().version
+  local version = M.build_id()
   if r.banger_version ~= version then
     refuse("it was taken by banger " .. tostring(r.banger_version) .. ", this is " .. version)
   end
@@ -253,7 +261,7 @@ function M.take(vm_name, opts)
   local dir = M.dir(id)
   local plan = disk_plan(vm, dir)
   local info = {
-    banger_version = sys.build().version,
+    banger_version = M.build_id(),
     kernel = kernel_identity(vm.kernel),
     image = image_identity(vm.image),
     cmdline = h.cmdline,

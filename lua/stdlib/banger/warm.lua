@@ -48,7 +48,7 @@ function M.key(s, driver, accel, file_sync)
   local st = errors.check(fs.stat(image.rootfs_path))
   local cfg = require("banger.config").get()
   local doc = {
-    banger = sys.build().version,
+    banger = snapshots.build_id(),
     image = { image.name, st.size, st.mtime, st.ino },
     kernel = { kernel.name, kernel.sha256 },
     vcpus = s.vcpus or cfg.vm.vcpus,
