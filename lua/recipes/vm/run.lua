@@ -200,7 +200,10 @@ return {
         { tty = true }))
       return sh:wait().code
     end
-    local r = banger.guest.run(row, opts.command, { cwd = cwd, env = opts.env })
+    -- A restored VM runs the command through its agent, already connected
+    -- and re-identified: SSH would add a connection and a session under
+    -- emulation for the same output and exit code.
+    local r = (warm and banger.guest.exec or banger.guest.run)(row, opts.command, { cwd = cwd, env = opts.env })
     if not opts.rm then
       ui.info(string.format("VM %s is still running ('banger vm delete -f %s' removes it)", row.name, row.name))
     end
