@@ -49,6 +49,7 @@ done
 mc=$(printf "%s\n" "${cold[@]}" | median)
 mw=$(printf "%s\n" "${warm[@]}" | median)
 echo "median cold ${mc} ms, warm ${mw} ms: warm/cold = $(awk -v w="$mw" -v c="$mc" 'BEGIN { printf "%.3f", w / c }')x (target <= 0.1x)"
+echo "the last warm run: $("$banger" run "$here/bench/restore_times.lua")"
 
 echo
 echo "== (d) the pause a snapshot imposes on a running VM, and (c) vm fork --count 4"
