@@ -30,6 +30,7 @@ end
 -- Warm: restore the machine's snapshot (or boot it once and take that
 -- snapshot before any workspace is attached), then hot-plug a fresh disk
 -- holding the repository and mount it at /root/<repo> (docs/snapshots.md).
+-- Returns the VM and whether it was restored.
 local function warm_run(settings, driver, accel, extra_file_sync, root, files, stages)
   local warm = banger.warm
   local key = warm.key(settings, driver, accel, extra_file_sync)
@@ -41,11 +42,20 @@ local function warm_run(settings, driver, accel, extra_file_sync, root, files, s
       banger.log.info("workspace", "attached", { vm = row.name, files = n, repo = root })
     end
   end
+  local function mount(row)
+    if root then
+      local repo = root:match("([^/]+)$")
+      banger.workspace.mount_disk(row, "/root/" .. repo)
+      banger.workspace.record(row, root, "/root/" .. repo, files)
+    end
+  end
   local snap = warm.find(key)
   local row
   if snap then
     banger.log.info("vm run", "restoring warm snapshot", { snapshot = snap.name })
     row = banger.vm.create_from(snap.name, { name = settings.name, before_resume = attach }, stages)
+    mount(row)
+    return row, true
   else
     banger.log.info("vm run", "no warm snapshot yet: booting, then taking one", { key = key:sub(1, 12) })
     row = banger.vm.create(settings, stages)
@@ -68,12 +78,8 @@ local function warm_run(settings, driver, accel, extra_file_sync, root, files, s
     attach(row, banger.vms.load_handles(banger.vms.require(row.name)))
     warm.prune(banger.config.get().vm.warm_snapshots)
   end
-  if root then
-    local repo = root:match("([^/]+)$")
-    banger.workspace.mount_disk(row, "/root/" .. repo)
-    banger.workspace.record(row, root, "/root/" .. repo, files)
-  end
-  return row
+  mount(row)
+  return row, false
 end
 
 return {
@@ -175,9 +181,9 @@ return {
         warm, why = false, "vm.warm_snapshots is 0"
       end
     end
-    local row
+    local row, restored
     if warm then
-      row = warm_run(settings, driver, accel, extra_file_sync, root, files, stages)
+      row, restored = warm_run(settings, driver, accel, extra_file_sync, root, files, stages)
     else
       banger.log.info("vm run", "cold boot", { why = why })
       row = cold_run(settings, root, files, stages)
@@ -203,7 +209,7 @@ return {
     -- A restored VM runs the command through its agent, already connected
     -- and re-identified: SSH would add a connection and a session under
     -- emulation for the same output and exit code.
-    local r = (warm and banger.guest.exec or banger.guest.run)(row, opts.command, { cwd = cwd, env = opts.env })
+    local r = (restored and banger.guest.exec or banger.guest.run)(row, opts.command, { cwd = cwd, env = opts.env })
     if not opts.rm then
       ui.info(string.format("VM %s is still running ('banger vm delete -f %s' removes it)", row.name, row.name))
     end
