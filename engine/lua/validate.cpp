@@ -45,6 +45,7 @@ int open_validate(lua_State* L) {
                                  {"bridge_name", protect<string_gate<validate::bridge_name>>},
                                  {"tap_name", protect<string_gate<validate::tap_name>>},
                                  {"vm_name", protect<string_gate<validate::vm_name>>},
+                                 {"home_tag", protect<string_gate<validate::home_tag>>},
                                  {"ipv4", protect<l_ipv4>},
                                  {"unicast_ipv4", protect<l_unicast_ipv4>},
                                  {"bridge_address", protect<l_bridge_address>},
@@ -54,6 +55,8 @@ int open_validate(lua_State* L) {
   luaL_newlib(L, fns);
   push_string(L, validate::kTapPrefix);
   lua_setfield(L, -2, "tap_prefix");
+  push_string(L, validate::kHomeMarkPrefix);
+  lua_setfield(L, -2, "home_mark_prefix");
   return 1;
 }
 

@@ -88,9 +88,10 @@ std::vector<std::string> ipv4_of(nl_sock* s, int ifindex) {
   return out;
 }
 
-void set_up(nl_sock* s, rtnl_link* l, std::string_view name) {
+void set_up(nl_sock* s, rtnl_link* l, std::string_view name, const char* alias = nullptr) {
   Link change(rtnl_link_alloc());
   rtnl_link_set_flags(change.get(), IFF_UP);
+  if (alias) rtnl_link_set_ifalias(change.get(), alias);
   if (int rc = rtnl_link_change(s, l, change.get(), 0); rc < 0) fail(rc, "cannot set up", name);
 }
 
@@ -146,7 +147,7 @@ void ensure_bridge(std::string_view name, std::string_view address, int prefix) 
   set_up(s.get(), br.get(), name);
 }
 
-void create_tap(std::string_view name, std::string_view bridge, uid_t owner) {
+void create_tap(std::string_view name, std::string_view bridge, uid_t owner, std::string_view alias) {
   Sock s = connect();
   Cache cache = links(s.get());
   Link br = find(cache.get(), bridge);
@@ -178,11 +179,11 @@ void create_tap(std::string_view name, std::string_view bridge, uid_t owner) {
       fail(r, "cannot attach to " + std::string(bridge) + ":", name);
     }
   }
-  set_up(s.get(), tap.get(), name);
+  set_up(s.get(), tap.get(), name, std::string(alias).c_str());
 }
 
-UniqueFd open_tap(std::string_view name, std::string_view bridge, uid_t owner) {
-  create_tap(name, bridge, owner);
+UniqueFd open_tap(std::string_view name, std::string_view bridge, uid_t owner, std::string_view alias) {
+  create_tap(name, bridge, owner, alias);
   UniqueFd fd(::open("/dev/net/tun", O_RDWR | O_CLOEXEC));
   if (!fd) throw Error::last("cannot open", "/dev/net/tun");
   struct ifreq ifr = {};

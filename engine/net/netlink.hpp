@@ -31,14 +31,17 @@ std::optional<LinkInfo> link_info(std::string_view name);
 void ensure_bridge(std::string_view name, std::string_view address, int prefix);
 
 // Creates a persistent tap owned by `owner` (so an unprivileged hypervisor
-// can attach to it), makes it a port of `bridge` and sets it up. An existing
-// tap of that name is reused if it is already a port of that bridge.
-void create_tap(std::string_view name, std::string_view bridge, uid_t owner);
+// can attach to it), makes it a port of `bridge`, sets its alias (ifalias)
+// to `alias` and sets it up. An existing tap of that name is reused if it is
+// already a port of that bridge. The alias says which banger home made the
+// tap: one uid may have several, and each one's orphan census must leave the
+// others' taps alone.
+void create_tap(std::string_view name, std::string_view bridge, uid_t owner, std::string_view alias);
 
 // create_tap, then opens a queue of it and returns the descriptor: what a
 // hypervisor attaches to when it may not open /dev/net/tun itself (it is
 // 0600 on many hosts). The descriptor travels to it over SCM_RIGHTS.
-UniqueFd open_tap(std::string_view name, std::string_view bridge, uid_t owner);
+UniqueFd open_tap(std::string_view name, std::string_view bridge, uid_t owner, std::string_view alias);
 
 // Deletes a link of kind `kind` ("tun" or "bridge"); false when it did not
 // exist. A link of another kind is refused (EPERM): the name alone is not

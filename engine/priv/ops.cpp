@@ -63,23 +63,29 @@ Result delete_bridge(const json& p, const Caller&, Fds&) {
   return {{{"deleted", net::delete_link(bridge, "bridge")}}, UniqueFd{}};
 }
 
+struct TapRequest {
+  std::string tap, bridge, alias;
+};
+
+TapRequest tap_request(const json& p) {
+  expect_fields(p, {"tap", "bridge", "home"});
+  TapRequest r{str(p, "tap"), str(p, "bridge"), str(p, "home")};
+  validate::tap_name(r.tap);
+  validate::bridge_name(r.bridge);
+  validate::home_tag(r.alias);
+  r.alias = std::string(validate::kHomeMarkPrefix) + r.alias;
+  return r;
+}
+
 Result create_tap(const json& p, const Caller& caller, Fds&) {
-  expect_fields(p, {"tap", "bridge"});
-  auto tap = str(p, "tap");
-  auto bridge = str(p, "bridge");
-  validate::tap_name(tap);
-  validate::bridge_name(bridge);
-  net::create_tap(tap, bridge, caller.uid);
+  auto r = tap_request(p);
+  net::create_tap(r.tap, r.bridge, caller.uid, r.alias);
   return Result{};
 }
 
 Result open_tap(const json& p, const Caller& caller, Fds&) {
-  expect_fields(p, {"tap", "bridge"});
-  auto tap = str(p, "tap");
-  auto bridge = str(p, "bridge");
-  validate::tap_name(tap);
-  validate::bridge_name(bridge);
-  return {json::object(), net::open_tap(tap, bridge, caller.uid)};
+  auto r = tap_request(p);
+  return {json::object(), net::open_tap(r.tap, r.bridge, caller.uid, r.alias)};
 }
 
 Result delete_tap(const json& p, const Caller&, Fds&) {
@@ -192,7 +198,7 @@ const std::vector<Operation>& operations() {
                         "prefix is 8..31; an existing link of that name must be a bridge", ensure_bridge},
       {"delete_bridge", "bridge is br-fc or br-fc-* and is a bridge", delete_bridge},
       {"create_tap", "tap is bgtap + [0-9a-z] (at most 15 bytes); bridge is br-fc or br-fc-* and exists; "
-                     "the tap is owned by the caller's uid", create_tap},
+                     "home is 16 hex digits, set as the tap's alias banger:<home>; the tap is owned by the caller's uid", create_tap},
       {"open_tap", "as create_tap; returns an open queue of the tap (passed over SCM_RIGHTS by the helper)",
        open_tap},
       {"delete_tap", "tap is bgtap + [0-9a-z] and is a tun/tap device", delete_tap},

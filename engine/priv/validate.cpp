@@ -49,6 +49,13 @@ void tap_name(std::string_view name) {
   }
 }
 
+void home_tag(std::string_view tag) {
+  if (tag.size() != 16) reject("home tag", tag, "must be 16 hex digits");
+  for (char c : tag) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) reject("home tag", tag, "must be 16 lowercase hex digits");
+  }
+}
+
 std::uint32_t ipv4(std::string_view addr) {
   // inet_pton accepts exactly four decimal octets, nothing shorter or octal.
   std::string s(addr);

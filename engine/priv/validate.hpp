@@ -20,6 +20,10 @@ void iface_name(std::string_view name);
 void bridge_name(std::string_view name);
 // A tap banger created: kTapPrefix followed by [0-9a-z], at most 15 bytes.
 void tap_name(std::string_view name);
+// The mark a tap carries of the banger home that made it (its ifalias is
+// kHomeMarkPrefix + this): 16 lowercase hex digits.
+inline constexpr std::string_view kHomeMarkPrefix = "banger:";
+void home_tag(std::string_view tag);
 // Dotted-quad IPv4; returns the address in host byte order.
 std::uint32_t ipv4(std::string_view addr);
 // A CIDR prefix length banger accepts for its bridge: 8..32.

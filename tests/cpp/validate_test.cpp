@@ -35,6 +35,13 @@ TEST_CASE("tap names: banger prefix only", "[validate][attack]") {
     CHECK(rejects([&] { v::tap_name(bad); }));
 }
 
+TEST_CASE("home tags: 16 lowercase hex digits, nothing an alias could smuggle", "[validate][attack]") {
+  CHECK_NOTHROW(v::home_tag("0123456789abcdef"));
+  for (const char* bad : {"", "0123456789ABCDEF", "0123456789abcde", "0123456789abcdef0", "0123456789abcdeg",
+                          "01234567 9abcdef", "0123456789abcde\n"})
+    CHECK(rejects([&] { v::home_tag(bad); }));
+}
+
 TEST_CASE("IPv4 and CIDR prefixes", "[validate][attack]") {
   CHECK(v::ipv4("172.30.0.1") == 0xac1e0001u);
   for (const char* bad : {"", "1.2.3", "1.2.3.4.5", "256.1.1.1", "fe80::1", "01.2.3.4x", " 1.2.3.4"})

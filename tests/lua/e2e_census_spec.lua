@@ -4,7 +4,8 @@
 -- back (its QEMU, sockets, disks, tap and NAT rules), a leaked tap and a
 -- NAT rule for a tap that is gone. Next to them stand objects that are not
 -- this user's banger's and must stay: a tap without banger's prefix, a
--- banger tap of another uid, a QEMU of another banger home, a process of
+-- banger tap of another uid, banger taps of this uid that carry another
+-- home's mark or none (another banger home's, being made), a QEMU of another banger home, a process of
 -- another uid posing with our paths, another nftables table with a rule
 -- tagged like ours, and a running VM of our own.
 local hostenv = assert(loadfile(t.source_dir() .. "/tests/lua/hostenv.lua", "t", _ENV))()
@@ -71,14 +72,20 @@ describe("host-object census", function()
     local lost_tap = "bgtap" .. lost.id:sub(1, 10)
     h:sql("DELETE FROM vms WHERE id = ?", lost.id)
 
-    -- Leaks an older banger could leave: a tap and a NAT rule of a tap that is gone.
+    -- Leaks: a tap with this home's mark and no row, and a NAT rule of a tap that is gone.
+    local mark = "banger:" .. banger.sys.sha256(h:state()):sub(1, 16)
     h:run({ "ip", "tuntap", "add", "bgtapleak1", "mode", "tap", "user", "0" })
+    h:run({ "ip", "link", "set", "bgtapleak1", "alias", mark })
+    t.eq(h:run({ "cat", "/sys/class/net/" .. lost_tap .. "/ifalias" }).stdout, mark .. "\n", "the helper marks taps")
     local gone = priv_call(h, "ensure_nat", { tap = "bgtapgone1", guest_ip = "172.30.0.99", bridge = "br-fc" })
     t.truthy(gone.ok, banger.json.encode(gone))
 
     -- What is not ours.
     h:run({ "ip", "tuntap", "add", "fgntap0", "mode", "tap", "user", "0" })
     h:run({ "ip", "tuntap", "add", "bgtapother1", "mode", "tap", "user", "12345" })
+    h:run({ "ip", "tuntap", "add", "bgtapalien1", "mode", "tap", "user", "0" })
+    h:run({ "ip", "link", "set", "bgtapalien1", "alias", "banger:0123456789abcdef" })
+    h:run({ "ip", "tuntap", "add", "bgtapnomark1", "mode", "tap", "user", "0" })
     for _, cmd in ipairs({ "add table ip foreign",
       "add chain ip foreign post { type nat hook postrouting priority 100; }",
       'add rule ip foreign post ip saddr 172.30.0.98 masquerade comment "bgtapgone2"' }) do
@@ -154,7 +161,7 @@ describe("host-object census", function()
     t.not_contains(ruleset, '"bgtapgone1"')
     t.not_contains(h:run({ "iptables", "-w", "-S", "DOCKER-USER" }).stdout, "banger:" .. lost_tap)
     -- ... and everything else stayed.
-    for _, tap in ipairs({ "fgntap0", "bgtapother1", "bgtap" .. keep.id:sub(1, 10) }) do
+    for _, tap in ipairs({ "fgntap0", "bgtapother1", "bgtapalien1", "bgtapnomark1", "bgtap" .. keep.id:sub(1, 10) }) do
       t.contains(links, tap)
     end
     t.eq(h:run({ "nft", "list", "table", "ip", "foreign" }).stdout, foreign_table)

@@ -75,7 +75,7 @@ describe("banger-helper", function()
 
     local home = home_for(OWNER, sock)
     t.truthy(call_as(OWNER, ns, home, "ensure_bridge", { bridge = "br-fc", ip = "172.30.0.1", prefix = 24 }).ok)
-    t.truthy(call_as(OWNER, ns, home, "create_tap", { tap = "bgtapowned", bridge = "br-fc" }).ok)
+    t.truthy(call_as(OWNER, ns, home, "create_tap", { tap = "bgtapowned", bridge = "br-fc", home = "0123456789abcdef" }).ok)
     local link = netns.run(ns, { "ip", "-d", "link", "show", "bgtapowned" }).stdout
     t.truthy(link:find("user nobody", 1, true) or link:find("user 65534", 1, true), link)
 

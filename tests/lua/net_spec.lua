@@ -35,6 +35,7 @@ local function snapshot(ns)
 end
 
 local BRIDGE = { bridge = "br-fc", ip = "172.30.0.1", prefix = 24 }
+local HOME = "0123456789abcdef" -- a banger home's mark (net.home_tag)
 
 describe("bridge and taps", function()
   after_each(function()
@@ -54,12 +55,13 @@ describe("bridge and taps", function()
   it("makes a persistent tap on the bridge and deletes only taps", function()
     local ns = netns.new("tap")
     ok(ns, "ensure_bridge", BRIDGE)
-    ok(ns, "create_tap", { tap = "bgtap0123abcd", bridge = "br-fc" })
+    ok(ns, "create_tap", { tap = "bgtap0123abcd", bridge = "br-fc", home = HOME })
     local d = netns.run(ns, { "ip", "-d", "link", "show", "bgtap0123abcd" }).stdout
     t.contains(d, "master br-fc")
     t.contains(d, "tun type tap")
     t.contains(d, "persist on")
-    ok(ns, "create_tap", { tap = "bgtap0123abcd", bridge = "br-fc" }) -- idempotent
+    t.contains(d, "alias banger:" .. HOME)
+    ok(ns, "create_tap", { tap = "bgtap0123abcd", bridge = "br-fc", home = HOME }) -- idempotent
     t.eq(ok(ns, "delete_tap", { tap = "bgtap0123abcd" }).deleted, true)
     t.eq(ok(ns, "delete_tap", { tap = "bgtap0123abcd" }).deleted, false)
   end)
@@ -94,9 +96,14 @@ describe("the gates refuse, and nothing changes", function()
     refused(ns, "ensure_bridge", { bridge = "br-fc", ip = "172.30.0.1", prefix = 24, extra = 1 }, "EINVAL",
       "unexpected field")
     refused(ns, "ensure_bridge", { bridge = "br-fc-notabr", ip = "172.30.0.1", prefix = 24 }, "EEXIST", "not a bridge")
-    refused(ns, "create_tap", { tap = "eth1", bridge = "br-fc" }, "EINVAL")
-    refused(ns, "create_tap", { tap = "bgtap1", bridge = "docker0" }, "EINVAL")
-    refused(ns, "create_tap", { tap = "bgtapimpostor", bridge = "br-fc" }, "EEXIST")
+    refused(ns, "create_tap", { tap = "eth1", bridge = "br-fc", home = HOME }, "EINVAL")
+    refused(ns, "create_tap", { tap = "bgtap1", bridge = "docker0", home = HOME }, "EINVAL")
+    refused(ns, "create_tap", { tap = "bgtapimpostor", bridge = "br-fc", home = HOME }, "EEXIST")
+    refused(ns, "create_tap", { tap = "bgtap1", bridge = "br-fc" }, "EINVAL", "missing field 'home'")
+    for _, home in ipairs({ "", "0123456789ABCDEF", "0123456789abcde", "0123456789abcdef0", "0123456789abcdeg",
+      "x\nalias evil" }) do
+      refused(ns, "create_tap", { tap = "bgtap1", bridge = "br-fc", home = home }, "EINVAL", "home tag")
+    end
     refused(ns, "delete_tap", { tap = "bgtapimpostor" }, "EPERM", "not a tun")
     refused(ns, "delete_tap", { tap = "uplink" }, "EINVAL")
     refused(ns, "delete_bridge", { bridge = "br-fc-notabr" }, "EPERM")
@@ -135,7 +142,7 @@ describe("NAT", function()
 
   local function guest_behind_bridge(tap)
     ok(world.host, "ensure_bridge", BRIDGE)
-    ok(world.host, "create_tap", { tap = tap, bridge = "br-fc" })
+    ok(world.host, "create_tap", { tap = tap, bridge = "br-fc", home = HOME })
     return netns.guest(world.host, "br-fc", "172.30.0.2", 24, "172.30.0.1")
   end
 

@@ -8,13 +8,14 @@
 --   runtime_dir  $XDG_RUNTIME_DIR/banger/vms/<id> (sockets); an isolated
 --                QEMU still listening there is told to quit through it
 --   vm_dir       $XDG_STATE_HOME/banger/vms/<id> (overlay, work disk, logs)
---   tap          a tun/tap named bgtap* owned by this uid and not attached,
---                or attached only to an orphan hypervisor of ours
+--   tap          a tun/tap named bgtap*, owned by this uid, bearing this
+--                home's mark (alias banger:<net.home_tag()>) and not
+--                attached, or attached only to an orphan hypervisor of ours
 --   nat          a rule in nftables table ip banger, or a DOCKER-USER/FORWARD
 --                accept tagged banger:<tap>, for a tap that is gone or orphan
 --   nft_table    table ip banger holding no rule at all
--- Other users' taps and processes, other tables, and banger objects of a
--- VM that is being made right now are never counted.
+-- Other users' taps and processes, other homes' taps, other tables, and
+-- banger objects of a VM that is being made right now are never counted.
 local errors = require("banger.errors")
 local fs = require("banger.native.fs")
 local log = require("banger.log")
@@ -138,13 +139,15 @@ function M.scan(skip_ids)
 
   local orphan_taps = {}
   local me = require("banger.native.sys").geteuid()
+  local home = require("banger.net").home_tag()
   for _, tap in ipairs(seen.taps) do
     local row = by_tap_id[id_of_tap(tap.name)]
     local held_by_orphan = false
     for _, p in pairs(orphan_pids) do
       held_by_orphan = held_by_orphan or p.taps[tap.name] == true
     end
-    if tap.owner == me and not (row and row.objects.tap == tap.name) and (not tap.attached or held_by_orphan) then
+    local ours = tap.owner == me and tap.home == home
+    if ours and not (row and row.objects.tap == tap.name) and (not tap.attached or held_by_orphan) then
       orphan_taps[tap.name] = true
       add({ kind = "tap", name = tap.name, detail = tap.name .. (tap.attached and " (held by an orphan hypervisor)" or "") },
         row and row.id)

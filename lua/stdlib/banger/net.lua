@@ -24,6 +24,16 @@ function M.tap_name(row)
   return validate.tap_prefix .. row.id:sub(1, 15 - #validate.tap_prefix)
 end
 
+--- The mark this banger home puts on its taps (the helper sets the tap's
+-- alias to banger:<tag>): the first 16 hex digits of the sha256 of the
+-- state directory. One uid may run several homes (the tests do, a system
+-- install next to a user's own), and the orphan census of one must never
+-- take a tap another is about to hand to its hypervisor.
+function M.home_tag()
+  local layout = require("banger.state").layout()
+  return require("banger.native.sys").sha256(layout.state):sub(1, 16)
+end
+
 --- Whether new VMs get a network: config network.mode "on" requires it,
 -- "off" never, "auto" when privileged operations are possible here.
 function M.enabled()
@@ -145,10 +155,11 @@ function M.attach(row, spec)
   priv.call("ensure_bridge", { bridge = net.bridge, ip = net.bridge_ip, prefix = net.cidr })
   objects.record(row, "tap", tap)
   local fd
+  local request = { tap = tap, bridge = net.bridge, home = M.home_tag() }
   if row.driver == "qemu" then
-    fd = select(2, priv.call("open_tap", { tap = tap, bridge = net.bridge }))
+    fd = select(2, priv.call("open_tap", request))
   else
-    priv.call("create_tap", { tap = tap, bridge = net.bridge })
+    priv.call("create_tap", request)
   end
   if row.nat == 1 or row.nat == true then
     objects.record(row, "nat", tap)
@@ -170,8 +181,9 @@ function M.delete_tap(tap)
   priv.call("delete_tap", { tap = tap })
 end
 
---- A tap's owner uid and whether a process has it open (a hypervisor
--- attached to it), from sysfs; nil when `name` is not a tun/tap device.
+--- A tap's owner uid, whether a process has it open (a hypervisor
+-- attached to it) and the home tag of its alias (nil without banger's
+-- mark), from sysfs; nil when `name` is not a tun/tap device.
 function M.tap_info(name)
   local dir = "/sys/class/net/" .. name
   if not fs.exists(dir .. "/tun_flags") then
@@ -180,7 +192,10 @@ function M.tap_info(name)
   local owner = tonumber((fs.read(dir .. "/owner") or ""):match("%-?%d+"))
   -- carrier is 1 while a queue is attached; reading it fails on a link that is down
   local carrier = fs.read(dir .. "/carrier")
-  return { owner = owner, attached = carrier ~= nil and carrier:match("^1") ~= nil }
+  local alias = (fs.read(dir .. "/ifalias") or ""):gsub("%s+$", "")
+  local home = alias:sub(1, #validate.home_mark_prefix) == validate.home_mark_prefix
+    and alias:sub(#validate.home_mark_prefix + 1) or nil
+  return { owner = owner, attached = carrier ~= nil and carrier:match("^1") ~= nil, home = home }
 end
 
 --- The tun/tap devices named with banger's prefix in this network namespace.
