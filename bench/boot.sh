@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
 # Boot benchmark: where the time goes from `vm create` to the first command,
 # and how VM creation scales with concurrency. Not a test: it prints numbers.
-#   bench/boot.sh [BUILD_DIR]     (default: build)
+#   bench/boot.sh [BUILD_DIR [OTHER_BUILD_DIR]]     (default: build)
+# With a second build (say the code before a change), the fake-Firecracker
+# `vm create` and an idle banger process are also timed for both builds,
+# alternating in the same session, and the ratio of the medians printed.
 # Uses an isolated HOME; needs the Debian cloud kernel package (fetched with
 # apt-get download into /var/cache/banger-test on first use).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:-$here/build}" && pwd)
+other=${2:+$(cd "$2" && pwd)}
 banger="$build/banger"
 home=$(mktemp -d /tmp/banger-bench-XXXXXX)
-trap 'HOME=$home XDG_RUNTIME_DIR=$home/run "$banger" vm prune -f >/dev/null 2>&1 || true; rm -rf "$home"' EXIT
+agents=()
+trap 'HOME=$home XDG_RUNTIME_DIR=$home/run "$banger" vm prune -f >/dev/null 2>&1 || true; for a in "${agents[@]}"; do kill "$a" 2>/dev/null; done; rm -rf "$home"' EXIT
 mkdir -p "$home/run"
 export HOME=$home XDG_RUNTIME_DIR=$home/run
 unset XDG_CONFIG_HOME XDG_STATE_HOME XDG_CACHE_HOME
@@ -94,4 +99,43 @@ if [[ -x "$fake" ]]; then
   echo "load average after: $(load)"
 else
   echo "(build the tests to get $fake)"
+fi
+
+if [[ -n "$other" && -x "$fake" && -x "$other/tests/fake-firecracker/fake-firecracker" ]]; then
+  echo
+  echo "== the same against $other, alternating (11 rounds, medians)"
+  # One home per build: its own kernel import (initramfs), tiny image, fake and agent.
+  setup() {  # build dir, home
+    mkdir -p "$2/run" "$2/.config/banger"
+    HOME=$2 XDG_RUNTIME_DIR=$2/run "$1/banger" kernel import "$("$here/tests/fixtures/kernel-deb.sh")" --name debian-cloud >/dev/null 2>&1
+    HOME=$2 XDG_RUNTIME_DIR=$2/run "$1/banger" run "$here/tests/lua/fixtures/make_rootfs.lua" "$2/tiny.ext4" "$1/cli/banger-agent/banger-agent"
+    HOME=$2 XDG_RUNTIME_DIR=$2/run "$1/banger" image register --rootfs "$2/tiny.ext4" --name tiny --kernel debian-cloud >/dev/null
+    echo "return { driver = { name = 'firecracker', firecracker_bin = '$1/tests/fake-firecracker/fake-firecracker' } }" \
+      >"$2/.config/banger/config.lua"
+    "$1/cli/banger-agent/banger-agent" --unix "$2/agent.sock" &
+    agents+=($!)
+  }
+  setup "$build" "$home/a"
+  setup "$other" "$home/b"
+  sleep 0.2
+  declare -A t
+  echo "load average before: $(load)"
+  for r in $(seq 1 11); do
+    for side in a b; do
+      bin=$build; [[ $side == b ]] && bin=$other
+      run() { HOME=$home/$side XDG_RUNTIME_DIR=$home/$side/run FAKE_FC_VSOCK_BACKEND=$home/$side/agent.sock "$bin/banger" "$@"; }
+      t0=$(ms); run version >/dev/null; t1=$(ms)
+      run vm create "x$r" --image tiny >/dev/null 2>&1; t2=$(ms)
+      run vm delete -f "x$r" >/dev/null 2>&1
+      t[$side.idle]+="$((t1 - t0)) " t[$side.create]+="$((t2 - t1)) "
+    done
+  done
+  med() { printf '%s\n' $1 | sort -n | sed -n 6p; }
+  for what in idle create; do
+    a=$(med "${t[a.$what]}") b=$(med "${t[b.$what]}")
+    printf "%-8s %-48s %6dms  %-30s %6dms  ratio %s\n" "$what" "$build" "$a" "$other" "$b" \
+      "$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", a / b }')"
+  done
+  echo "idle = 'banger version' (a banger process that does nothing); create = 'vm create' against each build's fake"
+  echo "load average after: $(load)"
 fi

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Cold boot benchmark: `vm run --rm -- true` on the Debian golden image
-# (systemd), as a user runs it with the kernel and image present, and where
+# (systemd), as a user runs it with the kernel and image present (with
+# --cold on a build that has warm runs, so every run boots), and where
 # the guest's time goes (console and systemd's own timestamps, guest time).
 # With a second build directory both builds alternate in the same session
 # (each with its own home, kernel import and image build) and the ratio of
@@ -43,8 +44,15 @@ for i in "${!builds[@]}"; do
   b "$i" image build debian --tar "$tar" >/dev/null 2>&1
 done
 
+declare -A cold_flag
+for i in "${!builds[@]}"; do
+  cold_flag[$i]=no
+  b "$i" vm run --help 2>&1 | grep -q -- '--cold' && cold_flag[$i]=yes
+done
 echo "== cold 'vm run --rm -- true' (Debian 12 golden image, systemd, TCG), $runs runs each, alternating"
-for i in "${!builds[@]}"; do echo "build $i: ${builds[$i]} ($(b "$i" version 2>/dev/null | head -1))"; done
+for i in "${!builds[@]}"; do
+  echo "build $i: ${builds[$i]} ($(b "$i" version 2>/dev/null | head -1))$([[ ${cold_flag[$i]} == yes ]] && echo ", with --cold")"
+done
 declare -A times
 printf "%-4s %-8s %-6s %9s   %s\n" run build cpus time "load average before"
 for ((r = 1; r <= runs; r++)); do
@@ -52,6 +60,7 @@ for ((r = 1; r <= runs; r++)); do
     for i in "${!builds[@]}"; do
       flags=()
       [[ $cpus == default ]] || flags=(--cpus "$cpus")
+      [[ ${cold_flag[$i]} == yes ]] && flags+=(--cold)
       l=$(load)
       t0=$(ms)
       (cd "$work/h$i/repo" && b "$i" vm run --rm "${flags[@]}" -- true >/dev/null 2>"$work/run.err") ||
@@ -98,13 +107,13 @@ for i in "${!builds[@]}"; do
   b "$i" vm create breakdown >/dev/null 2>&1
   rows["vm create to the agent answering (wall s)|$i"]=$(secs $(($(ms) - t0)))
   rows["load average before|$i"]=$l
-  console=$(b "$i" vm logs breakdown)
-  rows["kernel runs /init|$i"]=$(sed -n 's/^\[ *\([0-9.]*\)\] Run \/init.*/\1/p' <<<"$console" | head -1)
-  rows["crng ready|$i"]=$(sed -n 's/^\[ *\([0-9.]*\)\] random: crng init done.*/\1/p' <<<"$console" | head -1)
   while IFS='|' read -r k v; do
     [[ -n $k ]] || continue
     rows["$k|$i"]=$v
   done < <(b "$i" vm exec breakdown -- sh -c "$probe")
+  console=$(b "$i" vm logs breakdown)  # after the probe, which waits for the boot to finish
+  rows["kernel runs /init|$i"]=$(sed -n 's/^\[ *\([0-9.]*\)\] Run \/init.*/\1/p' <<<"$console" | head -1)
+  rows["crng ready|$i"]=$(sed -n 's/^\[ *\([0-9.]*\)\] random: crng init done.*/\1/p' <<<"$console" | head -1)
   b "$i" vm delete -f breakdown >/dev/null 2>&1
 done
 for k in "load average before" "vm create to the agent answering (wall s)" "kernel runs /init" "crng ready" \

@@ -15,8 +15,10 @@ export HOME=$home XDG_RUNTIME_DIR=$home/run
 unset XDG_CONFIG_HOME XDG_STATE_HOME XDG_CACHE_HOME
 git -C "$home/repo" init -q
 ms() { date +%s%3N; }
+load() { cut -d' ' -f1-3 /proc/loadavg; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { print (b - a) / 1000 }'; }
 
+echo "load average before: $(load)"
 t0=$(ms); "$banger" kernel default >/dev/null 2>&1; t1=$(ms)
 "$banger" image build debian >/dev/null 2>&1; t2=$(ms)
 (cd "$home/repo" && "$banger" vm run --rm -- true >/dev/null 2>&1); t3=$(ms)
@@ -26,4 +28,4 @@ printf "%-44s %8.1fs\n" "default image (mmdebstrap + ext4)" "$(secs $t1 $t2)"
 printf "%-44s %8.1fs\n" "first vm run --rm -- true (boot + command)" "$(secs $t2 $t3)"
 printf "%-44s %8.1fs\n" "warm vm run --rm -- true" "$(secs $t3 $t4)"
 printf "%-44s %8.1fs\n" "first-run path in total" "$(secs $t0 $t3)"
-echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "load average after: $(load)"
