@@ -2,6 +2,7 @@
 return {
   summary = "print banger's version, commit and build time",
   json = true,
+  needs_config = false, -- runs with a broken config.lua
   run = function(opts)
     local b = banger.sys.build()
     banger.ui.emit(opts, b, function(info)

@@ -178,6 +178,127 @@ describe("config files", function()
   end)
 end)
 
+describe("config did-you-mean", function()
+  it("suggests a close spelling among the section's keys, else the same key in another section", function()
+    t.eq(config.suggest("vm", "cpus"), "vm.vcpus")
+    t.eq(config.suggest("vm", "memroy"), "vm.memory")
+    t.eq(config.suggest("network", "brige"), "network.bridge")
+    t.eq(config.suggest("", "netwrok"), "network")
+    t.eq(config.suggest("", "vcpus"), "vm.vcpus")
+    t.eq(config.suggest("vm", "bridge"), "network.bridge")
+    t.eq(config.suggest("vm", "colour"), nil)
+    t.eq(config.suggest("", "nonsense"), nil)
+  end)
+
+  it("an unknown key's error carries the suggestion as its hint", function()
+    local e = t.raises(function() config.validate({ vm = { cpus = 2 } }, "config.lua") end, "EINVAL")
+    t.eq(e.message, "config.lua: vm.cpus: unknown key")
+    t.eq(e.hint, "did you mean vm.vcpus?")
+    t.eq(e.exit, 78)
+    e = t.raises(function()
+      config.validate({ file_sync = { { host = "~/a", guest = "~/a", mdoe = "0600" } } }, "config.lua")
+    end, "EINVAL")
+    t.eq(e.message, "config.lua: file_sync[1].mdoe: unknown key")
+    t.eq(e.hint, "did you mean file_sync[1].mode?")
+    e = t.raises(function() config.validate({ nonsense = 1 }, "config.lua") end, "EINVAL")
+    t.eq(e.hint, nil)
+  end)
+end)
+
+-- Commands that run with a broken config: the ways to find and fix it.
+local runs_anyway = { version = true, doctor = true }
+-- Commands not run by the every-command case below: had the gate a hole,
+-- they would change the host (root's systemd units) or block (a server).
+-- The gate is one code path (banger.main.run_recipe) that every other
+-- command goes through.
+local not_run = { ["system install"] = true, ["system uninstall"] = true, ["system restart"] = true,
+  ["dns serve"] = true }
+
+describe("config at start-up", function()
+  local bad = "return {\n  vm = { cpus = 4 },\n}\n"
+
+  local function broken_home()
+    local home = t.tmpdir()
+    t.write(home .. "/.config/banger/config.lua", bad)
+    return home, home .. "/.config/banger/config.lua"
+  end
+
+  it("an unknown key fails vm list, image list and vm run --dry-run with exit 78 and one line", function()
+    local home, path = broken_home()
+    local line = "banger: " .. path .. ":2: vm.cpus: unknown key (did you mean vm.vcpus?)\n"
+    for _, argv in ipairs({ { "vm", "list" }, { "vm", "list", "--json" }, { "vm", "ls" }, { "image", "list" },
+      { "vm", "run", "--dry-run" }, { "kernel", "list", "--bogus" }, { "run", t.source_dir() .. "/examples/hello.lua" } }) do
+      local r = t.banger(argv, { home = home })
+      local shown = table.concat(argv, " ")
+      t.eq(r.code, 78, shown .. ": " .. r.stderr)
+      t.eq(r.stdout, "", shown)
+      t.eq(r.stderr, line, shown)
+    end
+    t.falsy(banger.fs.exists(home .. "/.local/state/banger/banger.db"), "nothing ran: no state was made")
+  end)
+
+  it("a bad value fails the same way, naming the key and the rule", function()
+    local home = t.tmpdir()
+    local path = home .. "/.config/banger/config.lua"
+    t.write(path, 'return { network = { mode = "maybe" } }\n')
+    local r = t.banger({ "vm", "list" }, { home = home })
+    t.eq(r.code, 78)
+    t.eq(r.stderr, "banger: " .. path .. ":1: network.mode: must be one of auto, on, off, got 'maybe'\n")
+    t.write(path, "return { vm = {\n")
+    r = t.banger({ "snapshot", "list" }, { home = home })
+    t.eq(r.code, 78)
+    t.contains(r.stderr, path .. ":2:")
+    t.eq(select(2, r.stderr:gsub("\n", "")), 1, "one line")
+  end)
+
+  it("every command stops at a broken config, except version and doctor", function()
+    local home = broken_home()
+    local help = t.banger({ "help" }, { home = home })
+    t.eq(help.code, 0, help.stderr)
+    local n = 0
+    for line in help.stdout:gmatch("[^\n]+") do
+      local cmd = line:match("^  ([%w][%w _-]-[%w])%s%s+")
+      if cmd and not runs_anyway[cmd] and not not_run[cmd] and cmd ~= "repl" then
+        local argv = {}
+        for w in cmd:gmatch("%S+") do
+          argv[#argv + 1] = w
+        end
+        local r = t.banger(argv, { home = home, timeout_ms = 30000 })
+        t.eq(r.code, 78, cmd .. ": " .. r.stderr)
+        t.contains(r.stderr, "vm.cpus: unknown key", cmd)
+        n = n + 1
+      end
+    end
+    t.truthy(n >= 30, "commands tried: " .. n)
+  end)
+
+  it("help, --help, --version, version and doctor still run", function()
+    local home = broken_home()
+    for _, argv in ipairs({ {}, { "help" }, { "--help" }, { "help", "vm", "list" }, { "vm", "list", "--help" },
+      { "vm", "--help" }, { "--version" }, { "version", "--json" } }) do
+      local r = t.banger(argv, { home = home })
+      t.eq(r.code, 0, table.concat(argv, " ") .. ": " .. r.stderr)
+      t.eq(r.stderr, "", table.concat(argv, " "))
+    end
+    local d = t.banger({ "doctor" }, { home = home })
+    t.eq(d.code, 1)
+    t.contains(d.stdout, "vm.cpus: unknown key")
+  end)
+
+  it("a recipe of the user's is gated too, unless it says needs_config = false", function()
+    local home = broken_home()
+    t.write(home .. "/.config/banger/recipes/mine/strict.lua", 'return { summary = "s", run = function() print("ran") end }\n')
+    t.write(home .. "/.config/banger/recipes/mine/lenient.lua",
+      'return { summary = "l", needs_config = false, run = function() print("ran") end }\n')
+    local strict = t.banger({ "mine", "strict" }, { home = home })
+    t.eq(strict.code, 78)
+    t.eq(strict.stdout, "")
+    local lenient = t.banger({ "mine", "lenient" }, { home = home })
+    t.eq(lenient.code, 0, lenient.stderr)
+    t.eq(lenient.stdout, "ran\n")
+  end)
+end)
+
 describe("docs/config.md", function()
   it("documents every key of the schema", function()
     local doc = t.read(t.source_dir() .. "/docs/config.md")

@@ -133,6 +133,96 @@ describe("doctor", function()
     error("no privileges check")
   end)
 
+  it("reports a broken config once, first, with the file, key and fix; skips the checks that read it", function()
+    local home = t.tmpdir()
+    local path = home .. "/.config/banger/config.lua"
+    t.write(path, "return {\n  vm = { cpus = 4 },\n}\n")
+    local report = doctor(home)
+    local first = report.checks[1]
+    t.eq(first.name, "config")
+    t.eq(first.status, "fail")
+    t.eq(first.detail, path .. ":2: vm.cpus: unknown key (did you mean vm.vcpus?)")
+    t.eq(first.fix, "rename vm.cpus to vm.vcpus in " .. path)
+    local mentions, skipped, ran = 0, {}, {}
+    for i, c in ipairs(report.checks) do
+      t.not_contains(c.detail, "check failed", c.name)
+      t.not_contains(c.fix or "", "report it", c.name)
+      if c.detail:find("vm.cpus", 1, true) then
+        mentions = mentions + 1
+      end
+      if i > 1 then
+        t.truthy(c.status == "ok" or c.status == "warn" or c.status == "fail" or c.status == "skip", c.status)
+        if c.status == "skip" then
+          skipped[c.name] = c
+          t.contains(c.detail, "reads the config")
+          t.eq(c.fix, banger.json.null, "the fix is the config check's")
+        else
+          ran[c.name] = c
+        end
+      end
+    end
+    t.eq(mentions, 1, "the config error is reported once")
+    for _, name in ipairs({ "qemu", "firecracker", "isolation", "bridge", "default kernel" }) do
+      t.truthy(skipped[name], name .. " reads the config and is skipped")
+    end
+    for _, name in ipairs({ "tun", "nft", "git", "busybox", "disk space" }) do
+      t.truthy(ran[name], name .. " needs no config and still runs")
+    end
+    t.eq(report.failed, 1 + (function()
+      local n = 0
+      for _, c in pairs(ran) do
+        n = n + (c.status == "fail" and 1 or 0)
+      end
+      return n
+    end)(), "skipped checks are not counted as failed")
+    local n_skipped = 0
+    for _ in pairs(skipped) do
+      n_skipped = n_skipped + 1
+    end
+    t.eq(report.skipped, n_skipped)
+
+    local text = t.banger({ "doctor" }, { home = home })
+    t.eq(text.code, 1)
+    local line1 = text.stdout:match("^[^\n]+")
+    t.eq(line1, "FAIL  config          " .. path .. ":2: vm.cpus: unknown key (did you mean vm.vcpus?)")
+    t.contains(text.stdout, "fix: rename vm.cpus to vm.vcpus in " .. path)
+    t.contains(text.stdout, "\nskip  qemu ")
+    t.contains(text.stdout, "check(s) failed, " .. n_skipped .. " skipped until the config loads\n")
+  end)
+
+  it("names a bad value's key, an unknown key without a near miss, and a syntax error's line", function()
+    local home = t.tmpdir()
+    local path = home .. "/.config/banger/config.lua"
+    t.write(path, "return { vm = { vcpus = 0 } }\n")
+    local c = doctor(home).checks[1]
+    t.eq(c.detail, path .. ":1: vm.vcpus: must be between 1 and 32, got 0")
+    t.eq(c.fix, "fix vm.vcpus in " .. path .. " (docs/config.md has its type and rules)")
+    t.write(path, "return { colour = 1 }\n")
+    c = doctor(home).checks[1]
+    t.eq(c.detail, path .. ":1: colour: unknown key")
+    t.eq(c.fix, "remove colour from " .. path .. " (docs/config.md lists every key)")
+    t.write(path, "return {\n")
+    c = doctor(home).checks[1]
+    t.contains(c.detail, path .. ":2:")
+    t.contains(c.fix, "fix " .. path)
+  end)
+
+  it("says the config is valid, or that there is none", function()
+    local home = t.tmpdir()
+    local c = doctor(home).checks[1]
+    t.eq(c.name, "config")
+    t.eq(c.status, "ok")
+    t.eq(c.detail, home .. "/.config/banger/config.lua is valid")
+    banger.fs.remove(home .. "/.config/banger/config.lua")
+    local r = banger.proc.run({ t.bin(), "doctor", "--json", env = {
+      "HOME=" .. home, "XDG_CONFIG_HOME=" .. home .. "/.config", "XDG_STATE_HOME=" .. home .. "/.local/state",
+      "XDG_CACHE_HOME=" .. home .. "/.cache", "XDG_RUNTIME_DIR=" .. home .. "/run", "PATH=" .. os.getenv("PATH") },
+      cwd = home })
+    c = banger.json.decode(r.stdout).checks[1]
+    t.eq(c.status, "ok")
+    t.eq(c.detail, "no " .. home .. "/.config/banger/config.lua: every setting is the default")
+  end)
+
   it("checks what driver.isolate needs: a binary root may run, a helper", function()
     local function isolation(config, uid)
       local home = t.tmpdir()

@@ -216,9 +216,68 @@ M.schema = {
 }
 
 -- `key` and `why` travel with the error so banger.datafile can add the
--- line the key is written on.
-local function fail(source, key, why)
-  errors.raise("EINVAL", source .. ": " .. key .. ": " .. why, { exit = 78, key = key, why = why })
+-- line the key is written on; `hint` is printed after the message.
+local function fail(source, key, why, hint, suggestion)
+  errors.raise("EINVAL", source .. ": " .. key .. ": " .. why,
+    { exit = 78, key = key, why = why, hint = hint, suggestion = suggestion })
+end
+
+-- Optimal string alignment distance: a typo is mostly one letter added,
+-- dropped, changed, or two neighbours swapped ("memroy").
+local function distance(a, b)
+  local d = {}
+  for i = 0, #a do
+    d[i] = { [0] = i }
+  end
+  for j = 0, #b do
+    d[0][j] = j
+  end
+  for i = 1, #a do
+    for j = 1, #b do
+      local cost = a:byte(i) == b:byte(j) and 0 or 1
+      d[i][j] = math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost)
+      if i > 1 and j > 1 and a:byte(i) == b:byte(j - 1) and a:byte(i - 1) == b:byte(j) then
+        d[i][j] = math.min(d[i][j], d[i - 2][j - 2] + 1)
+      end
+    end
+  end
+  return d[#a][#b]
+end
+
+-- The key an unknown `name` under `parent` (whose keys are `siblings`)
+-- most likely meant, or nil: a close spelling among the siblings
+-- ("vm.cpus" -> "vm.vcpus"), else the same name in another section
+-- ("vm.bridge" -> "network.bridge", "vcpus" -> "vm.vcpus").
+local function suggest(parent, name, siblings)
+  local best, best_d
+  local allowed = math.max(1, #name // 3)
+  for field in pairs(siblings or {}) do
+    local d = distance(name:lower(), field)
+    if d <= allowed and (not best_d or d < best_d or (d == best_d and field < best)) then
+      best, best_d = field, d
+    end
+  end
+  if best then
+    return parent ~= "" and (parent .. "." .. best) or best
+  end
+  local sections = {}
+  for s in pairs(M.schema) do
+    sections[#sections + 1] = s
+  end
+  table.sort(sections)
+  for _, s in ipairs(sections) do
+    local fields = M.schema[s].fields
+    if s ~= parent and fields and fields[name] then
+      return s .. "." .. name
+    end
+  end
+end
+
+--- What an unknown key `name` in section `parent` ("vm"; "" for the top
+-- level) most likely meant ("vm.vcpus"), or nil.
+function M.suggest(parent, name)
+  local siblings = parent == "" and M.schema or (M.schema[parent] and M.schema[parent].fields)
+  return suggest(parent, name, siblings)
 end
 
 local function copy_default(v)
@@ -242,7 +301,8 @@ local function check_table(spec, value, key, source)
   for k in pairs(value) do
     if type(k) ~= "string" or not spec.fields[k] then
       local name = key ~= "" and (key .. "." .. tostring(k)) or tostring(k)
-      fail(source, name, "unknown key")
+      local meant = type(k) == "string" and suggest(key, k, spec.fields)
+      fail(source, name, "unknown key", meant and ("did you mean " .. meant .. "?") or nil, meant)
     end
   end
   for name, field in pairs(spec.fields) do
@@ -345,11 +405,7 @@ function M.path()
   return paths.resolve().config .. "/config.lua"
 end
 
---- Loads and validates the config file (defaults when it does not exist).
--- The file is data, not a program: it is evaluated by banger.datafile, in
--- a sandbox with no libraries, a memory cap and an instruction budget.
-function M.load(path)
-  path = path or M.path()
+local function load_file(path)
   local datafile = require("banger.datafile")
   local text = datafile.read(path)
   if not text then
@@ -369,6 +425,29 @@ function M.load(path)
     datafile.locate(result, path, text)
   end
   return result
+end
+
+--- Loads and validates the config file (defaults when it does not exist).
+-- The file is data, not a program: it is evaluated by banger.datafile, in
+-- a sandbox with no libraries, a memory cap and an instruction budget.
+-- Every failure to read or validate it raises with exit 78 (EX_CONFIG) and
+-- `config_file` set to the path, so callers (banger doctor) can tell a bad
+-- config from their own failures.
+function M.load(path)
+  path = path or M.path()
+  local ok, result = pcall(load_file, path)
+  if not ok then
+    if errors.is(result) and result.code ~= "ECANCELED" then
+      result.exit, result.config_file = 78, path
+    end
+    error(result, 0)
+  end
+  return result
+end
+
+--- True when `e` is a failure to read or validate the config file.
+function M.is_error(e)
+  return errors.is(e) and e.config_file ~= nil
 end
 
 local cached

@@ -1,6 +1,8 @@
 --- banger.doctor: one check per prerequisite, each with the fix. A check
 -- returns status ("ok", "warn" or "fail"), a detail line and, unless ok, a
--- fix. Users may append their own to M.checks.
+-- fix. Users may append their own to M.checks. The report starts with the
+-- config file's check; while it fails, a check that reads the config is
+-- reported as "skip" rather than failing with the same error.
 local config = require("banger.config")
 local fs = require("banger.native.fs")
 local proc = require("banger.native.proc")
@@ -287,21 +289,59 @@ M.checks = {
   },
 }
 
---- Runs every check; a check that raises is reported as failed.
+-- What to do about a config.lua that does not load (`e` from config.load).
+local function config_fix(e, path)
+  if e.suggestion then
+    return "rename " .. e.key .. " to " .. e.suggestion .. " in " .. path
+  elseif e.why == "unknown key" then
+    return "remove " .. e.key .. " from " .. path .. " (docs/config.md lists every key)"
+  elseif e.key then
+    return "fix " .. e.key .. " in " .. path .. " (docs/config.md has its type and rules)"
+  end
+  return "fix " .. path .. " (a Lua file returning a table, docs/config.md)"
+end
+
+-- The config file comes first: a broken one is reported once, here, and
+-- the checks that read it are then skipped instead of each failing.
+local function check_config()
+  local path = config.path()
+  local okay, e = pcall(config.get)
+  if okay then
+    return ok(fs.exists(path) and (path .. " is valid") or ("no " .. path .. ": every setting is the default"))
+  end
+  local errors = require("banger.errors")
+  if not config.is_error(e) then
+    if errors.is(e) and e.code == "ECANCELED" then
+      error(e, 0)
+    end
+    return fail("check failed: " .. errors.message(e), "run with --debug and report it")
+  end
+  return fail(errors.message(e) .. (e.hint and (" (" .. e.hint .. ")") or ""), config_fix(e, path))
+end
+
+--- Runs every check; a check that raises is reported as failed, one that
+-- needs the config while it is broken as skipped.
 function M.run()
-  local results, failed = {}, 0
+  local errors = require("banger.errors")
+  local cfg = check_config()
+  cfg.name, cfg.needed_for = "config", "every command but help, version and doctor"
+  local results, failed, skipped = { cfg }, cfg.status == "fail" and 1 or 0, 0
   for _, c in ipairs(M.checks) do
     local okay, res = pcall(c.run)
-    if not okay then
-      res = fail("check failed: " .. require("banger.errors").message(res), "run with --debug and report it")
+    if not okay and cfg.status == "fail" and config.is_error(res) then
+      res = { status = "skip", detail = "skipped: it reads the config, which does not load (the first check)" }
+    elseif not okay then
+      res = fail("check failed: " .. errors.message(res), "run with --debug and report it")
     end
     res.name, res.needed_for = c.name, c.needed_for
     results[#results + 1] = res
     if res.status == "fail" then
       failed = failed + 1
+    elseif res.status == "skip" then
+      skipped = skipped + 1
     end
   end
-  return { checks = results, failed = failed, uid = sys.getuid() }
+  return { checks = results, failed = failed, skipped = skipped, uid = sys.getuid() }
 end
 
 return M

@@ -74,6 +74,27 @@ exit code. `require "name"` also finds name.lua next to the script.
 A script you name is run as you asked: it needs no 'banger trust'.
 ]]
 
+-- One line per command: its words, its recipe's summary and, for a
+-- project's or user's recipe, where it comes from.
+local function command_lines(lines, entries)
+  for _, r in ipairs(entries) do
+    local ok, recipe = pcall(recipes.load, r.path)
+    local summary = ok and recipe.summary or ("(cannot load: " .. errors.message(recipe) .. ")")
+    local origin = r.kind ~= "bundled" and (" [" .. r.kind .. "]") or ""
+    lines[#lines + 1] = string.format("  %-22s %s%s", r.command, summary or "", origin)
+  end
+end
+
+-- A line for each root whose recipes are not used (an untrusted project).
+local function ignored_notes(lines)
+  for _, r in ipairs(recipes.roots()) do
+    local why = recipes.ignored(r)
+    if why then
+      lines[#lines + 1] = "note: " .. why
+    end
+  end
+end
+
 local function usage_text()
   local lines = {
     "banger: disposable Linux sandboxes as microVMs",
@@ -83,26 +104,77 @@ local function usage_text()
     "",
     "Commands:",
   }
-  for _, r in ipairs(recipes.all()) do
-    local ok, recipe = pcall(recipes.load, r.path)
-    local summary = ok and recipe.summary or ("(cannot load: " .. errors.message(recipe) .. ")")
-    local origin = r.kind ~= "bundled" and (" [" .. r.kind .. "]") or ""
-    lines[#lines + 1] = string.format("  %-22s %s%s", r.command, summary or "", origin)
-  end
+  command_lines(lines, recipes.all())
   lines[#lines + 1] = string.format("  %-22s %s", "run SCRIPT.lua", "run a Lua script with banger's API ('-': from stdin)")
   lines[#lines + 1] = string.format("  %-22s %s", "repl", "an interactive Lua prompt with banger's API")
   lines[#lines + 1] = string.format("  %-22s %s", "help [command]", "show this list, or a command's flags")
   lines[#lines + 1] = ""
   lines[#lines + 1] = "Global flags: --debug (tracebacks, debug log on stderr), --no-project (ignore this"
   lines[#lines + 1] = "directory's project: its .banger/recipes and banger.lua)."
-  lines[#lines + 1] = "Aliases: ls = list, rm = delete. 'banger <command> --help' shows a command's flags."
-  for _, r in ipairs(recipes.roots()) do
-    local why = recipes.ignored(r)
-    if why then
-      lines[#lines + 1] = "note: " .. why
+  lines[#lines + 1] = "Aliases: ls = list, rm and remove = delete. 'banger <command> --help' shows a command's flags."
+  ignored_notes(lines)
+  return table.concat(lines, "\n") .. "\n"
+end
+
+-- The commands of a group ("vm", "image cache"): the recipes under its
+-- directory in the roots `banger help` uses, or nil when there are none.
+local function group_entries(group)
+  local out = {}
+  for _, r in ipairs(recipes.all()) do
+    if r.command:sub(1, #group + 1) == group .. " " then
+      out[#out + 1] = r
     end
   end
+  return #out > 0 and out or nil
+end
+
+local function group_text(group, entries)
+  local lines = { "Usage: banger " .. group .. " <command> [flags] [-- args]", "", "Commands:" }
+  command_lines(lines, entries)
+  lines[#lines + 1] = ""
+  lines[#lines + 1] = "Aliases: ls = list, rm and remove = delete. 'banger " .. group
+    .. " <command> --help' shows a command's flags."
+  ignored_notes(lines)
   return table.concat(lines, "\n") .. "\n"
+end
+
+-- `words` name no recipe. When they start with a command group, the group
+-- answers like git's: `banger vm --help` (and `banger help vm`) lists the
+-- group's commands on stdout and exits 0; a bare `banger vm` is an
+-- incomplete command: the same list on stderr, exit 2 (a usage error).
+local function group_or_unknown(words, asked_help)
+  local group, entries, n
+  for i = 1, #words do
+    local candidate = table.concat(words, " ", 1, i)
+    local found = group_entries(candidate)
+    if not found then
+      break
+    end
+    group, entries, n = candidate, found, i
+  end
+  local next_word = words[(n or 0) + 1]
+  if not group or (next_word and next_word:sub(1, 1) ~= "-") then
+    local shown = table.concat(words, " ", 1, math.min(#words, (n or 0) + 1))
+    errors.raise("ENOENT", "unknown command '" .. shown .. "'",
+      { exit = 2, hint = "see 'banger " .. (group and (group .. " --help") or "help") .. "'" })
+  end
+  if asked_help or next_word == "--help" or next_word == "-h" then
+    io.stdout:write(group_text(group, entries))
+    return 0
+  end
+  if next_word then
+    errors.usage("'banger " .. group .. "' is a group of commands: name one before " .. next_word, group)
+  end
+  io.stderr:write(group_text(group, entries))
+  return 2
+end
+
+-- The config file is validated before any command runs (docs/config.md),
+-- so a typo fails every command at once (exit 78) instead of whichever
+-- happens to read that key. A recipe with `needs_config = false` (version,
+-- doctor) runs anyway: it is how the user finds and fixes the file.
+local function check_config()
+  require("banger.config").get()
 end
 
 -- Every command starts by making the state store match the host (VMs whose
@@ -122,14 +194,21 @@ local function reconcile()
 end
 
 local function run_recipe(found, argv)
-  reconcile()
   local recipe = recipes.load(found.path)
   local cli = require("banger.cli")
-  local opts = cli.parse(recipe, argv, found.command)
-  if opts.help then
+  local parsed, opts = pcall(cli.parse, recipe, argv, found.command)
+  if parsed and opts.help then
     io.stdout:write(cli.help(recipe, found.command))
     return 0
   end
+  -- A broken config is reported before a usage error: it fails every command.
+  if recipe.needs_config ~= false then
+    check_config()
+  end
+  if not parsed then
+    error(opts, 0)
+  end
+  reconcile()
   return recipe.run(opts, { command = found.command, path = found.path })
 end
 
@@ -161,6 +240,7 @@ local function run_script(path, ...)
   end
   if not path then
     if require("banger.native.sys").isatty(0) then
+      check_config()
       return require("banger.repl").run(script_env(nil))
     end
     errors.usage("run needs a script path, or '-' to read the script from standard input", "run")
@@ -182,6 +262,7 @@ local function run_script(path, ...)
   if not chunk then
     errors.raise("ESYNTAX", err)
   end
+  check_config()
   reconcile()
   env.arg = table.pack(...)
   env.arg[0] = path
@@ -198,7 +279,10 @@ local function help(words)
     return 0
   end
   local found = recipes.resolve(words)
-  if not found or found.consumed ~= #words then
+  if not found then
+    return group_or_unknown(words, true)
+  end
+  if found.consumed ~= #words then
     errors.raise("ENOENT", "unknown command '" .. table.concat(words, " ") .. "'", { exit = 2, hint = "see 'banger help'" })
   end
   return run_recipe(found, { "--help" })
@@ -252,11 +336,12 @@ local function dispatch(argv)
     return run_script(table.unpack(words, 2))
   end
   if cmd == "repl" then
+    check_config()
     return require("banger.repl").run(script_env(nil))
   end
   local found = recipes.resolve(words)
   if not found then
-    errors.raise("ENOENT", "unknown command '" .. cmd .. "'", { exit = 2, hint = "see 'banger help'" })
+    return group_or_unknown(words, false)
   end
   return run_recipe(found, table.move(words, found.consumed + 1, #words, 1, {}))
 end

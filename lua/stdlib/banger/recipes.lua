@@ -18,8 +18,8 @@ local trust = require("banger.trust")
 
 local M = {}
 
--- Short aliases accepted for any command's last word.
-M.aliases = { ls = "list", rm = "delete" }
+-- Aliases accepted for any command's last word.
+M.aliases = { ls = "list", rm = "delete", remove = "delete" }
 
 -- Commands no project or user recipe may replace: the way out of an
 -- untrusted or broken override must always be the bundled one.

@@ -32,7 +32,7 @@ M.kinds = {
   },
   cache_prune = { { "bytes", "integer" }, { "blobs", "integer" } },
   workspace = { { "vm", "string" }, { "files", "integer" }, { "guest", "string" } },
-  doctor = { { "checks", "array of check" }, { "failed", "integer" }, { "uid", "integer" } },
+  doctor = { { "checks", "array of check" }, { "failed", "integer" }, { "skipped", "integer" }, { "uid", "integer" } },
   check = {
     { "name", "string" }, { "needed_for", "string" }, { "status", "string" }, { "detail", "string" },
     { "fix", "string or null" }, { "objects", "array of orphan or null" },
