@@ -174,7 +174,8 @@ end
 -- happens to read that key. A recipe with `needs_config = false` (version,
 -- doctor) runs anyway: it is how the user finds and fixes the file.
 local function check_config()
-  require("banger.config").get()
+  local cfg = require("banger.config").get()
+  require("banger.native.log").set_level(cfg.log.level)
 end
 
 -- Every command starts by making the state store match the host (VMs whose
