@@ -275,6 +275,9 @@ end
 
 --- What an unknown key `name` in section `parent` ("vm"; "" for the top
 -- level) most likely meant ("vm.vcpus"), or nil.
+---@param parent string
+---@param name string
+---@return string|nil
 function M.suggest(parent, name)
   local siblings = parent == "" and M.schema or (M.schema[parent] and M.schema[parent].fields)
   return suggest(parent, name, siblings)
@@ -446,6 +449,8 @@ function M.load(path)
 end
 
 --- True when `e` is a failure to read or validate the config file.
+---@param e any  an error value caught by pcall
+---@return boolean
 function M.is_error(e)
   return errors.is(e) and e.config_file ~= nil
 end
