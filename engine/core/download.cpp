@@ -2,6 +2,7 @@
 
 #include <curl/curl.h>
 
+#include <exception>
 #include <memory>
 
 #include "engine/core/atomic_file.hpp"
@@ -18,6 +19,9 @@ struct Sink {
   std::uint64_t max = 0;
   bool too_big = false;
   std::function<void(std::uint64_t, std::uint64_t)> progress;
+  // What a callback threw: it cannot cross libcurl's C frames, so the
+  // transfer stops and transfer() rethrows it once curl has returned.
+  std::exception_ptr failure;
 };
 
 size_t on_data(char* ptr, size_t size, size_t n, void* user) {
@@ -31,6 +35,7 @@ size_t on_data(char* ptr, size_t size, size_t n, void* user) {
   try {
     s->write(std::string_view(ptr, len));
   } catch (...) {
+    s->failure = std::current_exception();
     return 0;
   }
   return len;
@@ -39,7 +44,13 @@ size_t on_data(char* ptr, size_t size, size_t n, void* user) {
 int on_progress(void* user, curl_off_t total, curl_off_t now, curl_off_t, curl_off_t) {
   auto* s = static_cast<Sink*>(user);
   if (cancel::requested()) return 1;
-  if (s->progress) s->progress(static_cast<std::uint64_t>(now), static_cast<std::uint64_t>(total));
+  if (!s->progress) return 0;
+  try {
+    s->progress(static_cast<std::uint64_t>(now), static_cast<std::uint64_t>(total));
+  } catch (...) {
+    s->failure = std::current_exception();
+    return 1;
+  }
   return 0;
 }
 
@@ -68,6 +79,7 @@ void transfer(const std::string& url, Sink& sink, long timeout_s) {
   if (timeout_s > 0) curl_easy_setopt(c.get(), CURLOPT_TIMEOUT, timeout_s);
   curl_easy_setopt(c.get(), CURLOPT_USERAGENT, "banger");
   CURLcode rc = curl_easy_perform(c.get());
+  if (sink.failure) std::rethrow_exception(sink.failure);
   if (rc == CURLE_OK) return;
   if (cancel::requested()) throw Error("ECANCELED", "interrupted");
   if (sink.too_big) throw Error("EFBIG", url + ": larger than the allowed " + std::to_string(sink.max) + " bytes");

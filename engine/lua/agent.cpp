@@ -11,6 +11,7 @@
 //   a:mount{serial=, target=, fstype="ext4", timeout_ms=10000} -> true
 #include "engine/guest/agent_client.hpp"
 #include "engine/lua/binding.hpp"
+#include "engine/lua/callback.hpp"
 #include "engine/lua/json_value.hpp"
 
 namespace banger::lua {
@@ -33,14 +34,14 @@ guest::Endpoint endpoint_from(lua_State* L, int idx) {
   else if (kind == "vsock") ep.kind = guest::Endpoint::Kind::vsock;
   else throw Raise("unknown agent endpoint kind '" + kind + "'");
   ep.path = field_string(L, idx, "path").value_or("");
-  ep.cid = static_cast<std::uint32_t>(field_integer(L, idx, "cid").value_or(0));
-  ep.port = static_cast<std::uint32_t>(field_integer(L, idx, "port").value_or(52));
+  ep.cid = field_int<std::uint32_t>(L, idx, "cid").value_or(0);
+  ep.port = field_int<std::uint32_t>(L, idx, "port").value_or(52);
   return ep;
 }
 
 int l_connect(lua_State* L) {
   guest::Endpoint ep = endpoint_from(L, 1);
-  auto timeout = std::chrono::milliseconds(field_integer(L, 1, "timeout_ms").value_or(10000));
+  auto timeout = std::chrono::milliseconds(field_int<lua_Integer>(L, 1, "timeout_ms", 0).value_or(10000));
   bool wait = field_boolean(L, 1, "wait").value_or(false);
   push_handle(L, wait ? guest::AgentClient::wait_ready(ep, timeout) : guest::AgentClient::connect(ep, timeout));
   return 1;
@@ -51,11 +52,17 @@ int l_hello(lua_State* L) {
   return 1;
 }
 
-// Calls the Lua function at `fn_idx` with one string; a Lua error becomes a
-// C++ exception so the client's state unwinds before Lua sees it.
+// The Lua function at `fn_idx` gets each chunk; without one the output is
+// collected. Ctrl-C waits for the exec, which passes the signal on to the
+// guest command and streams the rest of its output (engine/lua/callback.hpp).
 guest::OutputFn lua_callback(lua_State* L, int fn_idx, std::string* sink) {
-  if (lua_type(L, fn_idx) == LUA_TFUNCTION) {
-    return [L, fn_idx](std::string_view chunk) { call_with_string(L, fn_idx, chunk); };
+  if (Callback fn{L, fn_idx, Interrupt::defer}) {
+    return [fn](std::string_view chunk) {
+      fn([&](lua_State* S) {
+        push_string(S, chunk);
+        return 1;
+      });
+    };
   }
   return [sink](std::string_view chunk) { sink->append(chunk); };
 }
@@ -70,8 +77,8 @@ int l_exec(lua_State* L) {
   req.cwd = field_string(L, 2, "cwd").value_or("");
   req.stdin_data = field_string(L, 2, "stdin");
   lua_settop(L, 2);
-  lua_getfield(L, 2, "on_stdout");  // 3
-  lua_getfield(L, 2, "on_stderr");  // 4
+  push_function_field(L, 2, "on_stdout");  // 3
+  push_function_field(L, 2, "on_stderr");  // 4
   std::string out, err;
   guest::ExecResult r = c.exec(req, lua_callback(L, 3, &out), lua_callback(L, 4, &err));
   lua_createtable(L, 0, 5);
@@ -86,10 +93,10 @@ int l_exec(lua_State* L) {
 int l_put(lua_State* L) {
   auto& c = check_handle<guest::AgentClient>(L, 1);
   std::string path = check_string(L, 2), data = check_string(L, 3);
-  auto mode = field_integer(L, 4, "mode").value_or(0644);
-  auto uid = field_integer(L, 4, "uid").value_or(0);
-  auto gid = field_integer(L, 4, "gid").value_or(0);
-  c.put(path, data, static_cast<unsigned>(mode), static_cast<unsigned>(uid), static_cast<unsigned>(gid));
+  auto mode = field_int<unsigned>(L, 4, "mode", 0, kMaxMode).value_or(0644);
+  auto uid = field_int<std::uint32_t>(L, 4, "uid").value_or(0);
+  auto gid = field_int<std::uint32_t>(L, 4, "gid").value_or(0);
+  c.put(path, data, mode, uid, gid);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -119,25 +126,15 @@ std::string required_string(lua_State* L, int idx, const char* key) {
 }
 
 std::optional<guest::NetConfig> net_option(lua_State* L, int idx) {
-  lua_pushstring(L, "net");
-  int t = lua_rawget(L, idx);
-  if (t == LUA_TNIL) {
-    lua_pop(L, 1);
-    return std::nullopt;
-  }
-  if (t != LUA_TTABLE) {
-    std::string got = luaL_typename(L, -1);
-    lua_pop(L, 1);
-    throw Raise("bad option 'net' (table expected, got " + got + ")");
-  }
+  if (!push_table_field(L, idx, "net")) return std::nullopt;
   int n = lua_gettop(L);
   guest::NetConfig net;
   net.dev = field_string(L, n, "dev").value_or("eth0");
   net.mac = required_string(L, n, "mac");
   net.address = required_string(L, n, "address");
-  auto prefix = field_integer(L, n, "prefix");
+  auto prefix = field_int<int>(L, n, "prefix", 0, 32);
   if (!prefix) throw Raise("bad option 'prefix' (integer expected, got no value)");
-  net.prefix = static_cast<int>(*prefix);
+  net.prefix = *prefix;
   net.gateway = field_string(L, n, "gateway").value_or("");
   lua_pop(L, 1);
   return net;
@@ -150,7 +147,7 @@ int l_reidentify(lua_State* L) {
   r.generation = required_string(L, 2, "generation");
   r.hostname = required_string(L, 2, "hostname");
   r.machine_id = required_string(L, 2, "machine_id");
-  r.time_ns = field_integer(L, 2, "time_ns").value_or(0);
+  r.time_ns = field_int<lua_Integer>(L, 2, "time_ns", 0).value_or(0);
   r.entropy = field_string(L, 2, "entropy").value_or("");
   if (field_string(L, 2, "entropy") && r.entropy.size() < guest::kMinEntropy) {
     throw Raise("bad option 'entropy' (at least " + std::to_string(guest::kMinEntropy) + " bytes expected, got " +
@@ -177,7 +174,7 @@ int l_mount(lua_State* L) {
   m.serial = required_string(L, 2, "serial");
   m.target = required_string(L, 2, "target");
   m.fstype = field_string(L, 2, "fstype").value_or("ext4");
-  m.timeout_ms = static_cast<int>(field_integer(L, 2, "timeout_ms").value_or(10000));
+  m.timeout_ms = field_int<int>(L, 2, "timeout_ms", 0).value_or(10000);
   c.mount(m);
   lua_pushboolean(L, 1);
   return 1;

@@ -18,8 +18,8 @@ int l_create(lua_State* L) {
 int l_extract(lua_State* L) {
   auto path = check_string(L, 1);
   auto dest = check_string(L, 2);
-  auto max = opt_integer(L, 3).value_or(lua_Integer{1} << 32);
-  auto r = archive::extract_tar(path, dest, static_cast<std::uint64_t>(max));
+  auto max = opt_int<std::uint64_t>(L, 3).value_or(std::uint64_t{1} << 32);
+  auto r = archive::extract_tar(path, dest, max);
   lua_createtable(L, 0, 3);
   set_field(L, "entries", static_cast<lua_Integer>(r.entries));
   set_field(L, "skipped", static_cast<lua_Integer>(r.skipped));

@@ -1,8 +1,10 @@
 #include "engine/lua/binding.hpp"
 
 #include <new>
+#include <system_error>
 
 #include "engine/core/size.hpp"
+#include "engine/lua/callback.hpp"
 #include "engine/lua/error_context.hpp"
 
 namespace banger::lua {
@@ -73,10 +75,16 @@ std::vector<std::string> check_string_list(lua_State* L, int idx) {
   return out;
 }
 
+void raise_range(const std::string& what, lua_Integer v, std::string_view lo, std::string_view hi) {
+  throw Raise(what + " (" + std::to_string(v) + " out of range " + std::string(lo) + ".." + std::string(hi) + ")");
+}
+
 namespace {
-// Pushes t[key] and checks its type; returns false (stack unchanged) for nil.
+// Pushes t[key] and checks its type; returns false (stack unchanged) for nil
+// and for an absent options table.
 bool push_field(lua_State* L, int idx, const char* key, int type, const char* expected) {
-  if (lua_type(L, idx) != LUA_TTABLE) return false;
+  if (lua_isnoneornil(L, idx)) return false;
+  if (lua_type(L, idx) != LUA_TTABLE) raise_arg(L, idx, "table");
   if (!lua_checkstack(L, 2)) throw Raise("stack overflow");
   idx = lua_absindex(L, idx);
   lua_pushstring(L, key);
@@ -131,6 +139,19 @@ std::optional<std::vector<std::string>> field_string_list(lua_State* L, int idx,
   }
 }
 
+void push_function_field(lua_State* L, int idx, const char* key) {
+  if (!push_field(L, idx, key, LUA_TFUNCTION, "function")) lua_pushnil(L);
+}
+
+bool push_table_field(lua_State* L, int idx, const char* key) { return push_field(L, idx, key, LUA_TTABLE, "table"); }
+
+int push_raw_field(lua_State* L, int idx, const char* key) {
+  if (!lua_checkstack(L, 2)) throw Raise("stack overflow");
+  idx = lua_absindex(L, idx);
+  lua_pushstring(L, key);
+  return lua_rawget(L, idx);
+}
+
 namespace {
 std::uint64_t size_value(lua_State* L, int idx, const std::string& what) {
   try {
@@ -154,7 +175,8 @@ std::optional<std::uint64_t> opt_size(lua_State* L, int idx) {
 }
 
 std::optional<std::uint64_t> field_size(lua_State* L, int idx, const char* key) {
-  if (lua_type(L, idx) != LUA_TTABLE) return std::nullopt;
+  if (lua_isnoneornil(L, idx)) return std::nullopt;
+  if (lua_type(L, idx) != LUA_TTABLE) raise_arg(L, idx, "table");
   if (!lua_checkstack(L, 2)) throw Raise("stack overflow");
   idx = lua_absindex(L, idx);
   lua_pushstring(L, key);
@@ -212,11 +234,31 @@ int native_depth = 0;  // Lua runs on one thread
 
 bool in_native() noexcept { return native_depth > 0; }
 
+LuaCodeRuns::LuaCodeRuns(bool active) noexcept : active_(active), saved_(native_depth) {
+  if (active_) native_depth = 0;
+}
+
+LuaCodeRuns::~LuaCodeRuns() {
+  if (active_) native_depth = saved_;
+}
+
+namespace {
+// std::system_error (std::filesystem's errors among them) carries an errno
+// in the generic and system categories: report its name, like Error::sys.
+std::string system_error_code(const std::system_error& e) {
+  const std::error_category& cat = e.code().category();
+  if (cat == std::generic_category() || cat == std::system_category()) return errno_name(e.code().value());
+  return "EINTERNAL";
+}
+}  // namespace
+
 int protect_impl(lua_State* L, lua_CFunction f) {
   // Only plain data survives the try block; lua_error runs after every C++
   // frame of the native has been destroyed. The stack is emptied first: the
   // native may have used the room Lua guarantees.
   bool oom = false;
+  bool reraise = false;  // a callback's error, re-raised as it was
+  ensure_error_slot(L);
   {
     // Restored, not decremented: should a Lua error ever jump over a nested
     // native, the outer one still leaves the count as it found it.
@@ -233,13 +275,21 @@ int protect_impl(lua_State* L, lua_CFunction f) {
     } catch (const banger::Error& e) {
       lua_settop(L, 0);
       return push_failure(L, e);
+    } catch (const CallbackError&) {
+      lua_settop(L, 0);
+      push_callback_error(L);
+      reraise = true;
     } catch (const std::bad_alloc&) {
       oom = true;
+    } catch (const std::system_error& e) {
+      lua_settop(L, 0);
+      return push_failure(L, banger::Error(system_error_code(e), e.what()));
     } catch (const std::exception& e) {
       lua_settop(L, 0);
       return push_failure(L, banger::Error("EINTERNAL", std::string("internal error: ") + e.what()));
     }
   }
+  if (reraise) return lua_error(L);
   if (oom) {
     lua_settop(L, 0);
     lua_pushliteral(L, "not enough memory");
@@ -265,34 +315,6 @@ int protect_impl(lua_State* L, lua_CFunction f) {
   lua_settop(L, 2);
   lua_concat(L, 2);
   return lua_error(L);
-}
-
-namespace {
-// The message and code of the error a callback raised: a banger structured
-// error keeps its code, anything else becomes ECALLBACK.
-Error callback_error(lua_State* L) {
-  std::string msg = "error in callback";
-  std::string code = "ECALLBACK";
-  if (lua_type(L, -1) == LUA_TSTRING) {
-    msg = lua_tostring(L, -1);
-  } else if (lua_type(L, -1) == LUA_TTABLE) {
-    lua_pushliteral(L, "message");
-    if (lua_rawget(L, -2) == LUA_TSTRING) msg = lua_tostring(L, -1);
-    lua_pop(L, 1);
-    lua_pushliteral(L, "code");
-    if (lua_rawget(L, -2) == LUA_TSTRING) code = lua_tostring(L, -1);
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 1);
-  return Error(code, msg);
-}
-}  // namespace
-
-void call_with_string(lua_State* L, int fn_idx, std::string_view arg) {
-  if (!lua_checkstack(L, 3)) throw Raise("stack overflow in callback");
-  lua_pushvalue(L, fn_idx);
-  push_string(L, arg);
-  if (lua_pcall(L, 1, 0, 0) != LUA_OK) throw callback_error(L);
 }
 
 }  // namespace banger::lua

@@ -20,11 +20,13 @@
 #include <concepts>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "engine/core/error.hpp"
@@ -48,16 +50,77 @@ void check_table(lua_State* L, int idx);
 // A sequence of strings, e.g. an argv table.
 std::vector<std::string> check_string_list(lua_State* L, int idx);
 
-// --- fields of an options table at idx (absent or nil -> nullopt) ---------
+// --- fields of an options table at idx -----------------------------------------
+// An absent or nil options table is no options (every field nullopt); any
+// other non-table raises "bad argument #idx (table expected, got ...)".
+// Fields are read raw: no metamethod runs (it could raise through our frames).
 std::optional<std::string> field_string(lua_State* L, int idx, const char* key);
 std::optional<lua_Integer> field_integer(lua_State* L, int idx, const char* key);
 std::optional<bool> field_boolean(lua_State* L, int idx, const char* key);
 std::optional<std::vector<std::string>> field_string_list(lua_State* L, int idx, const char* key);
+// Pushes t[key] when it is a function, nil when absent (always one value).
+void push_function_field(lua_State* L, int idx, const char* key);
+// Pushes t[key] and returns true when it is a table; false, nothing pushed,
+// when absent; raises for any other type.
+bool push_table_field(lua_State* L, int idx, const char* key);
+// Pushes t[key], whatever it is, and returns its type (lua_getfield without
+// metamethods).
+int push_raw_field(lua_State* L, int idx, const char* key);
+// For each element of the sequence t[key] (absent: none), which must be a
+// table: fn(stack index of the element, its position).
+template <class Fn>
+void for_each_table(lua_State* L, int idx, const char* key, Fn&& fn) {
+  if (!push_table_field(L, idx, key)) return;
+  int list = lua_gettop(L);
+  auto n = static_cast<lua_Integer>(lua_rawlen(L, list));
+  for (lua_Integer i = 1; i <= n; ++i) {
+    if (lua_rawgeti(L, list, i) != LUA_TTABLE) {
+      throw Raise(std::string("bad option '") + key + "' (element " + std::to_string(i) + " must be a table)");
+    }
+    fn(lua_gettop(L), i);
+    lua_settop(L, list);
+  }
+  lua_pop(L, 1);
+}
 // A size (engine/core/size.hpp): integer bytes, or a string with a unit
 // ("64MiB"); anything else raises, saying why.
 std::uint64_t check_size(lua_State* L, int idx);
 std::optional<std::uint64_t> opt_size(lua_State* L, int idx);
 std::optional<std::uint64_t> field_size(lua_State* L, int idx, const char* key);
+
+// --- integers that must fit a C type ---------------------------------------
+// Like luaL_checkinteger plus the range check liolib does by hand: a value
+// outside [lo, hi] (by default what T holds) raises instead of wrapping.
+[[noreturn]] void raise_range(const std::string& what, lua_Integer v, std::string_view lo, std::string_view hi);
+
+template <std::integral T>
+T in_range(const std::string& what, lua_Integer v, T lo, T hi) {
+  if (std::cmp_less(v, lo) || std::cmp_greater(v, hi)) raise_range(what, v, std::to_string(lo), std::to_string(hi));
+  return static_cast<T>(v);
+}
+
+template <std::integral T>
+T check_int(lua_State* L, int idx, T lo = std::numeric_limits<T>::min(), T hi = std::numeric_limits<T>::max()) {
+  return in_range<T>("bad argument #" + std::to_string(idx), check_integer(L, idx), lo, hi);
+}
+
+template <std::integral T>
+std::optional<T> opt_int(lua_State* L, int idx, T lo = std::numeric_limits<T>::min(),
+                         T hi = std::numeric_limits<T>::max()) {
+  if (lua_isnoneornil(L, idx)) return std::nullopt;
+  return check_int<T>(L, idx, lo, hi);
+}
+
+template <std::integral T>
+std::optional<T> field_int(lua_State* L, int idx, const char* key, T lo = std::numeric_limits<T>::min(),
+                           T hi = std::numeric_limits<T>::max()) {
+  auto v = field_integer(L, idx, key);
+  if (!v) return std::nullopt;
+  return in_range<T>(std::string("bad option '") + key + "'", *v, lo, hi);
+}
+
+// A file mode's permission bits (0..07777).
+inline constexpr unsigned kMaxMode = 07777;
 
 // --- results ----------------------------------------------------------------
 int push_failure(lua_State* L, const banger::Error& e);  // nil, msg, code -> 3
@@ -67,11 +130,6 @@ void set_field(lua_State* L, const char* key, lua_Integer value);
 void set_field_bool(lua_State* L, const char* key, bool value);
 void push_string_list(lua_State* L, std::span<const std::string> items);
 
-// Calls the Lua function at fn_idx with one string argument under lua_pcall;
-// a Lua error comes back as Error("ECALLBACK"), so C++ frames unwind
-// normally instead of being jumped over.
-void call_with_string(lua_State* L, int fn_idx, std::string_view arg);
-
 // Calls F and maps exceptions per the convention above. A Raise becomes
 // "file:line: bad argument #N to 'ext4.create' (...)": the position is the
 // caller's (errors.wrap's frames skipped), the name the native's.
@@ -80,6 +138,19 @@ int protect_impl(lua_State* L, lua_CFunction f);
 // interrupt hook waits for it to return, since the native handles the
 // cancellation itself (engine/lua/host.cpp).
 bool in_native() noexcept;
+// While alive (and `active`), Lua code runs again below a native: a
+// callback that may be interrupted like any Lua code (engine/lua/callback.hpp).
+class LuaCodeRuns {
+ public:
+  explicit LuaCodeRuns(bool active) noexcept;
+  ~LuaCodeRuns();
+  LuaCodeRuns(const LuaCodeRuns&) = delete;
+  LuaCodeRuns& operator=(const LuaCodeRuns&) = delete;
+
+ private:
+  bool active_;
+  int saved_;
+};
 template <lua_CFunction F>
 int protect(lua_State* L) {
   return protect_impl(L, F);

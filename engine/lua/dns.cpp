@@ -3,10 +3,11 @@
 //   server:port() -> the bound port
 //   server:serve_once(timeout_ms, lookup) -> handled (bool)
 //       lookup(vm_name) -> "a.b.c.d" or nil; an error in it is answered
-//       SERVFAIL and raised
+//       SERVFAIL and re-raised as it was
 #include <arpa/inet.h>
 
 #include "engine/lua/binding.hpp"
+#include "engine/lua/callback.hpp"
 #include "engine/net/dns_server.hpp"
 #include "engine/priv/validate.hpp"
 
@@ -14,7 +15,7 @@ namespace banger::lua {
 
 template <>
 struct HandleTraits<dns::Server> {
-  static constexpr const char* name = "banger.dns_server";
+  static constexpr const char* name = "banger.dns.server";
   static std::string describe(const dns::Server& s) { return "port " + std::to_string(s.port()); }
 };
 
@@ -22,9 +23,8 @@ namespace {
 
 int l_listen(lua_State* L) {
   auto address = check_string(L, 1);
-  auto port = check_integer(L, 2);
-  if (port < 0 || port > 65535) throw Error("EINVAL", "invalid port " + std::to_string(port));
-  push_handle(L, std::make_unique<dns::Server>(address, static_cast<std::uint16_t>(port)));
+  auto port = check_int<std::uint16_t>(L, 2);
+  push_handle(L, std::make_unique<dns::Server>(address, port));
   return 1;
 }
 
@@ -35,16 +35,14 @@ int l_port(lua_State* L) {
 
 int l_serve_once(lua_State* L) {
   auto& server = check_handle<dns::Server>(L, 1);
-  auto timeout = check_integer(L, 2);
+  auto timeout = check_int<lua_Integer>(L, 2, 0);
   if (lua_type(L, 3) != LUA_TFUNCTION) raise_arg(L, 3, "function");
-  dns::Lookup lookup = [L](const std::string& name) -> std::optional<std::uint32_t> {
-    lua_pushvalue(L, 3);
-    push_string(L, name);
-    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-      std::string msg = lua_tostring(L, -1) ? lua_tostring(L, -1) : "lookup failed";
-      lua_pop(L, 1);
-      throw Error("ELOOKUP", "DNS lookup of " + name + ".vm: " + msg);
-    }
+  Callback fn{L, 3};
+  dns::Lookup lookup = [L, fn](const std::string& name) -> std::optional<std::uint32_t> {
+    fn.call(1, [&](lua_State* S) {
+      push_string(S, name);
+      return 1;
+    });
     std::optional<std::uint32_t> ip;
     if (lua_type(L, -1) == LUA_TSTRING) ip = validate::ipv4(lua_tostring(L, -1));
     lua_pop(L, 1);

@@ -15,6 +15,7 @@
 #include "engine/ext4/filesystem.hpp"
 #include "engine/ext4/populate.hpp"
 #include "engine/lua/binding.hpp"
+#include "engine/lua/callback.hpp"
 #include "engine/lua/stream.hpp"
 
 namespace banger::lua {
@@ -31,9 +32,9 @@ using FS = ext4::Filesystem;
 
 ext4::Owner owner_from(lua_State* L, int idx, std::uint32_t default_mode) {
   ext4::Owner o;
-  o.uid = static_cast<std::uint32_t>(field_integer(L, idx, "uid").value_or(0));
-  o.gid = static_cast<std::uint32_t>(field_integer(L, idx, "gid").value_or(0));
-  o.mode = static_cast<std::uint32_t>(field_integer(L, idx, "mode").value_or(default_mode));
+  o.uid = field_int<std::uint32_t>(L, idx, "uid").value_or(0);
+  o.gid = field_int<std::uint32_t>(L, idx, "gid").value_or(0);
+  o.mode = field_int<std::uint32_t>(L, idx, "mode", 0, kMaxMode).value_or(default_mode);
   o.mtime = field_integer(L, idx, "mtime").value_or(-1);
   return o;
 }
@@ -101,14 +102,13 @@ int l_list(lua_State* L) {
 }
 
 int l_chown(lua_State* L) {
-  check_handle<FS>(L, 1).chown(check_string(L, 2), static_cast<std::uint32_t>(check_integer(L, 3)),
-                               static_cast<std::uint32_t>(check_integer(L, 4)));
+  check_handle<FS>(L, 1).chown(check_string(L, 2), check_int<std::uint32_t>(L, 3), check_int<std::uint32_t>(L, 4));
   lua_pushboolean(L, 1);
   return 1;
 }
 
 int l_chmod(lua_State* L) {
-  check_handle<FS>(L, 1).chmod(check_string(L, 2), static_cast<std::uint32_t>(check_integer(L, 3)));
+  check_handle<FS>(L, 1).chmod(check_string(L, 2), check_int<std::uint32_t>(L, 3, 0, kMaxMode));
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -133,15 +133,18 @@ int l_apply_layer(lua_State* L) {
   std::unique_ptr<ByteSource> src =
       lua_type(L, 2) == LUA_TSTRING ? open_file_source(check_string(L, 2)) : take_stream(L, 2);
   ext4::PopulateOptions o;
-  if (auto m = field_integer(L, 3, "max_file_bytes")) o.max_file_bytes = static_cast<std::uint64_t>(*m);
+  if (auto m = field_int<std::uint64_t>(L, 3, "max_file_bytes")) o.max_file_bytes = *m;
   lua_settop(L, 3);
-  if (lua_istable(L, 3) && lua_getfield(L, 3, "on_progress") == LUA_TFUNCTION) {
-    // Runs on this thread between entries; its errors are not ours to raise.
-    o.progress = [L](const ext4::LayerStats& st) {
-      lua_pushvalue(L, 4);
-      lua_pushinteger(L, static_cast<lua_Integer>(st.entries));
-      lua_pushinteger(L, static_cast<lua_Integer>(st.bytes));
-      if (lua_pcall(L, 2, 0, 0) != LUA_OK) lua_pop(L, 1);
+  push_function_field(L, 3, "on_progress");  // 4
+  if (Callback fn{L, 4}) {
+    // Runs on this thread between entries; an error in it ends the layer
+    // and reaches our caller as it was raised.
+    o.progress = [fn](const ext4::LayerStats& st) {
+      fn([&](lua_State* S) {
+        lua_pushinteger(S, static_cast<lua_Integer>(st.entries));
+        lua_pushinteger(S, static_cast<lua_Integer>(st.bytes));
+        return 2;
+      });
     };
   }
   ext4::LayerStats st = ext4::apply_layer(fs, *src, o);

@@ -1,5 +1,5 @@
 #pragma once
-// banger.fd: an open descriptor handed to Lua (a tap queue from the root
+// banger.priv.fd: an open descriptor handed to Lua (a tap queue from the root
 // helper), closed by h:close(), <close> or the collector. Lua code only
 // passes it on (to vmm.launch); it never reads or writes through it.
 #include "engine/core/unique_fd.hpp"
@@ -13,7 +13,7 @@ struct OwnedFd {
 
 template <>
 struct HandleTraits<OwnedFd> {
-  static constexpr const char* name = "banger.fd";
+  static constexpr const char* name = "banger.priv.fd";
   static std::string describe(const OwnedFd& f) { return "fd " + std::to_string(f.fd.get()); }
 };
 

@@ -76,7 +76,7 @@ int l_exists(lua_State* L) {
 
 int l_mkdir(lua_State* L) {
   std::string path = check_string(L, 1);
-  auto mode = static_cast<mode_t>(opt_integer(L, 2).value_or(0755));
+  auto mode = opt_int<mode_t>(L, 2, 0, kMaxMode).value_or(0755);
   bool parents = opt_boolean(L, 3, false);
   if (parents) {
     std::filesystem::path cur;
@@ -121,7 +121,7 @@ int l_read(lua_State* L) {
 int l_write_atomic(lua_State* L) {
   std::string path = check_string(L, 1);
   std::string data = check_string(L, 2);
-  auto mode = static_cast<mode_t>(opt_integer(L, 3).value_or(0600));
+  auto mode = opt_int<mode_t>(L, 3, 0, kMaxMode).value_or(0600);
   atomic_write_file(path, data, mode);
   lua_pushboolean(L, 1);
   return 1;
@@ -154,7 +154,7 @@ int l_rename(lua_State* L) {
 
 int l_chmod(lua_State* L) {
   std::string path = check_string(L, 1);
-  auto mode = static_cast<mode_t>(check_integer(L, 2));
+  auto mode = check_int<mode_t>(L, 2, 0, kMaxMode);
   // fchmodat without following: refuse to chmod through a symlink.
   int fd = ::open(path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) throw Error::last("open", path);
@@ -225,7 +225,7 @@ int l_cwd(lua_State* L) {
 int l_lock(lua_State* L) {
   std::string path = check_string(L, 1);
   bool shared = field_boolean(L, 2, "shared").value_or(false);
-  auto timeout = field_integer(L, 2, "timeout_ms");
+  auto timeout = field_int<lua_Integer>(L, 2, "timeout_ms", 0);
   push_handle(L, std::make_unique<FileLock>(path, !shared,
                                             timeout ? std::optional(std::chrono::milliseconds(*timeout)) : std::nullopt));
   return 1;

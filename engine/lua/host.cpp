@@ -13,6 +13,7 @@ namespace {
 
 lua_State* interrupt_target = nullptr;
 volatile sig_atomic_t interrupt_count = 0;
+constexpr int kInterruptMask = LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT;
 
 // The exit status is 128 + the signal, as a shell reports a process killed
 // by it: 130 for SIGINT, 143 for SIGTERM (docs/architecture.md, "Signals").
@@ -55,7 +56,7 @@ void on_interrupt(int sig) {
     _exit(128 + sig);
   }
   if (interrupt_target) {
-    lua_sethook(interrupt_target, raise_interrupted, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+    lua_sethook(interrupt_target, raise_interrupted, kInterruptMask, 1);
   }
 }
 
@@ -66,6 +67,12 @@ int traceback(lua_State* L) {
 }
 
 }  // namespace
+
+void rearm_interrupt(lua_State* L) noexcept {
+  if (!interrupt_target || !cancel::requested()) return;
+  lua_sethook(L, raise_interrupted, kInterruptMask, 1);
+  if (L != interrupt_target) lua_sethook(interrupt_target, raise_interrupted, kInterruptMask, 1);
+}
 
 Host::Host() : L_(luaL_newstate()) {
   if (!L_) throw Error("ENOMEM", "cannot create the Lua state");

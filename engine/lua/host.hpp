@@ -9,6 +9,11 @@
 
 namespace banger::lua {
 
+// Arms the interrupt hook on L again when a signal asked for cancellation
+// and the host installed its handler: a Lua callback that caught the
+// interrupt (engine/lua/callback.hpp) does not make it go away.
+void rearm_interrupt(lua_State* L) noexcept;
+
 class Host {
  public:
   Host();

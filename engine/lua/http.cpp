@@ -3,14 +3,15 @@
 //   http.download{url=, path=, sha256=, max_bytes=, on_progress=function(done, total)} -> {bytes=, sha256=}
 #include "engine/core/download.hpp"
 #include "engine/lua/binding.hpp"
+#include "engine/lua/callback.hpp"
 
 namespace banger::lua {
 namespace {
 
 int l_fetch(lua_State* L) {
   std::string url = check_string(L, 1);
-  auto max = field_integer(L, 2, "max_bytes").value_or(16 << 20);
-  push_string(L, fetch_text(url, static_cast<std::uint64_t>(max)));
+  auto max = field_int<std::uint64_t>(L, 2, "max_bytes").value_or(16 << 20);
+  push_string(L, fetch_text(url, max));
   return 1;
 }
 
@@ -21,16 +22,18 @@ int l_download(lua_State* L) {
   if (url.empty() || path.empty()) throw Raise("http.download needs url= and path=");
   DownloadOptions o;
   o.expected_sha256 = field_string(L, 1, "sha256").value_or("");
-  o.max_bytes = static_cast<std::uint64_t>(field_integer(L, 1, "max_bytes").value_or(0));
+  o.max_bytes = field_int<std::uint64_t>(L, 1, "max_bytes").value_or(0);
   lua_settop(L, 1);
-  if (lua_getfield(L, 1, "on_progress") == LUA_TFUNCTION) {
-    // Runs on this thread, inside curl's progress callback; errors in it
-    // are ignored rather than thrown through libcurl's C frames.
-    o.progress = [L](std::uint64_t done, std::uint64_t total) {
-      lua_pushvalue(L, 2);
-      lua_pushinteger(L, static_cast<lua_Integer>(done));
-      lua_pushinteger(L, static_cast<lua_Integer>(total));
-      if (lua_pcall(L, 2, 0, 0) != LUA_OK) lua_pop(L, 1);
+  push_function_field(L, 1, "on_progress");  // 2
+  if (Callback fn{L, 2}) {
+    // Runs on this thread, inside curl's progress callback: download()
+    // stops the transfer on its error and rethrows it once curl returned.
+    o.progress = [fn](std::uint64_t done, std::uint64_t total) {
+      fn([&](lua_State* S) {
+        lua_pushinteger(S, static_cast<lua_Integer>(done));
+        lua_pushinteger(S, static_cast<lua_Integer>(total));
+        return 2;
+      });
     };
   }
   DownloadResult r = download(url, path, o);

@@ -8,7 +8,7 @@ namespace {
 // encode(value [, {indent = n}]) -> string
 int l_encode(lua_State* L) {
   nlohmann::json j = to_json(L, 1);
-  int indent = static_cast<int>(field_integer(L, 2, "indent").value_or(-1));
+  int indent = field_int<int>(L, 2, "indent", -1, 64).value_or(-1);
   push_string(L, j.dump(indent, ' ', false, nlohmann::json::error_handler_t::strict));
   return 1;
 }

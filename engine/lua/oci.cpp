@@ -20,6 +20,7 @@
 #include "engine/image/reference.hpp"
 #include "engine/image/registry.hpp"
 #include "engine/lua/binding.hpp"
+#include "engine/lua/callback.hpp"
 #include "engine/lua/stream.hpp"
 
 namespace banger::lua {
@@ -60,12 +61,11 @@ void push_descriptor(lua_State* L, const Descriptor& d) {
 
 ClientOptions client_options(lua_State* L, int opts) {
   ClientOptions o;
-  if (lua_istable(L, opts)) o.docker_config_dir = field_string(L, opts, "docker_config").value_or("");
+  o.docker_config_dir = field_string(L, opts, "docker_config").value_or("");
   return o;
 }
 
 Platform platform_option(lua_State* L, int opts) {
-  if (!lua_istable(L, opts)) return {};
   auto p = field_string(L, opts, "platform");
   return p ? parse_platform(*p) : Platform{};
 }
@@ -100,7 +100,7 @@ void push_resolved(lua_State* L, const Resolved& r, const std::optional<BlobCach
 
 std::optional<BlobCache> cache_option(lua_State* L, int opts, bool required) {
   std::optional<std::string> dir;
-  if (lua_istable(L, opts)) dir = field_string(L, opts, "cache");
+  dir = field_string(L, opts, "cache");
   if (!dir) {
     if (required) throw Raise("oci: cache= is required");
     return std::nullopt;
@@ -124,9 +124,9 @@ Descriptor check_descriptor(lua_State* L, int idx, const char* what) {
   if (!lua_istable(L, idx)) throw Raise(std::string("oci.fetch: ") + what + " must be a table");
   Descriptor d;
   d.digest = field_string(L, idx, "digest").value_or("");
-  auto size = field_integer(L, idx, "size");
-  if (d.digest.empty() || !size || *size < 0) throw Raise(std::string("oci.fetch: ") + what + " needs digest= and size=");
-  d.size = static_cast<std::uint64_t>(*size);
+  auto size = field_int<std::uint64_t>(L, idx, "size");
+  if (d.digest.empty() || !size) throw Raise(std::string("oci.fetch: ") + what + " needs digest= and size=");
+  d.size = *size;
   d.media_type = field_string(L, idx, "media_type").value_or("");
   check_digest(d.digest, what);
   return d;
@@ -142,9 +142,8 @@ std::vector<BlobRequest> layer_requests(lua_State* L, const std::optional<BlobCa
   } else if (lua_istable(L, 1)) {
     text = field_string(L, 1, "ref").value_or("");
     if (text.empty()) throw Raise("oci.fetch: a resolved table needs ref=");
-    lua_getfield(L, 1, "layers");
+    if (!push_table_field(L, 1, "layers")) throw Raise("oci.fetch: a resolved table needs layers=");
     int li = lua_gettop(L);
-    if (!lua_istable(L, li)) throw Raise("oci.fetch: a resolved table needs layers=");
     lua_Integer n = static_cast<lua_Integer>(lua_rawlen(L, li));
     for (lua_Integer i = 1; i <= n; ++i) {
       lua_rawgeti(L, li, i);
@@ -167,29 +166,30 @@ std::vector<BlobRequest> layer_requests(lua_State* L, const std::optional<BlobCa
   return reqs;
 }
 
-FetchOptions fetch_options(lua_State* L, const char* fn) {
+FetchOptions fetch_options(lua_State* L) {
   FetchOptions fo;
-  fo.parallel = static_cast<int>(field_integer(L, 2, "parallel").value_or(4));
-  if (fo.parallel < 1 || fo.parallel > 32) throw Raise(std::string(fn) + ": parallel must be 1..32");
+  fo.parallel = field_int<int>(L, 2, "parallel", 1, 32).value_or(4);
   return fo;
 }
 
 int l_fetch(lua_State* L) {
   check_table(L, 2);
   auto cache = cache_option(L, 2, true);
-  FetchOptions fo = fetch_options(L, "oci.fetch");
+  FetchOptions fo = fetch_options(L);
   std::vector<BlobRequest> reqs = layer_requests(L, cache);
 
   lua_settop(L, 2);
   ProgressFn progress;
-  if (lua_getfield(L, 2, "on_progress") == LUA_TFUNCTION) {
-    // Pull::wait calls this on our thread; errors in the callback are ignored
-    // rather than thrown through the wait loop.
-    progress = [L](const FetchProgress& p) {
-      lua_pushvalue(L, 3);
-      lua_pushinteger(L, static_cast<lua_Integer>(p.done));
-      lua_pushinteger(L, static_cast<lua_Integer>(p.total));
-      if (lua_pcall(L, 2, 0, 0) != LUA_OK) lua_pop(L, 1);
+  push_function_field(L, 2, "on_progress");  // 3
+  if (Callback fn{L, 3}) {
+    // Pull::wait calls this on our thread; an error in it ends the wait
+    // (the pull's destructor stops the downloads) and reaches our caller.
+    progress = [fn](const FetchProgress& p) {
+      fn([&](lua_State* S) {
+        lua_pushinteger(S, static_cast<lua_Integer>(p.done));
+        lua_pushinteger(S, static_cast<lua_Integer>(p.total));
+        return 2;
+      });
     };
   }
   FetchResult r = fetch_blobs(*cache, reqs, fo, progress);
@@ -206,7 +206,7 @@ int l_fetch(lua_State* L) {
 int l_pull(lua_State* L) {
   check_table(L, 2);
   auto cache = cache_option(L, 2, true);
-  FetchOptions fo = fetch_options(L, "oci.pull");
+  FetchOptions fo = fetch_options(L);
   std::vector<BlobRequest> reqs = layer_requests(L, cache);
   auto h = std::make_unique<PullHandle>();
   h->cache = std::make_unique<BlobCache>(std::move(*cache));

@@ -29,12 +29,12 @@ nlohmann::json params_at(lua_State* L, int idx) {
   return params;
 }
 
-// The descriptors of the list of banger.fd handles at idx (still owned by them).
+// The descriptors of the list of banger.priv.fd handles at idx (still owned by them).
 std::vector<int> fds_at(lua_State* L, int idx) {
   std::vector<int> fds;
   if (lua_isnoneornil(L, idx)) return fds;
   check_table(L, idx);
-  for (lua_Integer i = 1; lua_geti(L, idx, i) != LUA_TNIL; ++i) {
+  for (lua_Integer i = 1; lua_rawgeti(L, idx, i) != LUA_TNIL; ++i) {
     fds.push_back(check_fd(L, lua_gettop(L)));
     lua_pop(L, 1);
   }

@@ -61,7 +61,7 @@ process::SpawnOptions spawn_options(lua_State* L) {
   if (o.argv.empty()) throw Raise("proc: argv is empty");
   if (auto env = field_string_list(L, 1, "env")) o.env = std::move(*env);
   o.cwd = field_string(L, 1, "cwd").value_or("");
-  if (auto um = field_integer(L, 1, "umask")) o.umask = static_cast<mode_t>(*um);
+  if (auto um = field_int<mode_t>(L, 1, "umask", 0, 0777)) o.umask = *um;
   o.new_session = field_boolean(L, 1, "detach").value_or(false);
   o.in = stdio_field(L, 1, "stdin");
   o.out = stdio_field(L, 1, "stdout");
@@ -78,7 +78,7 @@ void push_status(lua_State* L, const process::ExitStatus& st) {
 int l_run(lua_State* L) {
   process::SpawnOptions o = spawn_options(L);
   std::string input = field_string(L, 1, "input").value_or("");
-  auto timeout = field_integer(L, 1, "timeout_ms");
+  auto timeout = field_int<lua_Integer>(L, 1, "timeout_ms", 0);
   auto r = process::run(std::move(o), input,
                         timeout ? std::optional(std::chrono::milliseconds(*timeout)) : std::nullopt);
   lua_createtable(L, 0, 5);
@@ -105,7 +105,7 @@ int l_pid(lua_State* L) {
 // wait([timeout_ms]) -> status table, or nil, "timed out", "ETIMEDOUT"
 int l_wait(lua_State* L) {
   auto& c = check_handle<ChildHandle>(L, 1);
-  auto t = opt_integer(L, 2);
+  auto t = opt_int<lua_Integer>(L, 2, 0);
   auto st = c.child.wait(t ? std::optional(std::chrono::milliseconds(*t)) : std::nullopt);
   if (!st) throw Error("ETIMEDOUT", "timed out waiting for " + HandleTraits<ChildHandle>::describe(c));
   lua_createtable(L, 0, 3);
@@ -115,7 +115,7 @@ int l_wait(lua_State* L) {
 
 int l_kill(lua_State* L) {
   auto& c = check_handle<ChildHandle>(L, 1);
-  c.child.kill(static_cast<int>(opt_integer(L, 2).value_or(SIGTERM)));
+  c.child.kill(opt_int<int>(L, 2, 0, SIGRTMAX).value_or(SIGTERM));
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -162,7 +162,7 @@ int l_read_all(lua_State* L) {
 }
 
 int l_cmdline(lua_State* L) {
-  auto args = process::cmdline(static_cast<pid_t>(check_integer(L, 1)));
+  auto args = process::cmdline(check_int<pid_t>(L, 1));
   if (args.empty()) {
     lua_pushnil(L);
     return 1;

@@ -153,14 +153,8 @@ int l_eval(lua_State* L) {
   std::string text = check_string(L, 1);
   std::string chunkname = check_string(L, 2);
   Budget budget;
-  if (auto m = field_integer(L, 3, "memory")) {
-    if (*m < 65536) throw Raise("bad option 'memory' (at least 65536 bytes)");
-    budget.memory_limit = static_cast<size_t>(*m);
-  }
-  if (auto n = field_integer(L, 3, "instructions")) {
-    if (*n < kHookEvery) throw Raise("bad option 'instructions' (at least 1000)");
-    budget.hooks_left = *n / kHookEvery;
-  }
+  if (auto m = field_int<size_t>(L, 3, "memory", 65536)) budget.memory_limit = *m;
+  if (auto n = field_int<lua_Integer>(L, 3, "instructions", kHookEvery)) budget.hooks_left = *n / kHookEvery;
   bool globals = field_boolean(L, 3, "globals").value_or(false);
 
   std::unique_ptr<lua_State, StateCloser> sandbox(lua_newstate(capped_alloc, &budget));

@@ -8,27 +8,28 @@
 //   ssh.forget(known_hosts, {host, ...}) -> number of names removed
 #include "engine/guest/ssh_client.hpp"
 #include "engine/lua/binding.hpp"
+#include "engine/lua/callback.hpp"
 
 namespace banger::lua {
 
 template <>
 struct HandleTraits<ssh::Client> {
-  static constexpr const char* name = "banger.ssh_client";
+  static constexpr const char* name = "banger.ssh.client";
 };
 
 namespace {
 
 int l_connect(lua_State* L) {
-  if (lua_type(L, 1) != LUA_TTABLE) raise_arg(L, 1, "table");
+  check_table(L, 1);
   ssh::ConnectOptions o;
   o.host = field_string(L, 1, "host").value_or("");
-  o.port = static_cast<int>(field_integer(L, 1, "port").value_or(22));
+  o.port = field_int<int>(L, 1, "port", 1, 65535).value_or(22);
   o.user = field_string(L, 1, "user").value_or("root");
   o.private_key = field_string(L, 1, "key").value_or("");
   o.known_hosts = field_string(L, 1, "known_hosts").value_or("");
   o.extra_names = field_string_list(L, 1, "names").value_or(std::vector<std::string>{});
   o.subject = field_string(L, 1, "subject").value_or("");
-  o.timeout = std::chrono::milliseconds(field_integer(L, 1, "timeout_ms").value_or(15000));
+  o.timeout = std::chrono::milliseconds(field_int<lua_Integer>(L, 1, "timeout_ms", 0).value_or(15000));
   if (o.host.empty() || o.private_key.empty() || o.known_hosts.empty()) {
     throw Error("EINVAL", "ssh.connect needs host, key and known_hosts");
   }
@@ -36,9 +37,16 @@ int l_connect(lua_State* L) {
   return 1;
 }
 
+// Like agent's exec: Ctrl-C waits for the remote command's end.
 std::function<void(std::string_view)> callback(lua_State* L, int idx) {
-  if (lua_type(L, idx) != LUA_TFUNCTION) return nullptr;
-  return [L, idx](std::string_view chunk) { call_with_string(L, idx, chunk); };
+  Callback fn{L, idx, Interrupt::defer};
+  if (!fn) return nullptr;
+  return [fn](std::string_view chunk) {
+    fn([&](lua_State* S) {
+      push_string(S, chunk);
+      return 1;
+    });
+  };
 }
 
 int l_exec(lua_State* L) {
@@ -48,8 +56,8 @@ int l_exec(lua_State* L) {
   std::function<void(std::string_view)> on_out, on_err;
   if (lua_type(L, 3) == LUA_TTABLE) {
     input = field_string(L, 3, "stdin").value_or("");
-    lua_getfield(L, 3, "on_stdout");  // 4
-    lua_getfield(L, 3, "on_stderr");  // 5
+    push_function_field(L, 3, "on_stdout");  // 4
+    push_function_field(L, 3, "on_stderr");  // 5
     on_out = callback(L, 4);
     on_err = callback(L, 5);
   }
@@ -65,7 +73,7 @@ int l_exec(lua_State* L) {
 
 int l_upload(lua_State* L) {
   auto& c = check_handle<ssh::Client>(L, 1);
-  c.upload(check_string(L, 2), check_string(L, 3), static_cast<int>(opt_integer(L, 4).value_or(0600)));
+  c.upload(check_string(L, 2), check_string(L, 3), opt_int<int>(L, 4, 0, kMaxMode).value_or(0600));
   lua_pushboolean(L, 1);
   return 1;
 }

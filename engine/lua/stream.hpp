@@ -1,5 +1,5 @@
 #pragma once
-// "banger.stream": a ByteSource handed to Lua (a layer blob while it
+// "banger.oci.stream": a ByteSource handed to Lua (a layer blob while it
 // downloads, from oci's pull:open). Made by one binding module and consumed
 // by another (fs:apply_layer), so the handle type is declared here.
 #include "engine/core/byte_source.hpp"
@@ -9,7 +9,7 @@ namespace banger::lua {
 
 template <>
 struct HandleTraits<ByteSource> {
-  static constexpr const char* name = "banger.stream";
+  static constexpr const char* name = "banger.oci.stream";
   static std::string describe(const ByteSource& s) { return s.describe(); }
 };
 
@@ -17,7 +17,7 @@ struct HandleTraits<ByteSource> {
 // a stream is read once.
 inline std::unique_ptr<ByteSource> take_stream(lua_State* L, int idx) {
   Box<ByteSource>* box = check_box<ByteSource>(L, idx);
-  if (!box->ptr) throw Raise("attempt to use a closed banger.stream (a stream is read once)");
+  if (!box->ptr) throw Raise("attempt to use a closed banger.oci.stream (a stream is read once)");
   return std::move(box->ptr);
 }
 

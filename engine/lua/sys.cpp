@@ -30,7 +30,7 @@ int l_getpid(lua_State* L) {
   return 1;
 }
 int l_isatty(lua_State* L) {
-  lua_pushboolean(L, ::isatty(static_cast<int>(check_integer(L, 1))));
+  lua_pushboolean(L, ::isatty(check_int<int>(L, 1, 0)));
   return 1;
 }
 
@@ -66,7 +66,7 @@ int l_monotonic_ms(lua_State* L) {
 
 // Ends at once on SIGINT/SIGTERM; returns nil, "interrupted", "ECANCELED".
 int l_sleep_ms(lua_State* L) {
-  cancel::sleep_for(std::chrono::milliseconds(check_integer(L, 1)));
+  cancel::sleep_for(std::chrono::milliseconds(check_int<lua_Integer>(L, 1, 0)));
   lua_pushboolean(L, 1);
   return 1;
 }

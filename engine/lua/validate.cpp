@@ -25,7 +25,7 @@ int l_unicast_ipv4(lua_State* L) {
 }
 
 int l_bridge_address(lua_State* L) {
-  lua_pushinteger(L, validate::bridge_address(check_string(L, 1), static_cast<long>(check_integer(L, 2))));
+  lua_pushinteger(L, validate::bridge_address(check_string(L, 1), check_int<long>(L, 2)));
   return 1;
 }
 
@@ -36,7 +36,7 @@ int l_root_executable(lua_State* L) {
 }
 
 int l_cidr_prefix(lua_State* L) {
-  lua_pushinteger(L, validate::cidr_prefix(static_cast<long>(check_integer(L, 1))));
+  lua_pushinteger(L, validate::cidr_prefix(check_int<long>(L, 1)));
   return 1;
 }
 

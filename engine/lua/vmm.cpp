@@ -24,6 +24,7 @@
 #include "engine/vmm/qemu_snapshot.hpp"
 
 #include "engine/lua/binding.hpp"
+#include "engine/lua/callback.hpp"
 #include "engine/lua/fd_handle.hpp"
 #include "engine/lua/json_value.hpp"
 #include "engine/lua/vmm_firecracker.hpp"
@@ -53,14 +54,14 @@ AgentTransport::Kind kind_from(const std::string& s) {
 
 AgentTransport agent_from(lua_State* L, int idx) {
   AgentTransport a;
-  if (lua_getfield(L, idx, "agent") == LUA_TTABLE) {
+  if (push_table_field(L, idx, "agent")) {
     int t = lua_gettop(L);
     a.kind = kind_from(field_string(L, t, "kind").value_or("none"));
     a.path = field_string(L, t, "path").value_or("");
-    a.cid = static_cast<std::uint32_t>(field_integer(L, t, "cid").value_or(0));
-    a.port = static_cast<std::uint32_t>(field_integer(L, t, "port").value_or(52));
+    a.cid = field_int<std::uint32_t>(L, t, "cid").value_or(0);
+    a.port = field_int<std::uint32_t>(L, t, "port").value_or(52);
+    lua_pop(L, 1);
   }
-  lua_pop(L, 1);
   return a;
 }
 
@@ -76,7 +77,7 @@ vmm::Handles handles_from(lua_State* L, int idx) {
   check_table(L, idx);
   vmm::Handles h;
   h.driver = field_string(L, idx, "driver").value_or("");
-  h.pid = static_cast<pid_t>(field_integer(L, idx, "pid").value_or(-1));
+  h.pid = field_int<pid_t>(L, idx, "pid", -1).value_or(-1);
   h.cmdline = field_string_list(L, idx, "cmdline").value_or(std::vector<std::string>{});
   h.control_socket = field_string(L, idx, "control_socket").value_or("");
   h.agent = agent_from(L, idx);
@@ -107,8 +108,8 @@ vmm::VmSpec spec_from(lua_State* L, int idx) {
   vmm::VmSpec s;
   s.id = field_string(L, idx, "id").value_or("");
   s.name = field_string(L, idx, "name").value_or("");
-  s.vcpus = static_cast<int>(field_integer(L, idx, "vcpus").value_or(1));
-  s.memory_mib = static_cast<int>(field_integer(L, idx, "memory_mib").value_or(256));
+  s.vcpus = field_int<int>(L, idx, "vcpus", 1).value_or(1);
+  s.memory_mib = field_int<int>(L, idx, "memory_mib", 1).value_or(256);
   s.kernel = field_string(L, idx, "kernel").value_or("");
   s.initrd = field_string(L, idx, "initrd").value_or("");
   s.cmdline = field_string(L, idx, "cmdline").value_or("");
@@ -121,46 +122,32 @@ vmm::VmSpec spec_from(lua_State* L, int idx) {
   s.memory_file = field_string(L, idx, "memory_file").value_or("");
   s.memory_shared = field_boolean(L, idx, "memory_shared").value_or(true);
   s.generation = field_string(L, idx, "generation").value_or("");
-  if (lua_getfield(L, idx, "restore") == LUA_TTABLE) {
+  if (push_table_field(L, idx, "restore")) {
     int t = lua_gettop(L);
     s.restore.state = field_string(L, t, "state").value_or("");
     s.restore.ram = field_string(L, t, "ram").value_or("file");
     if (s.restore.state.empty()) throw Raise("spec.restore needs a state file");
-  }
-  lua_pop(L, 1);
-  if (lua_getfield(L, idx, "disks") == LUA_TTABLE) {
-    int t = lua_gettop(L);
-    for (lua_Integer i = 1; lua_geti(L, t, i) == LUA_TTABLE; ++i) {
-      int d = lua_gettop(L);
-      vmm::DiskSpec disk;
-      disk.id = field_string(L, d, "id").value_or("disk" + std::to_string(i));
-      disk.path = field_string(L, d, "path").value_or("");
-      disk.format = field_string(L, d, "format").value_or("raw");
-      disk.read_only = field_boolean(L, d, "read_only").value_or(false);
-      disk.root = field_boolean(L, d, "root").value_or(false);
-      disk.serial = field_string(L, d, "serial").value_or("");
-      s.disks.push_back(disk);
-      lua_pop(L, 1);
-    }
     lua_pop(L, 1);
   }
-  lua_pop(L, 1);
-  if (lua_getfield(L, idx, "nics") == LUA_TTABLE) {
-    int t = lua_gettop(L);
-    for (lua_Integer i = 1; lua_geti(L, t, i) == LUA_TTABLE; ++i) {
-      int n = lua_gettop(L);
-      vmm::NicSpec nic;
-      nic.id = field_string(L, n, "id").value_or("eth" + std::to_string(i - 1));
-      nic.tap = field_string(L, n, "tap").value_or("");
-      nic.mac = field_string(L, n, "mac").value_or("");
-      if (lua_getfield(L, n, "fd") != LUA_TNIL) nic.tap_fd = check_fd(L, lua_gettop(L));
-      lua_pop(L, 1);
-      s.nics.push_back(nic);
-      lua_pop(L, 1);
-    }
+  for_each_table(L, idx, "disks", [&](int d, lua_Integer i) {
+    vmm::DiskSpec disk;
+    disk.id = field_string(L, d, "id").value_or("disk" + std::to_string(i));
+    disk.path = field_string(L, d, "path").value_or("");
+    disk.format = field_string(L, d, "format").value_or("raw");
+    disk.read_only = field_boolean(L, d, "read_only").value_or(false);
+    disk.root = field_boolean(L, d, "root").value_or(false);
+    disk.serial = field_string(L, d, "serial").value_or("");
+    s.disks.push_back(disk);
+  });
+  for_each_table(L, idx, "nics", [&](int n, lua_Integer i) {
+    vmm::NicSpec nic;
+    nic.id = field_string(L, n, "id").value_or("eth" + std::to_string(i - 1));
+    nic.tap = field_string(L, n, "tap").value_or("");
+    nic.mac = field_string(L, n, "mac").value_or("");
+    if (push_raw_field(L, n, "fd") != LUA_TNIL) nic.tap_fd = check_fd(L, lua_gettop(L));
     lua_pop(L, 1);
-  }
-  lua_pop(L, 1);
+    s.nics.push_back(nic);
+  });
   return s;
 }
 
@@ -183,20 +170,19 @@ int l_find_executable(lua_State* L) {
   return 1;
 }
 
-// The optional progress callback at `idx`. It runs on this thread; a Lua
-// error in it becomes a C++ exception so the driver's cleanup (killing the
-// half-started VM) runs.
+// The optional stage hook at `idx`, on_stage(name, detail). It runs on this
+// thread; its error unwinds the driver (killing the half-started VM) and
+// reaches the caller as it was raised.
 vmm::StageFn stage_from(lua_State* L, int idx) {
-  if (lua_type(L, idx) != LUA_TFUNCTION) return {};
-  return [L, idx](const std::string& name, const std::string& detail) {
-    lua_pushvalue(L, idx);
-    push_string(L, name);
-    push_string(L, detail);
-    if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
-      std::string msg = lua_tostring(L, -1) ? lua_tostring(L, -1) : "error in on_stage";
-      lua_pop(L, 1);
-      throw Error("ECANCELED", msg);
-    }
+  if (lua_isnoneornil(L, idx)) return {};
+  if (lua_type(L, idx) != LUA_TFUNCTION) raise_arg(L, idx, "function");
+  Callback fn{L, idx};
+  return [fn](const std::string& name, const std::string& detail) {
+    fn([&](lua_State* S) {
+      push_string(S, name);
+      push_string(S, detail);
+      return 2;
+    });
   };
 }
 
@@ -225,13 +211,13 @@ int l_isolated_request(lua_State* L) {
 
 // isolated_handles(spec, pid, argv) -> handles, at once
 int l_isolated_handles(lua_State* L) {
-  push_handles(L, vmm::isolated_handles(spec_from(L, 1), static_cast<pid_t>(check_integer(L, 2)), check_string_list(L, 3)));
+  push_handles(L, vmm::isolated_handles(spec_from(L, 1), check_int<pid_t>(L, 2, 1), check_string_list(L, 3)));
   return 1;
 }
 
 // adopt_isolated(spec, pid, argv [, on_stage]) -> handles, once QMP answers
 int l_adopt_isolated(lua_State* L) {
-  push_handles(L, vmm::adopt_isolated(spec_from(L, 1), static_cast<pid_t>(check_integer(L, 2)), check_string_list(L, 3),
+  push_handles(L, vmm::adopt_isolated(spec_from(L, 1), check_int<pid_t>(L, 2, 1), check_string_list(L, 3),
                                       stage_from(L, 4)));
   return 1;
 }
@@ -244,7 +230,7 @@ int l_status(lua_State* L) {
 
 int l_shutdown(lua_State* L) {
   vmm::Handles h = handles_from(L, 1);
-  auto grace = std::chrono::milliseconds(opt_integer(L, 2).value_or(10000));
+  auto grace = std::chrono::milliseconds(opt_int<lua_Integer>(L, 2, 0).value_or(10000));
   lua_pushboolean(L, vmm::make_driver(h.driver)->shutdown(h, grace));
   return 1;
 }
@@ -276,7 +262,7 @@ int l_resume(lua_State* L) {
 
 // qmp_quit(socket [, timeout_ms]) -> true when a QEMU listening there quit, false when none listened
 int l_qmp_quit(lua_State* L) {
-  lua_pushboolean(L, vmm::qmp_quit(check_string(L, 1), std::chrono::milliseconds(opt_integer(L, 2).value_or(5000))));
+  lua_pushboolean(L, vmm::qmp_quit(check_string(L, 1), std::chrono::milliseconds(opt_int<lua_Integer>(L, 2, 0).value_or(5000))));
   return 1;
 }
 
@@ -314,18 +300,11 @@ int l_snapshot(lua_State* L) {
   f.state = field_string(L, 2, "state").value_or("");
   f.ram = field_string(L, 2, "ram").value_or("");
   f.sync = field_boolean(L, 2, "sync").value_or(true);
-  if (lua_getfield(L, 2, "disks") == LUA_TTABLE) {
-    int t = lua_gettop(L);
-    for (lua_Integer i = 1; lua_geti(L, t, i) == LUA_TTABLE; ++i) {
-      int d = lua_gettop(L);
-      f.disks.push_back({field_string(L, d, "id").value_or(""), field_string(L, d, "current").value_or(""),
-                         field_string(L, d, "layer").value_or(""), field_string(L, d, "next").value_or(""),
-                         field_string(L, d, "format").value_or("")});
-      lua_pop(L, 1);
-    }
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 1);
+  for_each_table(L, 2, "disks", [&](int d, lua_Integer) {
+    f.disks.push_back({field_string(L, d, "id").value_or(""), field_string(L, d, "current").value_or(""),
+                       field_string(L, d, "layer").value_or(""), field_string(L, d, "next").value_or(""),
+                       field_string(L, d, "format").value_or("")});
+  });
   vmm::SnapshotStats st = vmm::qemu_snapshot(h, f);
   lua_createtable(L, 0, 10);
   set_field(L, "pause_ms_so_far", static_cast<lua_Integer>(st.pause_ms_so_far));

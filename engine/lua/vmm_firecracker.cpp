@@ -11,18 +11,11 @@ int firecracker_snapshot(lua_State* L, const vmm::Handles& h, int files_idx) {
   files.state = field_string(L, files_idx, "state").value_or("");
   files.ram = field_string(L, files_idx, "ram").value_or("");
   files.sync = field_boolean(L, files_idx, "sync").value_or(true);
-  if (lua_getfield(L, files_idx, "disks") == LUA_TTABLE) {
-    int t = lua_gettop(L);
-    for (lua_Integer i = 1; lua_geti(L, t, i) == LUA_TTABLE; ++i) {
-      int d = lua_gettop(L);
-      // `next` (QEMU's overlay) has no use here: firecracker goes on writing `current`.
-      files.disks.push_back({field_string(L, d, "id").value_or(""), field_string(L, d, "current").value_or(""),
-                             field_string(L, d, "layer").value_or("")});
-      lua_pop(L, 1);
-    }
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 1);
+  for_each_table(L, files_idx, "disks", [&](int d, lua_Integer) {
+    // `next` (QEMU's overlay) has no use here: firecracker goes on writing `current`.
+    files.disks.push_back({field_string(L, d, "id").value_or(""), field_string(L, d, "current").value_or(""),
+                           field_string(L, d, "layer").value_or("")});
+  });
 
   vmm::firecracker::SnapshotStats st = vmm::firecracker::snapshot(h, files);
   lua_createtable(L, 0, 8);

@@ -8,19 +8,27 @@ local errors = require("banger.errors")
 
 local M = {}
 
+-- require("banger.ext4") gives the same table as banger.ext4: after the
+-- stdlib's own files (package.path), a native module of that name, wrapped.
+package.searchers[#package.searchers + 1] = function(modname)
+  local name = modname:match("^banger%.([%a_][%w_]*)$")
+  if not name or not package.preload["banger.native." .. name] then
+    return "\n\tno native module 'banger.native." .. (name or modname) .. "'"
+  end
+  return function()
+    return errors.wrap(require("banger.native." .. name))
+  end, "banger.native." .. name
+end
+
 setmetatable(M, {
   __index = function(t, name)
     if type(name) ~= "string" or not name:match("^[%a_][%w_]*$") then
       return nil
     end
-    local mod
-    if package.searchpath("banger." .. name, package.path) then
-      mod = require("banger." .. name)
-    elseif package.preload["banger.native." .. name] then
-      mod = errors.wrap(require("banger.native." .. name))
-    else
+    if not (package.searchpath("banger." .. name, package.path) or package.preload["banger.native." .. name]) then
       return nil
     end
+    local mod = require("banger." .. name)
     rawset(t, name, mod)
     return mod
   end,

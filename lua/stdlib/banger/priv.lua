@@ -33,7 +33,7 @@ function M.helper_socket()
 end
 
 --- Performs `op` with `params` (and, for launch_vmm, the descriptors
--- `fds`, a list of banger.fd handles); raises a structured error on refusal.
+-- `fds`, a list of banger.priv.fd handles); raises a structured error on refusal.
 function M.call(op, params, fds)
   local mode, detail = M.mode()
   if mode == "local-root" then

@@ -1,0 +1,77 @@
+#include "engine/lua/callback.hpp"
+
+#include "engine/core/cancel.hpp"
+#include "engine/core/error.hpp"
+#include "engine/lua/binding.hpp"
+#include "engine/lua/host.hpp"
+
+namespace banger::lua {
+namespace {
+
+// registry[&error_slot]: the value the last failed callback raised, false
+// when none waits. Assigning to an existing key never allocates.
+const char error_slot = 0;
+
+// Code and message of a raised value, for C++ code that wraps the failure:
+// a structured error keeps its code, anything else is ECALLBACK. Raw reads
+// after lua_checkstack only: nothing here raises.
+CallbackError describe(lua_State* L, int idx) {
+  std::string msg = "error in a Lua callback";
+  std::string code = "ECALLBACK";
+  if (lua_type(L, idx) == LUA_TSTRING) {
+    msg = lua_tostring(L, idx);
+  } else if (lua_type(L, idx) == LUA_TTABLE && lua_checkstack(L, 2)) {
+    lua_pushliteral(L, "message");
+    if (lua_rawget(L, idx) == LUA_TSTRING) msg = lua_tostring(L, -1);
+    lua_pop(L, 1);
+    lua_pushliteral(L, "code");
+    if (lua_rawget(L, idx) == LUA_TSTRING) code = lua_tostring(L, -1);
+    lua_pop(L, 1);
+  }
+  return CallbackError(code, msg);
+}
+
+}  // namespace
+
+Callback::Callback(lua_State* L, int idx, Interrupt mode)
+    : L_(L), idx_(lua_type(L, idx) == LUA_TFUNCTION ? lua_absindex(L, idx) : 0), mode_(mode) {}
+
+void Callback::reserve(int n) const {
+  if (!lua_checkstack(L_, n)) throw Error("ENOMEM", "no Lua stack left for a callback");
+}
+
+void Callback::invoke(int nargs, int nresults) const {
+  int rc;
+  {
+    // Interrupt::raise: the callback is Lua code like any other, and the
+    // interrupt hook may raise in it (host.cpp waits only inside natives).
+    LuaCodeRuns scope(mode_ == Interrupt::raise);
+    rc = lua_pcall(L_, nargs, nresults, 0);
+  }
+  if (rc == LUA_OK) {
+    // The callback may have caught the interrupt itself: arm it again so
+    // it is raised once the native returns.
+    if (cancel::requested()) rearm_interrupt(L_);
+    return;
+  }
+  int top = lua_gettop(L_);
+  CallbackError e = describe(L_, top);
+  lua_rawsetp(L_, LUA_REGISTRYINDEX, &error_slot);
+  throw e;
+}
+
+void ensure_error_slot(lua_State* L) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &error_slot) == LUA_TNIL) {
+    lua_pushboolean(L, 0);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &error_slot);
+  }
+  lua_pop(L, 1);
+}
+
+void push_callback_error(lua_State* L) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &error_slot);
+  lua_pushboolean(L, 0);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &error_slot);
+}
+
+}  // namespace banger::lua
