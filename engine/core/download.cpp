@@ -43,7 +43,7 @@ size_t on_data(char* ptr, size_t size, size_t n, void* user) {
 
 int on_progress(void* user, curl_off_t total, curl_off_t now, curl_off_t, curl_off_t) {
   auto* s = static_cast<Sink*>(user);
-  if (cancel::requested()) return 1;
+  if (cancel::requested() || s->failure) return 1;  // curl may call once more after an abort
   if (!s->progress) return 0;
   try {
     s->progress(static_cast<std::uint64_t>(now), static_cast<std::uint64_t>(total));

@@ -15,9 +15,14 @@ std::vector<ModuleEntry>& module_registry() {
 }
 
 void raise_arg(lua_State* L, int idx, std::string_view expected) {
-  std::string msg = "bad argument #" + std::to_string(idx) + " (" + std::string(expected) + " expected, got " +
-                    luaL_typename(L, idx) + ")";
-  throw Raise(msg);
+  // Like luaL_typeerror: a handle is named by its metatable's __name.
+  std::string got = luaL_typename(L, idx);
+  if (lua_checkstack(L, 2) && lua_getmetatable(L, idx)) {
+    lua_pushliteral(L, "__name");
+    if (lua_rawget(L, -2) == LUA_TSTRING) got = lua_tostring(L, -1);
+    lua_pop(L, 2);
+  }
+  throw Raise("bad argument #" + std::to_string(idx) + " (" + std::string(expected) + " expected, got " + got + ")");
 }
 
 std::string check_string(lua_State* L, int idx) {
@@ -228,18 +233,28 @@ void push_string_list(lua_State* L, std::span<const std::string> items) {
 
 namespace {
 
-int native_depth = 0;  // Lua runs on one thread
+// Lua runs on one thread.
+int native_depth = 0;
+bool interruptible = false;  // the innermost Lua code is an interruptible callback
+long grace_left = 0;         // its instructions left once a signal arrived
 
 }  // namespace
 
-bool in_native() noexcept { return native_depth > 0; }
-
-LuaCodeRuns::LuaCodeRuns(bool active) noexcept : active_(active), saved_(native_depth) {
-  if (active_) native_depth = 0;
+bool interrupt_waits() noexcept {
+  if (native_depth == 0) return false;
+  if (!interruptible) return true;
+  return --grace_left > 0;
 }
 
-LuaCodeRuns::~LuaCodeRuns() {
-  if (active_) native_depth = saved_;
+InterruptibleCallback::InterruptibleCallback() noexcept
+    : saved_interruptible_(interruptible), saved_grace_(grace_left) {
+  interruptible = true;
+  grace_left = kCallbackGrace;
+}
+
+InterruptibleCallback::~InterruptibleCallback() {
+  interruptible = saved_interruptible_;
+  grace_left = saved_grace_;
 }
 
 namespace {
@@ -264,8 +279,15 @@ int protect_impl(lua_State* L, lua_CFunction f) {
     // native, the outer one still leaves the count as it found it.
     struct Depth {
       int saved = native_depth;
-      Depth() { native_depth = saved + 1; }
-      ~Depth() { native_depth = saved; }
+      bool saved_interruptible = interruptible;
+      Depth() {
+        native_depth = saved + 1;
+        interruptible = false;
+      }
+      ~Depth() {
+        native_depth = saved;
+        interruptible = saved_interruptible;
+      }
     } depth;
     try {
       return f(L);

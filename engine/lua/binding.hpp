@@ -134,22 +134,25 @@ void push_string_list(lua_State* L, std::span<const std::string> items);
 // "file:line: bad argument #N to 'ext4.create' (...)": the position is the
 // caller's (errors.wrap's frames skipped), the name the native's.
 int protect_impl(lua_State* L, lua_CFunction f);
-// True while a native runs (its Lua callbacks included): the host's
-// interrupt hook waits for it to return, since the native handles the
-// cancellation itself (engine/lua/host.cpp).
-bool in_native() noexcept;
-// While alive (and `active`), Lua code runs again below a native: a
-// callback that may be interrupted like any Lua code (engine/lua/callback.hpp).
-class LuaCodeRuns {
+// Asked by the host's interrupt hook at each Lua instruction once a signal
+// arrived (engine/lua/host.cpp): true while it should wait. Inside a native
+// it waits, since the native handles the cancellation itself and returns;
+// inside an interruptible callback (engine/lua/callback.hpp) it waits only
+// for a grace of kCallbackGrace instructions, so a callback finishes its
+// line of output but one stuck in a loop is interrupted.
+bool interrupt_waits() noexcept;
+inline constexpr long kCallbackGrace = 1'000'000;
+// While alive, the innermost Lua code is a callback the interrupt may end.
+class InterruptibleCallback {
  public:
-  explicit LuaCodeRuns(bool active) noexcept;
-  ~LuaCodeRuns();
-  LuaCodeRuns(const LuaCodeRuns&) = delete;
-  LuaCodeRuns& operator=(const LuaCodeRuns&) = delete;
+  InterruptibleCallback() noexcept;
+  ~InterruptibleCallback();
+  InterruptibleCallback(const InterruptibleCallback&) = delete;
+  InterruptibleCallback& operator=(const InterruptibleCallback&) = delete;
 
  private:
-  bool active_;
-  int saved_;
+  bool saved_interruptible_;
+  long saved_grace_;
 };
 template <lua_CFunction F>
 int protect(lua_State* L) {

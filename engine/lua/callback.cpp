@@ -42,10 +42,10 @@ void Callback::reserve(int n) const {
 
 void Callback::invoke(int nargs, int nresults) const {
   int rc;
-  {
-    // Interrupt::raise: the callback is Lua code like any other, and the
-    // interrupt hook may raise in it (host.cpp waits only inside natives).
-    LuaCodeRuns scope(mode_ == Interrupt::raise);
+  if (mode_ == Interrupt::raise) {
+    InterruptibleCallback scope;
+    rc = lua_pcall(L_, nargs, nresults, 0);
+  } else {
     rc = lua_pcall(L_, nargs, nresults, 0);
   }
   if (rc == LUA_OK) {

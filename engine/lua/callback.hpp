@@ -10,8 +10,9 @@
 //    the very same value in the native's caller. Nothing is renamed
 //    "canceled", stringified or dropped.
 //  * Ctrl-C: with Interrupt::raise (the default) the host's interrupt hook
-//    fires inside the callback as in any Lua code, so a callback stuck in a
-//    loop still ends with exit 130. With Interrupt::defer the hook waits
+//    fires inside the callback after a grace of kCallbackGrace instructions
+//    (enough to finish a progress line), so a callback stuck in a loop
+//    still ends with exit 130. With Interrupt::defer the hook waits
 //    until the native returns: for natives that finish a protocol after the
 //    signal and keep feeding the callback (an exec passes the signal to
 //    the guest command and streams the rest of its output). A callback that

@@ -21,8 +21,10 @@ constexpr int kInterruptMask = LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT;
 // output) the hook stays armed and waits: the native sees the cancel flag
 // itself, finishes its protocol (passing the signal to a guest command,
 // draining its output) and returns; the next instruction after it raises.
+// An interruptible callback (a progress printer, a stage hook) gets a grace
+// of instructions to finish, then the interrupt is raised in it.
 void raise_interrupted(lua_State* L, lua_Debug*) {
-  if (in_native()) return;
+  if (interrupt_waits()) return;
   lua_sethook(L, nullptr, 0, 0);
   lua_createtable(L, 0, 3);
   lua_pushliteral(L, "ECANCELED");

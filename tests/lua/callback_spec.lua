@@ -1,0 +1,188 @@
+-- The one bridge from natives back into Lua (engine/lua/callback.hpp),
+-- through the real natives that call back: ext4's layer progress, http's
+-- download progress (inside libcurl's callback), the DNS responder's lookup
+-- and the agent's streamed output. A callback's error reaches the caller
+-- as it was raised; Ctrl-C during a long callback exits 130.
+local ext4 = require("banger.native.ext4")
+local http = require("banger.native.http")
+
+local function layer(dir)
+  local files = dir .. "/files"
+  for i = 1, 20 do
+    t.write(files .. "/f" .. i, string.rep("x", 1000))
+  end
+  local r = banger.proc.run({ "tar", "-C", files, "-cf", dir .. "/layer.tar", "." })
+  t.eq(r.code, 0, r.stderr)
+  return dir .. "/layer.tar"
+end
+
+local function image(dir)
+  return assert(ext4.create(dir .. "/img", "16MiB"))
+end
+
+local function big_file(dir)
+  local path = dir .. "/big.bin"
+  t.write(path, string.rep("0123456789abcdef", 512 * 1024))  -- 8 MiB
+  return path
+end
+
+describe("callback errors", function()
+  it("a structured error from ext4's on_progress reaches the caller as raised, code and all", function()
+    local dir = t.tmpdir()
+    local fs <close> = image(dir)
+    local raised = banger.errors.new("EMINE", "stop at the first entry", { hint = "mine" })
+    local ok, e = pcall(fs.apply_layer, fs, layer(dir), { on_progress = function() error(raised) end })
+    t.falsy(ok)
+    t.truthy(rawequal(e, raised), "the very table raised: " .. tostring(e))
+    t.eq({ e.code, e.hint }, { "EMINE", "mine" })
+  end)
+
+  it("a bug in a callback keeps its own message and line, not 'canceled'", function()
+    local dir = t.tmpdir()
+    local fs <close> = image(dir)
+    local ok, e = pcall(fs.apply_layer, fs, layer(dir), { on_progress = function()
+      local missing
+      return missing.field
+    end })
+    t.falsy(ok)
+    t.eq(type(e), "string")
+    t.contains(e, "callback_spec.lua:")
+    t.contains(e, "attempt to index a nil value (local 'missing')")
+    t.not_contains(e:lower(), "cancel")
+  end)
+
+  it("through the banger.* wrapper too: the callback's error, not a native failure", function()
+    local dir = t.tmpdir()
+    local fs <close> = banger.ext4.create(dir .. "/img", "16MiB")
+    local e = t.raises(function()
+      fs:apply_layer(layer(dir), { on_progress = function() banger.errors.raise("EHOOK", "hook says no") end })
+    end, "EHOOK")
+    t.eq(e.message, "hook says no")
+  end)
+
+  it("http.download: an error raised inside libcurl's progress callback stops the transfer and is re-raised",
+    function()
+      local dir = t.tmpdir()
+      local src = big_file(dir)
+      local raised = banger.errors.new("EMINE", "enough")
+      local calls = 0
+      local ok, e = pcall(http.download, { url = "file://" .. src, path = dir .. "/out", on_progress = function()
+        calls = calls + 1
+        error(raised)
+      end })
+      t.falsy(ok)
+      t.truthy(rawequal(e, raised), tostring(e))
+      t.eq(calls, 1, "the transfer stopped at the first error")
+      t.falsy(banger.fs.exists(dir .. "/out"), "no partial download left")
+      -- and a well-behaved callback sees the whole transfer
+      local last = 0
+      local r = assert(http.download({ url = "file://" .. src, path = dir .. "/out", on_progress = function(done)
+        last = done
+      end }))
+      t.eq(r.bytes, 8 * 1024 * 1024)
+      t.eq(last, 8 * 1024 * 1024)
+    end)
+
+  it("dns: a lookup that raises is answered SERVFAIL and its error reaches serve_once's caller", function()
+    local server <close> = assert(require("banger.native.dns").listen("127.0.0.1", 0))
+    local dig = t.spawn({ "dig", "@127.0.0.1", "-p", tostring(server:port()), "+norec", "+time=2", "+tries=3",
+      "web.vm", "A", stdout = "pipe" })
+    local raised = banger.errors.new("EDB", "the state DB is gone")
+    local ok, e = pcall(server.serve_once, server, 10000, function(name)
+      t.eq(name, "web")
+      error(raised)
+    end)
+    t.falsy(ok)
+    t.truthy(rawequal(e, raised), tostring(e))
+    t.eq(dig:wait(10000).code, 0)
+    t.contains(dig:read_all(), "status: SERVFAIL")
+  end)
+
+  it("agent exec: an error in on_stdout reaches the caller and the client stays usable", function()
+    local dir = t.tmpdir()
+    local sock = dir .. "/agent.sock"
+    local bin = assert(os.getenv("BANGER_BUILD_DIR"), "BANGER_BUILD_DIR") .. "/cli/banger-agent/banger-agent"
+    local child = t.spawn({ bin, "--unix", sock })
+    local agent = require("banger.native.agent")
+    local c <close> = assert(agent.connect({ kind = "unix", path = sock, wait = true, timeout_ms = 10000 }))
+    local ok, e = pcall(c.exec, c, { "echo", "hello", on_stdout = function(chunk)
+      banger.errors.raise("EOUT", "got " .. chunk:gsub("%s+$", ""))
+    end })
+    t.falsy(ok)
+    t.eq({ e.code, e.message }, { "EOUT", "got hello" })
+    child:kill(9)
+    child:wait(5000)
+  end)
+end)
+
+describe("Ctrl-C during a callback", function()
+  -- A real banger process spinning inside a native's callback: SIGINT ends
+  -- it with 130 and the interrupt message, its <close> handlers run.
+  local function interrupt_in_callback(body)
+    local home = t.tmpdir()
+    local marker = home .. "/in-callback"
+    layer(home)
+    big_file(home)
+    local script = home .. "/spin.lua"
+    t.write(script, [[
+local home, marker = arg[1], arg[2]
+local function arrived()
+  local f = assert(io.open(marker, "w"))
+  f:close()
+end
+local closed <close> = setmetatable({}, { __close = function()
+  io.stdout:write("cleanup ran\n")
+  io.stdout:flush()
+end })
+]] .. body)
+    local err = home .. "/err"
+    local child = t.spawn({ t.bin(), "run", script, home, marker, env = t.env(home), cwd = home, stdout = "pipe",
+      stderr = { file = err, append = false } })
+    local deadline = banger.sys.monotonic_ms() + 30000
+    while not banger.fs.exists(marker) do
+      t.truthy(banger.sys.monotonic_ms() < deadline, "the callback never ran")
+      banger.sys.sleep_ms(20)
+    end
+    local start = banger.sys.monotonic_ms()
+    child:kill(2)
+    local st = child:wait(10000)
+    t.eq({ st.exited, st.code }, { true, 130 }, t.read(err))
+    t.truthy(banger.sys.monotonic_ms() - start < 5000)
+    t.contains(t.read(err), "banger: interrupted")
+    t.contains(child:read_all(), "cleanup ran\n")
+  end
+
+  it("a progress callback stuck in a loop (ext4 layer) exits 130", function()
+    interrupt_in_callback([[
+local fs <close> = banger.ext4.create(home .. "/img", "16MiB")
+fs:apply_layer(home .. "/layer.tar", { on_progress = function()
+  arrived()
+  while true do end
+end })
+]])
+  end)
+
+  it("a download's progress callback stuck in a loop (inside libcurl) exits 130", function()
+    interrupt_in_callback([[
+banger.http.download({ url = "file://" .. home .. "/big.bin", path = home .. "/out", on_progress = function()
+  arrived()
+  while true do end
+end })
+]])
+  end)
+
+  it("a callback that swallows the interrupt does not lose it: the hook is re-armed", function()
+    -- the raw native: its ECANCELED is a return value the script ignores
+    interrupt_in_callback([[
+local fs <close> = require("banger.native.ext4").create(home .. "/img", "16MiB")
+local once = false
+fs:apply_layer(home .. "/layer.tar", { on_progress = function()
+  if once then return end
+  once = true
+  arrived()
+  pcall(function() while true do end end)
+end })
+while true do end
+]])
+  end)
+end)
