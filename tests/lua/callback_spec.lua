@@ -115,6 +115,39 @@ describe("callback errors", function()
   end)
 end)
 
+-- A local registry (Debian's docker-registry) holding the fixture image.
+local function registry()
+  local fixtures = t.source_dir() .. "/tests/fixtures"
+  local dir = t.tmpdir()
+  local r = banger.proc.run({ fixtures .. "/registry.sh", "start", dir, timeout_ms = 60000 })
+  t.eq(r.code, 0, r.stderr)
+  local addr = r.stdout:gsub("%s+$", "")
+  local img = banger.proc.run({ fixtures .. "/make-oci-image.sh", dir .. "/work", addr, "banger/test", "8",
+    timeout_ms = 120000 })
+  t.eq(img.code, 0, img.stderr)
+  return addr .. "/banger/test:v1", function()
+    banger.proc.run({ fixtures .. "/registry.sh", "stop", dir })
+  end
+end
+
+describe("callback errors in a pull", function()
+  it("a structured error from oci.fetch's on_progress reaches the caller as raised", function()
+    local ref, stop = registry()
+    local ok, e = pcall(function()
+      local cache = t.tmpdir()
+      local resolved = banger.oci.resolve(ref, { cache = cache })
+      local raised = banger.errors.new("EMINE", "no more progress")
+      local fetched, err = pcall(banger.oci.fetch, resolved, { cache = cache, on_progress = function()
+        error(raised)
+      end })
+      t.falsy(fetched)
+      t.truthy(rawequal(err, raised), tostring(err))
+    end)
+    stop()
+    assert(ok, e)
+  end)
+end)
+
 describe("Ctrl-C during a callback", function()
   -- A real banger process spinning inside a native's callback: SIGINT ends
   -- it with 130 and the interrupt message, its <close> handlers run.
@@ -169,6 +202,19 @@ banger.http.download({ url = "file://" .. home .. "/big.bin", path = home .. "/o
   while true do end
 end })
 ]])
+  end)
+
+  it("a pull's progress callback stuck in a loop (oci.fetch against a local registry) exits 130", function()
+    local ref, stop = registry()
+    local ok, e = pcall(interrupt_in_callback, string.format([[
+local resolved = banger.oci.resolve(%q, { cache = home .. "/cache" })
+banger.oci.fetch(resolved, { cache = home .. "/cache", on_progress = function()
+  arrived()
+  while true do end
+end })
+]], ref))
+    stop()
+    assert(ok, e)
   end)
 
   it("a callback that swallows the interrupt does not lose it: the hook is re-armed", function()
