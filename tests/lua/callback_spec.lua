@@ -115,6 +115,61 @@ describe("callback errors", function()
   end)
 end)
 
+describe("stage hooks", function()
+  -- vmm.launch against the fake firecracker (tests/fake-firecracker), as
+  -- firecracker_snapshot_spec.lua does.
+  local fake = assert(os.getenv("BANGER_BUILD_DIR")) .. "/tests/fake-firecracker/fake-firecracker"
+  local function spec(root)
+    local dir, run = root .. "/vm", root .. "/run"
+    banger.fs.mkdir(dir, 448)
+    assert(banger.fs.mkdir_private(run))
+    t.write(root .. "/vmlinux", "not a kernel")
+    t.write(dir .. "/root.img", string.rep("r", 8192), 384)
+    return {
+      id = "5a1c00aa", name = "hooked", vcpus = 1, memory_mib = 128, kernel = root .. "/vmlinux",
+      cmdline = "console=ttyS0", binary = fake, vm_dir = dir, runtime_dir = run,
+      disks = { { id = "rootfs", path = dir .. "/root.img", root = true } },
+      agent = { kind = "vsock_uds", cid = 3, port = 52 },
+    }
+  end
+
+  local function no_process_in(dir)
+    local r = banger.proc.run({ "pgrep", "-f", "--", dir })
+    t.eq(r.stdout, "", "a process still runs from " .. dir)
+  end
+
+  it("an error in on_stage stops the launch, the half-started VM is killed, the error reaches the caller", function()
+    local root = t.tmpdir()
+    local s = spec(root)
+    local seen = {}
+    local raised = banger.errors.new("ESTAGE", "stop at configure")
+    local ok, e = pcall(require("banger.native.vmm").launch, "firecracker", s, function(name)
+      seen[#seen + 1] = name
+      if name == "configure" then
+        error(raised)
+      end
+    end)
+    t.falsy(ok)
+    t.truthy(rawequal(e, raised), tostring(e))
+    t.eq(seen, { "launch", "configure" })
+    no_process_in(s.runtime_dir)
+  end)
+
+  it("a bug in on_stage is reported as that bug, not as ECANCELED", function()
+    local root = t.tmpdir()
+    local s = spec(root)
+    local ok, e = pcall(require("banger.native.vmm").launch, "firecracker", s, function(name)
+      if name == "configure" then
+        return #name.missing
+      end
+    end)
+    t.falsy(ok)
+    t.eq(type(e), "string")
+    t.contains(e, "attempt to get length of a nil value (field 'missing')")
+    no_process_in(s.runtime_dir)
+  end)
+end)
+
 -- A local registry (Debian's docker-registry) holding the fixture image.
 local function registry()
   local fixtures = t.source_dir() .. "/tests/fixtures"
