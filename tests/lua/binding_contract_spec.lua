@@ -6,9 +6,9 @@
 -- bad arguments raise while runtime failures return nil, message, code, and
 -- require("banger.<module>") is the banger.<module> table.
 --
--- Not here, because they need a peer this test cannot run offline:
--- banger.ssh.client (ssh_spec.lua runs one against a real sshd),
--- banger.oci.pull and banger.oci.stream (a registry: oci_registry_test).
+-- banger.oci.pull and banger.oci.stream are checked against a local
+-- registry (Debian's docker-registry), once for both. Not here:
+-- banger.ssh.client, which needs a real sshd (ssh_spec.lua runs one).
 
 local function open_fds()
   return #banger.fs.list("/proc/self/fd")
@@ -121,6 +121,58 @@ describe("handles", function()
       end)
     end)
   end
+
+  it("banger.oci.pull and banger.oci.stream, against a local registry: names, closed use, double close, release",
+    function()
+      local fixtures = t.source_dir() .. "/tests/fixtures"
+      local reg = t.tmpdir()
+      local r = banger.proc.run({ fixtures .. "/registry.sh", "start", reg, timeout_ms = 60000 })
+      t.eq(r.code, 0, r.stderr)
+      local ok, e = pcall(function()
+        local addr = r.stdout:gsub("%s+$", "")
+        local img = banger.proc.run({ fixtures .. "/make-oci-image.sh", reg .. "/work", addr, "banger/test",
+          timeout_ms = 120000 })
+        t.eq(img.code, 0, img.stderr)
+        local oci = require("banger.native.oci")
+        local cache = t.tmpdir()
+        local resolved = assert(oci.resolve(addr .. "/banger/test:v1", { cache = cache }))
+        local function tasks()
+          return #banger.fs.list("/proc/self/task")
+        end
+        collect()
+        local threads = tasks()
+        local pull = assert(oci.pull(resolved, { cache = cache }))
+        t.eq(getmetatable(pull).__name, "banger.oci.pull")
+        local stream = assert(pull:open(1))
+        t.eq(getmetatable(stream).__name, "banger.oci.stream")
+        t.eq(tostring(stream):sub(1, 17), "banger.oci.stream")
+        t.eq(stream:close(), true)
+        t.eq(stream:close(), true)
+        t.eq(tostring(stream), "banger.oci.stream (closed)")
+        -- a closed stream is refused where a stream is read
+        local fsys <close> = assert(require("banger.native.ext4").create(cache .. "/img", "16MiB"))
+        local used, err = pcall(fsys.apply_layer, fsys, stream)
+        t.falsy(used)
+        t.contains(err, "attempt to use a closed banger.oci.stream")
+        -- (its download thread may already have ended: the images are small)
+        t.eq(pull:close(), true)
+        t.eq(pull:close(), true)
+        t.eq(tasks(), threads, "close joined the pull's thread")
+        local p2, msg = pcall(pull.progress, pull)
+        t.falsy(p2)
+        t.contains(msg, "attempt to use a closed banger.oci.pull")
+        do
+          local scoped <close> = assert(oci.pull(resolved, { cache = cache }))
+        end
+        t.eq(tasks(), threads, "after __close")
+        pull = assert(oci.pull(resolved, { cache = cache }))
+        pull = nil
+        collect()
+        t.eq(tasks(), threads, "after __gc")
+      end)
+      banger.proc.run({ fixtures .. "/registry.sh", "stop", reg })
+      assert(ok, e)
+    end)
 
   it("the lock is free again after __gc (another open file description gets it)", function()
     local dir = t.tmpdir()
