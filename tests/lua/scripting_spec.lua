@@ -7,6 +7,12 @@ describe("docs/scripting.md worked example", function()
     t.contains(t.read(t.source_dir() .. "/docs/scripting.md"), "```lua\n" .. example .. "```")
   end)
 
+  it("the page shows the super and hook examples verbatim", function()
+    local page = t.read(t.source_dir() .. "/docs/scripting.md")
+    t.contains(page, "```lua\n" .. t.read(t.source_dir() .. "/examples/recipes/vm/run.lua") .. "```")
+    t.contains(page, "```lua\n" .. t.read(t.source_dir() .. "/examples/vm-hooks.lua") .. "```")
+  end)
+
   it("runs as a project recipe", function()
     local home = t.tmpdir()
     local project = home .. "/proj"

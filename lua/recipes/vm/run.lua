@@ -3,37 +3,26 @@
 -- here, and its exit code returned as banger's.
 local ui = banger.ui
 
--- Cold: the repository goes onto the work disk before the VM first boots.
+-- Cold: the repository goes onto the work disk before the VM first boots
+-- (this create's provision_disks hook; no other VM gets it).
 local function cold_run(settings, root, files, stages)
-  local hooks = banger.vm.hooks
-  local earlier = hooks.provision_disks
-  hooks.provision_disks = function(row)
-    if earlier then
-      earlier(row)
-    end
-    if root then
-      local repo = root:match("([^/]+)$")
-      local img <close> = banger.ext4.open(banger.vms.dir(row) .. "/work.ext4", { write = true })
-      local n = banger.workspace.copy_to_image(img, root, files, "/" .. repo)
-      banger.workspace.record(row, root, "/root/" .. repo, files)
-      banger.log.info("workspace", "copied", { vm = row.name, files = n, repo = root })
-    end
+  local function copy_repository(row)
+    local repo = root:match("([^/]+)$")
+    local img <close> = banger.ext4.open(banger.vms.dir(row) .. "/work.ext4", { write = true })
+    local n = banger.workspace.copy_to_image(img, root, files, "/" .. repo)
+    banger.workspace.record(row, root, "/root/" .. repo, files)
+    banger.log.info("workspace", "copied", { vm = row.name, files = n, repo = root })
   end
-  local ok, row = pcall(banger.vm.create, settings, stages)
-  hooks.provision_disks = earlier
-  if not ok then
-    error(row, 0)
-  end
-  return row
+  return banger.vm.create(settings, { on_stage = stages, hooks = { provision_disks = root and copy_repository or nil } })
 end
 
 -- Warm: restore the machine's snapshot (or boot it once and take that
 -- snapshot before any workspace is attached), then hot-plug a fresh disk
 -- holding the repository and mount it at /root/<repo> (docs/snapshots.md).
 -- Returns the VM and whether it was restored.
-local function warm_run(settings, driver, accel, extra_file_sync, root, files, stages)
+local function warm_run(settings, driver, accel, root, files, stages)
   local warm = banger.warm
-  local key = warm.key(settings, driver, accel, extra_file_sync)
+  local key = warm.key(settings, driver, accel, settings.file_sync or {})
   local bytes = banger.units.parse_size(settings.work_disk or banger.config.get().vm.work_disk)
   local function attach(row, h)
     if root then
@@ -82,23 +71,64 @@ local function warm_run(settings, driver, accel, extra_file_sync, root, files, s
   return row, false
 end
 
+-- --dry-run: what the real run looks up before it makes anything (the
+-- image, the kernel, the file_sync sources), reported or raised as the run
+-- would; nothing is built, downloaded or created, not even the state store.
+local function dry_run_check(project, settings)
+  local have_state = banger.fs.exists(banger.state.layout().state .. "/banger.db")
+  local image
+  if settings.image and have_state then
+    image = banger.images.require(settings.image)
+  elseif settings.image then
+    banger.errors.raise("ENOENT", "no image named '" .. settings.image .. "' (see 'banger image list', 'banger image pull')")
+  elseif have_state then
+    image = banger.images.default()
+  end
+  if not image then
+    ui.info("image: no default image yet; the run builds it first")
+  else
+    local kernel = settings.kernel or image.kernel or banger.config.get().vm.kernel
+    if kernel == banger.kernels.default_name and not pcall(banger.kernels.require, kernel) then
+      ui.info("image: " .. image.name .. ", kernel: " .. kernel .. " (the run sets it up first)")
+    else
+      banger.kernels.require(kernel)
+      ui.info("image: " .. image.name .. ", kernel: " .. kernel)
+    end
+  end
+  if project then
+    ui.info("project: " .. project.path .. (project.provision and " (its provision step runs once, into an image of its own)" or ""))
+  end
+  local sync = {}
+  for _, list in ipairs({ banger.config.get().file_sync, settings.file_sync or {} }) do
+    table.move(list, 1, #list, #sync + 1, sync)
+  end
+  for _, e in ipairs(sync) do
+    if not banger.fs.exists((e.host:gsub("^~/", (os.getenv("HOME") or "") .. "/"))) then
+      ui.warn("file_sync: " .. e.host .. " does not exist on this host; the run skips it")
+    end
+  end
+end
+
+-- The VM flags are vm create's (banger.vm_settings.cli_flags), plus --name.
+local flags = { { "name", type = "string", help = "VM name (default: generated)" } }
+for _, f in ipairs(banger.vm_settings.cli_flags()) do
+  flags[#flags + 1] = f
+end
+for _, f in ipairs({
+  { "rm", type = "boolean", help = "delete the VM when the command ends" },
+  { "include-untracked", type = "boolean", help = "also copy untracked files that are not ignored" },
+  { "no-workspace", type = "boolean", help = "do not copy the repository" },
+  { "dry-run", type = "boolean", help = "check what the run would use and list the files it would copy; create nothing" },
+  { "cold", type = "boolean", help = "boot the VM instead of restoring the warm snapshot" },
+  { "env", short = "e", type = "list", help = "KEY=VALUE for the command's environment" },
+}) do
+  flags[#flags + 1] = f
+end
+
 return {
   summary = "run a command in a fresh VM holding a copy of this git repository",
   args = { { "command", rest = true, help = "the command to run (after --)" } },
-  flags = {
-    { "name", type = "string", help = "VM name (default: generated)" },
-    { "image", type = "string", help = "image (default: config vm.image)" },
-    { "kernel", type = "string", help = "kernel (default: the image's)" },
-    { "cpus", type = "integer", help = "virtual CPUs" },
-    { "memory", type = "string", metavar = "SIZE", help = "memory, e.g. 2GiB" },
-    { "nat", type = "boolean", help = "give the VM outbound NAT" },
-    { "rm", type = "boolean", help = "delete the VM when the command ends" },
-    { "include-untracked", type = "boolean", help = "also copy untracked files that are not ignored" },
-    { "no-workspace", type = "boolean", help = "do not copy the repository" },
-    { "dry-run", type = "boolean", help = "list the files that would be copied; create nothing" },
-    { "cold", type = "boolean", help = "boot the VM instead of restoring the warm snapshot" },
-    { "env", short = "e", type = "list", help = "KEY=VALUE for the command's environment" },
-  },
+  flags = flags,
   examples = {
     "banger vm run -- make test",
     "banger vm run --rm --include-untracked -- ./run-tests.sh",
@@ -107,15 +137,16 @@ return {
   },
   run = function(opts)
     -- Every flag is checked before anything is looked up, also for --dry-run.
-    banger.vm_settings.check({ name = opts.name, image = opts.image, kernel = opts.kernel, vcpus = opts.cpus,
-      memory = opts.memory }, { names = banger.vm_settings.flags, command = "vm run" })
+    local given = banger.vm_settings.from_flags(opts)
+    given.name = opts.name
+    banger.vm_settings.check(given, { names = banger.vm_settings.flags, command = "vm run" })
     local workspace = banger.workspace
     -- The project's banger.lua first: a setting that needs trust stops the
     -- command before anything is made (--no-project ignores the file).
     local project_root = banger.trust.find_root()
     local project = project_root and banger.project.load(project_root) or nil
-    local settings = banger.project.vm_settings(project, { image = opts.image, kernel = opts.kernel,
-      vcpus = opts.cpus, memory = opts.memory, nat = opts.nat or nil })
+    local settings = banger.project.vm_settings(project, given)
+    settings.driver, settings.accel = given.driver, given.accel
     local root = not opts.no_workspace and workspace.root() or nil
     local files, skipped = {}, 0
     if root then
@@ -128,6 +159,7 @@ return {
     end
 
     if opts.dry_run then
+      dry_run_check(project, settings)
       if not root then
         ui.info("not inside a git repository: nothing would be copied")
         return 0
@@ -145,9 +177,6 @@ return {
     notice()
 
     local repo = root and root:match("([^/]+)$")
-    local extra_file_sync = settings.file_sync or {}
-    banger.provision.extra_file_sync = extra_file_sync
-    settings.file_sync = nil
     local stages = ui.stages()
     if project and project.provision then
       local base = banger.images.pick(settings.image)
@@ -156,7 +185,7 @@ return {
         ui.info("provisioning for " .. project.path .. " (once; the result becomes image " .. pname .. ")")
         local prow = banger.vm.create({ name = "prov-" .. pname:sub(-12), image = base.name, kernel = settings.kernel,
           vcpus = settings.vcpus, memory = settings.memory, disk = settings.disk, work_disk = settings.work_disk,
-          nat = settings.nat }, stages)
+          nat = settings.nat, file_sync = settings.file_sync, driver = settings.driver, accel = settings.accel }, stages)
         local ok, err = pcall(project.provision, banger.project.vm_handle(prow))
         if ok then
           ok, err = pcall(function()
@@ -183,7 +212,7 @@ return {
     end
     local row, restored
     if warm then
-      row, restored = warm_run(settings, driver, accel, extra_file_sync, root, files, stages)
+      row, restored = warm_run(settings, driver, accel, root, files, stages)
     else
       banger.log.info("vm run", "cold boot", { why = why })
       row = cold_run(settings, root, files, stages)

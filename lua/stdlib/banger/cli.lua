@@ -5,6 +5,8 @@
 --   args  = { { "vm", help = "...", required = true }, { "command", rest = true } }
 --   json  = true   -- adds --json
 -- Flag types: boolean (also --no-<name>), string, integer, list (repeatable).
+-- A boolean with tristate = true is nil when not given, so a caller can
+-- tell --no-<name> from "not given" (and let the config decide).
 -- Parsing yields one table: flags and positionals by name (dashes become
 -- underscores). Errors are usage errors (exit 2) naming the command.
 local errors = require("banger.errors")
@@ -66,7 +68,7 @@ function M.parse(recipe, argv, command)
       out[key(s[1])] = s.default
     elseif t == "list" then
       out[key(s[1])] = {}
-    elseif t == "boolean" then
+    elseif t == "boolean" and not s.tristate then
       out[key(s[1])] = false
     end
   end
@@ -205,7 +207,7 @@ function M.help(recipe, command)
   lines[#lines + 1] = "Flags:"
   for _, f in ipairs(specs) do
     local t = f.type or "boolean"
-    local left = (f.short and ("-" .. f.short .. ", ") or "    ") .. "--" .. f[1]
+    local left = (f.short and ("-" .. f.short .. ", ") or "    ") .. "--" .. (f.tristate and "[no-]" or "") .. f[1]
     if t ~= "boolean" then
       left = left .. " " .. (f.metavar or (t == "integer" and "N" or "VALUE"))
     end

@@ -1,8 +1,10 @@
 --- banger.doctor: one check per prerequisite, each with the fix. A check
 -- returns status ("ok", "warn" or "fail"), a detail line and, unless ok, a
--- fix. Users may append their own to M.checks. The report starts with the
--- config file's check; while it fails, a check that reads the config is
--- reported as "skip" rather than failing with the same error.
+-- fix. A script runs its own checks with run{ checks = ... } (e.g. the
+-- default_checks() list with one appended); nothing is registered here.
+-- The report starts with the config file's check; while it fails, a check
+-- that reads the config is reported as "skip" rather than failing with the
+-- same error.
 local config = require("banger.config")
 local fs = require("banger.native.fs")
 local proc = require("banger.native.proc")
@@ -56,7 +58,7 @@ local function tool(name, needed_for)
   }
 end
 
-M.checks = {
+local builtin = {
   {
     name = "qemu",
     needed_for = "vm create/run (qemu driver)",
@@ -319,14 +321,20 @@ local function check_config()
   return fail(errors.message(e) .. (e.hint and (" (" .. e.hint .. ")") or ""), config_fix(e, path))
 end
 
---- Runs every check; a check that raises is reported as failed, one that
--- needs the config while it is broken as skipped.
-function M.run()
+--- A fresh list of the built-in checks ({ name, needed_for, run }).
+function M.default_checks()
+  return table.move(builtin, 1, #builtin, 1, {})
+end
+
+--- Runs opts.checks (default: the built-in ones) after the config's own
+-- check; a check that raises is reported as failed, one that needs the
+-- config while it is broken as skipped.
+function M.run(opts)
   local errors = require("banger.errors")
   local cfg = check_config()
   cfg.name, cfg.needed_for = "config", "every command but help, version and doctor"
   local results, failed, skipped = { cfg }, cfg.status == "fail" and 1 or 0, 0
-  for _, c in ipairs(M.checks) do
+  for _, c in ipairs(opts and opts.checks or builtin) do
     local okay, res = pcall(c.run)
     if not okay and cfg.status == "fail" and config.is_error(res) then
       res = { status = "skip", detail = "skipped: it reads the config, which does not load (the first check)" }

@@ -13,9 +13,6 @@ local log = require("banger.log")
 
 local M = {}
 
--- file_sync entries added for this process (a project's banger.lua).
-M.extra_file_sync = {}
-
 local DIR, FILE, PRIVATE = tonumber("755", 8), tonumber("644", 8), tonumber("600", 8)
 
 --- banger's SSH key pair (ed25519), generated on first use. ssh-keygen
@@ -154,6 +151,8 @@ function M.file_sync(img, entries, warn)
 end
 
 --- Everything a fresh work disk gets. `img` is an open, writable image.
+-- opts: public_key, file_sync (replaces the config's entries),
+-- extra_file_sync (added after them: a project's banger.lua), warn.
 function M.work_disk(img, opts)
   opts = opts or {}
   img:chmod("/", tonumber("700", 8))
@@ -177,7 +176,7 @@ function M.work_disk(img, opts)
     for _, e in ipairs(config.get().file_sync) do
       entries[#entries + 1] = e
     end
-    for _, e in ipairs(M.extra_file_sync) do
+    for _, e in ipairs(opts.extra_file_sync or {}) do
       entries[#entries + 1] = e
     end
   end

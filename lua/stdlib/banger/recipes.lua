@@ -10,6 +10,7 @@
 --   3. <banger's lua dir>/recipes/       (bundled)
 -- A project's recipes load only once the user trusted the project
 -- (banger.trust); the user's only when no one else can write them.
+-- An overriding recipe gets the one it replaces with M.super().
 local errors = require("banger.errors")
 local fs = require("banger.native.fs")
 local paths = require("banger.native.paths")
@@ -150,17 +151,55 @@ local function recipe_text(path)
   return errors.check(fs.read(path))
 end
 
+-- The recipe files being loaded, innermost last: what super() is asked
+-- from. Only set while a file's top level runs.
+local loading = {}
+
 --- Loads a recipe file and checks its shape.
 function M.load(path)
   local chunk, err = load(recipe_text(path), "@" .. path, "t", M.environment())
   if not chunk then
     errors.raise("ESYNTAX", err)
   end
-  local recipe = chunk()
+  loading[#loading + 1] = path
+  local ok, recipe = pcall(chunk)
+  table.remove(loading)
+  if not ok then
+    error(recipe, 0)
+  end
   if type(recipe) ~= "table" or type(recipe.run) ~= "function" then
     errors.raise("EINVAL", path .. ": a recipe must return a table with a run function")
   end
   return recipe
+end
+
+--- The recipe the one now loading overrides: the same command in the
+-- next root down (a project's: the user's, else the bundled one; a
+-- user's: the bundled one), loaded under the same rules as any recipe
+-- (a user's directory others can write is refused). Call it at the top
+-- of an overriding recipe; its `run(opts, ctx)` is the replaced command.
+function M.super()
+  local path = loading[#loading]
+  local root = path and root_of(path)
+  if not root then
+    errors.raise("EINVAL", "banger.recipes.super() is called at the top of a recipe file in a recipe directory, "
+      .. "while that file loads")
+  end
+  local rel = path:sub(#root.dir + 2, -5)
+  local below = {}
+  local seen = false
+  for _, r in ipairs(M.roots()) do
+    if seen then
+      below[#below + 1] = r
+    end
+    seen = seen or r == root
+  end
+  local found = find_file(below, rel)
+  if not found then
+    errors.raise("ENOENT", path .. ": banger.recipes.super(): no recipe '" .. rel:gsub("/", " ")
+      .. "' below this one to override")
+  end
+  return M.load(found)
 end
 
 --- Every command reachable from the roots, first root winning per path:

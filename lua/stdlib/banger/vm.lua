@@ -1,6 +1,9 @@
 --- banger.vm: VM lifecycle operations the recipes compose. Each takes the
--- VM's lock for its whole duration. Hooks let a project or user change one
--- step without copying a recipe: banger.vm.hooks.before_stop = function(row) ... end
+-- VM's lock for its whole duration. Hooks change one step of one call
+-- without copying a recipe: they are passed to that call
+-- (banger.vm.create(settings, { hooks = { after_boot = fn } })) and merged
+-- over the defaults; nothing is installed in the module, so no call, module
+-- or recipe changes what another one does (docs/scripting.md, "Hooks").
 local errors = require("banger.errors")
 local vms = require("banger.vms")
 local vmm = require("banger.native.vmm")
@@ -17,13 +20,56 @@ local host_objects = require("banger.host_objects")
 
 local M = {}
 
-M.hooks = {}
+local defaults = {}
 
-local function run_hook(name, ...)
-  local h = M.hooks[name]
-  if h then
-    h(...)
+--- A fresh table of the default hooks, e.g. for a hook that does its own
+-- step and then the default one. Changing it changes nothing else.
+function M.default_hooks()
+  local out = {}
+  for k, f in pairs(defaults) do
+    out[k] = f
   end
+  return out
+end
+
+--- The hooks of one call: `given` (a table of hook name -> function, or
+-- nil) over the defaults. An unknown name or a value that is not a
+-- function is a bad argument, not silently ignored.
+function M.hooks_for(given)
+  if given == nil then
+    return M.default_hooks()
+  end
+  if type(given) ~= "table" then
+    errors.raise("EINVAL", "hooks: expected a table of functions, got " .. type(given))
+  end
+  local out = M.default_hooks()
+  for k, f in pairs(given) do
+    if defaults[k] == nil then
+      local names = {}
+      for n in pairs(defaults) do
+        names[#names + 1] = n
+      end
+      table.sort(names)
+      errors.raise("EINVAL", "hooks: unknown hook '" .. tostring(k) .. "' (the hooks are " .. table.concat(names, ", ") .. ")")
+    end
+    if type(f) ~= "function" then
+      errors.raise("EINVAL", "hooks." .. k .. ": expected a function, got " .. type(f))
+    end
+    out[k] = f
+  end
+  return out
+end
+
+-- The second argument of create and friends: the stage callback, or a
+-- table { on_stage = fn, hooks = {...} }.
+local function call_options(call)
+  if call == nil or type(call) == "function" then
+    return call or function() end, M.hooks_for(nil)
+  end
+  if type(call) ~= "table" then
+    errors.raise("EINVAL", "expected a stage function or { on_stage = fn, hooks = {...} }, got " .. type(call))
+  end
+  return call.on_stage or function() end, M.hooks_for(call.hooks)
 end
 
 M.default_grace_ms = 15000
@@ -41,11 +87,13 @@ end
 
 --- Stops a running VM: a clean guest shutdown first, a kill after `grace_ms`.
 -- Returns "stopped" (clean), "killed" (grace ran out) or "not running".
-function M.stop_locked(row, grace_ms)
+-- opts.hooks: before_stop(row, h).
+function M.stop_locked(row, grace_ms, opts)
+  local hooks = M.hooks_for(opts and opts.hooks)
   local h = vms.load_handles(row)
   local result = "not running"
   if h and vmm.alive(h) then
-    run_hook("before_stop", row, h)
+    hooks.before_stop(row, h)
     vms.set_state(row, "stopping")
     -- The agent powers the guest off cleanly whatever its init is; the
     -- driver's ACPI/Ctrl-Alt-Del and then a kill are the fallbacks.
@@ -62,9 +110,9 @@ function M.stop_locked(row, grace_ms)
   return result
 end
 
-function M.stop(name, grace_ms)
+function M.stop(name, grace_ms, opts)
   local lock <close> = vms.lock(name)
-  return M.stop_locked(vms.require(name), grace_ms)
+  return M.stop_locked(vms.require(name), grace_ms, opts)
 end
 
 function M.kill(name)
@@ -151,14 +199,16 @@ function M.kernel_cmdline(row, extra)
   return table.concat(parts, " ")
 end
 
--- Hooks with defaults; a project's banger.lua or a user recipe may replace them.
-M.hooks.wait_ready = function(row, h, timeout_ms)
+-- The default hooks (docs/scripting.md lists them with their arguments).
+
+-- Waits until the guest agent answers (raises after timeout_ms).
+defaults.wait_ready = function(row, h, timeout_ms)
   return require("banger.guest").wait_ready(row, h, timeout_ms)
 end
 
 -- The guest address of a new VM (called inside the create transaction), or
 -- nil for a VM without network.
-M.hooks.allocate_ip = function(db)
+defaults.allocate_ip = function(db)
   if net.enabled() then
     return net.allocate_ip(db)
   end
@@ -167,18 +217,29 @@ end
 -- Firecracker needs a raw root disk of its own: a reflink where the
 -- filesystem can, else a sparse copy, extended to the VM's disk size (the
 -- guest grows its filesystem into it at boot).
-M.hooks.clone_rootfs = function(src, dst, bytes)
+defaults.clone_rootfs = function(src, dst, bytes)
   errors.check(vmm.clone_disk(src, dst, bytes))
 end
 
--- A fresh ext4 work disk, provisioned (SSH key, identity, file_sync)
--- before the VM first boots.
-M.hooks.create_work_disk = function(path, bytes)
+-- A fresh ext4 work disk, provisioned (SSH key, identity, the config's
+-- file_sync and the call's settings.file_sync) before the VM first boots.
+defaults.create_work_disk = function(path, bytes, settings)
   local ext4 = require("banger").ext4
   local img <close> = ext4.create(path, bytes)
-  require("banger.provision").work_disk(img)
+  require("banger.provision").work_disk(img, { extra_file_sync = settings.file_sync })
   img:close()
 end
+
+local function nothing() end
+-- The VM's disks exist and it has not booted: add to them (vm run copies
+-- the repository onto the work disk here).
+defaults.provision_disks = nothing
+-- The launch spec is complete: add a disk or kernel argument to it.
+defaults.before_launch = nothing
+-- The guest answers and the VM is marked running.
+defaults.after_boot = nothing
+-- A running VM is about to be shut down.
+defaults.before_stop = nothing
 
 --- Has the root helper start QEMU as a uid of its own (driver.isolate):
 -- every file it needs is opened here and handed over as a descriptor, so
@@ -215,10 +276,11 @@ end
 
 --- Starts a created or stopped VM (lock held by the caller). On failure the
 -- half-started hypervisor and host resources are released and the row says
--- 'error' with the reason.
+-- 'error' with the reason. opts.hooks: before_launch, wait_ready, after_boot.
 function M.start_locked(row, opts, stage)
   opts = opts or {}
   stage = stage or function() end
+  local hooks = M.hooks_for(opts.hooks)
   local kernel = kernels.require(row.kernel)
   local image = images.require(row.image)
   -- The VM stays in its transitional state ('creating' for a create,
@@ -288,7 +350,7 @@ function M.start_locked(row, opts, stage)
     end
     stage("network", row.ip)
     local tap_fd <close> = net.attach(row, spec)
-    run_hook("before_launch", row, spec)
+    hooks.before_launch(row, spec)
     local isolate = config.get().driver.isolate
     -- Before the launch: a banger killed before the handles are saved
     -- leaves this, and the next command finds the hypervisor by it.
@@ -311,9 +373,9 @@ function M.start_locked(row, opts, stage)
       errors.check(vmm.resume(h))
       stage("re-identify", nil)
       require("banger.guest").reidentify(row, h, spec.generation, opts.ready_timeout_ms or 60000)
-    elseif opts.wait ~= false and M.hooks.wait_ready then
+    elseif opts.wait ~= false then
       stage("wait for agent", nil)
-      M.hooks.wait_ready(row, h, opts.ready_timeout_ms or 120000)
+      hooks.wait_ready(row, h, opts.ready_timeout_ms or 120000)
       if ws then
         require("banger.workspace").mount_disk(row, ws.guest)
       end
@@ -328,7 +390,7 @@ function M.start_locked(row, opts, stage)
       stage("ssh server", nil)
       require("banger.guest_sshd").ensure(row)
     end
-    run_hook("after_boot", row, h)
+    hooks.after_boot(row, h)
   end)
   if not ok then
     vms.teardown(row)
@@ -338,6 +400,8 @@ function M.start_locked(row, opts, stage)
   return row
 end
 
+--- Starts stopped VM `name`. opts: driver, accel, wait, hooks (as
+-- start_locked).
 function M.start(name, opts, stage)
   local lock <close> = vms.lock(name)
   local row = vms.require(name)
@@ -351,9 +415,9 @@ function M.start(name, opts, stage)
 end
 
 -- Inserts a new VM's row in state 'creating' (under the caller's lock on
--- `name`): a fresh id, MAC and guest address. `also(db, row)` runs in the
--- same transaction.
-local function insert_row(name, f, also)
+-- `name`): a fresh id, MAC and guest address (hooks.allocate_ip). `also(db,
+-- row)` runs in the same transaction.
+local function insert_row(name, f, hooks, also)
   local id = random_hex(6)
   local row
   state.transaction(function(db)
@@ -365,7 +429,7 @@ local function insert_row(name, f, also)
                                ip, mac, state, vm_dir, created_at, updated_at)
               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'creating', ?, ?, ?)]],
       id, name, f.image, f.kernel, f.driver, f.vcpus, f.memory_mib, f.disk_mib, f.work_disk_mib, f.nat,
-      M.hooks.allocate_ip(db) or require("banger.native.json").null,
+      hooks.allocate_ip(db) or require("banger.native.json").null,
       string.format("02:%s:%s:%s:%s:%s", id:sub(1, 2), id:sub(3, 4), id:sub(5, 6), id:sub(7, 8), id:sub(9, 10)),
       vms.dir(id), now, now)
     row = db:query("SELECT * FROM vms WHERE id = ?", id)[1]
@@ -387,12 +451,18 @@ function M.kernel_for(image, name)
   return kernel_name
 end
 
---- Creates and boots a VM. opts: name, image, kernel, vcpus, memory, disk,
--- work_disk, nat, driver, accel, wait. A failure or Ctrl-C at any stage
--- removes everything the half-made VM had.
-function M.create(opts, stage)
+--- Creates and boots a VM. opts (the settings): name, image, kernel, vcpus,
+-- memory, disk, work_disk, nat, driver, accel, file_sync (entries added to
+-- the config's, for this VM), start, wait, kernel_args. `call` is the stage
+-- callback, or { on_stage = fn, hooks = {...} } (every hook of
+-- docs/scripting.md applies). A failure or Ctrl-C at any stage removes
+-- everything the half-made VM had.
+function M.create(opts, call)
   require("banger.vm_settings").check(opts)
-  stage = stage or function() end
+  local stage, hooks = call_options(call)
+  if opts.file_sync ~= nil then
+    config.check("file_sync", opts.file_sync, "banger.vm.create")
+  end
   local cfg = config.get()
   local name = opts.name or ("vm-" .. random_hex(3))
   errors.check(validate.vm_name(name))
@@ -414,7 +484,7 @@ function M.create(opts, stage)
   local row = insert_row(name, { image = image.name, kernel = kernel_name, driver = driver,
     vcpus = opts.vcpus or cfg.vm.vcpus, memory_mib = mib(opts.memory or cfg.vm.memory, "--memory"),
     disk_mib = mib(opts.disk or cfg.vm.disk, "--disk"), work_disk_mib = mib(opts.work_disk or cfg.vm.work_disk, "--work-disk"),
-    nat = (opts.nat == nil and cfg.vm.nat or opts.nat) and 1 or 0 })
+    nat = (opts.nat == nil and cfg.vm.nat or opts.nat) and 1 or 0 }, hooks)
 
   local ok, err = pcall(function()
     stage("disks", nil)
@@ -424,13 +494,13 @@ function M.create(opts, stage)
     if driver == "qemu" then
       errors.check(vmm.qcow2_overlay(image.rootfs_path, dir .. "/root.qcow2", row.disk_mib * 1024 * 1024))
     else
-      M.hooks.clone_rootfs(image.rootfs_path, dir .. "/root.img", row.disk_mib * 1024 * 1024)
+      hooks.clone_rootfs(image.rootfs_path, dir .. "/root.img", row.disk_mib * 1024 * 1024)
     end
-    M.hooks.create_work_disk(dir .. "/work.ext4", row.work_disk_mib * 1024 * 1024)
-    run_hook("provision_disks", row)
+    hooks.create_work_disk(dir .. "/work.ext4", row.work_disk_mib * 1024 * 1024, opts)
+    hooks.provision_disks(row)
     if opts.start ~= false then
       M.start_locked(row, { accel = accel, binary = binary, wait = opts.wait, kernel_args = opts.kernel_args,
-        during = "creating" }, stage)
+        during = "creating", hooks = hooks }, stage)
     else
       vms.set_state(row, "created")
     end
@@ -445,12 +515,14 @@ end
 
 --- Restores snapshot `snap_name` into a new VM. opts: name, accel,
 -- before_resume(row, h) (runs while the restored VM is still paused, e.g.
--- to hot-plug a disk). The new VM has its own name, address, MAC, overlays,
+-- to hot-plug a disk), hooks (allocate_ip, clone_rootfs, before_launch,
+-- after_boot). The new VM has its own name, address, MAC, overlays,
 -- machine-id, SSH host keys and RNG state; a VM that cannot be
 -- re-identified is removed, never left running as a copy (docs/snapshots.md).
 function M.create_from(snap_name, opts, stage)
   opts = opts or {}
   stage = stage or function() end
+  local hooks = M.hooks_for(opts.hooks)
   local snapshots = require("banger.snapshots")
   local snap = snapshots.require(snap_name)
   local info = snapshots.check_restorable(snap)
@@ -464,7 +536,7 @@ function M.create_from(snap_name, opts, stage)
   stage("allocate", name)
   local row = insert_row(name, { image = snap.image, kernel = snap.kernel, driver = driver, vcpus = snap.vcpus,
     memory_mib = snap.memory_mib, disk_mib = snap.disk_mib, work_disk_mib = snap.work_disk_mib, nat = snap.nat },
-    function(_, r)
+    hooks, function(_, r)
       -- before any file: its disks will be built on the snapshot's
       snapshots.add_user(snap.id, "vm", r.id)
     end)
@@ -481,10 +553,10 @@ function M.create_from(snap_name, opts, stage)
         errors.check(vmm.qcow2_overlay(d.layer, dir .. "/" .. target .. ".qcow2", bytes,
           d.layer:match("%.qcow2$") and "qcow2" or "raw"))
       else
-        M.hooks.clone_rootfs(d.layer, dir .. "/" .. (target == "root" and "root.img" or "work.ext4"), bytes)
+        hooks.clone_rootfs(d.layer, dir .. "/" .. (target == "root" and "root.img" or "work.ext4"), bytes)
       end
     end
-    M.start_locked(row, { accel = accel, binary = binary, during = "creating", restore = {
+    M.start_locked(row, { accel = accel, binary = binary, during = "creating", hooks = hooks, restore = {
       -- a snapshot of a VM that was itself restored carries its RAM in the stream
       state = sdir .. "/state", ram = info.ram, ram_file = info.ram == "file" and (sdir .. "/ram") or nil,
       kernel_cmdline = info.kernel_cmdline,
@@ -502,7 +574,8 @@ function M.create_from(snap_name, opts, stage)
 end
 
 --- Snapshots running VM `name` and restores `count` copies of it, named
--- PREFIX-1..N (default NAME-fork-1..). Returns the new rows and timings.
+-- PREFIX-1..N (default NAME-fork-1..); opts.hooks go to every restore.
+-- Returns the new rows and timings.
 function M.fork(name, opts, stage)
   opts = opts or {}
   local count = opts.count or 1
@@ -522,7 +595,7 @@ function M.fork(name, opts, stage)
     name = prefix .. "-" .. random_hex(3), stage = stage })
   local rows = {}
   for i = 1, count do
-    rows[i] = M.create_from(snap.name, { name = prefix .. "-" .. i }, stage)
+    rows[i] = M.create_from(snap.name, { name = prefix .. "-" .. i, hooks = opts.hooks }, stage)
   end
   return rows, { snapshot = snap.name, pause_ms = took.pause_ms, total_ms = sys.monotonic_ms() - t0 }
 end

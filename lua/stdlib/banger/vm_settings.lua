@@ -22,6 +22,29 @@ M.flags = {
   work_disk = "--work-disk", nat = "--nat", driver = "--driver", accel = "--accel",
 }
 
+--- The flags `vm create` and `vm run` both take (a fresh list each call,
+-- for a recipe's `flags`); from_flags turns their parsed values into
+-- settings.
+function M.cli_flags()
+  return {
+    { "image", type = "string", help = "image name (default: config vm.image)" },
+    { "kernel", type = "string", help = "kernel name (default: the image's, else config vm.kernel)" },
+    { "cpus", type = "integer", help = "virtual CPUs" },
+    { "memory", type = "string", metavar = "SIZE", help = "memory, e.g. 2GiB" },
+    { "disk", type = "string", metavar = "SIZE", help = "root disk size" },
+    { "work-disk", type = "string", metavar = "SIZE", help = "work disk size (mounted at /root)" },
+    { "nat", type = "boolean", tristate = true, help = "give the VM outbound NAT (--no-nat: none; default: config vm.nat)" },
+    { "driver", type = "string", choices = { "auto", "qemu", "firecracker" }, help = "hypervisor driver" },
+    { "accel", type = "string", choices = { "auto", "kvm", "tcg" }, help = "QEMU acceleration" },
+  }
+end
+
+--- The settings given by M.cli_flags() flags (nil where a flag was not given).
+function M.from_flags(opts)
+  return { image = opts.image, kernel = opts.kernel, vcpus = opts.cpus, memory = opts.memory, disk = opts.disk,
+    work_disk = opts.work_disk, nat = opts.nat, driver = opts.driver, accel = opts.accel }
+end
+
 local order = { "name", "image", "kernel", "vcpus", "memory", "disk", "work_disk", "nat", "driver", "accel" }
 
 local function reason(setting, v)
