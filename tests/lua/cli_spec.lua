@@ -41,6 +41,14 @@ describe("cli.parse", function()
     t.eq(o.json, false, "flags after -- belong to the command")
   end)
 
+  it("a tristate boolean tells --no-<name> from not given", function()
+    local r = { flags = { { "nat", type = "boolean", tristate = true } } }
+    t.eq(cli.parse(r, {}, "c").nat, nil)
+    t.eq(cli.parse(r, { "--nat" }, "c").nat, true)
+    t.eq(cli.parse(r, { "--no-nat" }, "c").nat, false)
+    t.contains(cli.help(r, "c"), "--[no-]nat")
+  end)
+
   it("rejects unknown flags with a usage error naming the command", function()
     local e = t.raises(function()
       cli.parse(recipe, { "--bogus", "box" }, "vm x")
