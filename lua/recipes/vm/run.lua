@@ -13,7 +13,8 @@ local function cold_run(settings, root, files, stages)
     banger.workspace.record(row, root, "/root/" .. repo, files)
     banger.log.info("workspace", "copied", { vm = row.name, files = n, repo = root })
   end
-  return banger.vm.create(settings, { on_stage = stages, hooks = { provision_disks = root and copy_repository or nil } })
+  return banger.vm.create(settings,
+    { on_stage = stages, hooks = { provision_disks = root and copy_repository or nil } })
 end
 
 -- Warm: restore the machine's snapshot (or boot it once and take that
@@ -80,7 +81,8 @@ local function dry_run_check(project, settings)
   if settings.image and have_state then
     image = banger.images.require(settings.image)
   elseif settings.image then
-    banger.errors.raise("ENOENT", "no image named '" .. settings.image .. "' (see 'banger image list', 'banger image pull')")
+    banger.errors.raise("ENOENT", "no image named '" .. settings.image
+      .. "' (see 'banger image list', 'banger image pull')")
   elseif have_state then
     image = banger.images.default()
   end
@@ -96,7 +98,8 @@ local function dry_run_check(project, settings)
     end
   end
   if project then
-    ui.info("project: " .. project.path .. (project.provision and " (its provision step runs once, into an image of its own)" or ""))
+    ui.info("project: " .. project.path
+      .. (project.provision and " (its provision step runs once, into an image of its own)" or ""))
   end
   local sync = {}
   for _, list in ipairs({ banger.config.get().file_sync, settings.file_sync or {} }) do

@@ -50,7 +50,8 @@ function M.hooks_for(given)
         names[#names + 1] = n
       end
       table.sort(names)
-      errors.raise("EINVAL", "hooks: unknown hook '" .. tostring(k) .. "' (the hooks are " .. table.concat(names, ", ") .. ")")
+      errors.raise("EINVAL", "hooks: unknown hook '" .. tostring(k) .. "' (the hooks are "
+        .. table.concat(names, ", ") .. ")")
     end
     if type(f) ~= "function" then
       errors.raise("EINVAL", "hooks." .. k .. ": expected a function, got " .. type(f))

@@ -33,7 +33,8 @@ function M.cli_flags()
     { "memory", type = "string", metavar = "SIZE", help = "memory, e.g. 2GiB" },
     { "disk", type = "string", metavar = "SIZE", help = "root disk size" },
     { "work-disk", type = "string", metavar = "SIZE", help = "work disk size (mounted at /root)" },
-    { "nat", type = "boolean", tristate = true, help = "give the VM outbound NAT (--no-nat: none; default: config vm.nat)" },
+    { "nat", type = "boolean", tristate = true,
+      help = "give the VM outbound NAT (--no-nat: none; default: config vm.nat)" },
     { "driver", type = "string", choices = { "auto", "qemu", "firecracker" }, help = "hypervisor driver" },
     { "accel", type = "string", choices = { "auto", "kvm", "tcg" }, help = "QEMU acceleration" },
   }
