@@ -121,7 +121,8 @@ for _, f in ipairs({
   { "rm", type = "boolean", help = "delete the VM when the command ends" },
   { "include-untracked", type = "boolean", help = "also copy untracked files that are not ignored" },
   { "no-workspace", type = "boolean", help = "do not copy the repository" },
-  { "dry-run", type = "boolean", help = "check what the run would use and list the files it would copy; create nothing" },
+  { "dry-run", type = "boolean",
+    help = "check what the run would use and list the files it would copy; create nothing" },
   { "cold", type = "boolean", help = "boot the VM instead of restoring the warm snapshot" },
   { "env", short = "e", type = "list", help = "KEY=VALUE for the command's environment" },
 }) do

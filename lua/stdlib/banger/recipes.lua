@@ -161,11 +161,11 @@ function M.load(path)
   if not chunk then
     errors.raise("ESYNTAX", err)
   end
-  loading[#loading + 1] = path
-  local ok, recipe = pcall(chunk)
-  table.remove(loading)
-  if not ok then
-    error(recipe, 0)
+  local recipe
+  do
+    loading[#loading + 1] = path
+    local pop <close> = setmetatable({}, { __close = function() table.remove(loading) end })
+    recipe = chunk()
   end
   if type(recipe) ~= "table" or type(recipe.run) ~= "function" then
     errors.raise("EINVAL", path .. ": a recipe must return a table with a run function")
