@@ -91,7 +91,7 @@ describe("vm run", function()
     t.contains(from.stderr, "--nat cannot be combined")
   end)
 
-  it("a per-call hook (docs/scripting.md's examples/vm-hooks.lua) reaches its VM only", function()
+  it("the per-call hook example (docs/scripting.md, examples/vm-hooks.lua) runs as the page says", function()
     local home = e2e.home()
     local r = t.banger({ "run", t.source_dir() .. "/examples/vm-hooks.lua", "tiny" }, { home = home, timeout_ms = 180000 })
     t.eq(r.code, 0, r.stderr)
