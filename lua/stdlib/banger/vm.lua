@@ -61,7 +61,7 @@ function M.hooks_for(given)
   return out
 end
 
--- The second argument of create and friends: the stage callback, or a
+-- The second argument of create: the stage callback, or a
 -- table { on_stage = fn, hooks = {...} }.
 local function call_options(call)
   if call == nil or type(call) == "function" then
