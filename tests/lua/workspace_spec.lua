@@ -27,7 +27,9 @@ describe("vm run --dry-run", function()
     local r = t.banger({ "vm", "run", "--dry-run" }, { cwd = dir })
     t.eq(r.code, 0, r.stderr)
     t.eq(r.stdout, ".gitignore\nsrc/main.c\ntracked.txt\n")
-    t.eq(r.stderr, "note: 1 untracked file(s) not copied (add --include-untracked to copy them)\n")
+    -- an empty home: the dry run also says that the real run builds the default image
+    t.eq(r.stderr, "image: no default image yet; the run builds it first\n"
+      .. "note: 1 untracked file(s) not copied (add --include-untracked to copy them)\n")
   end)
 
   it("adds untracked files that are not ignored", function()
@@ -37,7 +39,7 @@ describe("vm run --dry-run", function()
     t.eq(r.stdout, ".gitignore\nnotes.md\nsrc/main.c\ntracked.txt\n")
     t.not_contains(r.stdout, "debug.log")
     t.not_contains(r.stdout, "build/")
-    t.eq(r.stderr, "")
+    t.eq(r.stderr, "image: no default image yet; the run builds it first\n")
   end)
 
   it("works from a subdirectory and creates no VM", function()
