@@ -35,15 +35,9 @@ return {
       end
       estimate = estimate + l.size
     end
-    local last = -1
-    local function show()
-      local done, total = pull:progress()
-      local pct = total > 0 and math.floor(done * 100 / total) or 0
-      if pct ~= last then
-        last = pct
-        io.stderr:write(string.format("\r  downloaded %3d%% of %s", pct, banger.units.format_bytes(total)))
-      end
-    end
+    local progress = ui.percent_progress(function(pct, _, total)
+      return string.format("downloaded %3d%% of %s", pct, banger.units.format_bytes(total))
+    end)
     local fields = { name = name, kernel = opts.kernel, is_default = opts.default, source_ref = opts.ref,
       digest = resolved.digest }
     fields.customize = function(img)
@@ -53,14 +47,11 @@ return {
       end
     end
     local row = banger.images.import_layers(layers, fields, function(i, _, st)
-      if last >= 0 then
-        io.stderr:write("\r\27[K")
-        last = -1
-      end
+      progress.clear()
       ui.info(string.format("  layer %d/%d: %d entries, %s", i, #layers, st.entries, banger.units.format_bytes(st.bytes)))
     end, {
       estimate = estimate,
-      on_progress = ui.is_tty(2) and show or nil,
+      on_progress = progress.update and function() progress.update(pull:progress()) end,
       -- Every layer ended verified; this also waits for the cache's renames.
       after_layers = function()
         pull:wait()

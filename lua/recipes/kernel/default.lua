@@ -1,8 +1,7 @@
 -- banger kernel default: make sure the default kernel exists, importing it
 -- from the host's package manager (Debian/Ubuntu: apt-get download of the
--- cloud kernel package) or pulling it from the configured catalog. `vm run`
--- calls this on first use; override this recipe to change where the
--- default kernel comes from.
+-- cloud kernel package) or pulling it from the configured catalog
+-- (banger.kernels.ensure_default, which a VM's first start also calls).
 return {
   summary = "ensure the default kernel is in the catalog (import or pull it)",
   json = true,

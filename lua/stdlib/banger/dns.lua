@@ -29,6 +29,15 @@ function M.lookup(name)
   return row and row.ip or nil
 end
 
+--- What the responder answers now: { running = bool, address = "host:port",
+-- names = { {name = "<vm>.vm", ip = ...}, ... } } (running VMs with an address, by name).
+function M.status()
+  local host, port = M.address()
+  local names = state.db():query(
+    "SELECT name || '.vm' AS name, ip FROM vms WHERE state = 'running' AND ip IS NOT NULL ORDER BY name")
+  return { running = M.running(), address = host .. ":" .. port, names = names }
+end
+
 local function running_count()
   return state.db():query("SELECT COUNT(*) AS n FROM vms WHERE state = 'running' AND ip IS NOT NULL")[1].n
 end

@@ -40,16 +40,16 @@ function M.new(code, message, fields)
 end
 
 --- The exit status an interruption calls for: 128 + the signal (130 for
--- SIGINT, 143 for SIGTERM); 130 when no signal was received.
+-- SIGINT, 143 for SIGTERM); 130 when no signal was received. The mapping
+-- is the host's, the same the Ctrl-C hook raises (sys.interrupt_error).
 function M.interrupt_status()
-  local _, status = require("banger.native.sys").interrupted()
-  return status or 130
+  return require("banger.native.sys").interrupt_error().exit
 end
 
---- Raises the interruption (code ECANCELED) with the signal's exit status.
+--- Raises the interruption (code ECANCELED) with the signal's exit status:
+-- the very error the host's Ctrl-C hook raises.
 function M.interrupted()
-  local status = M.interrupt_status()
-  error(M.new("ECANCELED", status == 143 and "terminated" or "interrupted", { exit = status }), 2)
+  error(require("banger.native.sys").interrupt_error(), 2)
 end
 
 --- Raises the interruption when SIGINT or SIGTERM arrived. For loops that

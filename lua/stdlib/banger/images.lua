@@ -39,20 +39,9 @@ function M.pick(name)
   if d then
     return d
   end
-  -- First use: build the default image through its recipe, so a user's
-  -- override of `image build debian` is what runs.
-  local recipes = require("banger.recipes")
-  local found = recipes.resolve({ "image", "build", "debian" })
-  if not found then
-    errors.raise("ENOENT", "no image given and no default image (pass --image, or build one with "
-      .. "'banger image build debian')")
-  end
+  -- First use: build the default image, as `banger image build debian` does.
   io.stderr:write("banger: no default image yet: building the Debian 12 image from Debian packages (once, about a minute) ...\n")
-  local recipe = recipes.load(found.path)
-  local cli = require("banger.cli")
-  local opts = cli.parse(recipe, {}, found.command)
-  opts.quiet = true
-  recipe.run(opts, { command = found.command })
+  require("banger.debian_image").build()
   d = M.default()
   if not d then
     errors.raise("ENOENT", "building the default image did not register one")

@@ -96,10 +96,17 @@ function M.ensure_default(info)
     errors.raise("ENOENT", "no kernel '" .. name .. "', and none can be fetched: " .. why
       .. "; import one with 'banger kernel import' or set kernel.catalog_url")
   end
-  local found = require("banger.recipes").resolve({ "kernel", "pull" })
-  local recipe = require("banger.recipes").load(found.path)
-  recipe.run({ name = name, catalog = catalog, quiet = true }, { command = "kernel pull" })
+  require("banger.kernel_catalog").pull({ name = name, catalog = catalog })
   return M.require(name)
+end
+
+--- Removes kernel `name` from the catalog; EBUSY while a VM boots it.
+function M.remove(name)
+  local users = require("banger.vms").using_kernel(name)
+  if #users > 0 then
+    errors.raise("EBUSY", "kernel '" .. name .. "' is used by VM '" .. users[1] .. "'")
+  end
+  errors.check(require("banger.native.kernel").remove(M.dir(), name))
 end
 
 --- A catalog name for a source path: linux-image-6.1.0-56-cloud-amd64_..._amd64.deb

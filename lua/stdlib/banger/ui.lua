@@ -82,6 +82,37 @@ function M.text(v)
   return tostring(v)
 end
 
+--- A percentage on one stderr line ("\r  <text>"), redrawn only when the
+-- percentage changes, and only on a terminal. text(pct, done, total)
+-- returns the line. Returns p: p.update(done, total) (nil when stderr is
+-- not a terminal, so a native skips the callbacks), p.clear() erases a shown
+-- line, p.finish() ends it with a newline.
+function M.percent_progress(text)
+  local p, shown = {}, -1
+  if M.is_tty(2) then
+    function p.update(done, total)
+      local pct = total > 0 and math.floor(done * 100 / total) or 0
+      if pct ~= shown then
+        shown = pct
+        io.stderr:write("\r  ", text(pct, done, total))
+      end
+    end
+  end
+  function p.clear()
+    if shown >= 0 then
+      io.stderr:write("\r\27[K")
+      shown = -1
+    end
+  end
+  function p.finish()
+    if shown >= 0 then
+      io.stderr:write("\n")
+      shown = -1
+    end
+  end
+  return p
+end
+
 --- A stage printer for long operations: "  [1.2s] launch: qemu (tcg)".
 function M.stages()
   local start = sys.monotonic_ms()

@@ -415,30 +415,10 @@ function M.start(name, opts, stage)
   return M.start_locked(row, opts, stage)
 end
 
--- Inserts a new VM's row in state 'creating' (under the caller's lock on
--- `name`): a fresh id, MAC and guest address (hooks.allocate_ip). `also(db,
--- row)` runs in the same transaction.
+-- Inserts a new VM's row (banger.vms.insert) with the address from
+-- hooks.allocate_ip. `also(db, row)` runs in the same transaction.
 local function insert_row(name, f, hooks, also)
-  local id = random_hex(6)
-  local row
-  state.transaction(function(db)
-    if db:query("SELECT 1 FROM vms WHERE name = ?", name)[1] then
-      errors.raise("EEXIST", "a VM named '" .. name .. "' already exists")
-    end
-    local now = vms.now()
-    db:exec([[INSERT INTO vms (id, name, image, kernel, driver, vcpus, memory_mib, disk_mib, work_disk_mib, nat,
-                               ip, mac, state, vm_dir, created_at, updated_at)
-              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'creating', ?, ?, ?)]],
-      id, name, f.image, f.kernel, f.driver, f.vcpus, f.memory_mib, f.disk_mib, f.work_disk_mib, f.nat,
-      hooks.allocate_ip(db) or require("banger.native.json").null,
-      string.format("02:%s:%s:%s:%s:%s", id:sub(1, 2), id:sub(3, 4), id:sub(5, 6), id:sub(7, 8), id:sub(9, 10)),
-      vms.dir(id), now, now)
-    row = db:query("SELECT * FROM vms WHERE id = ?", id)[1]
-    if also then
-      also(db, row)
-    end
-  end)
-  return row
+  return vms.insert(name, f, { allocate_ip = hooks.allocate_ip, also = also })
 end
 
 --- The kernel a VM of `image` boots (`name`, else the image's, else the

@@ -123,6 +123,45 @@ function M.list()
   return state.db():query("SELECT * FROM vms ORDER BY name")
 end
 
+--- The names of the VMs that boot kernel `name`.
+function M.using_kernel(name)
+  local names = {}
+  for i, r in ipairs(state.db():query("SELECT name FROM vms WHERE kernel = ? ORDER BY name", name)) do
+    names[i] = r.name
+  end
+  return names
+end
+
+--- Inserts a new VM's row in state 'creating' (the caller holds the lock on
+-- `name`): a fresh id, MAC and vm_dir, the address from
+-- opts.allocate_ip(db) (nil: none). opts.also(db, row) runs in the same
+-- transaction. `fields`: image, kernel, driver, vcpus, memory_mib,
+-- disk_mib, work_disk_mib, nat. Returns the row; EEXIST when the name is taken.
+function M.insert(name, fields, opts)
+  opts = opts or {}
+  local id = M.random_hex(6)
+  local f = fields
+  local row
+  state.transaction(function(db)
+    if db:query("SELECT 1 FROM vms WHERE name = ?", name)[1] then
+      errors.raise("EEXIST", "a VM named '" .. name .. "' already exists")
+    end
+    local t = now()
+    db:exec([[INSERT INTO vms (id, name, image, kernel, driver, vcpus, memory_mib, disk_mib, work_disk_mib, nat,
+                               ip, mac, state, vm_dir, created_at, updated_at)
+              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'creating', ?, ?, ?)]],
+      id, name, f.image, f.kernel, f.driver, f.vcpus, f.memory_mib, f.disk_mib, f.work_disk_mib, f.nat,
+      opts.allocate_ip and opts.allocate_ip(db) or json.null,
+      string.format("02:%s:%s:%s:%s:%s", id:sub(1, 2), id:sub(3, 4), id:sub(5, 6), id:sub(7, 8), id:sub(9, 10)),
+      M.dir(id), t, t)
+    row = db:query("SELECT * FROM vms WHERE id = ?", id)[1]
+    if opts.also then
+      opts.also(db, row)
+    end
+  end)
+  return row
+end
+
 --- Updates columns of a VM row (json.null stores NULL) and the table itself.
 function M.update(row, fields)
   local sets, args = { "updated_at = ?" }, { now() }
