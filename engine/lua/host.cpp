@@ -26,6 +26,36 @@ constexpr int kInterruptMask = LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT;
 void raise_interrupted(lua_State* L, lua_Debug*) {
   if (interrupt_waits()) return;
   lua_sethook(L, nullptr, 0, 0);
+  push_interrupt_error(L);
+  lua_error(L);
+}
+
+void on_interrupt(int sig) {
+  // A cleared cancellation (sys.clear_interrupt) starts the count anew.
+  if (!cancel::requested()) interrupt_count = 0;
+  cancel::request(sig);
+  interrupt_count = interrupt_count + 1;
+  if (interrupt_count >= 3) {
+    // The user insists: skip the remaining cleanups.
+    static const char msg[] = "\nbanger: interrupted again, exiting without cleanup\n";
+    ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)ignored;
+    _exit(cancel::exit_status());
+  }
+  if (interrupt_target) {
+    lua_sethook(interrupt_target, raise_interrupted, kInterruptMask, 1);
+  }
+}
+
+int traceback(lua_State* L) {
+  const char* msg = lua_tostring(L, 1);
+  luaL_traceback(L, L, msg ? msg : "(error object is not a string)", 1);
+  return 1;
+}
+
+}  // namespace
+
+void push_interrupt_error(lua_State* L) {
   lua_createtable(L, 0, 3);
   lua_pushliteral(L, "ECANCELED");
   lua_setfield(L, -2, "code");
@@ -42,33 +72,7 @@ void raise_interrupted(lua_State* L, lua_Debug*) {
   } else {
     lua_pop(L, 1);
   }
-  lua_error(L);
 }
-
-void on_interrupt(int sig) {
-  // A cleared cancellation (sys.clear_interrupt) starts the count anew.
-  if (!cancel::requested()) interrupt_count = 0;
-  cancel::request(sig);
-  interrupt_count = interrupt_count + 1;
-  if (interrupt_count >= 3) {
-    // The user insists: skip the remaining cleanups.
-    static const char msg[] = "\nbanger: interrupted again, exiting without cleanup\n";
-    ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
-    (void)ignored;
-    _exit(128 + sig);
-  }
-  if (interrupt_target) {
-    lua_sethook(interrupt_target, raise_interrupted, kInterruptMask, 1);
-  }
-}
-
-int traceback(lua_State* L) {
-  const char* msg = lua_tostring(L, 1);
-  luaL_traceback(L, L, msg ? msg : "(error object is not a string)", 1);
-  return 1;
-}
-
-}  // namespace
 
 void rearm_interrupt(lua_State* L) noexcept {
   if (!interrupt_target || !cancel::requested()) return;

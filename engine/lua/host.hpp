@@ -14,6 +14,12 @@ namespace banger::lua {
 // interrupt (engine/lua/callback.hpp) does not make it go away.
 void rearm_interrupt(lua_State* L) noexcept;
 
+// Pushes the error an interrupt raises: a banger.error table with code
+// ECANCELED, message "interrupted" (SIGINT, or no signal) or "terminated"
+// (SIGTERM) and exit 128 + the signal. The one place that mapping is made:
+// the interrupt hook raises it, sys.interrupt_error() gives it to banger.errors.
+void push_interrupt_error(lua_State* L);
+
 class Host {
  public:
   Host();

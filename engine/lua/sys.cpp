@@ -9,6 +9,7 @@
 #include "engine/core/install_dirs.hpp"
 #include "engine/core/sha256.hpp"
 #include "engine/lua/binding.hpp"
+#include "engine/lua/host.hpp"
 
 namespace banger::lua {
 namespace {
@@ -83,6 +84,13 @@ int l_interrupted(lua_State* L) {
   return 2;
 }
 
+// interrupt_error() -> the structured error an interrupt raises (code
+// ECANCELED, message, exit 130 or 143): banger.errors raises it again.
+int l_interrupt_error(lua_State* L) {
+  push_interrupt_error(L);
+  return 1;
+}
+
 // After an interrupt was handled (a REPL line cancelled by Ctrl-C), the
 // next Ctrl-C is a new one, not the second of an insisting user.
 int l_clear_interrupt(lua_State* L) {
@@ -122,7 +130,8 @@ int open_sys(lua_State* L) {
       {"isatty", protect<l_isatty>},     {"hostname", protect<l_hostname>},
       {"uname", protect<l_uname>},       {"time", protect<l_time>},
       {"monotonic_ms", protect<l_monotonic_ms>}, {"sleep_ms", protect<l_sleep_ms>},
-      {"interrupted", protect<l_interrupted>},   {"clear_interrupt", protect<l_clear_interrupt>},
+      {"interrupted", protect<l_interrupted>},
+      {"interrupt_error", protect<l_interrupt_error>},   {"clear_interrupt", protect<l_clear_interrupt>},
       {"build", protect<l_build>},
       {"lua_dir", protect<l_lua_dir>},   {"exe", protect<l_exe>},
       {"sha256", protect<l_sha256>},
