@@ -85,7 +85,8 @@ describe("dns serve", function()
     local status = t.banger({ "dns", "status", "--json" }, { home = home })
     local s = banger.json.decode(status.stdout)
     t.eq(s.running, true)
-    t.eq(s.names[1].name, "web.vm")
+    t.eq(s.names, { { name = "web.vm", ip = "172.30.0.5" } }, "only running VMs with an address")
+    t.eq(s.address, "127.0.0.1:" .. port)
 
     -- a second responder for the same user sees the first and leaves
     local second = t.banger({ "dns", "serve" }, { home = home })

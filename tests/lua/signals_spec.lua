@@ -120,4 +120,39 @@ io.stdout:write("caught: ", tostring(err and err.code), "\n")
     t.contains(r.stdout, "caught: ECANCELED\n")
     t.not_contains(r.stdout, "after the native")
   end)
+
+  it("banger.errors raises the host's interrupt error: 130 and 'interrupted' by default, 143 'terminated' after SIGTERM", function()
+    -- One mapping from signal to exit status and message (the host's):
+    -- errors.interrupted() raises the same table the Ctrl-C hook raises.
+    local home = t.tmpdir()
+    local script = home .. "/int.lua"
+    t.write(script, [[
+local errors = banger.errors
+local function show(tag, e)
+  io.stdout:write(string.format("%s %s %s %s %s\n", tag, tostring(errors.is(e)), e.code, e.message, e.exit))
+end
+io.stdout:write("status ", errors.interrupt_status(), "\n")
+show("quiet", select(2, pcall(errors.interrupted)))
+local ok, hook = pcall(function()
+  require("banger.native.proc").run({ "kill", "-TERM", tostring(banger.sys.getpid()) })
+  while true do end -- the hook raises at the next instruction
+end)
+show("hook", hook)
+show("after", select(2, pcall(errors.interrupted)))
+show("new", errors.new("ECANCELED", "x"))
+io.stdout:write("status ", errors.interrupt_status(), "\n")
+banger.sys.clear_interrupt()
+]])
+    local r = t.banger({ "run", script }, { home = home })
+    t.eq(r.code, 0, r.stderr)
+    t.eq(r.stdout, table.concat({
+      "status 130",
+      "quiet true ECANCELED interrupted 130",
+      "hook true ECANCELED terminated 143",
+      "after true ECANCELED terminated 143",
+      "new true ECANCELED x 143",
+      "status 143",
+      "",
+    }, "\n"))
+  end)
 end)
