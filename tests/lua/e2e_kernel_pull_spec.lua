@@ -74,4 +74,30 @@ describe("kernel pull", function()
     t.eq(ok.code, 0, ok.stderr)
     t.contains(t.banger({ "kernel", "list" }, { home = home }).stdout, "local-copy")
   end)
+
+  it("the default kernel comes from kernel.catalog_url when the host has no apt-get", function()
+    -- banger.kernels.ensure_default pulls through banger.kernel_catalog
+    -- (no recipe): PATH without apt-get stands for a host without apt.
+    local dir = t.tmpdir()
+    banger.proc.run({ "cp", deb, dir .. "/kernel.deb" })
+    t.write(dir .. "/catalog.json", banger.json.encode({ kernels = {
+      { name = "debian-cloud", url = "kernel.deb", sha256 = sha, distro = "debian" } } }))
+    local home = t.tmpdir()
+    t.write(home .. "/.config/banger/config.lua", string.format(
+      'return { network = { mode = "off" }, kernel = { catalog_url = "file://%s/catalog.json" } }\n', dir))
+    local env = {}
+    for _, kv in ipairs(t.env(home)) do
+      if not kv:match("^PATH=") then
+        env[#env + 1] = kv
+      end
+    end
+    env[#env + 1] = "PATH=" .. dir  -- no apt-get here, nor in /usr/local/sbin, /usr/sbin, /sbin
+    local r = banger.proc.run({ t.bin(), "kernel", "default", "--json", env = env, cwd = home, timeout_ms = 120000 })
+    t.eq(r.code, 0, r.stderr)
+    t.contains(r.stderr, "downloading file://" .. dir .. "/kernel.deb")
+    local m = json_doc.conforms("kernel default", r.stdout)
+    t.eq(m.name, "debian-cloud")
+    t.eq(m.source, "file://" .. dir .. "/kernel.deb")
+    t.eq(banger.fs.list(home .. "/.local/state/banger/kernels"), { "debian-cloud" }, "no temporary file left")
+  end)
 end)
