@@ -12,6 +12,8 @@ local M = {}
 M.base_packages = { "systemd-sysv", "openssh-server", "ca-certificates", "git", "curl", "less", "iproute2" }
 
 --- The packages the image gets: the base ones, config image.packages, then `extra`.
+---@param extra string[]|nil
+---@return string[]
 function M.packages(extra)
   local packages = {}
   for _, list in ipairs({ M.base_packages, require("banger.config").get().image.packages, extra or {} }) do
@@ -27,6 +29,8 @@ end
 -- (extra), tar (an mmdebstrap tar to use instead of running mmdebstrap),
 -- default (true: make it the default image), replace (remove an image of
 -- that name first), stage (a banger.ui.stages printer; default: a new one).
+---@param opts { name: string?, suite: string?, kernel: string?, packages: string[]?, tar: string?, default: boolean?, replace: boolean?, stage: function? }|nil
+---@return table row the image row
 function M.build(opts)
   opts = opts or {}
   local name, suite = opts.name or "debian-12", opts.suite or "bookworm"

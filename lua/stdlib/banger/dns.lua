@@ -31,6 +31,7 @@ end
 
 --- What the responder answers now: { running = bool, address = "host:port",
 -- names = { {name = "<vm>.vm", ip = ...}, ... } } (running VMs with an address, by name).
+---@return { running: boolean, address: string, names: { name: string, ip: string }[] }
 function M.status()
   local host, port = M.address()
   local names = state.db():query(

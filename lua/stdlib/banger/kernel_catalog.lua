@@ -13,6 +13,9 @@ local fs = require("banger.native.fs")
 local M = {}
 
 --- `url` as an absolute URL: relative ones are taken from `base`'s directory.
+---@param base string the catalog's URL
+---@param url string
+---@return string
 function M.resolve_url(base, url)
   if url:match("^%a[%w+.-]*://") then
     return url
@@ -21,6 +24,8 @@ function M.resolve_url(base, url)
 end
 
 --- The catalog at `url` (http(s) or file), decoded; EINVAL when it is not one.
+---@param url string
+---@return table catalog { kernels = {...} }
 function M.fetch(url)
   local body = errors.check(require("banger.native.http").fetch(url))
   local ok, catalog = pcall(require("banger.native.json").decode, body)
@@ -32,6 +37,10 @@ end
 
 --- The entry called `name` in `catalog` (fetched from `url`), checked to
 -- have a url and a sha256.
+---@param catalog table
+---@param url string where the catalog came from (for messages)
+---@param name string
+---@return table entry
 function M.entry(catalog, url, name)
   local entry
   for _, k in ipairs(catalog.kernels) do
@@ -53,6 +62,8 @@ end
 -- its sha256 and imports it as `opts.as` (default: the catalog's name),
 -- replacing a kernel of that name when `opts.replace`. Nothing is left
 -- behind on failure. Progress goes to stderr; returns the manifest.
+---@param opts { name: string, catalog: string, as: string?, replace: boolean? }
+---@return table manifest
 function M.pull(opts)
   local kernels = require("banger.kernels")
   local ui = require("banger.ui")

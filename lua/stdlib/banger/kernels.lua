@@ -101,6 +101,7 @@ function M.ensure_default(info)
 end
 
 --- Removes kernel `name` from the catalog; EBUSY while a VM boots it.
+---@param name string
 function M.remove(name)
   local users = require("banger.vms").using_kernel(name)
   if #users > 0 then

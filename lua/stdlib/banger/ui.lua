@@ -87,6 +87,8 @@ end
 -- returns the line. Returns p: p.update(done, total) (nil when stderr is
 -- not a terminal, so a native skips the callbacks), p.clear() erases a shown
 -- line, p.finish() ends it with a newline.
+---@param text fun(pct: integer, done: integer, total: integer): string
+---@return { update: fun(done: integer, total: integer)?, clear: fun(), finish: fun() }
 function M.percent_progress(text)
   local p, shown = {}, -1
   if M.is_tty(2) then

@@ -124,6 +124,8 @@ function M.list()
 end
 
 --- The names of the VMs that boot kernel `name`.
+---@param name string
+---@return string[]
 function M.using_kernel(name)
   local names = {}
   for i, r in ipairs(state.db():query("SELECT name FROM vms WHERE kernel = ? ORDER BY name", name)) do
@@ -137,6 +139,10 @@ end
 -- opts.allocate_ip(db) (nil: none). opts.also(db, row) runs in the same
 -- transaction. `fields`: image, kernel, driver, vcpus, memory_mib,
 -- disk_mib, work_disk_mib, nat. Returns the row; EEXIST when the name is taken.
+---@param name string
+---@param fields table
+---@param opts { allocate_ip: fun(db): string?, also: fun(db, row: table)? }|nil
+---@return table row
 function M.insert(name, fields, opts)
   opts = opts or {}
   local id = M.random_hex(6)
