@@ -24,6 +24,7 @@ test_packages=(
   openssh-server  # a real sshd for the SSH client tests
   xfsprogs  # a reflink-capable filesystem for the disk clone test
   python3    # tests/fixtures/registry.sh's free port, bench/pull.sh's layer split
+  lua5.4     # bench/startup.sh times banger against a bare Lua interpreter
 )
 
 want=("${packages[@]}")
