@@ -7,6 +7,7 @@
 #include "engine/core/cancel.hpp"
 #include "engine/core/install_dirs.hpp"
 #include "engine/lua/binding.hpp"
+#include "engine/lua/precompiled.hpp"
 
 namespace banger::lua {
 namespace {
@@ -97,6 +98,7 @@ Host::Host() : L_(luaL_newstate()) {
     lua_setfield(L_, -2, (std::string("banger.native.") + m.name).c_str());
   }
   lua_pop(L_, 2);
+  precompiled::install_searcher(L_);
 }
 
 Host::~Host() {
