@@ -2,7 +2,7 @@
 // Libraries loaded on first use. libcurl (with the 30 libraries it needs:
 // TLS, Kerberos, LDAP, HTTP/2, ...), libarchive, libssh2 and libnftables
 // were most of every banger process's start-up, and most commands never call
-// them (docs/performance.md). banger does not link them: the functions it
+// them (docs/performance.md); libcrypto, libisal and libacl followed. banger does not link them: the functions it
 // calls are defined in this folder, each looking the real one up the first
 // time it runs (dlopen once per library, dlsym once per function).
 #include <cstdarg>
