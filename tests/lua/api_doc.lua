@@ -64,7 +64,11 @@ end
 
 -- "name(params): returns" -> entry; "name" or "name: type" -> value entry.
 local function parse_signature(sig)
-  local name, rest = sig:match("^([%w_.:]+)(.*)$")
+  -- "T:m(" is a method; "name: type" a value with its type.
+  local name, rest = sig:match("^([%w_.]+:[%a_][%w_]*)(%(.*)$")
+  if not name then
+    name, rest = sig:match("^([%w_.]+)(.*)$")
+  end
   if not name then
     return nil, "not a signature: " .. sig
   end
