@@ -98,6 +98,10 @@ for _, k in ipairs(names) do
   main[#main + 1] = "---@field " .. k .. " " .. fields[k]
 end
 main[#main + 1] = "banger = {}"
+for _, ty in ipairs(doc.types) do
+  main[#main + 1] = ""
+  main[#main + 1] = "---@alias " .. ty.name .. " " .. ty.shape
+end
 for _, owner in ipairs(owner_order) do
   local o = owners[owner]
   if o.method then

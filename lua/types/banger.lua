@@ -54,6 +54,12 @@
 ---@field workspace banger.workspace
 banger = {}
 
+---@alias banger.error { code: string, message: string, exit?: integer, hint?: string }
+
+---@alias banger.stat { type: string, mode: integer, uid: integer, gid: integer, size: integer, blocks_bytes: integer, mtime: integer, ino: integer }
+
+---@alias banger.proc_spec { [integer]: string, env?: string[], cwd?: string, umask?: integer, detach?: boolean, stdin?: string|table, stdout?: string|table, stderr?: string|table, input?: string, timeout_ms?: integer }
+
 ---@class banger.agent.client
 local banger_agent_client = {}
 

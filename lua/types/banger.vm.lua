@@ -20,7 +20,7 @@ function M.create(opts, stage) end
 --- host objects are released and the row says `error` with the reason.
 --- Errors: `ENOENT`, `EBUSY` (already running), `EHYPERVISOR`, `ETIMEDOUT`.
 ---@param name string
----@param opts? { accel?: string, wait?: boolean }
+---@param opts? { driver?: string, accel?: string, wait?: boolean }
 ---@param stage? function
 ---@return table
 function M.start(name, opts, stage) end
@@ -35,14 +35,15 @@ function M.stop(name, grace_ms) end
 --- Kills the hypervisor at once and releases the VM's host objects.
 --- Errors: `ENOENT`.
 ---@param name string
----@return string
+---@return "killed"|"not running"
 function M.kill(name) end
 
---- Deletes a VM: its host objects, files and row. A running VM needs `force`
+--- Deletes a VM: its host objects, files and row; returns the deleted row. A running VM needs `force`
 --- (it is killed first). Errors: `ENOENT`, `EBUSY` (running without `force`,
 --- or an object that could not be removed: the row stays for a retry).
 ---@param name string
 ---@param force? boolean
+---@return table
 function M.delete(name, force) end
 
 --- A VM as scripts and `--json` see it (record `vm`): the row's durable

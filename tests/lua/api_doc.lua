@@ -7,6 +7,7 @@
 --   ### `banger.ext4.fs:write(path: string, data: string, opts?: table): true`
 --   ### `banger.json.null`                       (a value, not a function)
 --   ### `banger.vm.hooks: table`                 (a value with its type)
+-- Named shapes are bullets under "## Types": - `banger.stat`: `{ ... }`
 -- Internal names are bullets under a "## Internal" heading:
 --   - `banger.vms.now`: why it is not part of the API
 -- Examples are the ```lua blocks; each runs on its own. One that needs what
@@ -112,7 +113,7 @@ end
 ---   by_name = { [name] = entry }, internal = { [name] = {file, line} },
 ---   examples = { {file, line, code} ... }, errors = { "file:line: ..." } }
 function M.parse()
-  local doc = { entries = {}, by_name = {}, internal = {}, examples = {}, errors = {} }
+  local doc = { entries = {}, by_name = {}, internal = {}, examples = {}, errors = {}, types = {}, type_names = {} }
   for _, file in ipairs(M.files()) do
     local text = assert(fs.read(M.root .. "/" .. file))
     local lineno, in_code, code, code_line, code_lang = 0, false, nil, nil, nil
@@ -164,6 +165,14 @@ function M.parse()
           current.summary_done = #current.summary > 0
         else
           current.summary[#current.summary + 1] = line
+        end
+      elseif section == "Types" and line:match("^%- `") then
+        local name, shape = line:match("^%- `([%w_.]+)`: `(.+)`%s*$")
+        if name then
+          doc.types[#doc.types + 1] = { name = name, shape = shape }
+          doc.type_names[name] = true
+        else
+          doc.errors[#doc.errors + 1] = string.format("%s:%d: a type is - `name`: `shape`", file, lineno)
         end
       elseif section == "Internal" then
         local name = line:match("^%- `([%w_.:]+)`")

@@ -121,6 +121,35 @@ describe("docs/api.md", function()
     t.truthy(#wrong_kind == 0, listing("documented as the wrong kind", wrong_kind))
   end)
 
+  it("names only types it defines: modules, handle types and ## Types", function()
+    local doc = api_doc.parse()
+    local known = {}
+    for name in pairs(doc.type_names) do
+      known[name] = true
+    end
+    for _, e in ipairs(doc.entries) do
+      known[e.name:match("^(.*)[.:][%w_]+$")] = true -- its module or handle type
+    end
+    local dangling = {}
+    for _, e in ipairs(doc.entries) do
+      local types = { e.type }
+      for _, p in ipairs(e.params or {}) do
+        types[#types + 1] = p.type
+      end
+      for _, r in ipairs(e.returns or {}) do
+        types[#types + 1] = r
+      end
+      for _, ty in ipairs(types) do
+        for name in ty:gmatch("banger%.[%w_.]*[%w_]") do
+          if not known[name] then
+            dangling[#dangling + 1] = name .. " in " .. e.name .. " (" .. e.file .. ":" .. e.line .. ")"
+          end
+        end
+      end
+    end
+    t.truthy(#dangling == 0, listing("types used but not defined", dangling))
+  end)
+
   it("reads lazily made handle types' methods from their source", function()
     for name, lazy in pairs(lazy_handles) do
       t.eq(debug.getregistry()[name], nil, name .. " now exists at load: drop it from lazy_handles")
@@ -146,7 +175,6 @@ describe("docs/api.md", function()
     local running, parallel = {}, 4
     local function finish(job)
       local st = job.child:wait(120000)
-      job.child:close()
       if st.code ~= 0 then
         failures[#failures + 1] = string.format("%s:%d (%s): exit %d: %s", job.ex.file, job.ex.line,
           job.ex.entry or "-", st.code, (t.read(job.stderr):gsub("\n", " | ")))
