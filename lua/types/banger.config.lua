@@ -13,6 +13,19 @@ function M.get() end
 ---@return table
 function M.load(path) end
 
+--- True when `e` (caught by `pcall`) is a failure to read or validate the
+--- config file: `load` sets `config_file` on it, with exit 78.
+---@param e any
+---@return boolean
+function M.is_error(e) end
+
+--- What an unknown key `name` in section `parent` (`"vm"`; `""` for the top
+--- level) most likely meant, or nil: the "did you mean" of a config error.
+---@param parent string
+---@param name string
+---@return string?
+function M.suggest(parent, name) end
+
 --- Where the config file is.
 ---@return string
 function M.path() end
