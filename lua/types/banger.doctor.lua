@@ -4,9 +4,10 @@
 ---@class banger.doctor
 local M = {}
 
---- Runs every check (record `doctor`); a check that raises is reported as
---- failed.
----@return { checks: table[], failed: integer, uid: integer }
+--- Runs every check (record `doctor`): first the config file, then
+--- `checks`; a check that raises is reported as failed, and one that reads a
+--- config that does not load is skipped (the config check says why).
+---@return { checks: table[], failed: integer, skipped: integer, uid: integer }
 function M.run() end
 
 --- The checks, in order; a script may append its own: `run()` returns a
