@@ -173,6 +173,7 @@ describe("docs/api.md", function()
     local compiled_only = 0
     -- A few banger processes at once: each is mostly start-up and waiting.
     local running, parallel = {}, 4
+    local base = t.tmpdir() -- one home per example below it
     local function finish(job)
       local st = job.child:wait(120000)
       if st.code ~= 0 then
@@ -188,8 +189,8 @@ describe("docs/api.md", function()
         end
         compiled_only = compiled_only + 1
       else
-        local home = t.tmpdir()
-        banger.fs.mkdir(home .. "/tmp", 448)
+        local home = string.format("%s/%03d", base, i)
+        banger.fs.mkdir(home .. "/tmp", 448, true)
         t.write(home .. "/example.lua", ex.code)
         local env = t.env(home, { TMPDIR = home .. "/tmp" })
         local child = t.spawn({ t.bin(), "run", home .. "/example.lua", env = env, cwd = home, stdin = "null",
