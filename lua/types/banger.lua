@@ -70,8 +70,8 @@ function banger_agent_client:hello() end
 --- Runs `req` (an argv, with `env`, `cwd`, `stdin`, and `on_stdout(chunk)`,
 --- `on_stderr(chunk)` to stream; without a callback the output is collected).
 --- A Ctrl-C is passed to the guest command, whose exit is then reported
---- (`interrupted = true`). Errors: `EPROTO`, `ECONNRESET`, `ECALLBACK` (a
---- callback raised).
+--- (`interrupted = true`). Errors: `EPROTO`, `ECONNRESET`, and whatever a
+--- callback raised.
 ---@param req table
 ---@return { code: integer, signal?: integer, interrupted: boolean, stdout?: string, stderr?: string }
 function banger_agent_client:exec(req) end
@@ -115,7 +115,7 @@ function banger_agent_client:mount(req) end
 ---@return true
 function banger_agent_client:close() end
 
----@class banger.dns_server
+---@class banger.dns.server
 local banger_dns_server = {}
 
 --- The bound port.
@@ -201,7 +201,7 @@ function banger_ext4_fs:symlink(target, path, opts) end
 --- layers had, paths never escape the root. `on_progress(entries, bytes)` runs
 --- between entries. Errors: `EUNSAFE`, `EFBIG`, `ENOSPC`, `EDIGEST` (a stream
 --- whose blob failed verification).
----@param layer string|banger.stream
+---@param layer string|banger.oci.stream
 ---@param opts? { max_file_bytes?: integer, on_progress?: function }
 ---@return { entries: integer, bytes: integer, whiteouts: integer, content: integer }
 function banger_ext4_fs:apply_layer(layer, opts) end
@@ -232,17 +232,6 @@ function banger_ext4_fs:get_xattr(path, name) end
 ---@return true
 function banger_ext4_fs:close() end
 
----@class banger.fd
-local banger_fd = {}
-
---- A descriptor handed over by an operation (`open_tap`) or opened for the
---- helper (`banger.vmm.isolated_request`); it is closed with the handle.
----@return integer
-function banger_fd:fileno() end
-
----@return true
-function banger_fd:close() end
-
 ---@class banger.fs.lock
 local banger_fs_lock = {}
 
@@ -262,7 +251,7 @@ local banger_oci_pull = {}
 --- only once the blob is verified, and fails if it is not. Raises for a layer
 --- number out of range.
 ---@param i integer
----@return banger.stream
+---@return banger.oci.stream
 function banger_oci_pull:open(i) end
 
 --- Bytes downloaded so far and the total (see `pull:open`'s example).
@@ -280,6 +269,25 @@ function banger_oci_pull:wait() end
 --- ...` does it).
 ---@return true
 function banger_oci_pull:close() end
+
+---@class banger.oci.stream
+local banger_oci_stream = {}
+
+--- A layer stream from `banger.oci.pull:open`; `apply_layer` takes it over,
+--- so closing one is only needed when it is not applied.
+---@return true
+function banger_oci_stream:close() end
+
+---@class banger.priv.fd
+local banger_priv_fd = {}
+
+--- A descriptor handed over by an operation (`open_tap`) or opened for the
+--- helper (`banger.vmm.isolated_request`); it is closed with the handle.
+---@return integer
+function banger_priv_fd:fileno() end
+
+---@return true
+function banger_priv_fd:close() end
 
 ---@class banger.proc.child
 local banger_proc_child = {}
@@ -318,11 +326,11 @@ function banger_proc_child:read_all(which) end
 ---@return true
 function banger_proc_child:close() end
 
----@class banger.ssh_client
+---@class banger.ssh.client
 local banger_ssh_client = {}
 
 --- Runs a shell command; output is collected unless streamed to callbacks.
---- Errors: `ESSH`, `ECANCELED`, `ECALLBACK`.
+--- Errors: `ESSH`, `ECANCELED`, and whatever a callback raised.
 ---@param command string
 ---@param opts? { stdin?: string, on_stdout?: function, on_stderr?: function }
 ---@return { code: integer, signal?: string, stdout?: string, stderr?: string, interrupted?: boolean }
@@ -378,11 +386,3 @@ function banger_store_db:schema_version() end
 --- Closes the database (a `<close>` variable does it too).
 ---@return true
 function banger_store_db:close() end
-
----@class banger.stream
-local banger_stream = {}
-
---- A layer stream from `banger.oci.pull:open`; `apply_layer` takes it over,
---- so closing one is only needed when it is not applied.
----@return true
-function banger_stream:close() end

@@ -8,7 +8,7 @@ local M = {}
 --- `EINVAL` (port out of range).
 ---@param address string
 ---@param port integer
----@return banger.dns_server
+---@return banger.dns.server
 function M.listen(address, port) end
 
 return M

@@ -9,9 +9,9 @@ local M = {}
 --- Errors: `ENOSYS` (no such operation), `EINVAL` (a gate refused), `EPERM`.
 ---@param op string
 ---@param params table
----@param fds? banger.fd[]
+---@param fds? banger.priv.fd[]
 ---@return table
----@return banger.fd?
+---@return banger.priv.fd?
 function M.call(op, params, fds) end
 
 --- The same, asked of the root helper on `socket`. Errors: `ENOENT` /
@@ -19,9 +19,9 @@ function M.call(op, params, fds) end
 ---@param socket string
 ---@param op string
 ---@param params table
----@param fds? banger.fd[]
+---@param fds? banger.priv.fd[]
 ---@return table
----@return banger.fd?
+---@return banger.priv.fd?
 function M.call_helper(socket, op, params, fds) end
 
 --- Every operation and the gate its parameters pass.

@@ -8,7 +8,7 @@ local M = {}
 --- 22, 15 s by default). Errors: `ECONNREFUSED`, `ETIMEDOUT`, `EHOSTKEY` (the
 --- key differs from the pinned one), `ESSH`, `EINVAL` (missing options).
 ---@param opts { host: string, port?: integer, user?: string, key: string, known_hosts: string, names?: string[], subject?: string, timeout_ms?: integer }
----@return banger.ssh_client
+---@return banger.ssh.client
 function M.connect(opts) end
 
 --- Removes the pins of `names`; returns how many lines went. Errors: `EACCES`.

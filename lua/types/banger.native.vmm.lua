@@ -32,7 +32,7 @@ function M.launch(driver, spec, on_stage) end
 ---@param spec table
 ---@param accel string
 ---@return table
----@return banger.fd[]
+---@return banger.priv.fd[]
 function M.isolated_request(spec, accel) end
 
 --- The handles of an isolated QEMU at once, before it answers.

@@ -50,7 +50,7 @@ function M.kernel_args(row) end
 --- open descriptor to hand over, closed once QEMU has it.
 ---@param row table
 ---@param spec table
----@return banger.fd?
+---@return banger.priv.fd?
 function M.attach(row, spec) end
 
 --- Removes the NAT and Docker accept rules tagged with `tap`. Idempotent.

@@ -15,9 +15,9 @@ function M.mode() end
 --- possible, with how to install the helper), `ENOSYS`, `EINVAL` (a gate).
 ---@param op string
 ---@param params table
----@param fds? banger.fd[]
+---@param fds? banger.priv.fd[]
 ---@return table
----@return banger.fd?
+---@return banger.priv.fd?
 function M.call(op, params, fds) end
 
 --- Where the root helper listens (config `helper.socket`).

@@ -9,14 +9,14 @@ local M = {}
 --- address), `EHOSTKEY`, `ECONNREFUSED`, `ETIMEDOUT`.
 ---@param row table
 ---@param opts? { timeout_ms?: integer }
----@return banger.ssh_client
+---@return banger.ssh.client
 function M.connect(row, opts) end
 
 --- Waits until the VM's SSH server accepts a connection (the agent is up
 --- before sshd on most images); the connection, or nil and the last error.
 ---@param row table
 ---@param timeout_ms integer
----@return banger.ssh_client?
+---@return banger.ssh.client?
 ---@return string?
 function M.wait_connect(row, timeout_ms) end
 

@@ -8,7 +8,7 @@ local api_doc = assert(loadfile(t.source_dir() .. "/tests/lua/api_doc.lua", "t",
 -- Handle types that no native makes when its module loads: their metatable
 -- appears with the first handle, so their methods are read from the source.
 local lazy_handles = {
-  ["banger.fd"] = { sources = { "engine/lua/fd_handle.hpp", "engine/lua/fd_handle.cpp" }, methods = { "close", "fileno" } },
+  ["banger.priv.fd"] = { sources = { "engine/lua/fd_handle.hpp", "engine/lua/fd_handle.cpp" }, methods = { "close", "fileno" } },
 }
 
 -- A stdlib module's public names: keys without a leading underscore.
