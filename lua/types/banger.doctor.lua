@@ -4,16 +4,18 @@
 ---@class banger.doctor
 local M = {}
 
---- Runs every check (record `doctor`): first the config file, then
---- `checks`; a check that raises is reported as failed, and one that reads a
---- config that does not load is skipped (the config check says why).
+--- Runs the config file's check, then `opts.checks` (default: the built-in
+--- ones); a check that raises is reported as failed, and one that reads a
+--- config that does not load is skipped (the config check says why). Each
+--- check's `run()` returns `{ status = "ok"|"warn"|"fail", detail = ..., fix
+--- = ... }` (record `check`).
+---@param opts? { checks?: table[] }
 ---@return { checks: table[], failed: integer, skipped: integer, uid: integer }
-function M.run() end
+function M.run(opts) end
 
---- The checks, in order; a script may append its own: `run()` returns a
---- table `{ status = "ok"|"warn"|"fail", detail = ..., fix = ... }` (record
---- `check`).
----@type { name: string, needed_for: string, run: function }[]
-M.checks = nil
+--- A fresh list of the built-in checks. A script runs its own list with
+--- `run{ checks = ... }`; nothing is registered globally.
+---@return { name: string, needed_for: string, run: function }[]
+function M.default_checks() end
 
 return M

@@ -6,9 +6,10 @@ local M = {}
 
 --- Everything a fresh work disk (mounted over `/root`) gets: banger's SSH key
 --- in `.ssh/authorized_keys`, `.hushlogin`, an RNG seed, the git identity,
---- and config's and the project's file_sync entries (or `opts.file_sync`).
+--- and config's file_sync entries (`opts.file_sync` replaces them) followed by
+--- `opts.extra_file_sync` (a project's banger.lua).
 ---@param img banger.ext4.fs
----@param opts? { public_key?: string, file_sync?: table[], warn?: function }
+---@param opts? { public_key?: string, file_sync?: table[], extra_file_sync?: table[], warn?: function }
 function M.work_disk(img, opts) end
 
 --- Copies host files into an open work disk; a missing host path is skipped
@@ -29,9 +30,5 @@ function M.ssh_key() end
 ---@return string
 ---@return string
 function M.git_identity() end
-
---- file_sync entries added for this process (a project's banger.lua).
----@type table[]
-M.extra_file_sync = nil
 
 return M

@@ -27,6 +27,15 @@ function M.resolve(words) end
 ---@return table
 function M.load(path) end
 
+--- The recipe the one now loading overrides: the same command in the next
+--- root down (a project's: the user's, else the bundled one; a user's: the
+--- bundled one), loaded under the same rules. Call it at the top of an
+--- overriding recipe; its `run(opts, ctx)` is the replaced command. Errors:
+--- `EINVAL` (not called at the top of a recipe file), `ENOENT` (nothing
+--- below to override).
+---@return table
+function M.super() end
+
 --- Every command reachable from the roots, the first root winning per path,
 --- sorted by command (what `banger help` lists).
 ---@return { command: string, path: string, kind: string }[]

@@ -6,31 +6,36 @@ local M = {}
 
 --- Creates a VM (a row, a qcow2 overlay over the image, a work disk) and,
 --- unless `start = false`, boots it and waits for its agent; returns the row.
---- Settings default to config.lua's `vm`; `stage(name, detail)` reports
---- progress (`banger.ui.stages()`). A failure or Ctrl-C at any stage removes
---- everything the half-made VM had. Errors: `EINVAL`/`EUSAGE` (settings),
---- `EEXIST` (the name), `ENOENT` (image or kernel), `EHYPERVISOR`,
---- `ETIMEDOUT` (agent), `ECANCELED`.
----@param opts { name?: string, image?: string, kernel?: string, vcpus?: integer, memory?: integer|string, disk?: integer|string, work_disk?: integer|string, nat?: boolean, driver?: string, accel?: string, start?: boolean, wait?: boolean }
----@param stage? function
+--- Settings default to config.lua's `vm` and are checked first
+--- ([vm_settings](vm_settings.md)); `file_sync` adds entries for this VM.
+--- `call` is the stage callback (`banger.ui.stages()`), or a table with
+--- `on_stage` and `hooks` for this call only (see `default_hooks`). A failure
+--- or Ctrl-C at any stage removes everything the half-made VM had. Errors:
+--- `EINVAL`/`EUSAGE` (settings, an unknown hook), `EEXIST` (the name),
+--- `ENOENT` (image or kernel), `EHYPERVISOR`, `ETIMEDOUT` (agent),
+--- `ECANCELED`.
+---@param settings { name?: string, image?: string, kernel?: string, vcpus?: integer, memory?: integer|string, disk?: integer|string, work_disk?: integer|string, nat?: boolean, driver?: string, accel?: string, file_sync?: table[], start?: boolean, wait?: boolean, kernel_args?: string[] }
+---@param call? function|{ on_stage?: function, hooks?: table<string, function> }
 ---@return table
-function M.create(opts, stage) end
+function M.create(settings, call) end
 
 --- Boots a created or stopped VM; on failure the half-started hypervisor and
 --- host objects are released and the row says `error` with the reason.
 --- Errors: `ENOENT`, `EBUSY` (already running), `EHYPERVISOR`, `ETIMEDOUT`.
 ---@param name string
----@param opts? { driver?: string, accel?: string, wait?: boolean }
+---@param opts? { driver?: string, accel?: string, wait?: boolean, hooks?: table<string, function> }
 ---@param stage? function
 ---@return table
 function M.start(name, opts, stage) end
 
 --- A clean guest shutdown (agent, then ACPI and Ctrl-Alt-Del), a kill after
---- `grace_ms` (default `default_grace_ms`). Errors: `ENOENT`.
+--- `grace_ms` (default `default_grace_ms`); `opts.hooks.before_stop(row, h)`
+--- runs first. Errors: `ENOENT`.
 ---@param name string
 ---@param grace_ms? integer
+---@param opts? { hooks?: table<string, function> }
 ---@return "stopped"|"killed"|"not running"
-function M.stop(name, grace_ms) end
+function M.stop(name, grace_ms, opts) end
 
 --- Kills the hypervisor at once and releases the VM's host objects.
 --- Errors: `ENOENT`.
@@ -59,16 +64,16 @@ function M.describe(row) end
 --- Errors: `ENOENT`, `EINVAL` (a snapshot of another banger version),
 --- `EHYPERVISOR`.
 ---@param snap_name string
----@param opts { name?: string, accel?: string, before_resume?: function }
+---@param opts { name?: string, accel?: string, before_resume?: function, hooks?: table<string, function> }
 ---@param stage? function
 ---@return table
 function M.create_from(snap_name, opts, stage) end
 
 --- Snapshots running VM `name` and restores `count` copies, named
---- `PREFIX-1..N` (default `NAME-fork-N`); returns the new rows and timings
---- (record `fork`).
+--- `PREFIX-1..N` (default `NAME-fork-N`); `opts.hooks` go to every restore.
+--- Returns the new rows and timings (record `fork`).
 ---@param name string
----@param opts? { count?: integer, prefix?: string }
+---@param opts? { count?: integer, prefix?: string, hooks?: table<string, function> }
 ---@param stage? function
 ---@return table
 function M.fork(name, opts, stage) end
@@ -90,13 +95,21 @@ function M.pick_driver(requested, accel) end
 ---@return string
 function M.kernel_for(image, name) end
 
---- Steps a script or recipe may replace: `allocate_ip(db)`,
---- `clone_rootfs(src, dst, bytes)`, `create_work_disk(path, bytes)`,
---- `wait_ready(row, h, timeout_ms)`, and the optional `provision_disks`,
---- `before_launch`, `after_boot`, `before_stop`
---- ([scripting.md](../scripting.md)).
----@type table
-M.hooks = nil
+--- A fresh table of the default hooks: `allocate_ip(db)`,
+--- `clone_rootfs(src, dst, bytes)`, `create_work_disk(path, bytes, settings)`,
+--- `provision_disks(row)`, `before_launch(row, spec)`,
+--- `wait_ready(row, h, timeout_ms)`, `after_boot(row, h)`,
+--- `before_stop(row, h)` ([scripting.md](../scripting.md) says when each is
+--- called). Changing it changes nothing else: a hook that adds a step calls
+--- the default one from it.
+---@return table<string, function>
+function M.default_hooks() end
+
+--- The hooks of one call: `given` over the defaults. An unknown name or a
+--- value that is not a function raises `EINVAL` instead of being ignored.
+---@param given? table<string, function>
+---@return table<string, function>
+function M.hooks_for(given) end
 
 --- How long `stop` waits for a clean shutdown before killing (15 s).
 ---@type integer

@@ -20,6 +20,17 @@ function M.problems(settings) end
 ---@return table
 function M.check(settings, how) end
 
+--- The flags `vm create` and `vm run` both take (`--image`, `--kernel`,
+--- `--cpus`, `--memory`, `--disk`, `--work-disk`, `--nat`/`--no-nat`,
+--- `--driver`, `--accel`), a fresh list each call for a recipe's `flags`.
+---@return table[]
+function M.cli_flags() end
+
+--- The settings given by `cli_flags()` flags (nil where a flag was not given).
+---@param opts table
+---@return table
+function M.from_flags(opts) end
+
 --- Each setting and the config key whose rule it follows (`vcpus` ->
 --- `vm.vcpus`, `driver` -> `driver.name`).
 ---@type table<string, string>
