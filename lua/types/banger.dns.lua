@@ -9,6 +9,11 @@ local M = {}
 ---@return integer
 function M.address() end
 
+--- What the responder answers now (record `dns_status`): whether it runs,
+--- where, and the `<vm>.vm` names of running VMs with an address.
+---@return { running: boolean, address: string, names: { name: string, ip: string }[] }
+function M.status() end
+
 --- The address of a running VM called `name`, or nil.
 ---@param name string
 ---@return string?

@@ -19,6 +19,11 @@ function M.require(name) end
 ---@return table
 function M.import(opts) end
 
+--- Removes kernel `name` from the catalog. Errors: `EBUSY` (a VM boots it,
+--- naming the VM), `ENOENT`.
+---@param name string
+function M.remove(name) end
+
 --- The default kernel's manifest (config `vm.kernel`, else `default_name`),
 --- importing it first when missing: Debian's cloud kernel through the host's
 --- apt, else the configured catalog. `info(line)` explains what it does.

@@ -9,6 +9,7 @@
 ---@field cli banger.cli
 ---@field config banger.config
 ---@field datafile banger.datafile
+---@field debian_image banger.debian_image
 ---@field dns banger.dns
 ---@field doctor banger.doctor
 ---@field errors banger.errors
@@ -22,6 +23,7 @@
 ---@field images banger.images
 ---@field json banger.native.json
 ---@field kernel banger.native.kernel
+---@field kernel_catalog banger.kernel_catalog
 ---@field kernels banger.kernels
 ---@field log banger.log
 ---@field net banger.net

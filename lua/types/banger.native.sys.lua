@@ -46,6 +46,12 @@ function M.sleep_ms(ms) end
 ---@return integer?
 function M.interrupted() end
 
+--- The structured error an interruption raises (code `ECANCELED`, message
+--- `interrupted` or `terminated`, exit 130 or 143): what the Ctrl-C hook
+--- raises and `banger.errors.interrupted` raises again.
+---@return banger.error
+function M.interrupt_error() end
+
 --- Forgets a handled interruption (a REPL line cancelled by Ctrl-C), so the
 --- next Ctrl-C counts as a first one.
 ---@return true

@@ -46,6 +46,14 @@ function M.text(v) end
 ---@return function
 function M.stages() end
 
+--- A percentage on one stderr line, redrawn only when it changes and only on
+--- a terminal: `text(pct, done, total)` returns the line. `p.update(done,
+--- total)` is nil when stderr is no terminal (so a native skips the
+--- callbacks), `p.clear()` erases a shown line, `p.finish()` ends it.
+---@param text function
+---@return { update?: function, clear: function, finish: function }
+function M.percent_progress(text) end
+
 --- Whether `fd` (default 1, stdout) is a terminal.
 ---@param fd? integer
 ---@return boolean

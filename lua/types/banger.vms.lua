@@ -19,6 +19,23 @@ function M.require(name) end
 ---@return table[]
 function M.list() end
 
+--- The names of the VMs that boot kernel `name`.
+---@param name string
+---@return string[]
+function M.using_kernel(name) end
+
+--- Inserts the row of a VM being created (state `creating`) with a fresh id,
+--- MAC and directory, the address from `opts.allocate_ip(db)`; `opts.also(db,
+--- row)` runs in the same transaction. `fields`: `image`, `kernel`, `driver`,
+--- `vcpus`, `memory_mib`, `disk_mib`, `work_disk_mib`, `nat`. Only
+--- `banger.vm` should call it: the row is the record a crash is cleaned up
+--- from. Errors: `EEXIST` (the name).
+---@param name string
+---@param fields table
+---@param opts? { allocate_ip?: function, also?: function }
+---@return table
+function M.insert(name, fields, opts) end
+
 --- Raises unless `name` is a valid VM name (a DNS label); a name from the
 --- command line is checked before it reaches any path. Errors: `EINVAL`.
 ---@param name string
