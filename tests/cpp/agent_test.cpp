@@ -203,17 +203,21 @@ TEST_CASE("Ctrl-C reaches the guest command as SIGINT", "[agent]") {
   test::TempDir t;
   RunningAgent agent(t);
   auto c = guest::AgentClient::wait_ready(agent.endpoint(), 10s);
-  std::thread interrupter([] {
-    std::this_thread::sleep_for(300ms);
-    cancel::request();
+  test::CancelReset reset;
+  // Ctrl-C once the guest command runs: it says so in a file first. A
+  // jthread joins even when an assertion ends the case.
+  const std::string ready = t / "running";
+  std::jthread interrupter([&](std::stop_token stop) {
+    while (!stop.stop_requested() && ::access(ready.c_str(), F_OK) != 0) std::this_thread::sleep_for(5ms);
+    if (!stop.stop_requested()) cancel::request();
   });
-  auto r = c->exec({{"sleep", "100"}, {}, {}, {}}, nullptr, nullptr);
+  auto r = c->exec({{"sh", "-c", "echo > \"$1\" && exec sleep 100", "sh", ready}, {}, {}, {}}, nullptr, nullptr);
+  interrupter.request_stop();
   interrupter.join();
   CHECK(r.interrupted);
   CHECK(r.signal == SIGINT);
   CHECK(r.code == 128 + SIGINT);
   CHECK(cancel::requested());  // the caller still sees the interrupt
-  cancel::reset();
 }
 
 TEST_CASE("put and get files with owner and mode, replaced atomically", "[agent]") {

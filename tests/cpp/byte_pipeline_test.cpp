@@ -13,6 +13,7 @@
 #include "engine/core/gunzip_source.hpp"
 #include "engine/core/prefetch_source.hpp"
 #include "engine/core/process.hpp"
+#include "test_util.hpp"
 
 using namespace banger;
 
@@ -146,6 +147,7 @@ class Stalled final : public ByteSource {
  public:
   std::span<const std::byte> read() override {
     std::unique_lock lk(mu_);
+    waiting_ = true;
     cv_.wait(lk, [&] { return cancelled_; });
     throw Error("ECANCELED", "reading stopped");
   }
@@ -155,11 +157,16 @@ class Stalled final : public ByteSource {
     cancelled_ = true;
     cv_.notify_all();
   }
+  bool waiting() {
+    std::lock_guard lk(mu_);
+    return waiting_;
+  }
 
  private:
   std::mutex mu_;
   std::condition_variable cv_;
   bool cancelled_ = false;
+  bool waiting_ = false;
 };
 
 }  // namespace
@@ -183,7 +190,7 @@ TEST_CASE("prefetch: chunks arrive in order, then the source's error", "[prefetc
 TEST_CASE("prefetch: dropping it stops a read that is waiting", "[prefetch]") {
   Stalled s;
   auto p = prefetch(s);
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the thread is waiting in read()
+  REQUIRE(banger::test::eventually([&] { return s.waiting(); }));  // the thread is waiting in read()
   p.reset();  // returns (instead of hanging the test) because cancel() reaches that read
-  SUCCEED();
+  CHECK(s.waiting());
 }

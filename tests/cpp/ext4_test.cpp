@@ -153,7 +153,7 @@ TEST_CASE("a symlink in the image never redirects a write", "[ext4][attack]") {
 }
 
 TEST_CASE("a user without privileges builds images with root-owned files", "[ext4]") {
-  if (::geteuid() != 0) FAIL("needs root to switch to another uid");
+  BANGER_NEEDS_ROOT("switches to another uid");
   test::TempDir t;
   REQUIRE(::chmod(t.path().c_str(), 0777) == 0);
   std::string img = t / "user.ext4";

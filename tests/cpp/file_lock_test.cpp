@@ -2,6 +2,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
+#include <string>
 #include <optional>
 #include <thread>
 
@@ -10,6 +12,21 @@
 #include "test_util.hpp"
 
 using namespace std::chrono_literals;
+
+namespace {
+
+// How many of this process's descriptors name `path`.
+int descriptors_naming(const std::string& path) {
+  int n = 0;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd", ec)) {
+    std::error_code rec;
+    if (std::filesystem::read_symlink(e.path(), rec) == path) ++n;
+  }
+  return n;
+}
+
+}  // namespace
 
 TEST_CASE("a removed lock leaves no file, and a waiter takes a new one", "[file_lock]") {
   banger::test::TempDir tmp;
@@ -31,7 +48,10 @@ TEST_CASE("a removed lock leaves no file, and a waiter takes a new one", "[file_
     waiter.emplace(path, true, 10s);
     locked = true;
   });
-  std::this_thread::sleep_for(100ms);  // let the waiter open the old file and block on it
+  banger::test::JoinOnExit join_waiter(t, [&] { holder.reset(); });
+  // Until the waiter has opened the old file (a second descriptor of ours
+  // names it) and so waits on it.
+  CHECK(banger::test::eventually([&] { return descriptors_naming(path) >= 2; }));
   CHECK_FALSE(locked.load());
   holder->remove();
   holder.reset();

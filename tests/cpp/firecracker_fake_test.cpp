@@ -277,13 +277,14 @@ TEST_CASE("fake: the API socket's mode comes from the process umask", "[firecrac
   // the fake never chmods its socket, so only the umask the driver sets keeps
   // it private. Spawned here with umask 0, it is open to everyone.
   test::FcFixture fx;
-  mode_t saved = ::umask(0);
-  process::SpawnOptions so;
-  so.argv = {fx.spec.binary, "--api-sock", fx.api_socket()};
-  so.umask = 0;
-  so.out = process::Stdio::null();
-  process::Child c = process::spawn(so);
-  ::umask(saved);
+  process::Child c = [&] {
+    test::Umask open_to_all(0);
+    process::SpawnOptions so;
+    so.argv = {fx.spec.binary, "--api-sock", fx.api_socket()};
+    so.umask = 0;
+    so.out = process::Stdio::null();
+    return process::spawn(so);
+  }();
   REQUIRE(test::eventually([&] { return http::can_connect(fx.api_socket()); }));
   CHECK((test::mode_of(fx.api_socket()) & 0777) == 0777);
   c.kill(SIGKILL);

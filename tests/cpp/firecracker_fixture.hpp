@@ -26,29 +26,6 @@ namespace banger::test {
 
 inline std::string fake_firecracker() { return std::string(BANGER_TEST_BINARY_DIR) + "/tests/fake-firecracker/fake-firecracker"; }
 
-// Sets an environment variable for the scope (the fake reads its hooks
-// from the environment it inherits through the driver).
-class EnvVar {
- public:
-  EnvVar(std::string name, const std::string& value) : name_(std::move(name)) {
-    if (const char* old = std::getenv(name_.c_str())) old_ = old;
-    ::setenv(name_.c_str(), value.c_str(), 1);
-  }
-  ~EnvVar() {
-    if (old_) {
-      ::setenv(name_.c_str(), old_->c_str(), 1);
-    } else {
-      ::unsetenv(name_.c_str());
-    }
-  }
-  EnvVar(const EnvVar&) = delete;
-  EnvVar& operator=(const EnvVar&) = delete;
-
- private:
-  std::string name_;
-  std::optional<std::string> old_;
-};
-
 // Pids (other than ours) whose command line contains `arg`.
 inline std::vector<pid_t> processes_with_arg(const std::string& arg) {
   std::vector<pid_t> out;
@@ -129,16 +106,5 @@ struct FcFixture {
   }
   bool no_leftover() const { return processes_with_arg(tmp.path()).empty(); }
 };
-
-// Waits (bounded) for a condition that another process makes true.
-template <class F>
-bool eventually(F&& f, std::chrono::milliseconds limit = std::chrono::seconds(5)) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (f()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return f();
-}
 
 }  // namespace banger::test

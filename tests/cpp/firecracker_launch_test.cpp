@@ -8,6 +8,8 @@
 
 #include <atomic>
 #include <cstring>
+#include <stop_token>
+#include <thread>
 
 #include "engine/core/cancel.hpp"
 #include "engine/core/error.hpp"
@@ -154,13 +156,24 @@ TEST_CASE("an API socket that never appears times out and the process is killed"
 TEST_CASE("Ctrl-C during launch stops it and kills the process", "[firecracker]") {
   test::FcFixture fx;
   test::EnvVar slow("FAKE_FC_START_DELAY_MS", "30000");
-  std::thread interrupt([] {
-    std::this_thread::sleep_for(100ms);
-    cancel::request();
+  test::CancelReset reset;
+  // Ctrl-C once the firecracker process exists (the launch is waiting for
+  // its API socket). A jthread joins even when an assertion ends the case.
+  std::atomic<bool> spawned{false};
+  std::jthread interrupt([&](std::stop_token stop) {
+    while (!stop.stop_requested() && !cancel::requested()) {
+      if (!test::processes_with_arg(fx.tmp.path()).empty()) {
+        spawned = true;
+        cancel::request();
+        return;
+      }
+      std::this_thread::sleep_for(5ms);
+    }
   });
   Error e = launch_error(fx);
+  interrupt.request_stop();
   interrupt.join();
-  cancel::reset();
+  CHECK(spawned);
   CHECK(e.code() == "ECANCELED");
   CHECK(fx.no_leftover());
 }
@@ -177,13 +190,14 @@ TEST_CASE("a binary that cannot be spawned fails cleanly", "[firecracker]") {
 TEST_CASE("the API socket is private from birth", "[firecracker][security]") {
   test::FcFixture fx;
   // Even with a permissive umask in banger itself, the driver's 077 applies.
-  mode_t saved = ::umask(0);
-  std::atomic<bool> done{false}, started{false};
+  test::Umask permissive(0);
+  std::atomic<bool> started{false};
   std::atomic<int> seen{0}, loose{0};
-  std::thread watcher([&] {
+  // Stopped and joined when the scope ends, also by a failed REQUIRE.
+  std::jthread watcher([&](std::stop_token stop) {
     const std::string path = fx.api_socket();
     started = true;
-    while (!done) {
+    while (!stop.stop_requested()) {
       struct stat st {};
       if (::lstat(path.c_str(), &st) == 0) {
         ++seen;
@@ -192,22 +206,13 @@ TEST_CASE("the API socket is private from birth", "[firecracker][security]") {
     }
   });
   while (!started) std::this_thread::yield();  // watching before the process exists
-  Handles h;
-  try {
-    h = make_firecracker_driver()->launch(fx.spec, {});
-  } catch (...) {
-    done = true;
-    watcher.join();
-    ::umask(saved);
-    throw;
-  }
+  Handles h = make_firecracker_driver()->launch(fx.spec, {});
   // Right after it appeared (launch returns as soon as it is configured).
   struct stat st {};
   REQUIRE(::lstat(fx.api_socket().c_str(), &st) == 0);
   CHECK(test::eventually([&] { return seen > 0; }));  // a busy machine may not have run it yet
-  done = true;
+  watcher.request_stop();
   watcher.join();
-  ::umask(saved);
   CHECK(S_ISSOCK(st.st_mode));
   CHECK((st.st_mode & 077) == 0);
   CHECK(st.st_uid == ::geteuid());

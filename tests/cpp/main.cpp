@@ -1,2 +1,71 @@
-#define CATCH_CONFIG_MAIN
+// The Catch2 main, and what a test left behind: ctest runs one test case
+// per process, so a child of this process that is still running (or that
+// exited and was never reaped) when the case is over is that case's leak.
+// It is named, killed and reaped, and the run fails, as luv's test harness
+// fails on leaked handles. (Sockets and files live in test::TempDir, which
+// removes them; the Lua runner checks taps, NAT rules and namespaces.)
+#define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
+
+#include <dirent.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+namespace {
+
+struct Leak {
+  pid_t pid;
+  bool zombie;
+  std::string cmdline;
+};
+
+std::string slurp(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+}
+
+std::vector<Leak> children_left() {
+  std::vector<Leak> out;
+  DIR* d = ::opendir("/proc");
+  if (!d) return out;
+  while (dirent* e = ::readdir(d)) {
+    char* end = nullptr;
+    long pid = std::strtol(e->d_name, &end, 10);
+    if (*end != '\0' || pid <= 0) continue;
+    std::string stat = slurp("/proc/" + std::string(e->d_name) + "/stat");
+    auto close = stat.rfind(')');
+    if (close == std::string::npos || close + 4 >= stat.size()) continue;
+    char state = stat[close + 2];
+    long ppid = std::strtol(stat.c_str() + close + 4, nullptr, 10);
+    if (ppid != ::getpid()) continue;
+    std::string cmd = slurp("/proc/" + std::string(e->d_name) + "/cmdline");
+    for (char& c : cmd)
+      if (c == '\0') c = ' ';
+    out.push_back({static_cast<pid_t>(pid), state == 'Z', cmd});
+  }
+  ::closedir(d);
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int rc = Catch::Session().run(argc, argv);
+  auto leaks = children_left();
+  for (const auto& l : leaks) {
+    std::fprintf(stderr, "leaked child process %d (%s)%s\n", static_cast<int>(l.pid), l.cmdline.c_str(),
+                 l.zombie ? ": exited, never reaped" : ": still running");
+    ::kill(l.pid, SIGKILL);
+    ::waitpid(l.pid, nullptr, 0);
+  }
+  if (rc != 0) return rc;
+  return leaks.empty() ? 0 : 1;
+}

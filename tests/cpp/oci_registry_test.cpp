@@ -462,16 +462,20 @@ TEST_CASE("oci Ctrl-C while a layer streams into ext4 stops everything and leave
   auto fs = ext4::Filesystem::open(t / "root.ext4", true);
   std::string e;
   {
+    test::CancelReset reset;
     Pull p(cache, requests(c, c.resolve()));
     auto src = p.open(0);
-    std::thread ctrl_c([] {
-      std::this_thread::sleep_for(std::chrono::milliseconds(150));
-      cancel::request();
+    // Ctrl-C once part of the layer has been served (so mid-layer: it is
+    // 2 MB of noise trickled 64 KiB at a time). A jthread joins even when an
+    // assertion ends the case.
+    std::jthread ctrl_c([&](std::stop_token stop) {
+      while (!stop.stop_requested() && srv.bytes_sent() < (256u << 10)) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      if (!stop.stop_requested()) cancel::request();
     });
     e = err_code([&] { ext4::apply_layer(*fs, *src); });
+    ctrl_c.request_stop();
     ctrl_c.join();
   }
-  cancel::reset();
   CHECK_THAT(e, Catch::StartsWith("ECANCELED"));
   CHECK(fs::is_empty(t / "cache/blobs/sha256"));
   fs->close();

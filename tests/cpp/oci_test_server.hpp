@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -54,6 +55,8 @@ class HttpServer {
     ::close(fd_);
   }
   std::string host() const { return "127.0.0.1:" + std::to_string(port_); }
+  // Body bytes sent so far, over all requests.
+  size_t bytes_sent() const { return sent_; }
   std::vector<HttpRequest> requests() {
     std::lock_guard lk(mu_);
     return reqs_;
@@ -117,6 +120,7 @@ class HttpServer {
       size_t step = r.chunk ? r.chunk : r.body.size();
       for (size_t off = 0; off < r.body.size() && !stop_; off += step) {
         if (!send_all(c, r.body.substr(off, step))) break;
+        sent_ += std::min(step, r.body.size() - off);
         if (r.delay_ms) std::this_thread::sleep_for(std::chrono::milliseconds(r.delay_ms));
       }
     }
@@ -136,6 +140,7 @@ class HttpServer {
   int fd_ = -1;
   int port_ = 0;
   std::atomic<bool> stop_{false};
+  std::atomic<size_t> sent_{0};
   std::thread thread_;
   std::vector<std::thread> conns_;  // only touched by the accept thread until the destructor joins it
   std::mutex mu_;

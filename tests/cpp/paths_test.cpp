@@ -47,7 +47,7 @@ TEST_CASE("a runtime dir that is a symlink is refused", "[paths][attack]") {
 }
 
 TEST_CASE("a runtime dir owned by another uid is refused", "[paths][attack]") {
-  if (::geteuid() != 0) FAIL("needs root to create a directory owned by someone else");
+  BANGER_NEEDS_ROOT("creates a directory owned by someone else");
   TempDir t;
   std::string dir = t / "banger";
   REQUIRE(::mkdir(dir.c_str(), 0700) == 0);
@@ -57,7 +57,7 @@ TEST_CASE("a runtime dir owned by another uid is refused", "[paths][attack]") {
 }
 
 TEST_CASE("the /tmp fallback refuses squatted or symlinked directories", "[paths][attack]") {
-  if (::geteuid() != 0) FAIL("needs root to act as two users");
+  BANGER_NEEDS_ROOT("acts as two users");
   using banger::test::kNobody;
   const std::string fallback = "/tmp/banger-runtime-" + std::to_string(kNobody);
   std::error_code ec;

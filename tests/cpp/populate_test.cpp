@@ -213,7 +213,7 @@ TEST_CASE("hostile layers are refused, naming the layer and the entry", "[ext4][
 }
 
 TEST_CASE("an unprivileged user builds a root-owned tree from a layer", "[ext4][populate]") {
-  if (::geteuid() != 0) FAIL("needs root to switch to another uid");
+  BANGER_NEEDS_ROOT("switches to another uid");
   test::TempDir t;
   REQUIRE(::chmod(t.path().c_str(), 0777) == 0);
   std::string img = t / "user.ext4";

@@ -203,6 +203,7 @@ TEST_CASE("helper: a socket swapped for a symlink, at any moment, is refused and
       swapping = true;
     }
   });
+  banger::test::JoinOnExit join_swapper(swapper, [&] { done = true; });
   while (!swapping) std::this_thread::yield();
   // At least 3000 attempts, and on until both outcomes were seen: on two
   // busy cores the swapper may not get scheduled inside the first few.
@@ -233,6 +234,7 @@ TEST_CASE("helper: a socket swapped for a symlink, at any moment, is refused and
 
 TEST_CASE("helper: SIGTERM's cancel ends run() and an idle connection's thread within 1 s, socket removed",
           "[priv][signal]") {
+  banger::test::CancelReset reset;
   TempDir tmp;
   std::string sock = tmp / "run/banger/helper.sock";
   using clock = std::chrono::steady_clock;
@@ -240,6 +242,7 @@ TEST_CASE("helper: SIGTERM's cancel ends run() and an idle connection's thread w
   {
     auto server = std::make_unique<banger::priv::Server>(banger::priv::ServerOptions{sock, kNobody, kNobody, 32});
     std::thread runner([&] { server->run(); });
+    banger::test::JoinOnExit join_runner(runner, [] { banger::cancel::request(SIGTERM); });
     // A client that asks once, has its answer, and then says nothing: its
     // connection thread waits in recv_line for the next request.
     int idle = banger::net_unix::connect(sock, std::chrono::milliseconds(2000));
@@ -254,7 +257,6 @@ TEST_CASE("helper: SIGTERM's cancel ends run() and an idle connection's thread w
     took = clock::now() - start;
     ::close(idle);
   }
-  banger::cancel::reset();
   CHECK(took < std::chrono::seconds(1));
   struct stat st {};
   CHECK(::lstat(sock.c_str(), &st) != 0);

@@ -74,17 +74,16 @@ TEST_CASE("passed descriptors arrive as 3, 4, ... and nothing else does", "[proc
 }
 
 TEST_CASE("the chosen umask reaches the child and never loosens", "[process][security]") {
-  mode_t saved = ::umask(022);
+  banger::test::Umask parent(022);
   auto opts = sh("umask");
   opts.umask = 077;
   CHECK(run(opts).out == "0077\n");
   // The parent's umask is restored.
-  CHECK(::umask(saved) == 022);
+  CHECK(banger::test::Umask(027).previous() == 022);
   // A looser request still keeps the parent's bits.
-  ::umask(027);
+  banger::test::Umask stricter(027);
   opts.umask = 0;
   CHECK(run(opts).out == "0027\n");
-  ::umask(saved);
 }
 
 TEST_CASE("detached children get their own session", "[process]") {
@@ -100,11 +99,8 @@ TEST_CASE("spawn/wait/kill and cmdline", "[process]") {
   Child c = spawn(SpawnOptions{{"sleep", "30"}, {}, {}, {}, false, {}, {}, {}});
   // posix_spawn returns once the child is inside execve, but the kernel
   // fills in the new argv area a moment later: poll briefly.
-  auto args = cmdline(c.pid());
-  for (int i = 0; i < 200 && args.empty(); ++i) {
-    ::usleep(5000);
-    args = cmdline(c.pid());
-  }
+  std::vector<std::string> args;
+  CHECK(banger::test::eventually([&] { return !(args = cmdline(c.pid())).empty(); }));
   REQUIRE(args.size() == 2);
   CHECK(args[0] == "sleep");
   CHECK(args[1] == "30");

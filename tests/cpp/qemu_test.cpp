@@ -119,9 +119,7 @@ TEST_CASE("qemu driver: launch, status, pause/resume, forced shutdown", "[qemu]"
   CHECK((mode_of(h.control_socket) & 077) == 0);
   CHECK((mode_of(h.agent.path) & 077) == 0);
   CHECK(driver->status(h) == vmm::RunState::running);
-  for (int i = 0; i < 100 && slurp(spec.console_log).find("mini-kernel: up") == std::string::npos; ++i)
-    std::this_thread::sleep_for(50ms);
-  CHECK(slurp(spec.console_log).find("banger-mini-kernel: up") != std::string::npos);
+  CHECK(test::eventually([&] { return slurp(spec.console_log).find("banger-mini-kernel: up") != std::string::npos; }));
 
   driver->pause(h);
   CHECK(driver->status(h) == vmm::RunState::paused);

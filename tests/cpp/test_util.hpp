@@ -1,14 +1,32 @@
 #pragma once
 // Small helpers shared by the C++ tests.
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
+#include <thread>
 
+#include "engine/core/cancel.hpp"
 #include "engine/core/error.hpp"
+
+// A test case that cannot run here says why and returns; ctest reports it
+// as skipped, never as passed (SKIP_REGULAR_EXPRESSION in tests/CMakeLists.txt).
+#define BANGER_SKIP(why)                          \
+  do {                                            \
+    std::printf("banger-skip: %s\n", (why));      \
+    std::fflush(stdout);                          \
+    return;                                       \
+  } while (0)
+// The cases that need root skip without it (README.md, "Tests and root").
+#define BANGER_NEEDS_ROOT(why) \
+  if (::geteuid() != 0) BANGER_SKIP("needs root: " why)
 
 namespace banger::test {
 
@@ -53,6 +71,88 @@ inline int in_child(const std::function<int()>& fn) {
 
 // The banger::Error code `fn` throws, or "" when it throws nothing.
 std::string error_code_of(const std::function<void()>& fn);
+
+// Sets (or, with nullopt, unsets) an environment variable for the scope and
+// puts the old value back, even when an assertion ends the test early.
+class EnvVar {
+ public:
+  EnvVar(std::string name, const std::optional<std::string>& value) : name_(std::move(name)) {
+    if (const char* old = std::getenv(name_.c_str())) old_ = old;
+    if (value) {
+      ::setenv(name_.c_str(), value->c_str(), 1);
+    } else {
+      ::unsetenv(name_.c_str());
+    }
+  }
+  EnvVar(std::string name, const char* value) : EnvVar(std::move(name), std::optional<std::string>(value)) {}
+  ~EnvVar() {
+    if (old_) {
+      ::setenv(name_.c_str(), old_->c_str(), 1);
+    } else {
+      ::unsetenv(name_.c_str());
+    }
+  }
+  EnvVar(const EnvVar&) = delete;
+  EnvVar& operator=(const EnvVar&) = delete;
+
+ private:
+  std::string name_;
+  std::optional<std::string> old_;
+};
+
+// Sets the process umask for the scope and restores the previous one.
+class Umask {
+ public:
+  explicit Umask(mode_t mask) : old_(::umask(mask)) {}
+  ~Umask() { ::umask(old_); }
+  Umask(const Umask&) = delete;
+  Umask& operator=(const Umask&) = delete;
+  mode_t previous() const { return old_; }
+
+ private:
+  mode_t old_;
+};
+
+// Clears the process-wide cancel flag when the scope ends, so a test that
+// requests cancellation (or fails while it is set) never cancels the next.
+class CancelReset {
+ public:
+  CancelReset() = default;
+  ~CancelReset() { cancel::reset(); }
+  CancelReset(const CancelReset&) = delete;
+  CancelReset& operator=(const CancelReset&) = delete;
+};
+
+// Joins `thread` when the scope ends, after calling `stop` (whatever makes
+// it return), so a REQUIRE that fires while it runs unwinds the test case
+// instead of destroying a joinable std::thread (std::terminate).
+class JoinOnExit {
+ public:
+  explicit JoinOnExit(std::thread& thread, std::function<void()> stop = {}) : thread_(thread), stop_(std::move(stop)) {}
+  ~JoinOnExit() {
+    if (!thread_.joinable()) return;
+    if (stop_) stop_();
+    thread_.join();
+  }
+  JoinOnExit(const JoinOnExit&) = delete;
+  JoinOnExit& operator=(const JoinOnExit&) = delete;
+
+ private:
+  std::thread& thread_;
+  std::function<void()> stop_;
+};
+
+// Polls `f` until it holds or `limit` passes; returns its last value. For a
+// condition another thread or process makes true: never a fixed sleep.
+template <class F>
+bool eventually(F&& f, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (f()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return f();
+}
 
 // The uid tests drop to when they need "somebody else".
 inline constexpr uid_t kNobody = 65534;

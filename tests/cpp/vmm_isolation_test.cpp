@@ -106,7 +106,11 @@ pid_t spawn_sleep(uid_t uid) {
     ::execlp("sleep", "sleep", "30", nullptr);
     ::_exit(127);
   }
-  std::this_thread::sleep_for(100ms);  // until exec has replaced the command line
+  // Until exec has replaced the command line.
+  REQUIRE(eventually([&] {
+    auto argv = process::cmdline(pid);
+    return !argv.empty() && argv[0] == "sleep";
+  }));
   return pid;
 }
 
@@ -129,10 +133,7 @@ std::string fd_target(pid_t pid, int fd) {
 // The console log once the mini kernel has said it is up (or after 5 s).
 std::string console_of(const vmm::VmSpec& spec) {
   std::string console;
-  for (int i = 0; i < 100 && console.find("mini-kernel: up") == std::string::npos; ++i) {
-    std::this_thread::sleep_for(50ms);
-    console = read_file(spec.console_log);
-  }
+  eventually([&] { return (console = read_file(spec.console_log)).find("mini-kernel: up") != std::string::npos; }, 5s);
   return console;
 }
 
@@ -200,8 +201,7 @@ TEST_CASE("launch_vmm: QEMU runs as a uid of its own from descriptors, and signa
   for (const auto& launched : {r.value, r2.value}) {
     pid_t p = launched["pid"].get<pid_t>();
     priv::execute("signal_vmm", {{"pid", p}, {"signal", "KILL"}}, {0, 0});
-    for (int i = 0; i < 200 && running(p); ++i) std::this_thread::sleep_for(10ms);
-    CHECK_FALSE(running(p));
+    CHECK(eventually([&] { return !running(p); }));
     ::waitpid(p, nullptr, 0);  // our children: the in-process launch
   }
   CHECK_FALSE(vmm::alive(h));

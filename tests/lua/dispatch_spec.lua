@@ -165,11 +165,7 @@ local f = assert(io.open(%q, "w")); f:close()
 banger.sys.sleep_ms(30000)
 ]], marker, ready))
     local child = t.spawn({ t.bin(), "run", home .. "/slow.lua", env = t.env(home), stderr = "pipe" })
-    local deadline = banger.sys.monotonic_ms() + 10000
-    while not banger.fs.exists(ready) and banger.sys.monotonic_ms() < deadline do
-      banger.sys.sleep_ms(20)
-    end
-    t.truthy(banger.fs.exists(ready), "the script started")
+    t.wait_for(function() return banger.fs.exists(ready) end, 30000, "the script to start")
     child:kill(2)
     local st = child:wait(10000)
     t.eq(st.code, 130)

@@ -59,13 +59,10 @@ describe("dns serve", function()
     local server = t.spawn({ t.bin(), "dns", "serve", "--idle-exit", "1", env = t.env(home), cwd = home,
       stderr = "pipe" })
     local out
-    for _ = 1, 50 do
+    t.wait_for(function()
       out = dig(port, "web.vm", "A")
-      if out:find("status: NOERROR", 1, true) then
-        break
-      end
-      banger.sys.sleep_ms(100)
-    end
+      return out:find("status: NOERROR", 1, true)
+    end, 30000, "the responder to answer web.vm")
     t.contains(out, "status: NOERROR")
     t.contains(out, "flags: qr aa;")
     t.truthy(out:find("web%.vm%.%s+5%s+IN%s+A%s+172%.30%.0%.5"), out)

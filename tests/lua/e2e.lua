@@ -81,15 +81,6 @@ function e2e.wait_for_launch(home)
   return found
 end
 
-function e2e.wait_for(pred, timeout_ms, what)
-  local deadline = banger.sys.monotonic_ms() + (timeout_ms or 60000)
-  while banger.sys.monotonic_ms() < deadline do
-    if pred() then
-      return true
-    end
-    banger.sys.sleep_ms(50)
-  end
-  error("timed out waiting for " .. (what or "condition"), 2)
-end
+e2e.wait_for = t.wait_for
 
 return e2e

@@ -28,12 +28,7 @@ describe("a non-root owner through the root helper", function()
     local sock = parent .. "/run/helper.sock"
     helper = t.spawn({ "ip", "netns", "exec", world.host, os.getenv("BANGER_BUILD_DIR") .. "/banger-helper",
       "--socket", sock, "--owner", OWNER .. ":" .. OWNER, stderr = "pipe" })
-    for _ = 1, 100 do
-      if banger.fs.exists(sock) then
-        break
-      end
-      banger.sys.sleep_ms(50)
-    end
+    t.wait_for(function() return banger.fs.exists(sock) end, 30000, "the helper's socket")
 
     local home = e2e.home()
     banger.proc.run({ "chmod", "0755", home })
@@ -92,7 +87,10 @@ describe("a non-root owner through the root helper", function()
       "-9", tostring(pid) })
     t.truthy(own.code ~= 0, "the owner may not signal the isolated QEMU")
     local victim = t.spawn({ "setpriv", "--reuid=" .. OWNER, "--regid=" .. OWNER, "--clear-groups", "sleep", "30" })
-    banger.sys.sleep_ms(100)
+    t.wait_for(function()
+      local ok, cmd = pcall(t.read, "/proc/" .. victim:pid() .. "/cmdline")
+      return ok and cmd:sub(1, 6) == "sleep\0"
+    end, 10000, "setpriv to exec the sleep")
     local refused = as_owner(home, { "run", t.source_dir() .. "/tests/lua/fixtures/priv_call.lua", "signal_vmm",
       banger.json.encode({ pid = victim:pid(), signal = "KILL" }) })
     t.eq(banger.json.decode(refused.stdout).error, "EPERM", refused.stdout)

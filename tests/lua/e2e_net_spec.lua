@@ -38,15 +38,11 @@ describe("guest networking on a real kernel", function()
     t.contains(r.stdout, "hello guest")
 
     -- <vm>.vm answers for the running VM (the responder started with it)
-    local answer = ""
-    for _ = 1, 50 do
-      answer = netns.run(world.host, { "dig", "@127.0.0.1", "-p", "42069", "+short", "+time=1", "+tries=1",
+    local answer = t.wait_for(function()
+      local out = netns.run(world.host, { "dig", "@127.0.0.1", "-p", "42069", "+short", "+time=1", "+tries=1",
         "netvm.vm" }).stdout
-      if answer ~= "" then
-        break
-      end
-      banger.sys.sleep_ms(100)
-    end
+      return out ~= "" and out
+    end, 30000, "the VM's DNS answer")
     t.eq(answer, "172.30.0.2\n")
     local del = netns.run(world.host, { t.bin(), "vm", "delete", "-f", "netvm" }, { env = t.env(home), cwd = home })
     t.eq(del.code, 0, del.stderr)

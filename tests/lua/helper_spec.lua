@@ -12,13 +12,7 @@ local function helper_bin()
 end
 
 local function wait_for(path)
-  for _ = 1, 100 do
-    if banger.fs.exists(path) then
-      return
-    end
-    banger.sys.sleep_ms(50)
-  end
-  error("no socket at " .. path)
+  t.wait_for(function() return banger.fs.exists(path) end, 30000, "a socket at " .. path)
 end
 
 -- A directory every uid can traverse, for the socket's parent.

@@ -5,9 +5,17 @@ local fs = banger.fs
 local proc = banger.proc
 local json = banger.json
 
+local leaks = assert(loadfile((os.getenv("BANGER_SOURCE_DIR") or ".") .. "/tests/lua/leaks.lua", "t", _ENV))()
+
 local t = {}
 local tmpdirs = {}
 local children = {}
+-- The banger homes a test used, and the VM ids they held: what the leak
+-- census attributes taps and NAT rules by.
+local homes, vm_ids = {}, {}
+-- Every temporary directory of the file's tests, and the test that made it.
+local file_dirs, dir_test = {}, {}
+local current_test
 
 local function show(v)
   if type(v) == "string" then
@@ -94,6 +102,8 @@ end
 function t.tmpdir()
   local d = fs.mkdtemp("banger-test-")
   tmpdirs[#tmpdirs + 1] = d
+  file_dirs[#file_dirs + 1] = d
+  dir_test[d] = current_test
   return d
 end
 
@@ -111,6 +121,10 @@ end
 
 --- An isolated environment for a banger child: HOME and every XDG dir under `home`.
 function t.env(home, extra)
+  if not homes[home] then
+    homes[home] = true
+    homes[#homes + 1] = home
+  end
   local env = {
     "HOME=" .. home,
     "XDG_CONFIG_HOME=" .. home .. "/.config",
@@ -155,7 +169,27 @@ function t.banger(args, opts)
   argv.input = opts.input
   argv.timeout_ms = opts.timeout_ms or 60000
   local r = proc.run(argv)
+  t.note_vms(home)
   return { code = r.code, stdout = r.stdout, stderr = r.stderr, home = home }
+end
+
+--- Polls pred() until it returns a true value (returned) or `timeout_ms`
+-- passes (then raises, naming `what`): synchronisation by state, never by
+-- a fixed sleep. Deadlines are generous: the suite runs on loaded machines.
+function t.wait_for(pred, timeout_ms, what)
+  local deadline = banger.sys.monotonic_ms() + (timeout_ms or 60000)
+  repeat
+    local v = pred()
+    if v then
+      return v
+    end
+    banger.sys.sleep_ms(20)
+  until banger.sys.monotonic_ms() >= deadline
+  local v = pred()
+  if v then
+    return v
+  end
+  error("timed out after " .. (timeout_ms or 60000) .. " ms waiting for " .. (what or "a condition"), 2)
 end
 
 --- Starts a child that the test must wait for; a child left running fails the test.
@@ -165,7 +199,48 @@ function t.spawn(spec)
   return c
 end
 
-function t._begin() end
+--- Remembers the VMs `home` has now, so a NAT rule one of them leaves
+-- after it is deleted is still known to be this test's.
+function t.note_vms(home)
+  for _, id in ipairs(leaks.vm_ids(home)) do
+    vm_ids[id] = true
+  end
+end
+
+--- Marks the spec file as needing root: without it, each of its tests is
+-- reported as skipped with `why` (the runner exits 77, ctest says Skipped).
+function t.requires_root(why)
+  t._requires_root = t._requires_root or why
+end
+
+function t._begin(name)
+  current_test = name
+end
+
+--- Fails with every object of the test's own still on the host (and
+-- removes it, so one leak does not spill into the next test); nil if clean.
+-- deep: also look for processes by the directories they use (slow: once per file).
+function t._census(dirs, deep)
+  for _, h in ipairs(homes) do
+    t.note_vms(h)
+  end
+  local ids = {}
+  for id in pairs(vm_ids) do
+    ids[#ids + 1] = id
+  end
+  local found = leaks.census(dirs, homes, ids, deep)
+  if #found == 0 then
+    return nil
+  end
+  local lines = {}
+  for _, obj in ipairs(found) do
+    local d = obj.what:match("(/%S*banger%-test%-%w+)")
+    local by = d and dir_test[d] and (" (by test: " .. dir_test[d] .. ")") or ""
+    lines[#lines + 1] = "  leaked " .. obj.what .. by
+    pcall(obj.reap)
+  end
+  return "test left objects behind:\n" .. table.concat(lines, "\n")
+end
 
 function t._finish()
   local leak
@@ -178,20 +253,23 @@ function t._finish()
     end
   end
   children = {}
-  -- A VM (or any process) still using a test's directories was left behind,
-  -- by a failing test or a leak: stop it, and fail a test that passed.
-  for _, d in ipairs(tmpdirs) do
-    local r = proc.run({ "pgrep", "-f", "--", d })
-    for pid in (r.stdout or ""):gmatch("%d+") do
-      leak = leak or ("test left a process running in " .. d .. " (pid " .. pid .. ")")
-      proc.run({ "kill", "-9", pid })
-    end
+  local census = t._census(tmpdirs)
+  if census then
+    leak = leak and (leak .. "\n" .. census) or census
   end
   for _, d in ipairs(tmpdirs) do
     pcall(fs.remove_tree, d)
   end
   tmpdirs = {}
+  homes, vm_ids = {}, {}
+  current_test = nil
   return leak
+end
+
+--- After the file's last test: what its top level left (children, network
+-- namespaces) and any process still using one of its tests' directories.
+function t._finish_file()
+  return t._census(file_dirs, true)
 end
 
 return t

@@ -72,13 +72,9 @@ function netns.world(body)
   w.httpd = t.spawn({ "ip", "netns", "exec", w.outside, "busybox", "httpd", "-f", "-p", "10.200.0.2:8080", "-h", www })
   w.url = "http://10.200.0.2:8080/probe"
   -- httpd binds asynchronously; wait until the host can fetch the probe.
-  for _ = 1, 50 do
-    if netns.run(w.host, { "curl", "-sf", "-m", "1", w.url }).code == 0 then
-      return w
-    end
-    banger.sys.sleep_ms(100)
-  end
-  error("busybox httpd did not come up in " .. w.outside)
+  t.wait_for(function() return netns.run(w.host, { "curl", "-sf", "-m", "1", w.url }).code == 0 end, 30000,
+    "busybox httpd in " .. w.outside)
+  return w
 end
 
 --- A fake guest: a namespace whose eth0 is a veth port on `bridge` in the

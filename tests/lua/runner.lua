@@ -1,6 +1,12 @@
 -- The Lua test runner: runs one spec file inside the real banger binary, so
 -- specs exercise the real bindings. Prints one line per test and a closing
--- "N passed, N failed, N skipped" line; exits non-zero on any failure.
+-- "N passed, N failed, N skipped" line; exits 1 on any failure, else 77
+-- when a test was skipped (ctest's SKIP_RETURN_CODE: reported as skipped,
+-- never as passed), else 0. A skip always says why.
+--
+-- After each test, and once more after the whole file, the runner fails on
+-- anything the test left behind (tests/lua/leaks.lua: processes, taps, NAT
+-- rules, sockets, network namespaces of its own), naming each object.
 --
 -- A spec uses describe/it/pending/before_each/after_each and the helpers in
 -- tests/lua/helpers.lua (available as the global `t`).
@@ -33,7 +39,8 @@ function env.it(name, fn)
 end
 
 function env.pending(name, reason)
-  table.insert(current.children, { name = name, pending = reason or "pending", parent = current })
+  assert(type(reason) == "string" and reason ~= "", "pending(" .. name .. "): say why the test does not run")
+  table.insert(current.children, { name = name, pending = reason, parent = current })
 end
 
 function env.before_each(fn)
@@ -84,9 +91,13 @@ end
 
 local function run_test(node)
   local name = full_name(node)
-  if node.pending then
+  local skip = node.pending
+  if not skip and helpers._requires_root and banger.sys.geteuid() ~= 0 then
+    skip = "needs root: " .. helpers._requires_root
+  end
+  if skip then
     skipped = skipped + 1
-    print("skip - " .. name .. " # " .. node.pending)
+    print("skip - " .. name .. " # SKIP " .. skip)
     return
   end
   helpers._begin(name)
@@ -130,5 +141,14 @@ local function walk(node)
 end
 
 walk(root)
+local leak = helpers._finish_file()
+if leak then
+  failed = failed + 1
+  print("not ok - " .. spec_path .. " (after its last test)")
+  io.stdout:write("    ", (leak:gsub("\n", "\n    ")), "\n")
+end
 print(string.format("%d passed, %d failed, %d skipped", passed, failed, skipped))
-return failed == 0 and 0 or 1
+if failed > 0 then
+  return 1
+end
+return skipped > 0 and 77 or 0

@@ -16,16 +16,7 @@ local function free_port()
   return port
 end
 
-local function wait_for(pred, timeout_ms, what)
-  local deadline = banger.sys.monotonic_ms() + timeout_ms
-  while banger.sys.monotonic_ms() < deadline do
-    if pred() then
-      return
-    end
-    banger.sys.sleep_ms(20)
-  end
-  error("timed out waiting for " .. what, 2)
-end
+local wait_for = t.wait_for
 
 -- Sends `sig` and returns the exit status and how long the exit took.
 local function signal_and_time(child, sig)

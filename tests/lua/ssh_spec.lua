@@ -24,12 +24,11 @@ local function sshd(dir, port, hostkey, client_pub)
     "KbdInteractiveAuthentication no", "PidFile none", "",
   }, "\n"))
   local c = t.spawn({ "/usr/sbin/sshd", "-D", "-e", "-f", dir .. "/sshd_config", stderr = "pipe" })
-  for _ = 1, 100 do
-    local probe = banger.proc.run({ "ssh-keyscan", "-p", tostring(port), "-T", "1", "127.0.0.1" })
-    if probe.stdout ~= "" then
-      return c
-    end
-    banger.sys.sleep_ms(50)
+  local ok = pcall(t.wait_for, function()
+    return banger.proc.run({ "ssh-keyscan", "-p", tostring(port), "-T", "1", "127.0.0.1" }).stdout ~= ""
+  end, 30000, "sshd")
+  if ok then
+    return c
   end
   error("sshd did not start: " .. c:read_all("stderr"))
 end
@@ -110,13 +109,7 @@ describe("ssh client", function()
       home, home)
     local probe_child = t.spawn({ t.bin(), "run", t.source_dir() .. "/tests/lua/fixtures/ssh_probe.lua", tostring(port),
       home .. "/id", kh, script, "", env = t.env(home), cwd = home, stdout = "pipe", stderr = "pipe" })
-    for _ = 1, 100 do
-      if banger.fs.exists(home .. "/ready") then
-        break
-      end
-      banger.sys.sleep_ms(50)
-    end
-    t.truthy(banger.fs.exists(home .. "/ready"), "the remote command started")
+    t.wait_for(function() return banger.fs.exists(home .. "/ready") end, 30000, "the remote command to start")
     probe_child:kill(2)
     -- banger unwinds with 130 once the command has ended; the command's
     -- INT trap ran first (the exec waited for it)
