@@ -107,7 +107,7 @@ pid_t spawn_sleep(uid_t uid) {
     ::_exit(127);
   }
   // Until exec has replaced the command line.
-  REQUIRE(eventually([&] {
+  REQUIRE(test::eventually([&] {
     auto argv = process::cmdline(pid);
     return !argv.empty() && argv[0] == "sleep";
   }));
@@ -133,7 +133,7 @@ std::string fd_target(pid_t pid, int fd) {
 // The console log once the mini kernel has said it is up (or after 5 s).
 std::string console_of(const vmm::VmSpec& spec) {
   std::string console;
-  eventually([&] { return (console = read_file(spec.console_log)).find("mini-kernel: up") != std::string::npos; }, 5s);
+  test::eventually([&] { return (console = read_file(spec.console_log)).find("mini-kernel: up") != std::string::npos; }, 5s);
   return console;
 }
 
@@ -201,7 +201,7 @@ TEST_CASE("launch_vmm: QEMU runs as a uid of its own from descriptors, and signa
   for (const auto& launched : {r.value, r2.value}) {
     pid_t p = launched["pid"].get<pid_t>();
     priv::execute("signal_vmm", {{"pid", p}, {"signal", "KILL"}}, {0, 0});
-    CHECK(eventually([&] { return !running(p); }));
+    CHECK(test::eventually([&] { return !running(p); }));
     ::waitpid(p, nullptr, 0);  // our children: the in-process launch
   }
   CHECK_FALSE(vmm::alive(h));

@@ -2,6 +2,7 @@
 -- imported and a tiny busybox + agent image registered, ready for
 -- `banger vm create --image tiny`. Real kernel, real QEMU (TCG here).
 local e2e = {}
+t.requires_root("end-to-end specs share the kernel cache in /var/cache/banger-test and set up namespaces, helpers and other uids as root")
 
 function e2e.agent_bin()
   return assert(os.getenv("BANGER_BUILD_DIR"), "BANGER_BUILD_DIR") .. "/cli/banger-agent/banger-agent"

@@ -3,6 +3,7 @@
 -- "outside" namespace standing in for the internet (a veth away, serving
 -- HTTP with busybox), and fake guests (a veth on banger's bridge).
 local netns = {}
+t.requires_root("makes network namespaces")
 
 local function sh(argv)
   local r = banger.proc.run(argv)
