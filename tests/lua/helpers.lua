@@ -269,6 +269,9 @@ end
 --- After the file's last test: what its top level left (children, network
 -- namespaces) and any process still using one of its tests' directories.
 function t._finish_file()
+  -- A daemon that ends by itself once its state is gone (the DNS responder
+  -- notices its removed state DB) gets a deadline to do so.
+  pcall(t.wait_for, function() return #leaks.processes(file_dirs, true) == 0 end, 10000)
   return t._census(file_dirs, true)
 end
 

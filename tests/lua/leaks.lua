@@ -5,7 +5,7 @@
 -- of the test's temporary directories; a tap in this namespace bearing the
 -- mark of one of the test's banger homes (ifalias banger:<home tag>, see
 -- lua/stdlib/banger/net.lua); a NAT rule for such a tap or for a VM id of
--- those homes; a socket under the test's directories; a network namespace
+-- those homes; a socket in those homes' runtime directories; a network namespace
 -- named by tests/lua/netns.lua with the runner's pid.
 -- A process still using a directory after it was removed shows it as
 -- "<dir>/... (deleted)", so the (slower) search by directory can run once
@@ -177,11 +177,13 @@ local function walk_sockets(dir, out)
   end
 end
 
---- Unix sockets under `dirs`.
-function M.sockets(dirs)
+--- Unix sockets left in the runtime directories of `homes` (VM sockets,
+-- which banger must remove with the VM; a test's own socket files elsewhere
+-- go with its temporary directory).
+function M.sockets(homes)
   local out = {}
-  for _, d in ipairs(dirs) do
-    walk_sockets(d, out)
+  for _, h in ipairs(homes) do
+    walk_sockets(h .. "/run/banger", out)
   end
   return out
 end
@@ -223,7 +225,7 @@ function M.census(dirs, homes, ids, deep)
     found[#found + 1] = { what = "network namespace " .. ns,
       reap = function() proc.run({ "ip", "netns", "delete", ns }) end }
   end
-  for _, path in ipairs(M.sockets(dirs)) do
+  for _, path in ipairs(M.sockets(homes)) do
     found[#found + 1] = { what = "socket " .. path, reap = function() pcall(fs.remove, path) end }
   end
   return found
