@@ -1,5 +1,7 @@
 #include "banger_guest.hpp"
 
+#include "engine/core/unique_fd.hpp"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -8,11 +10,10 @@
 namespace banger::agent {
 
 bool in_banger_guest() {
-  int fd = ::open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
+  UniqueFd fd(::open("/proc/cmdline", O_RDONLY | O_CLOEXEC));
+  if (!fd) return false;
   char buf[4096];
-  ssize_t n = ::read(fd, buf, sizeof buf - 1);
-  ::close(fd);
+  ssize_t n = ::read(fd.get(), buf, sizeof buf - 1);
   if (n <= 0) return false;
   buf[n] = '\0';
   // A whole argument: at the start or after a space.

@@ -11,6 +11,7 @@
 #include <cstdio>
 
 #include "engine/core/error.hpp"
+#include "engine/core/unique_fd.hpp"
 
 // e2fsprogs' ext2_fs.h and the kernel's fs/ext4/ext4.h define it; neither is
 // a header the static agent can rely on.
@@ -20,20 +21,6 @@
 
 namespace banger::agent {
 namespace {
-
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 std::uint64_t le(const unsigned char* p, int bytes) {
   std::uint64_t v = 0;
@@ -75,12 +62,12 @@ std::string size_text(std::uint64_t bytes) {
 }  // namespace
 
 Growth grow_filesystem(const std::string& device, const std::string& mountpoint) {
-  Fd dev(::open(device.c_str(), O_RDONLY | O_CLOEXEC));
+  UniqueFd dev(::open(device.c_str(), O_RDONLY | O_CLOEXEC));
   if (dev.get() < 0) throw Error::last("open", device);
   struct stat ds {}, ms {};
   if (::fstat(dev.get(), &ds) != 0) throw Error::last("stat", device);
   if (!S_ISBLK(ds.st_mode)) throw Error("EINVAL", device + " is not a block device");
-  Fd dir(::open(mountpoint.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  UniqueFd dir(::open(mountpoint.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (dir.get() < 0) throw Error::last("open", mountpoint);
   if (::fstat(dir.get(), &ms) != 0) throw Error::last("stat", mountpoint);
   // The ioctl acts on whatever filesystem holds the directory: make sure

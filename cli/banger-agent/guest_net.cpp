@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "engine/core/error.hpp"
+#include "engine/core/unique_fd.hpp"
 
 namespace banger::agent {
 namespace {
@@ -53,19 +54,12 @@ class Message {
 class Rtnl {
  public:
   Rtnl() {
-    fd_ = ::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-    if (fd_ < 0) throw Error::last("open rtnetlink");
+    fd_.reset(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE));
+    if (!fd_) throw Error::last("open rtnetlink");
     sockaddr_nl local{};
     local.nl_family = AF_NETLINK;
-    if (::bind(fd_, reinterpret_cast<sockaddr*>(&local), sizeof local) != 0) {
-      int e = errno;
-      ::close(fd_);
-      throw Error::sys(e, "bind rtnetlink");
-    }
+    if (::bind(fd_.get(), reinterpret_cast<sockaddr*>(&local), sizeof local) != 0) throw Error::last("bind rtnetlink");
   }
-  ~Rtnl() { ::close(fd_); }
-  Rtnl(const Rtnl&) = delete;
-  Rtnl& operator=(const Rtnl&) = delete;
 
   // Sends with NLM_F_ACK; returns 0 or the kernel's negative errno.
   int request(Message& m) {
@@ -101,10 +95,10 @@ class Rtnl {
     nlmsghdr* h = m.header();
     h->nlmsg_flags |= flags;
     h->nlmsg_seq = ++seq_;
-    if (::send(fd_, h, h->nlmsg_len, 0) != static_cast<ssize_t>(h->nlmsg_len)) throw Error::last("send rtnetlink");
+    if (::send(fd_.get(), h, h->nlmsg_len, 0) != static_cast<ssize_t>(h->nlmsg_len)) throw Error::last("send rtnetlink");
     std::vector<char> buf(64 * 1024);
     for (;;) {
-      ssize_t n = ::recv(fd_, buf.data(), buf.size(), 0);
+      ssize_t n = ::recv(fd_.get(), buf.data(), buf.size(), 0);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) throw Error::last("receive rtnetlink");
       int left = static_cast<int>(n);
@@ -115,7 +109,7 @@ class Rtnl {
     }
   }
 
-  int fd_ = -1;
+  UniqueFd fd_;
   std::uint32_t seq_ = 0;
 };
 
@@ -245,8 +239,8 @@ void announce(int ifindex, const guest::NetConfig& net) {
   const in_addr self = ipv4(net.address);
   std::memcpy(&arp.spa, &self, sizeof self);
   std::memcpy(&arp.tpa, &self, sizeof self);
-  int fd = ::socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, htons(ETH_P_ARP));
-  if (fd < 0) throw Error::last("socket", "AF_PACKET for a gratuitous ARP on " + net.dev);
+  UniqueFd fd(::socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, htons(ETH_P_ARP)));
+  if (!fd) throw Error::last("socket", "AF_PACKET for a gratuitous ARP on " + net.dev);
   sockaddr_ll to{};
   to.sll_family = AF_PACKET;
   to.sll_protocol = htons(ETH_P_ARP);
@@ -255,10 +249,9 @@ void announce(int ifindex, const guest::NetConfig& net) {
   std::memset(to.sll_addr, 0xff, 6);
   int sent = 0;
   for (int i = 0; i < 3; ++i) {
-    if (::sendto(fd, &arp, sizeof arp, 0, reinterpret_cast<sockaddr*>(&to), sizeof to) == sizeof arp) ++sent;
+    if (::sendto(fd.get(), &arp, sizeof arp, 0, reinterpret_cast<sockaddr*>(&to), sizeof to) == sizeof arp) ++sent;
     if (i < 2) ::usleep(20 * 1000);
   }
-  ::close(fd);
   if (sent == 0) throw Error::last("sendto", "a gratuitous ARP on " + net.dev);
 }
 

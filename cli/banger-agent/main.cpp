@@ -23,6 +23,7 @@
 #include <cstring>
 #include <string>
 
+#include "engine/core/unique_fd.hpp"
 #include "growfs.hpp"
 #include "init.hpp"
 #include "rng_seed.hpp"
@@ -47,8 +48,8 @@ void serve_listener(int lfd) {
   for (;;) {
     while (::waitpid(-1, nullptr, WNOHANG) > 0) {
     }
-    int c = ::accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
-    if (c < 0) {
+    banger::UniqueFd c(::accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC));
+    if (!c) {
       if (errno == EINTR) continue;
       die("accept");
     }
@@ -56,13 +57,12 @@ void serve_listener(int lfd) {
     if (p == 0) {
       ::close(lfd);
       try {
-        banger::agent::Session(c, c, false).run();
+        banger::agent::Session(c.get(), c.get(), false).run();
       } catch (const std::exception& e) {
         std::fprintf(stderr, "banger-agent: session: %s\n", e.what());
       }
       ::_exit(0);
     }
-    ::close(c);
   }
 }
 

@@ -11,17 +11,17 @@
 #include <vector>
 
 #include "engine/core/error.hpp"
+#include "engine/core/unique_fd.hpp"
 #include "guest_system.hpp"
 
 namespace banger::agent {
 namespace {
 
 std::string read_small(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return "";
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return "";
   char buf[128];
-  ssize_t n = ::read(fd, buf, sizeof buf);
-  ::close(fd);
+  ssize_t n = ::read(fd.get(), buf, sizeof buf);
   std::string s(buf, n > 0 ? static_cast<size_t>(n) : 0);
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\0')) s.pop_back();
   return s;

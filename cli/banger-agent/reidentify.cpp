@@ -15,6 +15,8 @@
 #include <vector>
 
 #include "engine/core/atomic_file.hpp"
+#include "engine/core/unique_fd.hpp"
+#include "engine/core/write_all.hpp"
 #include "guest_net.hpp"
 #include "guest_system.hpp"
 #include "ssh_host_keys.hpp"
@@ -48,22 +50,20 @@ void set_clock(std::int64_t time_ns) {
 // was cloned: credit the host's bytes and reseed the CRNG now, before any
 // key below is made.
 void add_entropy(const std::string& bytes) {
-  int fd = ::open("/dev/urandom", O_WRONLY | O_CLOEXEC);
-  if (fd < 0) throw Error::last("open", "/dev/urandom");
+  UniqueFd fd(::open("/dev/urandom", O_WRONLY | O_CLOEXEC));
+  if (!fd) throw Error::last("open", "/dev/urandom");
   std::vector<std::uint32_t> storage(2 + (bytes.size() + 3) / 4);
   auto* info = reinterpret_cast<rand_pool_info*>(storage.data());
   info->entropy_count = static_cast<int>(bytes.size() * 8);
   info->buf_size = static_cast<int>(bytes.size());
   std::memcpy(info->buf, bytes.data(), bytes.size());
   const char* what = "RNDADDENTROPY";
-  int rc = ::ioctl(fd, RNDADDENTROPY, info);
+  int rc = ::ioctl(fd.get(), RNDADDENTROPY, info);
   if (rc == 0) {
     what = "RNDRESEEDCRNG";
-    rc = ::ioctl(fd, RNDRESEEDCRNG);
+    rc = ::ioctl(fd.get(), RNDRESEEDCRNG);
   }
-  int e = errno;
-  ::close(fd);
-  if (rc != 0) throw Error::sys(e, what, "/dev/urandom");
+  if (rc != 0) throw Error::last(what, "/dev/urandom");
 }
 
 // Atomically, keeping the file's mode; a file that is a mount point (systemd
@@ -76,13 +76,10 @@ void replace_file(const std::string& path, const std::string& content, mode_t fa
     atomic_write_file(path, content, mode);
   } catch (const Error& e) {
     if (e.code() != "EBUSY") throw;
-    int fd = ::open(path.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0) throw Error::last("open", path);
-    ssize_t n = ::write(fd, content.data(), content.size());
-    int err = n < 0 ? errno : EIO;
-    if (n == static_cast<ssize_t>(content.size())) err = ::fsync(fd) == 0 ? 0 : errno;
-    ::close(fd);
-    if (err != 0) throw Error::sys(err, "write", path);
+    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW));
+    if (!fd) throw Error::last("open", path);
+    write_all(fd.get(), content, path);
+    if (::fsync(fd.get()) != 0) throw Error::last("fsync", path);
   }
 }
 
@@ -114,29 +111,25 @@ class StateLock {
  public:
   StateLock() {
     ::mkdir(kStateDir, 0700);
-    fd_ = ::open(kLockFile, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd_ < 0) throw Error::last("open", kLockFile);
+    fd_.reset(::open(kLockFile, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+    if (!fd_) throw Error::last("open", kLockFile);
     // One reidentify at a time (socket transports serve sessions in parallel).
-    while (::flock(fd_, LOCK_EX) != 0) {
+    while (::flock(fd_.get(), LOCK_EX) != 0) {
       if (errno != EINTR) throw Error::last("lock", kLockFile);
     }
   }
-  ~StateLock() { ::close(fd_); }
-  StateLock(const StateLock&) = delete;
-  StateLock& operator=(const StateLock&) = delete;
 
  private:
-  int fd_ = -1;
+  UniqueFd fd_;  // closing it releases the lock
 };
 
 nlohmann::json applied_state() {
-  int fd = ::open(kStateFile, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return nullptr;
+  UniqueFd fd(::open(kStateFile, O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (!fd) return nullptr;
   std::string text;
   char buf[4096];
   ssize_t n;
-  while ((n = ::read(fd, buf, sizeof buf)) > 0) text.append(buf, static_cast<size_t>(n));
-  ::close(fd);
+  while ((n = ::read(fd.get(), buf, sizeof buf)) > 0) text.append(buf, static_cast<size_t>(n));
   auto j = nlohmann::json::parse(text, nullptr, false);
   return j.is_object() ? j : nlohmann::json(nullptr);
 }

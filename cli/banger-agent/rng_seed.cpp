@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "engine/core/error.hpp"
+#include "engine/core/unique_fd.hpp"
 
 namespace banger::agent {
 namespace {
@@ -19,22 +20,8 @@ namespace {
 constexpr std::size_t kMinBytes = 32;  // 256 bits: what the CRNG needs to be ready
 constexpr std::size_t kMaxBytes = 4096;
 
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
 std::string take_seed(const std::string& path) {
-  Fd fd(::open(path.c_str(), O_RDWR | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC));
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC));
   if (fd.get() < 0) throw Error::last("open", path);
   struct stat st {};
   check_sys(::fstat(fd.get(), &st), "stat", path);
@@ -65,7 +52,7 @@ std::string take_seed(const std::string& path) {
 
 std::size_t seed_rng_from(const std::string& path) {
   const std::string seed = take_seed(path);
-  Fd fd(::open("/dev/urandom", O_WRONLY | O_CLOEXEC));
+  UniqueFd fd(::open("/dev/urandom", O_WRONLY | O_CLOEXEC));
   if (fd.get() < 0) throw Error::last("open", "/dev/urandom");
   // struct rand_pool_info ends in a flexible array of 32-bit words.
   std::vector<std::uint32_t> storage(2 + (seed.size() + 3) / 4);

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "engine/core/error.hpp"
+#include "engine/core/unique_fd.hpp"
 #include "guest_system.hpp"
 
 namespace banger::agent {
@@ -19,28 +20,24 @@ constexpr const char* kPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin
 
 struct Running {
   pid_t pid = -1;
-  int out = -1;  // stdout and stderr
+  UniqueFd out;  // stdout and stderr
   bool eof = false, exited = false;
   int status = 0;
   ProgramResult result;
 };
 
 Running start(const std::vector<std::string>& argv) {
-  int out[2];
-  if (::pipe2(out, O_CLOEXEC) != 0) throw Error::last("pipe");
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) throw Error::last("pipe");
+  UniqueFd read_end(fds[0]), write_end(fds[1]);
   pid_t pid = ::fork();
-  if (pid < 0) {
-    int e = errno;
-    ::close(out[0]);
-    ::close(out[1]);
-    throw Error::sys(e, "fork", argv[0]);
-  }
+  if (pid < 0) throw Error::last("fork", argv[0]);
   if (pid == 0) {
     ::setsid();
     int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (null >= 0) ::dup2(null, 0);
-    ::dup2(out[1], 1);
-    ::dup2(out[1], 2);
+    ::dup2(write_end.get(), 1);
+    ::dup2(write_end.get(), 2);
     for (int s = 1; s < 32; ++s) ::signal(s, SIG_DFL);
     sigset_t none;
     sigemptyset(&none);
@@ -56,18 +53,18 @@ Running start(const std::vector<std::string>& argv) {
     (void)ignored;
     ::_exit(127);
   }
-  ::close(out[1]);
-  ::fcntl(out[0], F_SETFL, O_NONBLOCK);
+  write_end.reset();
+  ::fcntl(read_end.get(), F_SETFL, O_NONBLOCK);
   Running r;
   r.pid = pid;
-  r.out = out[0];
+  r.out = std::move(read_end);
   return r;
 }
 
 void drain(Running& r) {
   char buf[4096];
   ssize_t n;
-  while ((n = ::read(r.out, buf, sizeof buf)) > 0) {
+  while ((n = ::read(r.out.get(), buf, sizeof buf)) > 0) {
     if (r.result.output.size() < 16384) r.result.output.append(buf, static_cast<size_t>(n));
   }
   if (n == 0) r.eof = true;
@@ -96,7 +93,7 @@ std::vector<ProgramResult> run_programs(const std::vector<std::vector<std::strin
         ::kill(-r.pid, SIGKILL);
         ::waitpid(r.pid, nullptr, 0);
       }
-      ::close(r.out);
+      r.out.reset();
     }
   };
   try {
@@ -110,7 +107,7 @@ std::vector<ProgramResult> run_programs(const std::vector<std::vector<std::strin
   for (;;) {
     std::vector<pollfd> fds;
     for (auto& r : running) {
-      if (!r.eof) fds.push_back({r.out, POLLIN, 0});
+      if (!r.eof) fds.push_back({r.out.get(), POLLIN, 0});
     }
     if (fds.empty()) ::usleep(5000);
     else ::poll(fds.data(), fds.size(), 20);
@@ -133,7 +130,7 @@ std::vector<ProgramResult> run_programs(const std::vector<std::vector<std::strin
   std::vector<ProgramResult> results;
   for (auto& r : running) {
     drain(r);
-    ::close(r.out);
+    r.out.reset();
     r.result.status = WIFEXITED(r.status) ? WEXITSTATUS(r.status) : 128 + WTERMSIG(r.status);
     std::string& o = r.result.output;
     while (!o.empty() && (o.back() == '\n' || o.back() == ' ')) o.pop_back();

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "engine/core/error.hpp"
+#include "engine/core/write_all.hpp"
 #include "engine/guest/requests.hpp"
 
 namespace banger::agent {
@@ -34,22 +35,14 @@ long long now_ms() {
   return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
 }
 
-void close_fd(int& fd) {
-  if (fd >= 0) ::close(fd);
-  fd = -1;
-}
+struct Pipe {
+  UniqueFd read_end, write_end;
+};
 
-void write_all(int fd, std::string_view data) {
-  while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
-      pollfd p{fd, POLLOUT, 0};
-      ::poll(&p, 1, 100);
-      continue;
-    }
-    if (n < 0) throw Error::last("write");
-    data.remove_prefix(static_cast<size_t>(n));
-  }
+Pipe make_pipe() {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) throw Error::last("pipe");
+  return {UniqueFd(fds[0]), UniqueFd(fds[1])};
 }
 
 }  // namespace
@@ -57,11 +50,11 @@ void write_all(int fd, std::string_view data) {
 std::string agent_version() { return "0.1.0"; }
 
 void Session::send(FrameType t, std::uint32_t ch, std::string_view payload) {
-  write_all(out_, guest::encode(t, ch, payload));
+  write_all(out_, guest::encode(t, ch, payload), "the host channel");
 }
 
 void Session::send_json(FrameType t, std::uint32_t ch, const nlohmann::json& j) {
-  write_all(out_, guest::encode_json(t, ch, j));
+  write_all(out_, guest::encode_json(t, ch, j), "the host channel");
 }
 
 void Session::send_error(std::uint32_t ch, const std::string& code, const std::string& msg) {
@@ -70,20 +63,20 @@ void Session::send_error(std::uint32_t ch, const std::string& code, const std::s
 
 bool Session::pump_input(int timeout_ms) {
   std::vector<pollfd> fds = {{in_, POLLIN, 0}};
-  if (child_out_ >= 0) fds.push_back({child_out_, POLLIN, 0});
-  if (child_err_ >= 0) fds.push_back({child_err_, POLLIN, 0});
+  if (child_out_) fds.push_back({child_out_.get(), POLLIN, 0});
+  if (child_err_) fds.push_back({child_err_.get(), POLLIN, 0});
   int r = ::poll(fds.data(), fds.size(), timeout_ms);
   if (r < 0 && errno != EINTR) throw Error::last("poll");
   char buf[guest::kDataChunk];
   for (size_t i = 1; i < fds.size(); ++i) {
     if (!fds[i].revents) continue;
-    int& fd = fds[i].fd == child_out_ ? child_out_ : child_err_;
-    ssize_t n = ::read(fd, buf, sizeof buf);
+    UniqueFd& fd = fds[i].fd == child_out_.get() ? child_out_ : child_err_;
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
     if (n > 0) {
-      send(fd == child_out_ ? FrameType::stdout_data : FrameType::stderr_data, exec_ch_,
+      send(&fd == &child_out_ ? FrameType::stdout_data : FrameType::stderr_data, exec_ch_,
            std::string_view(buf, static_cast<size_t>(n)));
     } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
-      close_fd(fd);
+      fd.reset();
     }
   }
   if (fds[0].revents & POLLIN) {
@@ -136,7 +129,7 @@ void Session::handle(const guest::Frame& f) {
     if (session != session_) {
       // A new host: whatever the previous one started is orphaned now.
       abort_exec();
-      close_fd(put_fd_);
+      put_fd_.reset();
       if (!put_tmp_.empty()) ::unlink(put_tmp_.c_str());
       put_tmp_.clear();
       session_ = session;
@@ -161,22 +154,22 @@ void Session::handle(const guest::Frame& f) {
       case FrameType::ping: return send(FrameType::pong, f.channel, f.payload);
       case FrameType::exec: return start_exec(f);
       case FrameType::stdin_data:
-        if (f.channel == exec_ch_ && child_in_ >= 0) write_all(child_in_, f.payload);
+        if (f.channel == exec_ch_ && child_in_) write_all(child_in_.get(), f.payload, "the command's stdin");
         return;
       case FrameType::stdin_eof:
-        if (f.channel == exec_ch_) close_fd(child_in_);
+        if (f.channel == exec_ch_) child_in_.reset();
         return;
       case FrameType::signal:
         if (f.channel == exec_ch_ && child_ > 0) ::kill(-child_, f.json().value("signal", SIGTERM));
         return;
       case FrameType::put: {
-        if (put_fd_ >= 0) return send_error(f.channel, "EBUSY", "a put is already in progress");
+        if (put_fd_) return send_error(f.channel, "EBUSY", "a put is already in progress");
         put_meta_ = f.json();
         put_path_ = put_meta_.value("path", "");
         if (put_path_.empty() || put_path_[0] != '/') return send_error(f.channel, "EINVAL", "put needs an absolute path");
         put_tmp_ = put_path_ + ".banger-tmp-" + std::to_string(::getpid());
-        put_fd_ = ::open(put_tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (put_fd_ < 0) {
+        put_fd_.reset(::open(put_tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
+        if (!put_fd_) {
           put_tmp_.clear();
           return send_error(f.channel, errno_name(errno), std::string("open: ") + std::strerror(errno) + ": " + put_path_);
         }
@@ -184,10 +177,10 @@ void Session::handle(const guest::Frame& f) {
         return;
       }
       case FrameType::data:
-        if (f.channel == put_ch_ && put_fd_ >= 0) write_all(put_fd_, f.payload);
+        if (f.channel == put_ch_ && put_fd_) write_all(put_fd_.get(), f.payload, put_tmp_);
         return;
       case FrameType::data_eof:
-        if (f.channel == put_ch_ && put_fd_ >= 0) finish_put(f.channel);
+        if (f.channel == put_ch_ && put_fd_) finish_put(f.channel);
         return;
       case FrameType::get: return do_get(f);
       case FrameType::reidentify: return do_reidentify(f);
@@ -246,16 +239,14 @@ void Session::start_exec(const guest::Frame& f) {
   for (const auto& e : j.value("env", std::vector<std::string>{})) env.push_back(e);
   std::string cwd = j.value("cwd", "/root");
 
-  int in[2], out[2], err[2], status_pipe[2];
-  if (::pipe2(in, O_CLOEXEC) || ::pipe2(out, O_CLOEXEC) || ::pipe2(err, O_CLOEXEC) || ::pipe2(status_pipe, O_CLOEXEC))
-    throw Error::last("pipe");
+  Pipe in = make_pipe(), out = make_pipe(), err = make_pipe(), status_pipe = make_pipe();
   pid_t pid = ::fork();
   if (pid < 0) throw Error::last("fork");
   if (pid == 0) {
     ::setsid();
-    ::dup2(in[0], 0);
-    ::dup2(out[1], 1);
-    ::dup2(err[1], 2);
+    ::dup2(in.read_end.get(), 0);
+    ::dup2(out.write_end.get(), 1);
+    ::dup2(err.write_end.get(), 2);
     for (int s = 1; s < 32; ++s) ::signal(s, SIG_DFL);
     sigset_t none;
     sigemptyset(&none);
@@ -268,32 +259,29 @@ void Session::start_exec(const guest::Frame& f) {
     ev.push_back(nullptr);
     ::execvpe(av[0], av.data(), ev.data());
     int e = errno;
-    ssize_t ignored = ::write(status_pipe[1], &e, sizeof e);
+    ssize_t ignored = ::write(status_pipe.write_end.get(), &e, sizeof e);
     (void)ignored;
     ::_exit(127);
   }
-  ::close(in[0]);
-  ::close(out[1]);
-  ::close(err[1]);
-  ::close(status_pipe[1]);
+  // Our copies of the child's ends go now, so a read sees EOF once the child is done with them.
+  in.read_end.reset();
+  out.write_end.reset();
+  err.write_end.reset();
+  status_pipe.write_end.reset();
   int exec_errno = 0;
-  ssize_t n = ::read(status_pipe[0], &exec_errno, sizeof exec_errno);  // EOF on a successful exec
-  ::close(status_pipe[0]);
+  ssize_t n = ::read(status_pipe.read_end.get(), &exec_errno, sizeof exec_errno);  // EOF on a successful exec
   if (n == static_cast<ssize_t>(sizeof exec_errno)) {
-    ::close(in[1]);
-    ::close(out[0]);
-    ::close(err[0]);
     ::waitpid(pid, nullptr, 0);
     return send_error(f.channel, errno_name(exec_errno),
                       std::string("exec: ") + std::strerror(exec_errno) + ": " + argv[0]);
   }
   child_ = pid;
   exec_ch_ = f.channel;
-  child_in_ = in[1];
-  child_out_ = out[0];
-  child_err_ = err[0];
+  child_in_ = std::move(in.write_end);
+  child_out_ = std::move(out.read_end);
+  child_err_ = std::move(err.read_end);
   exit_status_ = -1;
-  if (!j.value("stdin", false)) close_fd(child_in_);
+  if (!j.value("stdin", false)) child_in_.reset();
   send_json(FrameType::started, f.channel, {{"pid", pid}});
 }
 
@@ -304,16 +292,16 @@ void Session::poll_exec() {
       exit_status_ = st;
       exited_at_ms_ = now_ms();
       child_ = -1;
-      close_fd(child_in_);
+      child_in_.reset();
     }
   }
   if (exit_status_ < 0) return;
   // Report the exit once the output is drained, or shortly after the exit
   // if a background process still holds the pipes open.
-  bool drained = child_out_ < 0 && child_err_ < 0;
+  bool drained = !child_out_ && !child_err_;
   if (!drained && now_ms() - exited_at_ms_ < 200) return;
-  close_fd(child_out_);
-  close_fd(child_err_);
+  child_out_.reset();
+  child_err_.reset();
   nlohmann::json body = WIFEXITED(exit_status_) ? nlohmann::json{{"code", WEXITSTATUS(exit_status_)}}
                                                 : nlohmann::json{{"code", 128 + WTERMSIG(exit_status_)},
                                                                  {"signal", WTERMSIG(exit_status_)}};
@@ -328,20 +316,19 @@ void Session::abort_exec() {
   }
   child_ = -1;
   exit_status_ = -1;
-  close_fd(child_in_);
-  close_fd(child_out_);
-  close_fd(child_err_);
+  child_in_.reset();
+  child_out_.reset();
+  child_err_.reset();
 }
 
 void Session::finish_put(std::uint32_t ch) {
-  int fd = put_fd_;
-  put_fd_ = -1;
+  UniqueFd fd = std::move(put_fd_);
   auto mode = static_cast<mode_t>(put_meta_.value("mode", 0644));
   int uid = put_meta_.value("uid", 0), gid = put_meta_.value("gid", 0);
-  bool ok = ::fchown(fd, static_cast<uid_t>(uid), static_cast<gid_t>(gid)) == 0 && ::fchmod(fd, mode) == 0 &&
-            ::fsync(fd) == 0;
+  bool ok = ::fchown(fd.get(), static_cast<uid_t>(uid), static_cast<gid_t>(gid)) == 0 &&
+            ::fchmod(fd.get(), mode) == 0 && ::fsync(fd.get()) == 0;
   int e = errno;
-  ::close(fd);
+  fd.reset();
   if (ok && ::rename(put_tmp_.c_str(), put_path_.c_str()) != 0) {
     ok = false;
     e = errno;
@@ -357,16 +344,16 @@ void Session::finish_put(std::uint32_t ch) {
 
 void Session::do_get(const guest::Frame& f) {
   std::string path = f.json().value("path", "");
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return send_error(f.channel, errno_name(errno), std::string("open: ") + std::strerror(errno) + ": " + path);
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return send_error(f.channel, errno_name(errno), std::string("open: ") + std::strerror(errno) + ": " + path);
   char buf[guest::kDataChunk];
   for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     send(FrameType::data, f.channel, std::string_view(buf, static_cast<size_t>(n)));
   }
-  ::close(fd);
+  fd.reset();
   send(FrameType::data_eof, f.channel, {});
 }
 

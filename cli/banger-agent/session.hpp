@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "engine/core/unique_fd.hpp"
 #include "engine/guest/protocol.hpp"
 
 namespace banger::agent {
@@ -40,13 +41,13 @@ class Session {
   // The running command, if any.
   pid_t child_ = -1;
   std::uint32_t exec_ch_ = 0;
-  int child_in_ = -1, child_out_ = -1, child_err_ = -1;
+  UniqueFd child_in_, child_out_, child_err_;
   int exit_status_ = -1;
   long long exited_at_ms_ = 0;
 
   // A put in progress.
   std::uint32_t put_ch_ = 0;
-  int put_fd_ = -1;
+  UniqueFd put_fd_;
   std::string put_tmp_, put_path_;
   nlohmann::json put_meta_;
 };

@@ -1,29 +1,18 @@
 #include "engine/core/atomic_file.hpp"
 
 #include <fcntl.h>
-#include <sys/random.h>
+#include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
 
 #include "engine/core/error.hpp"
+#include "engine/core/temp_name.hpp"
+#include "engine/core/write_all.hpp"
 
 namespace banger {
 namespace {
-
-std::string random_suffix() {
-  unsigned char b[6];
-  if (getrandom(b, sizeof b, 0) != static_cast<ssize_t>(sizeof b)) throw Error::last("getrandom");
-  static const char hex[] = "0123456789abcdef";
-  std::string s;
-  for (unsigned char c : b) {
-    s += hex[c >> 4];
-    s += hex[c & 15];
-  }
-  return s;
-}
 
 // String operations, not std::filesystem: the static guest agent links this
 // file, and std::filesystem::path brings libstdc++'s locale machinery (1 MB).
@@ -41,52 +30,38 @@ std::string base_of(const std::string& path) {
 }  // namespace
 
 void fsync_dir(const std::string& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) throw Error::last("open", dir);
-  int rc = ::fsync(fd);
-  int e = errno;
-  ::close(fd);
-  if (rc != 0) throw Error::sys(e, "fsync", dir);
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) throw Error::last("open", dir);
+  if (::fsync(fd.get()) != 0) throw Error::last("fsync", dir);
 }
 
 AtomicFile::AtomicFile(const std::string& path, mode_t mode) : path_(path) {
-  std::string name = base_of(path);
-  for (int attempt = 0; attempt < 16 && fd_ < 0; ++attempt) {
-    temp_ = dir_of(path) + "/." + name + ".tmp-" + random_suffix();
-    fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
-    if (fd_ < 0 && errno != EEXIST) throw Error::last("create", temp_);
+  std::string stem = dir_of(path) + "/." + base_of(path) + ".tmp-";
+  for (int attempt = 0; attempt < 16 && !fd_; ++attempt) {
+    temp_ = temp_name(stem);
+    fd_.reset(::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
+    if (!fd_ && errno != EEXIST) throw Error::last("create", temp_);
   }
-  if (fd_ < 0) throw Error("EEXIST", "cannot create a temporary file beside " + path);
+  if (!fd_) throw Error("EEXIST", "cannot create a temporary file beside " + path);
   // The umask must not loosen or tighten what the caller asked for.
-  if (::fchmod(fd_, mode) != 0) {
-    int e = errno;
-    ::close(fd_);
+  if (::fchmod(fd_.get(), mode) != 0) {
+    Error e = Error::last("chmod", temp_);
     ::unlink(temp_.c_str());
-    throw Error::sys(e, "chmod", temp_);
+    throw e;
   }
 }
 
 AtomicFile::~AtomicFile() {
-  if (fd_ >= 0) ::close(fd_);
+  fd_.reset();
   if (!committed_) ::unlink(temp_.c_str());
 }
 
-void AtomicFile::write(std::string_view data) {
-  while (!data.empty()) {
-    ssize_t n = ::write(fd_, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw Error::last("write", temp_);
-    }
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-}
+void AtomicFile::write(std::string_view data) { write_all(fd_.get(), data, temp_); }
 
 void AtomicFile::commit() {
-  if (::fsync(fd_) != 0) throw Error::last("fsync", temp_);
-  int rc = ::close(fd_);
-  fd_ = -1;
-  if (rc != 0) throw Error::last("close", temp_);
+  if (::fsync(fd_.get()) != 0) throw Error::last("fsync", temp_);
+  // close(2) can report a deferred write error (NFS): it must count.
+  if (::close(fd_.release()) != 0) throw Error::last("close", temp_);
   if (::rename(temp_.c_str(), path_.c_str()) != 0) throw Error::last("rename", path_);
   committed_ = true;
   fsync_dir(dir_of(path_));
@@ -96,6 +71,30 @@ void atomic_write_file(const std::string& path, std::string_view content, mode_t
   AtomicFile f(path, mode);
   f.write(content);
   f.commit();
+}
+
+void publish_file(const std::string& temp, const std::string& path, bool no_replace) {
+  {
+    // fsync through a read-only descriptor flushes the file's data all the
+    // same; O_NOFOLLOW: what is published is the file written, not a link.
+    UniqueFd fd(::open(temp.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd) throw Error::last("open", temp);
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0) throw Error::last("stat", temp);
+    if (!S_ISREG(st.st_mode)) throw Error("EINVAL", "publish: not a regular file: " + temp);
+    if (::fsync(fd.get()) != 0) throw Error::last("fsync", temp);
+  }
+  if (::renameat2(AT_FDCWD, temp.c_str(), AT_FDCWD, path.c_str(), no_replace ? RENAME_NOREPLACE : 0) != 0)
+    throw Error::last("rename", temp + " -> " + path);
+  fsync_dir(dir_of(path));
+  if (dir_of(temp) != dir_of(path)) fsync_dir(dir_of(temp));
+}
+
+void exchange_paths(const std::string& a, const std::string& b) {
+  if (::renameat2(AT_FDCWD, a.c_str(), AT_FDCWD, b.c_str(), RENAME_EXCHANGE) != 0)
+    throw Error::last("exchange", a + " <-> " + b);
+  fsync_dir(dir_of(b));
+  if (dir_of(a) != dir_of(b)) fsync_dir(dir_of(a));
 }
 
 }  // namespace banger

@@ -7,6 +7,7 @@
 
 #include "engine/core/cancel.hpp"
 #include "engine/core/error.hpp"
+#include "engine/core/unique_fd.hpp"
 
 namespace banger {
 namespace {
@@ -14,15 +15,14 @@ namespace {
 class FileSource final : public ByteSource {
  public:
   FileSource(const std::string& path, size_t chunk) : path_(path), buf_(chunk) {
-    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd_ < 0) throw Error::last("open", path);
+    fd_.reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd_) throw Error::last("open", path);
   }
-  ~FileSource() override { ::close(fd_); }
 
   std::span<const std::byte> read() override {
     cancel::check();
     for (;;) {
-      ssize_t n = ::read(fd_, buf_.data(), buf_.size());
+      ssize_t n = ::read(fd_.get(), buf_.data(), buf_.size());
       if (n >= 0) return {buf_.data(), static_cast<size_t>(n)};
       if (errno != EINTR) throw Error::last("read", path_);
     }
@@ -32,7 +32,7 @@ class FileSource final : public ByteSource {
  private:
   std::string path_;
   std::vector<std::byte> buf_;
-  int fd_ = -1;
+  UniqueFd fd_;
 };
 
 class MemorySource final : public ByteSource {

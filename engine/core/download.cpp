@@ -7,6 +7,7 @@
 
 #include "engine/core/atomic_file.hpp"
 #include "engine/core/cancel.hpp"
+#include "engine/core/curl_handles.hpp"
 #include "engine/core/error.hpp"
 #include "engine/core/sha256.hpp"
 
@@ -55,10 +56,7 @@ int on_progress(void* user, curl_off_t total, curl_off_t now, curl_off_t, curl_o
 }
 
 void transfer(const std::string& url, Sink& sink, long timeout_s) {
-  static const bool inited = [] { return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK; }();
-  (void)inited;
-  std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> c(curl_easy_init(), curl_easy_cleanup);
-  if (!c) throw Error("ENOMEM", "curl_easy_init");
+  curl::Easy c = curl::make_easy();
   char errbuf[CURL_ERROR_SIZE] = {};
   curl_easy_setopt(c.get(), CURLOPT_URL, url.c_str());
   curl_easy_setopt(c.get(), CURLOPT_FOLLOWLOCATION, 1L);

@@ -30,31 +30,19 @@ FileLock::FileLock(const std::string& path, bool exclusive, std::optional<std::c
   const int op = exclusive ? LOCK_EX : LOCK_SH;
   auto deadline = timeout ? std::chrono::steady_clock::now() + *timeout : std::chrono::steady_clock::time_point::max();
   for (;;) {
-    if (fd_ < 0) {
-      fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-      if (fd_ < 0) throw Error::last("open lock", path);
+    if (!fd_) {
+      fd_.reset(::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
+      if (!fd_) throw Error::last("open lock", path);
     }
-    if (::flock(fd_, op | LOCK_NB) == 0) {
-      if (still_linked(fd_, path)) return;
-      ::close(fd_);  // locked a file its last holder removed: take the new one
-      fd_ = -1;
+    if (::flock(fd_.get(), op | LOCK_NB) == 0) {
+      if (still_linked(fd_.get(), path)) return;
+      fd_.reset();  // locked a file its last holder removed: take the new one
       continue;
     }
-    if (errno != EWOULDBLOCK && errno != EINTR) {
-      int e = errno;
-      ::close(fd_);
-      throw Error::sys(e, "flock", path);
-    }
-    if (std::chrono::steady_clock::now() >= deadline) {
-      ::close(fd_);
-      throw Error("EBUSY", "another banger command holds " + path);
-    }
-    try {
-      cancel::check();
-    } catch (...) {
-      ::close(fd_);
-      throw;
-    }
+    // A throw below closes fd_ (a member of a half-built object).
+    if (errno != EWOULDBLOCK && errno != EINTR) throw Error::last("flock", path);
+    if (std::chrono::steady_clock::now() >= deadline) throw Error("EBUSY", "another banger command holds " + path);
+    cancel::check();
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
 }
@@ -62,12 +50,11 @@ FileLock::FileLock(const std::string& path, bool exclusive, std::optional<std::c
 FileLock::~FileLock() { unlock(); }
 
 void FileLock::unlock() {
-  if (fd_ >= 0) ::close(fd_);  // closing the descriptor releases the flock
-  fd_ = -1;
+  fd_.reset();
 }
 
 void FileLock::remove() {
-  if (fd_ < 0) return;
+  if (!fd_) return;
   int rc = ::unlink(path_.c_str());
   int e = errno;
   unlock();

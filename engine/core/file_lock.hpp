@@ -6,6 +6,8 @@
 #include <optional>
 #include <string>
 
+#include "engine/core/unique_fd.hpp"
+
 namespace banger {
 
 class FileLock {
@@ -26,7 +28,7 @@ class FileLock {
 
  private:
   std::string path_;
-  int fd_ = -1;
+  UniqueFd fd_;  // closing it releases the flock
 };
 
 }  // namespace banger

@@ -9,12 +9,13 @@
 #include <mutex>
 
 #include "engine/core/error.hpp"
+#include "engine/core/unique_fd.hpp"
 
 namespace banger::log {
 namespace {
 
 std::mutex mu;
-int log_fd = -1;
+UniqueFd log_fd;
 Level file_level = Level::info;
 std::optional<Level> stderr_level;
 
@@ -51,11 +52,10 @@ std::string_view level_name(Level l) {
 }
 
 void open(const std::string& path) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0) throw Error::last("open log", path);
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!fd) throw Error::last("open log", path);
   std::lock_guard lock(mu);
-  if (log_fd >= 0) ::close(log_fd);
-  log_fd = fd;
+  log_fd = std::move(fd);
 }
 
 void set_file_level(Level l) {
@@ -70,7 +70,7 @@ void set_stderr_level(std::optional<Level> l) {
 
 void write(Level l, std::string_view component, std::string_view message, const nlohmann::json& fields) {
   std::lock_guard lock(mu);
-  bool to_file = log_fd >= 0 && l >= file_level;
+  bool to_file = log_fd && l >= file_level;
   bool to_stderr = stderr_level && l >= *stderr_level;
   if (!to_file && !to_stderr) return;
   nlohmann::json rec = {{"time", timestamp()},
@@ -84,7 +84,7 @@ void write(Level l, std::string_view component, std::string_view message, const 
   std::string line = rec.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   // Logging must never take the program down: short writes and errors are dropped.
   if (to_file) {
-    ssize_t n = ::write(log_fd, line.data(), line.size());
+    ssize_t n = ::write(log_fd.get(), line.data(), line.size());
     (void)n;
   }
   if (to_stderr) {

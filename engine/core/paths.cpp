@@ -9,6 +9,8 @@
 #include <filesystem>
 
 #include "engine/core/error.hpp"
+#include "engine/core/make_dirs.hpp"
+#include "engine/core/unique_fd.hpp"
 
 namespace banger::paths {
 namespace {
@@ -21,17 +23,6 @@ std::string home() {
 std::string xdg(const char* var, const char* fallback_under_home) {
   if (const char* v = std::getenv(var); v && *v && v[0] == '/') return v;
   return home() + "/" + fallback_under_home;
-}
-
-// mkdir -p with 0700 for every directory we create; existing ones untouched.
-void make_parents(const std::string& path) {
-  std::filesystem::path p(path);
-  std::filesystem::path cur;
-  for (const auto& part : p) {
-    cur /= part;
-    if (cur == cur.root_path()) continue;
-    if (::mkdir(cur.c_str(), 0700) != 0 && errno != EEXIST) throw Error::last("mkdir", cur.string());
-  }
 }
 
 }  // namespace
@@ -52,13 +43,13 @@ Layout resolve() {
 
 void ensure_private_dir(const std::string& path) {
   std::string parent = std::filesystem::path(path).parent_path().string();
-  if (!parent.empty()) make_parents(parent);
+  if (!parent.empty()) make_dirs(parent, 0700);
   // Created 0700 from birth: the directory is never briefly reachable.
   if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) throw Error::last("mkdir", path);
   // Check and tighten through a descriptor opened without following a
   // symlink, so a swap between the check and the chmod cannot redirect it.
-  int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd) {
     if (errno == ELOOP || errno == ENOTDIR) {
       struct stat st {};
       if (::lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode))
@@ -67,27 +58,17 @@ void ensure_private_dir(const std::string& path) {
     throw Error::last("open", path);
   }
   struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    int e = errno;
-    ::close(fd);
-    throw Error::sys(e, "fstat", path);
-  }
+  if (::fstat(fd.get(), &st) != 0) throw Error::last("fstat", path);
   if (st.st_uid != ::geteuid()) {
-    ::close(fd);
     throw Error("EPERM", "refusing " + path + ": owned by uid " + std::to_string(st.st_uid) +
                              ", not the current user (" + std::to_string(::geteuid()) + ")");
   }
-  if ((st.st_mode & 07777) != 0700 && ::fchmod(fd, 0700) != 0) {
-    int e = errno;
-    ::close(fd);
-    throw Error::sys(e, "chmod", path);
-  }
-  ::close(fd);
+  if ((st.st_mode & 07777) != 0700 && ::fchmod(fd.get(), 0700) != 0) throw Error::last("chmod", path);
 }
 
 void ensure(const Layout& l) {
   for (const std::string* d : {&l.config, &l.state, &l.cache}) {
-    make_parents(*d);
+    make_dirs(*d, 0700);  // existing directories are left as they are
   }
   ensure_private_dir(l.runtime);
 }

@@ -47,21 +47,12 @@ class Attr {
 };
 
 struct Pipe {
-  int fds[2] = {-1, -1};
-  Pipe() = default;
-  Pipe(const Pipe&) = delete;
-  Pipe& operator=(const Pipe&) = delete;
-  ~Pipe() {
-    for (int fd : fds)
-      if (fd >= 0) ::close(fd);
-  }
+  UniqueFd read_end, write_end;
   void open() {
+    int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0) throw Error::last("pipe");
-  }
-  int take(int i) {
-    int fd = fds[i];
-    fds[i] = -1;
-    return fd;
+    read_end.reset(fds[0]);
+    write_end.reset(fds[1]);
   }
 };
 
@@ -74,7 +65,7 @@ void setup_stdio(FileActions& fa, const Stdio& s, int target, Pipe& p, bool chil
       return;
     case Stdio::Kind::pipe:
       p.open();
-      posix_spawn_file_actions_adddup2(fa.get(), p.fds[child_reads ? 0 : 1], target);
+      posix_spawn_file_actions_adddup2(fa.get(), (child_reads ? p.read_end : p.write_end).get(), target);
       return;
     case Stdio::Kind::file_truncate:
     case Stdio::Kind::file_append: {
@@ -105,44 +96,32 @@ ExitStatus decode(int wstatus) {
 
 }  // namespace
 
-Child::Child(pid_t pid, int in, int out, int err) : pid_(pid), in_(in), out_(out), err_(err) {
-  pidfd_ = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-  if (pidfd_ >= 0) ::fcntl(pidfd_, F_SETFD, FD_CLOEXEC);
+Child::Child(pid_t pid, UniqueFd in, UniqueFd out, UniqueFd err)
+    : pid_(pid), in_(std::move(in)), out_(std::move(out)), err_(std::move(err)) {
+  pidfd_.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  if (pidfd_) ::fcntl(pidfd_.get(), F_SETFD, FD_CLOEXEC);
 }
-
-Child::~Child() { release(); }
 
 Child::Child(Child&& o) noexcept { *this = std::move(o); }
 
 Child& Child::operator=(Child&& o) noexcept {
   if (this != &o) {
-    release();
     pid_ = std::exchange(o.pid_, -1);
-    pidfd_ = std::exchange(o.pidfd_, -1);
-    in_ = std::exchange(o.in_, -1);
-    out_ = std::exchange(o.out_, -1);
-    err_ = std::exchange(o.err_, -1);
+    pidfd_ = std::move(o.pidfd_);
+    in_ = std::move(o.in_);
+    out_ = std::move(o.out_);
+    err_ = std::move(o.err_);
     status_ = std::exchange(o.status_, std::nullopt);
   }
   return *this;
 }
 
-void Child::release() {
-  for (int* fd : {&pidfd_, &in_, &out_, &err_}) {
-    if (*fd >= 0) ::close(*fd);
-    *fd = -1;
-  }
-}
-
-void Child::close_stdin() { close_fd(in_); }
+void Child::close_stdin() { in_.reset(); }
 
 void Child::close_fd(int fd) {
   if (fd < 0) return;
-  for (int* mine : {&in_, &out_, &err_}) {
-    if (*mine == fd) {
-      ::close(fd);
-      *mine = -1;
-    }
+  for (UniqueFd* mine : {&in_, &out_, &err_}) {
+    if (mine->get() == fd) mine->reset();
   }
 }
 
@@ -166,8 +145,8 @@ std::optional<ExitStatus> Child::wait(std::optional<std::chrono::milliseconds> t
     // Wake at least every 100 ms to notice Ctrl-C.
     auto slice = std::min<clock::duration>(deadline - now, std::chrono::milliseconds(100));
     int ms = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(slice).count()) + 1;
-    if (pidfd_ >= 0) {
-      pollfd p{pidfd_, POLLIN, 0};
+    if (pidfd_) {
+      pollfd p{pidfd_.get(), POLLIN, 0};
       ::poll(&p, 1, ms);
     } else {
       ::usleep(static_cast<useconds_t>(std::min(ms, 20)) * 1000);
@@ -177,9 +156,9 @@ std::optional<ExitStatus> Child::wait(std::optional<std::chrono::milliseconds> t
 
 void Child::kill(int sig) {
   if (pid_ < 0 || status_) return;
-  if (pidfd_ >= 0) {
+  if (pidfd_) {
     // pidfd_send_signal cannot hit a recycled pid.
-    if (::syscall(SYS_pidfd_send_signal, pidfd_, sig, nullptr, 0) == 0 || errno == ESRCH) return;
+    if (::syscall(SYS_pidfd_send_signal, pidfd_.get(), sig, nullptr, 0) == 0 || errno == ESRCH) return;
   }
   if (::kill(pid_, sig) != 0 && errno != ESRCH) throw Error::last("kill", std::to_string(pid_));
 }
@@ -244,7 +223,7 @@ Child spawn(const SpawnOptions& opts) {
   }
   if (rc != 0) throw Error::sys(rc, "spawn", opts.argv[0]);
   // The child's ends are closed by the Pipe destructors.
-  return Child(pid, pin.take(1), pout.take(0), perr.take(0));
+  return Child(pid, std::move(pin.write_end), std::move(pout.read_end), std::move(perr.read_end));
 }
 
 RunResult run(SpawnOptions opts, std::string_view input, std::optional<std::chrono::milliseconds> timeout) {
@@ -313,12 +292,12 @@ std::vector<std::string> cmdline(pid_t pid) {
   // Plain read(2): a process exiting while we read makes the read fail
   // (ESRCH), which means "gone", not an error worth an exception.
   std::string path = "/proc/" + std::to_string(pid) + "/cmdline";
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return {};
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return {};
   std::string raw;
   char buf[4096];
   for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       raw.clear();
@@ -327,7 +306,6 @@ std::vector<std::string> cmdline(pid_t pid) {
     if (n == 0) break;
     raw.append(buf, static_cast<size_t>(n));
   }
-  ::close(fd);
   std::vector<std::string> out;
   size_t start = 0;
   for (size_t i = 0; i < raw.size(); ++i) {

@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "engine/core/unique_fd.hpp"
+
 namespace banger::process {
 
 struct Stdio {
@@ -45,15 +47,15 @@ struct ExitStatus {
 class Child {
  public:
   Child() = default;
-  Child(pid_t pid, int in, int out, int err);
-  ~Child();  // closes pipes; does not kill or reap (a detached child lives on)
+  Child(pid_t pid, UniqueFd in, UniqueFd out, UniqueFd err);
+  // The destructor closes the pipes; it does not kill or reap (a detached child lives on).
   Child(Child&& o) noexcept;
   Child& operator=(Child&& o) noexcept;
 
   pid_t pid() const { return pid_; }
-  int stdin_fd() const { return in_; }
-  int stdout_fd() const { return out_; }
-  int stderr_fd() const { return err_; }
+  int stdin_fd() const { return in_.get(); }
+  int stdout_fd() const { return out_.get(); }
+  int stderr_fd() const { return err_.get(); }
   void close_stdin();
   void close_fd(int fd);  // closes whichever of our pipe ends is `fd`
 
@@ -64,10 +66,9 @@ class Child {
   void kill(int sig);  // no-op once reaped
 
  private:
-  void release();
   pid_t pid_ = -1;
-  int pidfd_ = -1;
-  int in_ = -1, out_ = -1, err_ = -1;
+  UniqueFd pidfd_;
+  UniqueFd in_, out_, err_;
   std::optional<ExitStatus> status_;
 };
 

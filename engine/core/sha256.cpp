@@ -8,6 +8,7 @@
 
 #include "engine/core/cancel.hpp"
 #include "engine/core/error.hpp"
+#include "engine/core/unique_fd.hpp"
 
 namespace banger {
 
@@ -47,23 +48,19 @@ std::string sha256_hex(std::string_view data) {
 }
 
 std::string sha256_file_hex(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw Error::last("open", path);
+  // Owned: cancel::check() below throws, and must not leak the descriptor.
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) throw Error::last("open", path);
   Sha256 h;
   char buf[1 << 16];
   for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int e = errno;
-      ::close(fd);
-      throw Error::sys(e, "read", path);
-    }
+    if (n < 0) throw Error::last("read", path);
     if (n == 0) break;
     h.update(buf, static_cast<size_t>(n));
     cancel::check();
   }
-  ::close(fd);
   return h.hex();
 }
 

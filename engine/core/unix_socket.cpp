@@ -14,18 +14,18 @@
 
 namespace banger::net_unix {
 
-int connect(const std::string& path, std::chrono::milliseconds timeout) {
+UniqueFd connect(const std::string& path, std::chrono::milliseconds timeout) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (path.size() >= sizeof addr.sun_path) throw Error("ENAMETOOLONG", "socket path too long: " + path);
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
   auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
-    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) throw Error::last("socket");
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) return fd;
+    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd) throw Error::last("socket");
+    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) return fd;
     int e = errno;
-    ::close(fd);
+    fd.reset();
     if ((e != ENOENT && e != ECONNREFUSED && e != EAGAIN) || std::chrono::steady_clock::now() >= deadline)
       throw Error::sys(e, "connect", path);
     cancel::check();

@@ -13,7 +13,7 @@ namespace banger::net_unix {
 
 // Connects to a Unix socket path; retries until `timeout` while the path is
 // missing or refuses (the server may still be starting). Returns a CLOEXEC fd.
-int connect(const std::string& path, std::chrono::milliseconds timeout);
+UniqueFd connect(const std::string& path, std::chrono::milliseconds timeout);
 
 // A Unix stream socket bound to `path` (CLOEXEC, not yet listening): the
 // caller sets the umask it must be born under and listens when ready.

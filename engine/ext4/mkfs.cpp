@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "engine/core/error.hpp"
+#include "engine/core/unique_fd.hpp"
 #include "engine/ext4/impl.hpp"
 
 namespace banger::ext4 {
@@ -98,12 +99,11 @@ void create_root_and_lost_found(ext2_filsys fs) {
 
 ext2_filsys make_filesystem(const std::string& path, std::uint64_t size_bytes, const std::string& label, bool journal) {
   if (size_bytes < (8u << 20)) throw Error("EINVAL", "an ext4 image needs at least 8 MiB");
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
-  if (fd < 0) throw Error::last("create", path);
-  int rc = ::ftruncate(fd, static_cast<off_t>(size_bytes));
-  int e = errno;
-  ::close(fd);
-  if (rc != 0) throw Error::sys(e, "truncate", path);
+  {
+    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644));
+    if (!fd) throw Error::last("create", path);
+    if (::ftruncate(fd.get(), static_cast<off_t>(size_bytes)) != 0) throw Error::last("truncate", path);
+  }
 
   initialize_ext2_error_table();
   const std::string what = "make an ext4 filesystem in " + path;

@@ -32,37 +32,29 @@ std::string nonce() {
   return s;
 }
 
-int open_endpoint(const Endpoint& ep, std::chrono::milliseconds timeout) {
+UniqueFd open_endpoint(const Endpoint& ep, std::chrono::milliseconds timeout) {
   switch (ep.kind) {
     case Endpoint::Kind::unix_socket: return net_unix::connect(ep.path, timeout);
     case Endpoint::Kind::vsock_uds: {
       // Firecracker's host side of vsock: a Unix socket speaking
       // "CONNECT <port>\n" / "OK <host port>\n" before the guest's bytes flow.
-      int fd = net_unix::connect(ep.path, timeout);
-      try {
-        net_unix::write_all(fd, "CONNECT " + std::to_string(ep.port) + "\n", ep.path);
-        std::string buf;
-        std::string line = net_unix::read_line(fd, buf, clock::now() + timeout, "vsock " + ep.path);
-        if (line.rfind("OK ", 0) != 0) throw Error("ECONNREFUSED", "vsock " + ep.path + ": " + line);
-        if (!buf.empty()) throw Error("EPROTO", "vsock " + ep.path + ": unexpected bytes after OK");
-      } catch (...) {
-        ::close(fd);
-        throw;
-      }
+      UniqueFd fd = net_unix::connect(ep.path, timeout);
+      net_unix::write_all(fd.get(), "CONNECT " + std::to_string(ep.port) + "\n", ep.path);
+      std::string buf;
+      std::string line = net_unix::read_line(fd.get(), buf, clock::now() + timeout, "vsock " + ep.path);
+      if (line.rfind("OK ", 0) != 0) throw Error("ECONNREFUSED", "vsock " + ep.path + ": " + line);
+      if (!buf.empty()) throw Error("EPROTO", "vsock " + ep.path + ": unexpected bytes after OK");
       return fd;
     }
     case Endpoint::Kind::vsock: {
-      int fd = ::socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
-      if (fd < 0) throw Error::last("socket(AF_VSOCK)");
+      UniqueFd fd(::socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0));
+      if (!fd) throw Error::last("socket(AF_VSOCK)");
       sockaddr_vm addr{};
       addr.svm_family = AF_VSOCK;
       addr.svm_cid = ep.cid;
       addr.svm_port = ep.port;
-      if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-        int e = errno;
-        ::close(fd);
-        throw Error::sys(e, "connect vsock", "cid " + std::to_string(ep.cid));
-      }
+      if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+        throw Error::last("connect vsock", "cid " + std::to_string(ep.cid));
       return fd;
     }
   }
@@ -84,8 +76,7 @@ std::string describe(const Endpoint& ep) {
 }  // namespace
 
 std::unique_ptr<AgentClient> AgentClient::connect(const Endpoint& ep, std::chrono::milliseconds timeout) {
-  int fd = open_endpoint(ep, timeout);
-  std::unique_ptr<AgentClient> c(new AgentClient(fd, describe(ep)));
+  std::unique_ptr<AgentClient> c(new AgentClient(open_endpoint(ep, timeout), describe(ep)));
   c->handshake(timeout);
   return c;
 }
@@ -107,11 +98,9 @@ std::unique_ptr<AgentClient> AgentClient::wait_ready(const Endpoint& ep, std::ch
   }
 }
 
-AgentClient::~AgentClient() {
-  if (fd_ >= 0) ::close(fd_);
-}
+AgentClient::~AgentClient() = default;
 
-void AgentClient::send(const std::string& bytes) { net_unix::write_all(fd_, bytes, what_); }
+void AgentClient::send(const std::string& bytes) { net_unix::write_all(fd_.get(), bytes, what_); }
 
 Frame AgentClient::read_frame(clock::time_point deadline) {
   for (;;) {
@@ -119,10 +108,10 @@ Frame AgentClient::read_frame(clock::time_point deadline) {
     cancel::check();
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
     if (left.count() <= 0) throw Error("ETIMEDOUT", "timed out waiting for the " + what_);
-    pollfd p{fd_, POLLIN, 0};
+    pollfd p{fd_.get(), POLLIN, 0};
     if (cancel::poll(&p, 1, std::min(left, std::chrono::milliseconds(1000))) <= 0) continue;
     char buf[65536];
-    ssize_t n = ::read(fd_, buf, sizeof buf);
+    ssize_t n = ::read(fd_.get(), buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) throw Error::last("read", what_);
     if (n == 0) throw Error("EPIPE", "the " + what_ + " closed the connection");

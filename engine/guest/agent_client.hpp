@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/core/unique_fd.hpp"
 #include "engine/guest/protocol.hpp"
 #include "engine/guest/requests.hpp"
 
@@ -73,7 +74,7 @@ class AgentClient {
   std::string mount(const MountRequest& m);
 
  private:
-  AgentClient(int fd, std::string what) : fd_(fd), what_(std::move(what)) {}
+  AgentClient(UniqueFd fd, std::string what) : fd_(std::move(fd)), what_(std::move(what)) {}
   void send(const std::string& bytes);
   Frame read_frame(std::chrono::steady_clock::time_point deadline);
   Frame expect(std::uint32_t ch, std::chrono::steady_clock::time_point deadline);
@@ -81,7 +82,7 @@ class AgentClient {
   void handshake(std::chrono::milliseconds timeout);
   void require_capability(const std::string& name) const;
 
-  int fd_;
+  UniqueFd fd_;
   std::string what_;
   FrameReader reader_;
   nlohmann::json hello_;

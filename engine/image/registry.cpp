@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/core/cancel.hpp"
+#include "engine/core/curl_handles.hpp"
 #include "engine/core/error.hpp"
 #include "engine/core/sha256.hpp"
 #include "engine/image/auth.hpp"
@@ -129,23 +130,20 @@ Platform parse_platform(std::string_view text) {
 }
 
 Client::Client(Reference ref, ClientOptions opts) : ref_(std::move(ref)), opts_(std::move(opts)) {
-  static const bool inited = [] { return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK; }();
-  (void)inited;
+  curl::global_init();
 }
 
 Client::Response Client::get(const std::string& url, const std::string& accept, std::uint64_t max_bytes) {
-  std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> c(curl_easy_init(), curl_easy_cleanup);
-  if (!c) throw Error("ENOMEM", "curl_easy_init");
+  curl::Easy c = curl::make_easy();
   Response r;
   Sink sink{&r, max_bytes};
   char errbuf[CURL_ERROR_SIZE] = {};
-  curl_slist* hdrs = nullptr;
-  if (!accept.empty()) hdrs = curl_slist_append(hdrs, accept.c_str());
-  if (!auth_.empty()) hdrs = curl_slist_append(hdrs, ("Authorization: " + auth_).c_str());
-  std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> hold(hdrs, curl_slist_free_all);
+  curl::Headers hdrs;
+  if (!accept.empty()) hdrs.append(accept);
+  if (!auth_.empty()) hdrs.append("Authorization: " + auth_);
   CURL* h = c.get();
   curl_easy_setopt(h, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs.get());
   curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
   curl_easy_setopt(h, CURLOPT_MAXREDIRS, 10L);
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -189,7 +187,7 @@ void Client::authenticate(const Response& unauthorized) {
     const std::string& rurl = realm->second;
     if (rurl.rfind("https://", 0) != 0 && rurl.rfind("http://", 0) != 0)
       throw Error("EACCES", who + ": token realm is not an http(s) URL: " + rurl);
-    std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> esc(curl_easy_init(), curl_easy_cleanup);
+    curl::Easy esc = curl::make_easy();
     auto escape = [&](const std::string& v) {
       char* e = curl_easy_escape(esc.get(), v.c_str(), static_cast<int>(v.size()));
       std::string s = e ? e : "";

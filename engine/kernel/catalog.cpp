@@ -1,18 +1,18 @@
 #include "engine/kernel/catalog.hpp"
 
-#include <sys/random.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <chrono>
-#include <cstdio>
 #include <ctime>
 #include <filesystem>
 
 #include "engine/core/atomic_file.hpp"
 #include "engine/core/error.hpp"
+#include "engine/core/make_dirs.hpp"
 #include "engine/core/read_file.hpp"
 #include "engine/core/sha256.hpp"
+#include "engine/core/temp_name.hpp"
 #include "engine/kernel/bzimage.hpp"
 #include "engine/kernel/initramfs.hpp"
 #include "engine/kernel/modules.hpp"
@@ -30,14 +30,6 @@ std::string utc_now() {
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;
-}
-
-std::string temp_suffix() {
-  unsigned char b[4];
-  if (getrandom(b, sizeof b, 0) != 4) throw Error::last("getrandom");
-  char s[9];
-  std::snprintf(s, sizeof s, "%02x%02x%02x%02x", b[0], b[1], b[2], b[3]);
-  return s;
 }
 
 // Removes a temporary import directory unless released.
@@ -74,8 +66,8 @@ nlohmann::json import_kernel(const ImportOptions& o) {
   std::vector<std::string> modules;
   if (!k.modules.empty()) modules = resolve_modules(k);
 
-  fs::create_directories(o.kernels_dir);
-  TempDir tmp{fs::path(o.kernels_dir) / (".import-" + o.name + "-" + temp_suffix())};
+  make_dirs(o.kernels_dir, 0755);
+  TempDir tmp{temp_name(o.kernels_dir + "/.import-" + o.name + "-")};
   fs::create_directory(tmp.path);
   fs::permissions(tmp.path, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
                                 fs::perms::others_read | fs::perms::others_exec);
@@ -99,19 +91,19 @@ nlohmann::json import_kernel(const ImportOptions& o) {
                       {"imported_at", utc_now()}};
   atomic_write_file((tmp.path / "manifest.json").string(), m.dump(2) + "\n", 0644);
 
+  // Each file was fsynced and renamed into tmp.path by AtomicFile, which
+  // fsyncs tmp.path too: the new kernel is on disk before a name points at it.
   if (o.replace && fs::exists(final_dir, ec)) {
-    fs::path old = fs::path(o.kernels_dir) / (".old-" + o.name + "-" + temp_suffix());
-    fs::rename(final_dir, old);
-    fs::rename(tmp.path, final_dir);
-    fs::remove_all(old, ec);
-  } else {
-    // rename(2) onto a missing name: a concurrent import of the same name
-    // makes one of the two fail here instead of mixing files.
-    if (::rename(tmp.path.c_str(), final_dir.c_str()) != 0) {
-      if (errno == EEXIST || errno == ENOTEMPTY)
-        throw Error("EEXIST", "a kernel named '" + o.name + "' already exists");
-      throw Error::last("rename", final_dir.string());
-    }
+    // One step: the name holds the old kernel until it holds the new one.
+    // The old one is then at tmp.path, which TempDir removes.
+    exchange_paths(tmp.path.string(), final_dir.string());
+    return m;
+  }
+  // rename(2) onto a missing name: a concurrent import of the same name
+  // makes one of the two fail here instead of mixing files.
+  if (::rename(tmp.path.c_str(), final_dir.c_str()) != 0) {
+    if (errno == EEXIST || errno == ENOTEMPTY) throw Error("EEXIST", "a kernel named '" + o.name + "' already exists");
+    throw Error::last("rename", final_dir.string());
   }
   tmp.keep = true;
   fsync_dir(o.kernels_dir);
@@ -161,7 +153,7 @@ void remove_kernel(const std::string& kernels_dir, const std::string& name) {
   std::error_code ec;
   if (!fs::exists(dir / "manifest.json", ec)) throw Error("ENOENT", "no kernel named '" + name + "'");
   // Rename aside first so the name disappears atomically, then delete.
-  fs::path aside = fs::path(kernels_dir) / (".rm-" + name + "-" + temp_suffix());
+  fs::path aside = temp_name(kernels_dir + "/.rm-" + name + "-");
   fs::rename(dir, aside);
   fs::remove_all(aside, ec);
 }

@@ -7,6 +7,7 @@
 
 #include <memory>
 
+#include "engine/core/atomic_file.hpp"
 #include "engine/core/error.hpp"
 #include "engine/core/host_tools.hpp"
 #include "engine/core/read_file.hpp"
@@ -17,11 +18,13 @@ namespace {
 
 class Writer {
  public:
-  explicit Writer(const std::string& path) : a_(archive_write_new(), archive_write_free), path_(path) {
+  // The archive goes to an AtomicFile: the initramfs is fsynced before it
+  // has its name (a kernel directory is renamed into place right after).
+  explicit Writer(const std::string& path) : out_(path, 0644), a_(archive_write_new(), archive_write_free), path_(path) {
     if (!a_) throw Error("ENOMEM", "archive_write_new");
     archive_write_set_format_cpio_newc(a_.get());
     archive_write_add_filter_none(a_.get());
-    if (archive_write_open_filename(a_.get(), path.c_str()) != ARCHIVE_OK) fail("open");
+    if (archive_write_open_fd(a_.get(), out_.fd()) != ARCHIVE_OK) fail("open");
   }
   void dir(const std::string& name) { add(name, AE_IFDIR, 0755, {}, {}); }
   void file(const std::string& name, const std::string& data, mode_t mode) { add(name, AE_IFREG, mode, data, {}); }
@@ -37,6 +40,7 @@ class Writer {
   }
   void close() {
     if (archive_write_close(a_.get()) != ARCHIVE_OK) fail("close");
+    out_.commit();
   }
 
  private:
@@ -63,6 +67,7 @@ class Writer {
   [[noreturn]] void fail(const std::string& what) {
     throw Error("EIO", "initramfs " + path_ + ": " + what + ": " + archive_error_string(a_.get()));
   }
+  AtomicFile out_;  // declared first: the archive, freed first, may still write to it
   std::unique_ptr<archive, decltype(&archive_write_free)> a_;
   archive_entry* entry_ = nullptr;
   std::string path_;

@@ -24,6 +24,7 @@ BANGER_LAZY(kLib, CURLMcode, curl_multi_poll,
             (CURLM * multi, struct curl_waitfd extra_fds[], unsigned int extra_nfds, int timeout_ms, int* ret),
             (multi, extra_fds, extra_nfds, timeout_ms, ret))
 BANGER_LAZY(kLib, CURLMcode, curl_multi_remove_handle, (CURLM * multi, CURL* easy), (multi, easy))
+BANGER_LAZY(kLib, const char*, curl_multi_strerror, (CURLMcode code), (code))
 BANGER_LAZY(kLib, struct curl_slist*, curl_slist_append, (struct curl_slist * list, const char* data), (list, data))
 BANGER_LAZY(kLib, void, curl_slist_free_all, (struct curl_slist * list), (list))
 

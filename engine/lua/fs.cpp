@@ -14,6 +14,7 @@
 #include "engine/core/file_lock.hpp"
 #include "engine/core/paths.hpp"
 #include "engine/core/read_file.hpp"
+#include "engine/core/unique_fd.hpp"
 #include "engine/lua/binding.hpp"
 
 namespace banger::lua {
@@ -127,6 +128,15 @@ int l_write_atomic(lua_State* L) {
   return 1;
 }
 
+// publish(temp, path): a finished file moved into place durably (fsync,
+// rename, directory fsync): after a crash `path` is the old file or the new.
+int l_publish(lua_State* L) {
+  std::string temp = check_string(L, 1), path = check_string(L, 2);
+  publish_file(temp, path);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 int l_remove(lua_State* L) {
   std::string path = check_string(L, 1);
   if (::remove(path.c_str()) != 0) throw Error::last("remove", path);
@@ -156,19 +166,12 @@ int l_chmod(lua_State* L) {
   std::string path = check_string(L, 1);
   auto mode = check_int<mode_t>(L, 2, 0, kMaxMode);
   // fchmodat without following: refuse to chmod through a symlink.
-  int fd = ::open(path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) throw Error::last("open", path);
-  std::string proc = "/proc/self/fd/" + std::to_string(fd);
+  UniqueFd fd(::open(path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd) throw Error::last("open", path);
+  std::string proc = "/proc/self/fd/" + std::to_string(fd.get());
   struct stat st {};
-  int rc = ::fstat(fd, &st);
-  if (rc == 0 && S_ISLNK(st.st_mode)) {
-    ::close(fd);
-    throw Error("ELOOP", "chmod: refusing a symlink: " + path);
-  }
-  rc = ::chmod(proc.c_str(), mode);
-  int e = errno;
-  ::close(fd);
-  if (rc != 0) throw Error::sys(e, "chmod", path);
+  if (::fstat(fd.get(), &st) == 0 && S_ISLNK(st.st_mode)) throw Error("ELOOP", "chmod: refusing a symlink: " + path);
+  if (::chmod(proc.c_str(), mode) != 0) throw Error::last("chmod", path);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -255,6 +258,7 @@ int open_fs(lua_State* L) {
                                  {"list", protect<l_list>},
                                  {"read", protect<l_read>},
                                  {"write_atomic", protect<l_write_atomic>},
+                                 {"publish", protect<l_publish>},
                                  {"remove", protect<l_remove>},
                                  {"remove_tree", protect<l_remove_tree>},
                                  {"rename", protect<l_rename>},

@@ -19,6 +19,7 @@
 #include "engine/core/error.hpp"
 #include "engine/core/file_lock.hpp"
 #include "engine/core/process.hpp"
+#include "engine/core/unique_fd.hpp"
 
 namespace banger::net {
 namespace {
@@ -96,12 +97,9 @@ std::vector<TaggedRule> table_rules(Nft& nft, bool* table_exists) {
 }
 
 void write_sysctl(const char* path, const char* value) {
-  int fd = ::open(path, O_WRONLY | O_CLOEXEC);
-  if (fd < 0) throw Error::last("cannot open", path);
-  ssize_t n = ::write(fd, value, std::char_traits<char>::length(value));
-  int err = errno;
-  ::close(fd);
-  if (n < 0) throw Error::sys(err, "cannot write", path);
+  UniqueFd fd(::open(path, O_WRONLY | O_CLOEXEC));
+  if (!fd) throw Error::last("cannot open", path);
+  if (::write(fd.get(), value, std::char_traits<char>::length(value)) < 0) throw Error::last("cannot write", path);
 }
 
 // --- iptables side (hosts whose FORWARD drops) ---

@@ -17,6 +17,7 @@
 #include <memory>
 
 #include "engine/core/error.hpp"
+#include "engine/core/unique_fd.hpp"
 
 namespace banger::net {
 namespace {
@@ -160,17 +161,16 @@ void create_tap(std::string_view name, std::string_view bridge, uid_t owner, std
       throw Error("EEXIST", "link " + std::string(name) + " exists and is not a tap on " + std::string(bridge));
     }
   } else {
-    int fd = ::open("/dev/net/tun", O_RDWR | O_CLOEXEC);
-    if (fd < 0) throw Error::last("cannot open", "/dev/net/tun");
+    UniqueFd fd(::open("/dev/net/tun", O_RDWR | O_CLOEXEC));
+    if (!fd) throw Error::last("cannot open", "/dev/net/tun");
     struct ifreq ifr = {};
     ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
     std::memcpy(ifr.ifr_name, name.data(), std::min(name.size(), sizeof ifr.ifr_name - 1));
-    int rc = ::ioctl(fd, TUNSETIFF, &ifr);
-    if (rc == 0) rc = ::ioctl(fd, TUNSETOWNER, static_cast<unsigned long>(owner));
-    if (rc == 0) rc = ::ioctl(fd, TUNSETPERSIST, 1UL);
-    int err = errno;
-    ::close(fd);
-    if (rc != 0) throw Error::sys(err, "cannot create tap", name);
+    int rc = ::ioctl(fd.get(), TUNSETIFF, &ifr);
+    if (rc == 0) rc = ::ioctl(fd.get(), TUNSETOWNER, static_cast<unsigned long>(owner));
+    if (rc == 0) rc = ::ioctl(fd.get(), TUNSETPERSIST, 1UL);
+    if (rc != 0) throw Error::last("cannot create tap", name);
+    fd.reset();  // TUNSETPERSIST keeps the tap without this descriptor
     cache = links(s.get());
     tap = find(cache.get(), name);
     if (!tap) throw Error("ENOENT", "tap " + std::string(name) + " vanished right after creation");

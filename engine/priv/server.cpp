@@ -12,8 +12,9 @@
 
 #include "engine/core/cancel.hpp"
 #include "engine/core/error.hpp"
-#include "engine/core/unique_fd.hpp"
 #include "engine/core/log.hpp"
+#include "engine/core/make_dirs.hpp"
+#include "engine/core/unique_fd.hpp"
 #include "engine/core/unix_socket.hpp"
 #include "engine/priv/ops.hpp"
 #include "engine/priv/sandbox_exec.hpp"
@@ -46,7 +47,7 @@ void own_no_follow(const std::string& path, uid_t uid, gid_t gid, mode_t mode, m
 }
 
 void prepare_socket_dir(const std::string& dir, uid_t owner, gid_t group) {
-  std::filesystem::create_directories(std::filesystem::path(dir).parent_path());
+  make_dirs(std::filesystem::path(dir).parent_path().string(), 0755);
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) throw Error::last("mkdir", dir);
   struct stat st {};
   if (::lstat(dir.c_str(), &st) != 0) throw Error::last("lstat", dir);
@@ -68,14 +69,14 @@ Server::Server(ServerOptions opts) : opts_(std::move(opts)) {
     if (!S_ISSOCK(st.st_mode)) throw Error("EEXIST", "refusing to replace " + opts_.socket_path + ": not a socket");
     ::unlink(opts_.socket_path.c_str());  // a previous helper's; connections to it are already dead
   }
-  listen_fd_ = net_unix::bind(opts_.socket_path).release();
+  listen_fd_ = net_unix::bind(opts_.socket_path);
   own_no_follow(opts_.socket_path, opts_.owner_uid, opts_.owner_gid, 0600, S_IFSOCK);
-  if (::listen(listen_fd_, 64) != 0) throw Error::last("listen", opts_.socket_path);
+  if (::listen(listen_fd_.get(), 64) != 0) throw Error::last("listen", opts_.socket_path);
 }
 
 Server::~Server() {
-  if (listen_fd_ >= 0) {
-    ::close(listen_fd_);
+  if (listen_fd_) {
+    listen_fd_.reset();
     ::unlink(opts_.socket_path.c_str());
   }
   // Connection threads hold no reference to the listener; wait for them so
@@ -87,7 +88,7 @@ void Server::run() {
   log::write(log::Level::info, "helper", "listening on " + opts_.socket_path + " for uid " + std::to_string(opts_.owner_uid));
   while (!stopping_ && !cancel::requested()) {
     reap_children();  // hypervisors it launched that have exited
-    pollfd p{listen_fd_, POLLIN, 0};
+    pollfd p{listen_fd_.get(), POLLIN, 0};
     try {
       // Wakes at once on SIGTERM/SIGINT; the bound keeps children reaped.
       if (cancel::poll(&p, 1, std::chrono::milliseconds(200)) <= 0) continue;
@@ -95,8 +96,9 @@ void Server::run() {
       if (e.code() == "ECANCELED") break;
       throw;
     }
-    int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd < 0) continue;
+    UniqueFd conn(::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    if (!conn) continue;
+    const int fd = conn.get();
     ucred cred{};
     socklen_t len = sizeof cred;
     if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||
@@ -109,7 +111,6 @@ void Server::run() {
                             "client");
       } catch (const Error&) {
       }
-      ::close(fd);
       continue;
     }
     if (active_.load() >= opts_.max_connections) {
@@ -117,13 +118,12 @@ void Server::run() {
         net_unix::write_all(fd, encode_error("EBUSY", "the root helper is busy; retry"), "client");
       } catch (const Error&) {
       }
-      ::close(fd);
       continue;
     }
     ++active_;
-    std::thread([this, fd, cred] {
-      serve(fd, cred.uid, cred.gid);
-      ::close(fd);
+    std::thread([this, conn = std::move(conn), cred]() mutable {
+      serve(conn.get(), cred.uid, cred.gid);
+      conn.reset();  // before the count drops: ~Server waits on it
       --active_;
     }).detach();
   }

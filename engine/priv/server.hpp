@@ -12,6 +12,8 @@
 #include <atomic>
 #include <string>
 
+#include "engine/core/unique_fd.hpp"
+
 namespace banger::priv {
 
 struct ServerOptions {
@@ -36,7 +38,7 @@ class Server {
  private:
   void serve(int fd, uid_t uid, gid_t gid);
   ServerOptions opts_;
-  int listen_fd_ = -1;
+  UniqueFd listen_fd_;
   std::atomic<bool> stopping_{false};
   std::atomic<int> active_{0};
 };

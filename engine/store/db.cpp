@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "engine/core/error.hpp"
+#include "engine/core/unique_fd.hpp"
 
 namespace banger::store {
 namespace {
@@ -48,9 +49,8 @@ void Db::fail(std::string_view what, int rc) {
 
 std::unique_ptr<Db> Db::open(const std::string& path, int busy_timeout_ms) {
   // Create the file ourselves so it is 0600 from birth, whatever the umask.
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0) throw Error::last("open database", path);
-  ::close(fd);
+  if (!UniqueFd(::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600)))
+    throw Error::last("open database", path);
 
   sqlite3* raw = nullptr;
   int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_FULLMUTEX,

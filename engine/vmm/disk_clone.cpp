@@ -9,13 +9,14 @@
 
 #include <algorithm>
 #include <cstring>
-#include <random>
 #include <vector>
 
 #include "engine/core/atomic_file.hpp"
 #include "engine/core/cancel.hpp"
 #include "engine/core/error.hpp"
+#include "engine/core/temp_name.hpp"
 #include "engine/core/unique_fd.hpp"
+#include "engine/core/write_all.hpp"
 
 namespace banger::vmm {
 namespace {
@@ -33,11 +34,8 @@ std::string dir_of(const std::string& p) {
 
 // A temporary name beside dst, created O_EXCL (never an existing file or symlink).
 int create_temp(const std::string& dst, std::string& temp) {
-  std::random_device rd;
   for (int attempt = 0; attempt < 16; ++attempt) {
-    char suffix[32];
-    std::snprintf(suffix, sizeof suffix, ".tmp-%08x", rd());
-    temp = dst + suffix;
+    temp = temp_name(dst + ".tmp-");
     int fd = ::open(temp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd >= 0 || errno != EEXIST) {
       if (fd < 0) throw Error::last("clone: create", temp);
@@ -50,19 +48,6 @@ int create_temp(const std::string& dst, std::string& temp) {
 bool all_zero(const char* p, size_t n) {
   // memcmp against itself shifted by one byte: zero iff every byte equals the first.
   return n == 0 || (p[0] == 0 && std::memcmp(p, p + 1, n - 1) == 0);
-}
-
-void write_all(int fd, const char* p, size_t n, off_t off, const std::string& path) {
-  while (n > 0) {
-    ssize_t w = ::pwrite(fd, p, n, off);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      throw Error::last("clone: write", path);
-    }
-    p += w;
-    n -= static_cast<size_t>(w);
-    off += w;
-  }
 }
 
 // Copies [from, to) of in to out, skipping all-zero 4 KiB blocks so they
@@ -92,7 +77,7 @@ std::uint64_t copy_range(int in, int out, off_t from, off_t to, std::vector<char
         if (all_zero(buf.data() + b + run, next)) break;
         run += next;
       }
-      write_all(out, buf.data() + b, run, off + static_cast<off_t>(b), temp);
+      pwrite_all(out, std::string_view(buf.data() + b, run), off + static_cast<off_t>(b), temp);
       written += run;
       b += run;
     }

@@ -15,6 +15,7 @@
 #include "engine/core/cancel.hpp"
 #include "engine/core/error.hpp"
 #include "engine/core/process.hpp"
+#include "engine/core/unique_fd.hpp"
 #include "engine/vmm/http_unix.hpp"
 
 namespace banger::vmm::firecracker {
@@ -53,12 +54,10 @@ void clear_stale_socket(const std::string& path) {
 }
 
 void create_file(const std::string& path, bool truncate) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | (truncate ? O_TRUNC : O_APPEND), 0600);
-  if (fd < 0) throw Error::last("firecracker: create", path);
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | (truncate ? O_TRUNC : O_APPEND), 0600));
+  if (!fd) throw Error::last("firecracker: create", path);
   struct stat st {};
-  bool regular = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
-  ::close(fd);
-  if (!regular) throw Error("EUNSAFE", "firecracker: not a regular file: " + path);
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) throw Error("EUNSAFE", "firecracker: not a regular file: " + path);
 }
 
 void remove_socket(const std::string& path) {
@@ -67,13 +66,13 @@ void remove_socket(const std::string& path) {
 }
 
 std::string tail_lines(const std::string& path, size_t max_lines) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) return {};
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
+  if (!fd) return {};
   std::string data(4096, '\0');
-  off_t size = ::lseek(fd, 0, SEEK_END);
+  off_t size = ::lseek(fd.get(), 0, SEEK_END);
   off_t from = size > 4096 ? size - 4096 : 0;
-  ssize_t n = ::pread(fd, data.data(), data.size(), from);
-  ::close(fd);
+  ssize_t n = ::pread(fd.get(), data.data(), data.size(), from);
+  fd.reset();
   data.resize(n > 0 ? static_cast<size_t>(n) : 0);
   while (!data.empty() && (data.back() == '\n' || data.back() == '\r')) data.pop_back();
   size_t start = data.size();
@@ -94,17 +93,16 @@ std::string tail_lines(const std::string& path, size_t max_lines) {
 // A /proc/<pid> file, empty on any error (the process may go at any time).
 std::string read_proc(pid_t pid, const char* name) noexcept {
   std::string raw;
-  int fd = ::open(("/proc/" + std::to_string(pid) + "/" + name).c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return raw;
+  UniqueFd fd(::open(("/proc/" + std::to_string(pid) + "/" + name).c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return raw;
   char buf[4096];
   for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) raw.clear();
     if (n <= 0) break;
     raw.append(buf, static_cast<size_t>(n));
   }
-  ::close(fd);
   return raw;
 }
 
@@ -229,27 +227,22 @@ Handles Spawned::handles(const VmSpec& spec) const {
 Hypervisor::Hypervisor(const Handles& h) : pid_(h.pid) {
   auto same = [&] { return h.pid > 0 && !h.cmdline.empty() && process::cmdline(h.pid) == h.cmdline; };
   if (!same()) return;
-  fd_ = static_cast<int>(::syscall(SYS_pidfd_open, h.pid, 0));
-  if (fd_ >= 0) ::fcntl(fd_, F_SETFD, FD_CLOEXEC);
+  fd_.reset(static_cast<int>(::syscall(SYS_pidfd_open, h.pid, 0)));
+  if (fd_) ::fcntl(fd_.get(), F_SETFD, FD_CLOEXEC);
   // Checked again with the pidfd held: now it names this very process.
-  if (fd_ >= 0 && !same()) {
-    ::close(fd_);
-    fd_ = -1;
-  }
+  if (fd_ && !same()) fd_.reset();
 }
 
-Hypervisor::~Hypervisor() {
-  if (fd_ >= 0) ::close(fd_);
-}
+Hypervisor::~Hypervisor() = default;
 
 bool Hypervisor::wait_exit(std::chrono::milliseconds limit) {
-  if (fd_ < 0) return true;
+  if (!fd_) return true;
   const auto deadline = clock::now() + limit;
   for (;;) {
     // A pidfd turns readable when the process has exited (after its files
     // are closed), child of ours or not.
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now()).count();
-    pollfd p{fd_, POLLIN, 0};
+    pollfd p{fd_.get(), POLLIN, 0};
     int n = ::poll(&p, 1, static_cast<int>(std::clamp<long long>(left, 0, 100)));
     if (n > 0) {
       reap_if_own_zombie(pid_);
@@ -262,7 +255,7 @@ bool Hypervisor::wait_exit(std::chrono::milliseconds limit) {
 }
 
 void Hypervisor::kill() {
-  if (fd_ >= 0 && ::syscall(SYS_pidfd_send_signal, fd_, SIGKILL, nullptr, 0) != 0 && errno != ESRCH) {
+  if (fd_ && ::syscall(SYS_pidfd_send_signal, fd_.get(), SIGKILL, nullptr, 0) != 0 && errno != ESRCH) {
     throw Error::last("kill", "firecracker pid " + std::to_string(pid_));
   }
 }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "engine/core/process.hpp"
+#include "engine/core/unique_fd.hpp"
 #include "engine/vmm/driver.hpp"
 #include "engine/vmm/firecracker.hpp"
 #include "engine/vmm/firecracker_api.hpp"
@@ -54,14 +55,14 @@ class Hypervisor {
   ~Hypervisor();
   Hypervisor(const Hypervisor&) = delete;
   Hypervisor& operator=(const Hypervisor&) = delete;
-  bool valid() const { return fd_ >= 0; }
+  bool valid() const { return static_cast<bool>(fd_); }
   // True once the process has fully exited (its files, sockets included,
   // are closed), waiting up to `limit`. Polls the cancel flag.
   bool wait_exit(std::chrono::milliseconds limit);
   void kill();  // SIGKILL through the pidfd
 
  private:
-  int fd_ = -1;
+  UniqueFd fd_;  // the pidfd
   pid_t pid_ = -1;
 };
 

@@ -9,6 +9,7 @@
 #include <set>
 #include <vector>
 
+#include "engine/core/atomic_file.hpp"
 #include "engine/core/error.hpp"
 #include "engine/vmm/disk_clone.hpp"
 #include "engine/vmm/firecracker_config.hpp"
@@ -92,14 +93,6 @@ std::string parent_of(const std::string& p) {
 
 // Firecracker fsyncs the files it writes and clone_disk its copies; their
 // names in the directory need a sync of their own.
-void sync_dir(const std::string& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) throw Error::last("firecracker: open snapshot directory", dir);
-  int rc = ::fsync(fd);
-  int err = errno;
-  ::close(fd);
-  if (rc != 0) throw Error::sys(err, "fsync", dir);
-}
 
 void stage_of(const StageFn& stage, const std::string& name, const std::string& detail) {
   if (stage) stage(name, detail);
@@ -143,7 +136,7 @@ SnapshotStats take_snapshot(const Api& api, pid_t pid, const SnapshotFiles& file
     if (files.sync) {
       std::set<std::string> dirs{parent_of(files.state), parent_of(files.ram)};
       for (const auto& d : files.disks) dirs.insert(parent_of(d.layer));
-      for (const auto& dir : dirs) sync_dir(dir);
+      for (const auto& dir : dirs) fsync_dir(dir);
     }
   } catch (...) {
     for (const auto& p : made) ::unlink(p.c_str());

@@ -10,32 +10,12 @@
 
 #include "engine/core/cancel.hpp"
 #include "engine/core/error.hpp"
+#include "engine/core/unique_fd.hpp"
 
 namespace banger::vmm::firecracker {
 namespace {
 
 using clock = std::chrono::steady_clock;
-
-class Socket {
- public:
-  Socket() : fd_(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
-    if (fd_ < 0) throw Error::last("vsock: socket");
-  }
-  ~Socket() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Socket(const Socket&) = delete;
-  Socket& operator=(const Socket&) = delete;
-  int get() const { return fd_; }
-  int release() {
-    int fd = fd_;
-    fd_ = -1;
-    return fd;
-  }
-
- private:
-  int fd_;
-};
 
 // Waits for `fd` to be readable, in slices so Ctrl-C is noticed.
 void wait_readable(int fd, clock::time_point deadline, const std::string& what) {
@@ -58,7 +38,8 @@ int vsock_connect(const std::string& uds_path, std::uint32_t port, std::chrono::
   if (uds_path.size() >= sizeof(addr.sun_path)) throw Error("ENAMETOOLONG", what + ": socket path too long");
   addr.sun_family = AF_UNIX;
   std::memcpy(addr.sun_path, uds_path.c_str(), uds_path.size() + 1);
-  Socket s;
+  UniqueFd s(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!s) throw Error::last("vsock: socket");
   if (::connect(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
     int err = errno;
     throw Error(err == ENOENT ? "ECONNREFUSED" : errno_name(err), what + ": connect: " + std::strerror(err));

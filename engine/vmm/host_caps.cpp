@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "engine/core/host_tools.hpp"
+#include "engine/core/unique_fd.hpp"
 
 namespace banger::vmm {
 namespace {
@@ -16,11 +17,7 @@ bool exists(const char* p) {
 
 HostCaps detect_host() {
   HostCaps c;
-  int fd = ::open("/dev/kvm", O_RDWR | O_CLOEXEC);
-  if (fd >= 0) {
-    c.kvm_device = true;
-    ::close(fd);
-  }
+  c.kvm_device = static_cast<bool>(UniqueFd(::open("/dev/kvm", O_RDWR | O_CLOEXEC)));
   c.kvm_hardware = exists("/sys/module/kvm_intel") || exists("/sys/module/kvm_amd");
   c.kvm_pvm = exists("/sys/module/kvm_pvm");
   c.vhost_vsock = exists("/dev/vhost-vsock");

@@ -7,18 +7,14 @@
 
 #include <cstring>
 #include <memory>
-#include <mutex>
 
 #include "engine/core/cancel.hpp"
+#include "engine/core/curl_handles.hpp"
 #include "engine/core/error.hpp"
+#include "engine/core/unique_fd.hpp"
 
 namespace banger::vmm::http {
 namespace {
-
-void global_init() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
 
 size_t collect(char* data, size_t size, size_t n, void* user) {
   static_cast<std::string*>(user)->append(data, size * n);
@@ -30,13 +26,6 @@ int progress(void*, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
   return cancel::requested() ? 1 : 0;
 }
 
-struct CurlDeleter {
-  void operator()(CURL* c) const { curl_easy_cleanup(c); }
-};
-struct SlistDeleter {
-  void operator()(curl_slist* s) const { curl_slist_free_all(s); }
-};
-
 std::string describe(const std::string& socket_path, const Request& req) {
   return req.method + " " + req.path + " on " + socket_path;
 }
@@ -44,10 +33,8 @@ std::string describe(const std::string& socket_path, const Request& req) {
 }  // namespace
 
 Response request(const std::string& socket_path, const Request& req) {
-  global_init();
-  std::unique_ptr<CURL, CurlDeleter> curl(curl_easy_init());
-  if (!curl) throw Error("ENOMEM", "curl_easy_init failed");
-  CURL* c = curl.get();
+  curl::Easy easy = curl::make_easy();
+  CURL* c = easy.get();
 
   Response res;
   std::string url = "http://localhost" + req.path;
@@ -63,12 +50,11 @@ Response request(const std::string& socket_path, const Request& req) {
   curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, progress);
   curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
 
-  curl_slist* raw = nullptr;
-  raw = curl_slist_append(raw, "Accept: application/json");
+  curl::Headers headers;
+  headers.append("Accept: application/json");
   // Firecracker's micro_http does not do 100-continue; never wait for it.
-  raw = curl_slist_append(raw, "Expect:");
-  if (!req.body.empty()) raw = curl_slist_append(raw, "Content-Type: application/json");
-  std::unique_ptr<curl_slist, SlistDeleter> headers(raw);
+  headers.append("Expect:");
+  if (!req.body.empty()) headers.append("Content-Type: application/json");
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers.get());
 
   if (req.method == "GET") {
@@ -98,11 +84,9 @@ bool can_connect(const std::string& path) {
   if (path.size() >= sizeof(addr.sun_path)) throw Error("ENAMETOOLONG", "socket path too long: " + path);
   addr.sun_family = AF_UNIX;
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw Error::last("socket");
-  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-  ::close(fd);
-  return ok;
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) throw Error::last("socket");
+  return ::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
 }
 
 }  // namespace banger::vmm::http

@@ -11,6 +11,7 @@
 
 #include "engine/core/error.hpp"
 #include "engine/core/unique_fd.hpp"
+#include "engine/core/write_all.hpp"
 
 namespace banger::vmm {
 namespace {
@@ -38,17 +39,7 @@ std::uint64_t get_be(const unsigned char* p, int bytes) {
   return v;
 }
 
-void pwrite_all(int fd, const void* data, std::size_t n, std::uint64_t off, const std::string& path) {
-  const auto* p = static_cast<const char*>(data);
-  while (n > 0) {
-    ssize_t w = ::pwrite(fd, p, n, static_cast<off_t>(off));
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) throw Error::last("write", path);
-    p += w;
-    n -= static_cast<std::size_t>(w);
-    off += static_cast<std::uint64_t>(w);
-  }
-}
+std::string_view as_chars(const void* p, std::size_t n) { return {static_cast<const char*>(p), n}; }
 
 bool is_qcow2(int fd, std::uint64_t* size) {
   unsigned char h[32];
@@ -135,16 +126,16 @@ void create_qcow2_overlay(const std::string& base, const std::string& overlay, l
   if (!fd) throw Error::last("qcow2 overlay: create", overlay);
   try {
     auto h = header(size, static_cast<std::uint32_t>(l1_entries), base_format, backing);
-    pwrite_all(fd.get(), h.data(), h.size(), 0, overlay);
+    pwrite_all(fd.get(), as_chars(h.data(), h.size()), 0, overlay);
     unsigned char entry[8];
     put_be(entry, kRefBlockOffset, 8);
-    pwrite_all(fd.get(), entry, sizeof entry, kRefTableOffset, overlay);
+    pwrite_all(fd.get(), as_chars(entry, sizeof entry), kRefTableOffset, overlay);
     // Every cluster the metadata uses is referenced once: the header, the
     // refcount table, the refcount block and the L1 table's clusters.
     const std::uint64_t used = 3 + l1_clusters;
     std::vector<unsigned char> refcounts(used * 2, 0);
     for (std::uint64_t i = 0; i < used; ++i) put_be(refcounts.data() + 2 * i, 1, 2);
-    pwrite_all(fd.get(), refcounts.data(), refcounts.size(), kRefBlockOffset, overlay);
+    pwrite_all(fd.get(), as_chars(refcounts.data(), refcounts.size()), kRefBlockOffset, overlay);
     // The L1 table is all zeros (nothing allocated): a hole reads as that.
     if (::ftruncate(fd.get(), static_cast<off_t>(kL1Offset + l1_entries * 8)) != 0) {
       throw Error::last("qcow2 overlay: size", overlay);

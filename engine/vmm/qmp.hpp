@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "engine/core/unique_fd.hpp"
+
 namespace banger::vmm {
 
 class Qmp {
@@ -29,7 +31,7 @@ class Qmp {
 
  private:
   nlohmann::json read_message();
-  int fd_ = -1;
+  UniqueFd fd_;
   std::string path_;
   std::string buffer_;
   std::chrono::milliseconds timeout_;

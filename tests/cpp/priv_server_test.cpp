@@ -46,17 +46,16 @@ struct RunningServer {
 };
 
 std::string roundtrip(const std::string& path, const std::string& payload) {
-  int fd = banger::net_unix::connect(path, std::chrono::milliseconds(2000));
-  banger::net_unix::write_all(fd, payload, "helper");
+  banger::UniqueFd fd = banger::net_unix::connect(path, std::chrono::milliseconds(2000));
+  banger::net_unix::write_all(fd.get(), payload, "helper");
   std::string buffer;
   std::string line;
   try {
-    line = banger::net_unix::read_line(fd, buffer, std::chrono::steady_clock::now() + std::chrono::seconds(5),
+    line = banger::net_unix::read_line(fd.get(), buffer, std::chrono::steady_clock::now() + std::chrono::seconds(5),
                                        "helper");
   } catch (const banger::Error& e) {
     line = std::string("closed: ") + e.code();
   }
-  ::close(fd);
   return line;
 }
 
@@ -245,17 +244,17 @@ TEST_CASE("helper: SIGTERM's cancel ends run() and an idle connection's thread w
     banger::test::JoinOnExit join_runner(runner, [] { banger::cancel::request(SIGTERM); });
     // A client that asks once, has its answer, and then says nothing: its
     // connection thread waits in recv_line for the next request.
-    int idle = banger::net_unix::connect(sock, std::chrono::milliseconds(2000));
-    banger::net_unix::write_all(idle, "{}\n", "helper");
+    banger::UniqueFd idle = banger::net_unix::connect(sock, std::chrono::milliseconds(2000));
+    banger::net_unix::write_all(idle.get(), "{}\n", "helper");
     std::string buffer;
-    REQUIRE(banger::net_unix::read_line(idle, buffer, clock::now() + std::chrono::seconds(5), "helper").find("EINVAL") !=
+    REQUIRE(banger::net_unix::read_line(idle.get(), buffer, clock::now() + std::chrono::seconds(5), "helper").find("EINVAL") !=
             std::string::npos);
     auto start = clock::now();
     banger::cancel::request(SIGTERM);
     runner.join();
     server.reset();  // waits for the connection threads
     took = clock::now() - start;
-    ::close(idle);
+    idle.reset();
   }
   CHECK(took < std::chrono::seconds(1));
   struct stat st {};

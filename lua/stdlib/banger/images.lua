@@ -87,8 +87,9 @@ function M.validate_name(name)
 end
 
 -- Publishes a new image: `build(tmp)` writes the ext4 file at a temporary
--- path in the store, which is renamed into place and registered. A failure
--- at any step leaves neither a row nor a stray file.
+-- path in the store, which is fsynced, renamed into place (the directory
+-- fsynced too: fs.publish) and registered. A failure at any step leaves
+-- neither a row nor a stray file; a crash leaves no half-written image.
 local function publish(fields, build)
   M.validate_name(fields.name)
   if M.get(fields.name) then
@@ -99,7 +100,7 @@ local function publish(fields, build)
   local tmp = final .. ".tmp-" .. tostring(require("banger.native.sys").getpid())
   local ok, err = pcall(function()
     build(tmp)
-    errors.check(fs.rename(tmp, final))
+    errors.check(fs.publish(tmp, final))
     fields.rootfs_path = final
     fields.size_bytes = errors.check(fs.stat(final)).size
     M.register(fields)
@@ -122,10 +123,8 @@ function M.import_file(src, fields)
   end
   probe:close()
   return publish(fields, function(tmp)
-    local r = errors.check(require("banger.native.proc").run({ "cp", "--sparse=always", "--reflink=auto", "--", src, tmp }))
-    if r.code ~= 0 then
-      errors.raise("EIO", "copy " .. src .. ": " .. r.stderr)
-    end
+    -- A reflink where the filesystem can, else a sparse copy.
+    errors.check(require("banger.native.vmm").clone_disk(errors.check(fs.realpath(src)), tmp))
   end)
 end
 
@@ -139,9 +138,11 @@ function M.capture(vm_row, fields)
   end
   return publish(fields, function(tmp)
     local qcow = dir .. "/root.qcow2"
-    local argv = fs.exists(qcow) and { "qemu-img", "convert", "-O", "raw", qcow, tmp }
-      or { "cp", "--sparse=always", "--", dir .. "/root.img", tmp }
-    local r = errors.check(require("banger.native.proc").run(argv))
+    if not fs.exists(qcow) then
+      errors.check(require("banger.native.vmm").clone_disk(dir .. "/root.img", tmp))
+      return
+    end
+    local r = errors.check(require("banger.native.proc").run({ "qemu-img", "convert", "-O", "raw", qcow, tmp }))
     if r.code ~= 0 then
       errors.raise("EIO", "capturing the root disk of " .. vm_row.name .. ": " .. r.stderr)
     end

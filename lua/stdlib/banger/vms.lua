@@ -196,7 +196,7 @@ end
 
 --- Records what is now true of a running VM: the scratch file and its mirror in the row.
 function M.save_handles(row, h)
-  fs.write_atomic(M.handles_path(row), json.encode(h, { indent = 2 }), 384)
+  errors.check(fs.write_atomic(M.handles_path(row), json.encode(h, { indent = 2 }), 384))
   M.update(row, {
     handle_pid = h.pid,
     handle_cmdline = json.encode(h.cmdline or json.array()),
