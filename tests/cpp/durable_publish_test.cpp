@@ -168,32 +168,33 @@ TEST_CASE("publish_file refuses a symlink or a directory as the file to publish"
 TEST_CASE("exchange_paths swaps two trees without a moment where the target is missing", "[atomic][publish]") {
   test::TempDir t;
   fs::create_directory(t / "k");
-  fs::create_directory(t / "next");
+  atomic_write_file(t / "k/manifest", "v0");
   std::atomic<bool> stop = false;
   std::atomic<int> missing = 0, reads = 0;
   std::thread reader([&] {
     while (!stop) {
       try {
-        std::string s = read_file(t / "k/manifest");
-        if (s.empty()) ++missing;
+        if (read_file(t / "k/manifest").rfind("v", 0) != 0) ++missing;
         ++reads;
       } catch (const Error&) {
         ++missing;
       }
     }
   });
-  for (int i = 0; i < 300; ++i) {
-    spit(t / "k/manifest", "v" + std::to_string(i));
-    spit(t / "next/manifest", "v" + std::to_string(i + 1));
+  for (int i = 1; i <= 300; ++i) {
+    fs::create_directory(t / "next");
+    atomic_write_file(t / "next/manifest", "v" + std::to_string(i));
     exchange_paths(t / "next", t / "k");
     // The old tree is still whole, at the other name, until it is removed.
-    CHECK(read_file(t / "next/manifest") == "v" + std::to_string(i));
-    CHECK(read_file(t / "k/manifest") == "v" + std::to_string(i + 1));
+    CHECK(read_file(t / "next/manifest") == "v" + std::to_string(i - 1));
+    CHECK(read_file(t / "k/manifest") == "v" + std::to_string(i));
+    fs::remove_all(t / "next");
   }
   stop = true;
   reader.join();
   CHECK(reads > 0);
   CHECK(missing == 0);
+  fs::create_directory(t / "next");
   CHECK(test::error_code_of([&] { exchange_paths(t / "next", t / "absent"); }) == "ENOENT");
 }
 

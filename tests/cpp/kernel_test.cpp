@@ -252,6 +252,17 @@ TEST_CASE("catalog import is atomic, and list, show and remove work", "[kernel]"
   for (auto& e : fs::directory_iterator(cat)) entries.push_back(e.path().filename().string());
   CHECK(entries == std::vector<std::string>{"k1"});
 
+  // --replace swaps the new directory in (RENAME_EXCHANGE) and removes the old one.
+  o.name = "k1";
+  o.source = src;
+  o.replace = true;
+  spit(t / "agent", "AGENT-BYTES-2");
+  kernel::import_kernel(o);
+  CHECK(slurp(cat + "/k1/initrd.img").find("AGENT-BYTES-2") != std::string::npos);
+  entries.clear();
+  for (auto& e : fs::directory_iterator(cat)) entries.push_back(e.path().filename().string());
+  CHECK(entries == std::vector<std::string>{"k1"});
+
   kernel::remove_kernel(cat, "k1");
   CHECK(kernel::list_kernels(cat).empty());
   CHECK(test::error_code_of([&] { kernel::remove_kernel(cat, "k1"); }) == "ENOENT");
