@@ -64,6 +64,16 @@ function M.read(path) end
 ---@return true
 function M.write_atomic(path, data, mode) end
 
+--- Moves a file another writer finished (libext2fs, `qemu-img`, a disk
+--- clone) into place durably: fsyncs `temp`, renames it over `path` and
+--- fsyncs the directory, so after a crash `path` is the old file or the whole
+--- new one. `temp` must be a regular file, not a symlink. Errors: `ENOENT`,
+--- `ELOOP` (a symlink), `EINVAL` (not a regular file), `EXDEV`.
+---@param temp string
+---@param path string
+---@return true
+function M.publish(temp, path) end
+
 --- Removes a file or an empty directory. Errors: `ENOENT`, `ENOTEMPTY`.
 ---@param path string
 ---@return true
