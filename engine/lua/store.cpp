@@ -1,5 +1,7 @@
 // banger.native.store: the SQLite state store (engine/store/db.hpp).
 //   store.open(path) -> db handle (migrated to the latest schema)
+//   store.open_readonly(path) -> db handle on an existing file, read only,
+//     as it is (no create, no migration, 200 ms busy timeout)
 //   db:query(sql, ...) -> array of rows keyed by column name
 //   db:exec(sql, ...) -> changes, last_insert_id
 //   db:exec_script(sql) for several statements (BEGIN/COMMIT included)
@@ -49,6 +51,11 @@ std::vector<store::Value> params_from(lua_State* L, int first) {
 
 int l_open(lua_State* L) {
   push_handle(L, store::Db::open(check_string(L, 1)));
+  return 1;
+}
+
+int l_open_readonly(lua_State* L) {
+  push_handle(L, store::Db::open_readonly(check_string(L, 1)));
   return 1;
 }
 
@@ -106,7 +113,9 @@ int open_store(lua_State* L) {
                                      {"schema_version", protect<l_schema_version>},
                                      {nullptr, nullptr}};
   define_handle<store::Db>(L, methods);
-  static const luaL_Reg fns[] = {{"open", protect<l_open>}, {nullptr, nullptr}};
+  static const luaL_Reg fns[] = {{"open", protect<l_open>},
+                                 {"open_readonly", protect<l_open_readonly>},
+                                 {nullptr, nullptr}};
   luaL_newlib(L, fns);
   lua_pushinteger(L, store::latest_schema_version());
   lua_setfield(L, -2, "schema_version");

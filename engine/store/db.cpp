@@ -81,6 +81,21 @@ std::unique_ptr<Db> Db::open(const std::string& path, int busy_timeout_ms) {
   return db;
 }
 
+std::unique_ptr<Db> Db::open_readonly(const std::string& path, int busy_timeout_ms) {
+  sqlite3* raw = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_FULLMUTEX,
+                           nullptr);
+  if (rc != SQLITE_OK) {
+    std::string msg = raw ? sqlite3_errmsg(raw) : "out of memory";
+    sqlite3_close(raw);
+    throw Error(code_for(rc), "open database: " + msg + " (" + path + ")");
+  }
+  std::unique_ptr<Db> db(new Db(raw, path));
+  sqlite3_busy_timeout(raw, busy_timeout_ms);
+  sqlite3_extended_result_codes(raw, 1);
+  return db;
+}
+
 Db::~Db() { sqlite3_close_v2(db_); }
 
 void Db::exec_script(std::string_view sql) {

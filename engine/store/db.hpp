@@ -27,6 +27,9 @@ class Db {
  public:
   // Opens (creating it 0600 if needed) and migrates to the latest schema.
   static std::unique_ptr<Db> open(const std::string& path, int busy_timeout_ms = 15000);
+  // Opens an existing file for reading only: never creates, migrates or
+  // writes it (shell completion reads names without touching state).
+  static std::unique_ptr<Db> open_readonly(const std::string& path, int busy_timeout_ms = 200);
   ~Db();
   Db(const Db&) = delete;
   Db& operator=(const Db&) = delete;

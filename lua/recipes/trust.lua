@@ -38,7 +38,7 @@ return {
     .. "after you have read them and trusted that exact content. Any change to them (a file edited,\n"
     .. "added or removed) makes the project untrusted again. See docs/security.md.",
   json = true,
-  args = { { "path", help = "a directory of the project (default: the current one)" } },
+  args = { { "path", complete = "directory", help = "a directory of the project (default: the current one)" } },
   flags = {
     { "dry-run", type = "boolean", help = "show what would be trusted, record nothing" },
     { "revoke", type = "boolean", help = "stop trusting the project" },

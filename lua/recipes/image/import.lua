@@ -4,10 +4,10 @@
 return {
   summary = "build an image from root filesystem tarballs or layers",
   json = true,
-  args = { { "layers", rest = true, required = true, help = "tar files, oldest layer first" } },
+  args = { { "layers", rest = true, required = true, complete = "file", help = "tar files, oldest layer first" } },
   flags = {
     { "name", type = "string", help = "image name (required)" },
-    { "kernel", type = "string", help = "kernel to boot it with" },
+    { "kernel", type = "string", complete = "kernel", help = "kernel to boot it with" },
     { "headroom", type = "integer", default = 30, help = "free space to add, in percent of the content (0..1000)" },
     { "default", type = "boolean", help = "make it the default image" },
   },

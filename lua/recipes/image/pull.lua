@@ -10,7 +10,7 @@ return {
   args = { { "ref", required = true, help = "image reference, e.g. docker.io/library/debian:bookworm" } },
   flags = {
     { "name", type = "string", help = "image name (default: derived from the reference)" },
-    { "kernel", type = "string", help = "kernel to boot it with" },
+    { "kernel", type = "string", complete = "kernel", help = "kernel to boot it with" },
     { "platform", type = "string", default = "linux/amd64", help = "platform to pick from an index" },
     { "parallel", type = "integer", default = 4, help = "concurrent layer downloads" },
     { "default", type = "boolean", help = "make it the default image" },

@@ -4,9 +4,9 @@ return {
   summary = "register an existing ext4 root filesystem as an image",
   json = true,
   flags = {
-    { "rootfs", type = "string", help = "ext4 image file (required)" },
+    { "rootfs", type = "string", complete = "file", help = "ext4 image file (required)" },
     { "name", type = "string", help = "image name (required)" },
-    { "kernel", type = "string", help = "kernel to boot it with (default: config vm.kernel)" },
+    { "kernel", type = "string", complete = "kernel", help = "kernel to boot it with (default: config vm.kernel)" },
     { "default", type = "boolean", help = "make it the default image" },
   },
   run = function(opts)

@@ -2,7 +2,7 @@
 return {
   summary = "show one image",
   json = true,
-  args = { { "name", required = true, help = "image name" } },
+  args = { { "name", required = true, complete = "image", help = "image name" } },
   run = function(opts)
     local row = banger.images.require(opts.name)
     banger.ui.emit(opts, row, function(r)

@@ -2,7 +2,7 @@
 return {
   summary = "import a kernel from a Debian package, a directory or a vmlinuz",
   json = true,
-  args = { { "source", required = true, help = ".deb, directory or vmlinuz/vmlinux path" } },
+  args = { { "source", required = true, complete = "file", help = ".deb, directory or vmlinuz/vmlinux path" } },
   flags = {
     { "name", type = "string", help = "catalog name (default: derived from the source)" },
     { "distro", type = "string", default = "", help = "distribution, recorded in the manifest" },

@@ -2,7 +2,7 @@
 return {
   summary = "show one kernel's manifest",
   json = true,
-  args = { { "name", required = true, help = "kernel name" } },
+  args = { { "name", required = true, complete = "kernel", help = "kernel name" } },
   run = function(opts)
     local k = banger.kernel.show(banger.kernels.dir(), opts.name)
     banger.ui.emit(opts, k, function(v)

@@ -2,7 +2,7 @@
 return {
   summary = "show one snapshot",
   json = true,
-  args = { { "name", required = true, help = "snapshot name" } },
+  args = { { "name", required = true, complete = "snapshot", help = "snapshot name" } },
   run = function(opts)
     local info = banger.snapshots.describe(banger.snapshots.require(opts.name))
     banger.ui.emit(opts, info, function(v)

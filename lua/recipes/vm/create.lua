@@ -4,7 +4,7 @@ local flags = banger.vm_settings.cli_flags()
 for _, f in ipairs({
   { "no-start", type = "boolean", help = "create the disks but do not boot" },
   { "no-wait", type = "boolean", help = "do not wait for the guest agent" },
-  { "from", type = "string", metavar = "SNAPSHOT", help = "restore this snapshot instead of booting" },
+  { "from", type = "string", metavar = "SNAPSHOT", complete = "snapshot", help = "restore this snapshot instead of booting" },
 }) do
   flags[#flags + 1] = f
 end

@@ -3,7 +3,7 @@
 return {
   summary = "run a command in a running VM",
   args = {
-    { "name", required = true, help = "VM name" },
+    { "name", required = true, complete = "vm", help = "VM name" },
     { "command", rest = true, required = true, help = "the command and its arguments" },
   },
   flags = {

@@ -7,7 +7,7 @@ return {
     .. "RNG state, and shares the unchanged memory pages of the snapshot copy-on-write. The snapshot\n"
     .. "(kind 'fork') is deleted with the last VM that needs it. See docs/snapshots.md.",
   json = true,
-  args = { { "vm", required = true, help = "the running VM" } },
+  args = { { "vm", required = true, complete = "vm", help = "the running VM" } },
   flags = {
     { "count", type = "integer", help = "how many copies (default 1)" },
     { "name", type = "string", metavar = "PREFIX", help = "name prefix of the copies (default: VM-fork)" },

@@ -1,7 +1,7 @@
 -- banger vm logs NAME [-f]: the VM's serial console.
 return {
   summary = "print a VM's console log (-f to follow)",
-  args = { { "name", required = true, help = "VM name" } },
+  args = { { "name", required = true, complete = "vm", help = "VM name" } },
   flags = { { "follow", short = "f", type = "boolean", help = "keep printing as the log grows" } },
   run = function(opts)
     local row = banger.vms.require(opts.name)

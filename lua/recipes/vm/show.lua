@@ -2,7 +2,7 @@
 return {
   summary = "show one VM",
   json = true,
-  args = { { "name", required = true, help = "VM name" } },
+  args = { { "name", required = true, complete = "vm", help = "VM name" } },
   run = function(opts)
     local info = banger.vm.describe(banger.vms.require(opts.name))
     banger.ui.emit(opts, info, function(v)

@@ -6,7 +6,7 @@ return {
     .. "and resumes it on new overlays above them (--stop: leaves it stopped instead). The VM keeps\n"
     .. "needing the snapshot's layers, so the snapshot can be deleted only after the VM. See docs/snapshots.md.",
   json = true,
-  args = { { "vm", required = true, help = "the running VM" } },
+  args = { { "vm", required = true, complete = "vm", help = "the running VM" } },
   flags = {
     { "name", type = "string", help = "snapshot name (default: VM-YYYYmmdd-HHMMSS)" },
     { "stop", type = "boolean", help = "leave the VM stopped instead of resuming it" },

@@ -2,7 +2,7 @@
 -- and banger's pinned host keys.
 return {
   summary = "open an SSH session (or run a command) in a VM with banger's key and pinned host key",
-  args = { { "vm", required = true, help = "VM name" }, { "command", rest = true, help = "command to run instead of a shell" } },
+  args = { { "vm", required = true, complete = "vm", help = "VM name" }, { "command", rest = true, help = "command to run instead of a shell" } },
   flags = {
     { "forget", type = "boolean", help = "drop the VM's pinned host key (after re-keying it on purpose)" },
     { "print", type = "boolean", help = "print the ssh command line instead of running it" },

@@ -1,7 +1,7 @@
 -- banger vm start NAME: boot a stopped VM again (its disks are kept).
 return {
   summary = "start a stopped VM",
-  args = { { "name", required = true, help = "VM name" } },
+  args = { { "name", required = true, complete = "vm", help = "VM name" } },
   flags = {
     { "driver", type = "string", choices = { "qemu", "firecracker" }, help = "override the VM's driver" },
     { "accel", type = "string", choices = { "auto", "kvm", "tcg" }, help = "QEMU acceleration" },

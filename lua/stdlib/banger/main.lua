@@ -348,6 +348,11 @@ local function dispatch(argv)
 end
 
 function M.run(argv)
+  -- The shell's Tab (banger.complete): before logging, config and
+  -- reconciling, none of which completion may touch.
+  if argv[1] == "__complete" then
+    return require("banger.complete").main(argv)
+  end
   debug_mode = os.getenv("BANGER_DEBUG") == "1"
   -- os.exit would skip <close> handlers and finalizers; unwind instead.
   os.exit = errors.exit

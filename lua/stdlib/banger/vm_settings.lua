@@ -27,8 +27,8 @@ M.flags = {
 -- settings.
 function M.cli_flags()
   return {
-    { "image", type = "string", help = "image name (default: config vm.image)" },
-    { "kernel", type = "string", help = "kernel name (default: the image's, else config vm.kernel)" },
+    { "image", type = "string", complete = "image", help = "image name (default: config vm.image)" },
+    { "kernel", type = "string", complete = "kernel", help = "kernel name (default: the image's, else config vm.kernel)" },
     { "cpus", type = "integer", help = "virtual CPUs" },
     { "memory", type = "string", metavar = "SIZE", help = "memory, e.g. 2GiB" },
     { "disk", type = "string", metavar = "SIZE", help = "root disk size" },

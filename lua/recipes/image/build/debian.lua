@@ -7,7 +7,7 @@ return {
   flags = {
     { "name", type = "string", default = "debian-12", help = "image name" },
     { "suite", type = "string", default = "bookworm", help = "Debian suite" },
-    { "kernel", type = "string", default = "debian-cloud", help = "kernel recorded with the image" },
+    { "kernel", type = "string", complete = "kernel", default = "debian-cloud", help = "kernel recorded with the image" },
     { "package", type = "list", help = "extra package (adds to config image.packages)" },
     { "tar", type = "string", help = "use this mmdebstrap tar instead of running mmdebstrap (cache)" },
     { "no-default", type = "boolean", help = "do not make it the default image" },

@@ -1,10 +1,10 @@
 -- banger vm workspace export NAME: bring a VM's changes back.
 return {
   summary = "bring the files a VM changed in its workspace back, as a patch or a tarball",
-  args = { { "vm", required = true, help = "VM name" } },
+  args = { { "vm", required = true, complete = "vm", help = "VM name" } },
   flags = {
     { "format", type = "string", default = "patch", choices = { "patch", "tar" }, help = "patch (for git apply) or tar" },
-    { "output", short = "o", type = "string", help = "write here instead of standard output" },
+    { "output", short = "o", type = "string", complete = "file", help = "write here instead of standard output" },
   },
   examples = { "banger vm workspace export box | git apply", "banger vm workspace export box --format tar -o changes.tar" },
   run = function(opts)

@@ -2,7 +2,7 @@
 return {
   summary = "copy the current repository's files into a VM (/root/<repo>)",
   json = true,
-  args = { { "vm", required = true, help = "VM name" } },
+  args = { { "vm", required = true, complete = "vm", help = "VM name" } },
   flags = {
     { "include-untracked", type = "boolean", help = "also copy untracked files that are not ignored" },
     { "dry-run", type = "boolean", help = "list the files that would be copied; touch no VM" },
