@@ -4,6 +4,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
+
 #include "engine/core/error.hpp"
 #include "engine/core/unique_fd.hpp"
 
@@ -81,10 +83,40 @@ std::unique_ptr<Db> Db::open(const std::string& path, int busy_timeout_ms) {
   return db;
 }
 
+namespace {
+
+// SQLite's URI form of a path: everything but unreserved characters and
+// '/' percent-encoded, so '?', '#' and '%' in a path stay part of it.
+std::string file_uri(const std::string& path) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string out = "file:";
+  for (unsigned char c : path) {
+    if (std::isalnum(c) || c == '/' || c == '-' || c == '.' || c == '_' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 std::unique_ptr<Db> Db::open_readonly(const std::string& path, int busy_timeout_ms) {
+  // With no -wal file, every committed change is in the main file; reading
+  // it as immutable then needs no -wal/-shm, so none is created. A writer
+  // that starts meanwhile can only make this read fail (SQLITE_CORRUPT or
+  // BUSY), never change the file. With a -wal, the normal read-only open
+  // (its -shm exists too) sees the latest commits.
+  struct stat st{};
+  bool has_wal = ::lstat((path + "-wal").c_str(), &st) == 0;
+  std::string name = has_wal ? path : file_uri(path) + "?immutable=1";
+  int flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_FULLMUTEX | (has_wal ? 0 : SQLITE_OPEN_URI);
+  if (::lstat(path.c_str(), &st) != 0) throw Error::last("open database", path);
   sqlite3* raw = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_FULLMUTEX,
-                           nullptr);
+  int rc = sqlite3_open_v2(name.c_str(), &raw, flags, nullptr);
   if (rc != SQLITE_OK) {
     std::string msg = raw ? sqlite3_errmsg(raw) : "out of memory";
     sqlite3_close(raw);

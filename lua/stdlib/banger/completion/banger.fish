@@ -7,6 +7,7 @@ function __banger_complete
     set -l tokens (commandline -opc)
     set -l cur (commandline -ct)
     set -l bin (string replace -r '^~/' "$HOME/" -- $tokens[1])
+    command -q $bin; or return
     for line in ($bin __complete -- $tokens[2..-1] "$cur" 2>/dev/null)
         switch $line
             case :file
