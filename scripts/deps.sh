@@ -25,6 +25,7 @@ test_packages=(
   xfsprogs  # a reflink-capable filesystem for the disk clone test
   python3    # tests/fixtures/registry.sh's free port, bench/pull.sh's layer split
   lua5.4     # bench/startup.sh times banger against a bare Lua interpreter
+  zsh fish   # completion_spec runs `banger completion zsh|fish` in the real shells
 )
 
 want=("${packages[@]}")

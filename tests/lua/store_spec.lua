@@ -1,5 +1,31 @@
 -- The state store under concurrent banger processes.
 describe("state store", function()
+  it("open_readonly creates, migrates and writes nothing, and sees the latest commits", function()
+    local dir = t.tmpdir()
+    local path = dir .. "/banger.db"
+    local ok, err = require("banger.native.store").open_readonly(path)
+    t.falsy(ok)
+    t.contains(err, path)
+    t.eq(banger.fs.list(dir), {}, "no file created for a missing store")
+    do
+      local w <close> = banger.store.open(path)
+      w:exec("CREATE TABLE names (name TEXT)")
+      w:exec("INSERT INTO names VALUES ('a')")
+      -- a writer holds the store open: its -wal is read
+      local r <close> = banger.store.open_readonly(path)
+      t.eq(r:query("SELECT name FROM names"), { { name = "a" } })
+      t.raises(function() r:exec("INSERT INTO names VALUES ('b')") end, "EACCES")
+    end
+    -- no writer left (no -wal): opened as immutable, no side file appears
+    local before = banger.fs.list(dir)
+    table.sort(before)
+    t.eq(before, { "banger.db" })
+    local r <close> = banger.store.open_readonly(path)
+    t.eq(r:query("SELECT name FROM names"), { { name = "a" } })
+    t.raises(function() r:exec("DELETE FROM names") end, "EACCES")
+    t.eq(banger.fs.list(dir), { "banger.db" })
+  end)
+
   it("opens in WAL mode at the latest schema with a 0600 file", function()
     local home = t.tmpdir()
     local r = t.banger({ "vm", "list", "--json" }, { home = home })
