@@ -7,6 +7,7 @@
 ---@field archive banger.native.archive
 ---@field census banger.census
 ---@field cli banger.cli
+---@field complete banger.complete
 ---@field config banger.config
 ---@field datafile banger.datafile
 ---@field debian_image banger.debian_image

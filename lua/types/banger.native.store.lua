@@ -10,6 +10,15 @@ local M = {}
 ---@return banger.store.db
 function M.open(path) end
 
+--- Opens an existing database for reading only, as it is: never creates,
+--- migrates or writes it (a write fails with `EACCES`), with a 200 ms busy
+--- timeout. When no `-wal` file exists (no writer has it open) the file is
+--- read as immutable, so no `-wal` or `-shm` file appears either; shell
+--- completion reads names this way. Errors: `ENOENT`, `EACCES`, `ECORRUPT`.
+---@param path string
+---@return banger.store.db
+function M.open_readonly(path) end
+
 --- The schema version this banger migrates to.
 ---@type integer
 M.schema_version = nil

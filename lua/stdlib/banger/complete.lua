@@ -19,13 +19,13 @@
 local M = {}
 
 -- Commands main.lua answers itself, not recipes.
-M.builtins = {
+local builtins = {
   { "help", "show the commands, or a command's flags" },
   { "run", "run a Lua script with banger's API" },
   { "repl", "an interactive Lua prompt with banger's API" },
 }
 
-M.global_flags = {
+local global_flags = {
   { "--debug", "tracebacks, debug log on stderr" },
   { "--no-project", "ignore this directory's project" },
 }
@@ -289,7 +289,7 @@ function M.candidates(words, cur)
   end
   if #words == 0 and starts(cur, "-") then
     local out = {}
-    for _, f in ipairs(M.global_flags) do
+    for _, f in ipairs(global_flags) do
       if starts(f[1], cur) then
         out[#out + 1] = { f[1], f[2] }
       end
@@ -331,7 +331,7 @@ function M.candidates(words, cur)
     end
     local out = subcommands()
     if #words == 0 and not helping then
-      for _, b in ipairs(M.builtins) do
+      for _, b in ipairs(builtins) do
         if starts(b[1], cur) then
           out[#out + 1] = { b[1], b[2] }
         end
