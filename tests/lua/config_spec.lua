@@ -206,7 +206,7 @@ describe("config did-you-mean", function()
 end)
 
 -- Commands that run with a broken config: the ways to find and fix it.
-local runs_anyway = { version = true, doctor = true }
+local runs_anyway = { version = true, doctor = true, completion = true }
 -- Commands not run by the every-command case below: had the gate a hole,
 -- they would change the host (root's systemd units) or block (a server).
 -- The gate is one code path (banger.main.run_recipe) that every other
@@ -279,10 +279,11 @@ describe("config at start-up", function()
     t.truthy(n >= 30, "commands tried: " .. n)
   end)
 
-  it("help, --help, --version, version and doctor still run", function()
+  it("help, --help, --version, version, completion and doctor still run", function()
     local home = broken_home()
     for _, argv in ipairs({ {}, { "help" }, { "--help" }, { "help", "vm", "list" }, { "vm", "list", "--help" },
-      { "vm", "--help" }, { "--version" }, { "version", "--json" } }) do
+      { "vm", "--help" }, { "--version" }, { "version", "--json" }, { "completion", "bash" },
+      { "__complete", "--", "vm", "st" } }) do
       local r = t.banger(argv, { home = home })
       t.eq(r.code, 0, table.concat(argv, " ") .. ": " .. r.stderr)
       t.eq(r.stderr, "", table.concat(argv, " "))
