@@ -16,6 +16,10 @@ describe("installed layout", function()
     t.eq(out.stdout, "installed tree\n")
     local list = banger.proc.run({ bin, "vm", "list", "--json", env = t.env(home), cwd = home })
     t.eq(list.stdout, "[]\n")
+    -- the completion scripts are installed with the stdlib
+    local bash = banger.proc.run({ bin, "completion", "bash", env = t.env(home), cwd = home })
+    t.eq(bash.code, 0, bash.stderr)
+    t.contains(bash.stdout, "complete -F _banger banger")
   end)
 end)
 
