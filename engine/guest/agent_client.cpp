@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <exception>
 #include <thread>
 
 #include "engine/core/build_info.hpp"
@@ -182,6 +183,7 @@ ExecResult AgentClient::exec(const ExecRequest& req, const OutputFn& on_stdout, 
   ExecResult result;
   clock::time_point kill_at = clock::time_point::max();
   int received = 0;  // the signal that interrupted us, passed on to the command
+  std::exception_ptr failed;  // an output callback's error, raised once the command is gone
   for (;;) {
     Frame f;
     try {
@@ -203,21 +205,31 @@ ExecResult AgentClient::exec(const ExecRequest& req, const OutputFn& on_stdout, 
       send(encode_json(FrameType::signal, ch, {{"signal", SIGKILL}}));
       kill_at = clock::time_point::max();
     }
-    switch (f.type) {
-      case FrameType::stdout_data:
-        if (on_stdout) on_stdout(f.payload);
-        break;
-      case FrameType::stderr_data:
-        if (on_stderr) on_stderr(f.payload);
-        break;
-      case FrameType::exit: {
-        nlohmann::json j = f.json();
-        result.code = j.value("code", 0);
-        result.signal = j.value("signal", 0);
-        if (result.interrupted) cancel::request(received);  // the caller still sees the signal
-        return result;
+    try {
+      switch (f.type) {
+        case FrameType::stdout_data:
+          if (on_stdout && !failed) on_stdout(f.payload);
+          break;
+        case FrameType::stderr_data:
+          if (on_stderr && !failed) on_stderr(f.payload);
+          break;
+        case FrameType::exit: {
+          if (failed) std::rethrow_exception(failed);
+          nlohmann::json j = f.json();
+          result.code = j.value("code", 0);
+          result.signal = j.value("signal", 0);
+          if (result.interrupted) cancel::request(received);  // the caller still sees the signal
+          return result;
+        }
+        default: break;
       }
-      default: break;
+    } catch (...) {
+      if (f.type == FrameType::exit) throw;
+      // An output callback failed: the caller will get its error, and the
+      // command is killed and its exit read first, so the session is free
+      // for the next request (the agent runs one command at a time).
+      failed = std::current_exception();
+      send(encode_json(FrameType::signal, ch, {{"signal", SIGKILL}}));
     }
   }
 }

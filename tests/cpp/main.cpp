@@ -59,7 +59,13 @@ std::vector<Leak> children_left() {
 
 int main(int argc, char** argv) {
   int rc = Catch::Session().run(argc, argv);
+  // A child killed at the end of a case may still be exiting (not yet a
+  // zombie) for a moment: give it until the deadline to finish by itself.
   auto leaks = children_left();
+  for (int waited_ms = 0; !leaks.empty() && waited_ms < 5000; waited_ms += 20) {
+    ::usleep(20 * 1000);
+    leaks = children_left();
+  }
   for (const auto& l : leaks) {
     std::fprintf(stderr, "leaked child process %d (%s): still running\n", static_cast<int>(l.pid), l.cmdline.c_str());
     ::kill(l.pid, SIGKILL);
