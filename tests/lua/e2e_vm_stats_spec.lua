@@ -56,8 +56,9 @@ describe("vm health and vm stats on a real guest", function()
     t.truthy(g.mem_free_bytes > 0 and g.mem_free_bytes <= g.mem_total_bytes)
     t.truthy(g.load_1 >= 0 and g.load_5 >= 0 and g.load_15 >= 0)
     t.truthy(g.uptime_seconds >= health.uptime_seconds, "uptime goes on")
-    local handles = banger.json.decode(t.read(vm.dir .. "/handles.json"))
-    t.eq(stats.network.tap, handles.tap)
+    local tap = banger.net.tap_name({ id = vm.id })
+    t.eq(stats.network.tap, tap)
+    t.eq(netns.run(ns, { "ip", "link", "show", tap }).code, 0, "the tap is a device in the VM's namespace")
     t.truthy(stats.network.rx_bytes >= 3 * 98 and stats.network.tx_bytes >= 3 * 98,
       "three pings each way: rx " .. stats.network.rx_bytes .. ", tx " .. stats.network.tx_bytes)
     t.eq(stats.root_disk, {
@@ -74,8 +75,7 @@ describe("vm health and vm stats on a real guest", function()
 
     local text = run({ "vm", "stats", "st" })
     t.eq(text.code, 0, text.stderr)
-    for _, line in ipairs({ "st  running", "  hypervisor  pid " .. vm.pid, "  guest       memory ", "  network     "
-      .. handles.tap, "  root disk   ", "  work disk   " }) do
+    for _, line in ipairs({ "st  running", "  hypervisor  pid " .. vm.pid, "  guest       memory ", "  network     " .. tap, "  root disk   ", "  work disk   " }) do
       t.contains(text.stdout, line)
     end
 
@@ -92,6 +92,20 @@ describe("vm health and vm stats on a real guest", function()
     watch:kill(2)
     local st = watch:wait(30000)
     t.eq({ st.exited, st.code }, { true, 130 })
+
+    -- a hypervisor that runs but does not answer (SIGSTOP): 1 within --timeout
+    t.eq(banger.proc.run({ "kill", "-STOP", tostring(vm.pid) }).code, 0)
+    local t0 = banger.sys.monotonic_ms()
+    local silent = run({ "vm", "health", "st", "--timeout", "1", "--json" })
+    local took = banger.sys.monotonic_ms() - t0
+    t.eq(banger.proc.run({ "kill", "-CONT", tostring(vm.pid) }).code, 0)
+    t.eq(silent.code, 1, silent.stderr)
+    local sh = json_doc.conforms("vm health", silent.stdout)
+    t.eq({ sh.ok, sh.state, sh.rtt_ms }, { false, "running", banger.json.null })
+    t.contains(sh.error, "ETIMEDOUT")
+    t.truthy(took < 10000, "vm health --timeout 1 took " .. took .. " ms")
+    local again = run({ "vm", "health", "st" })
+    t.eq(again.code, 0, "answers again once resumed: " .. again.stdout .. again.stderr)
 
     -- stopped: health answers 1, stats has the disks only
     t.eq(run({ "vm", "stop", "st" }, 60000).code, 0)

@@ -216,8 +216,10 @@ function M.sample(row, timeout_ms)
     return out
   end
   out.hypervisor = M.process(h.pid)
-  if h.tap then
-    out.network = M.network(h.tap)
+  -- the tap is recorded with the VM's host objects (handles.json has none)
+  local tap = h.tap or require("banger.host_objects").get(row).tap
+  if tap then
+    out.network = M.network(tap)
   end
   local c = connect(h, timeout_ms or 5000)
   if c then
