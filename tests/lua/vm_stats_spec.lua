@@ -46,3 +46,45 @@ describe("banger.vm_stats", function()
       vm_stats.format_duration(7500), vm_stats.format_duration(90000) }, { "-", "12s", "4m 10s", "2h 5m", "1d 1h" })
   end)
 end)
+
+describe("the agent's ping and the guest's numbers through it", function()
+  local agent = require("banger.native.agent")
+
+  local function start_agent()
+    local sock = t.tmpdir() .. "/agent.sock"
+    local bin = assert(os.getenv("BANGER_BUILD_DIR"), "BANGER_BUILD_DIR") .. "/cli/banger-agent/banger-agent"
+    local child = t.spawn({ bin, "--unix", sock })
+    return assert(agent.connect({ kind = "unix", path = sock, wait = true, timeout_ms = 10000 })), child
+  end
+
+  it("times the round trip, and gives up on a silent agent after timeout_ms", function()
+    local c, child = start_agent()
+    local ok, rtt = c:ping(5000)
+    t.eq(ok, true)
+    t.truthy(math.type(rtt) == "float" and rtt > 0 and rtt < 5000, "round trip " .. tostring(rtt))
+    t.raises(function() c:ping(0) end, "bad argument #2")
+    -- a stopped agent (its session: the agent forks one per connection):
+    -- the ping waits 300 ms, not the default 10 s
+    t.eq(banger.proc.run({ "pkill", "-STOP", "-P", tostring(child:pid()) }).code, 0)
+    local t0 = banger.sys.monotonic_ms()
+    local none, msg, code = c:ping(300)
+    local took = banger.sys.monotonic_ms() - t0
+    t.eq(banger.proc.run({ "pkill", "-CONT", "-P", tostring(child:pid()) }).code, 0)
+    t.eq({ none, code }, { nil, "ETIMEDOUT" }, msg)
+    t.truthy(took >= 290 and took < 3000, "the ping gave up after " .. took .. " ms")
+    c:close()
+    child:kill(9)
+    child:wait(5000)
+  end)
+
+  it("reads memory, load and uptime through the agent's get", function()
+    local c, child = start_agent()
+    local g = vm_stats.guest(c) -- the agent runs on this host: this host's numbers
+    local host = vm_stats.parse_meminfo(t.read("/proc/meminfo"))
+    t.eq(g.mem_total_bytes, host.MemTotal)
+    t.truthy(g.mem_available_bytes > 0 and g.mem_free_bytes > 0 and g.load_15 >= 0 and g.uptime_seconds > 0)
+    c:close()
+    child:kill(9)
+    child:wait(5000)
+  end)
+end)

@@ -1,7 +1,7 @@
 -- banger vm health NAME (alias: vm ping): does the guest agent answer?
 -- Exit 0 when it does, 1 when not (a stopped VM, or no answer in --timeout).
 return {
-  summary = "check that a VM's agent answers (round trip, uptime, versions); exit 1 if not",
+  summary = "check that a VM's agent answers (alias: ping): round trip, uptime, versions; exit 1 if not",
   json = true,
   args = { { "name", required = true, help = "VM name" } },
   flags = { { "timeout", type = "integer", default = 5, help = "seconds to wait for the agent's answer" } },
