@@ -93,6 +93,22 @@ describe("vm health and vm stats on a real guest", function()
     local st = watch:wait(30000)
     t.eq({ st.exited, st.code }, { true, 130 })
 
+    -- on a terminal (script(1) gives it one) each sample replaces the last
+    local tty_out = home .. "/watch-tty.out"
+    local cmd = table.concat({ "exec ip netns exec", ns, t.bin(), "vm stats st --watch --interval 1" }, " ")
+    local term = t.spawn({ "script", "-qfec", cmd, "/dev/null", env = t.env(home), cwd = home,
+      stdout = { file = tty_out, append = false }, stderr = "null", stdin = "null" })
+    e2e.wait_for(function()
+      local _, n = (banger.fs.exists(tty_out) and t.read(tty_out) or ""):gsub("\27%[H\27%[2Jst  running\r?\n", "")
+      return n >= 2
+    end, 60000, "two samples on a terminal, each after home + clear screen")
+    local banger_pid = banger.proc.run({ "pgrep", "-P", tostring(term:pid()) }).stdout:match("%d+")
+    -- the shell and ip netns exec both exec: the script's child is banger itself
+    t.contains(t.read("/proc/" .. banger_pid .. "/cmdline"), "vm\0stats\0st")
+    t.eq(banger.proc.run({ "kill", "-INT", banger_pid }).code, 0)
+    local tst = term:wait(30000)
+    t.eq({ tst.exited, tst.code }, { true, 130 }, t.read(tty_out))
+
     -- a hypervisor that runs but does not answer (SIGSTOP): 1 within --timeout
     t.eq(banger.proc.run({ "kill", "-STOP", tostring(vm.pid) }).code, 0)
     local t0 = banger.sys.monotonic_ms()
