@@ -258,10 +258,12 @@ std::string AgentClient::get(const std::string& path) {
   }
 }
 
-void AgentClient::ping() {
+std::chrono::microseconds AgentClient::ping(std::chrono::milliseconds timeout) {
   std::uint32_t ch = next_channel_++;
+  auto sent = clock::now();
   send(encode(FrameType::ping, ch, "ping"));
-  expect(ch, clock::now() + 10s);
+  expect(ch, sent + timeout);
+  return std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - sent);
 }
 
 void AgentClient::poweroff() {

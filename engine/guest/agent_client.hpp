@@ -63,7 +63,8 @@ class AgentClient {
   ExecResult exec(const ExecRequest& req, const OutputFn& on_stdout, const OutputFn& on_stderr);
   void put(const std::string& path, std::string_view data, unsigned mode, unsigned uid, unsigned gid);
   std::string get(const std::string& path);
-  void ping();
+  // Returns the round trip; ETIMEDOUT when no pong came within `timeout`.
+  std::chrono::microseconds ping(std::chrono::milliseconds timeout = std::chrono::seconds(10));
   void poweroff();
   // Makes a restored guest a new machine (docs/agent-protocol.md). A failed
   // step raises with the agent's code and a message naming the step; the

@@ -3,7 +3,8 @@
 //   a:hello() -> {agent_version, kernel, hostname, proto, ...}
 //   a:exec{argv..., env={}, cwd=, stdin=, on_stdout=fn, on_stderr=fn}
 //       -> {code=, signal=, interrupted=, stdout=, stderr=} (output collected when no callback)
-//   a:put(path, data, {mode=, uid=, gid=}); a:get(path) -> data; a:ping(); a:poweroff()
+//   a:put(path, data, {mode=, uid=, gid=}); a:get(path) -> data; a:poweroff()
+//   a:ping([timeout_ms]) -> true, round trip in milliseconds (a float)
 //   a:reidentify{generation=, hostname=, machine_id=, time_ns=, entropy=, net={dev=, mac=, address=, prefix=,
 //       gateway=}, dns={...}, ssh_host_keys=bool}
 //       -> {ssh_host_keys = "regenerated"|"none", took_ms=, repeated=, steps_ms={clock=, ..., ["ssh-host-keys"]=}}
@@ -108,9 +109,12 @@ int l_get(lua_State* L) {
 }
 
 int l_ping(lua_State* L) {
-  check_handle<guest::AgentClient>(L, 1).ping();
+  auto& c = check_handle<guest::AgentClient>(L, 1);
+  auto timeout = std::chrono::milliseconds(lua_isnoneornil(L, 2) ? 10000 : check_int<lua_Integer>(L, 2, 1));
+  auto rtt = c.ping(timeout);
   lua_pushboolean(L, 1);
-  return 1;
+  lua_pushnumber(L, static_cast<double>(rtt.count()) / 1000.0);
+  return 2;
 }
 
 int l_poweroff(lua_State* L) {

@@ -118,6 +118,14 @@ int l_exe(lua_State* L) {
   return 1;
 }
 
+// Clock ticks per second: the unit of a process's CPU times in /proc/<pid>/stat.
+int l_clock_ticks(lua_State* L) {
+  long hz = ::sysconf(_SC_CLK_TCK);
+  if (hz <= 0) throw Error::last("sysconf(_SC_CLK_TCK)");
+  lua_pushinteger(L, hz);
+  return 1;
+}
+
 int l_sha256(lua_State* L) {
   push_string(L, sha256_hex(check_string(L, 1)));
   return 1;
@@ -134,7 +142,7 @@ int open_sys(lua_State* L) {
       {"interrupt_error", protect<l_interrupt_error>},   {"clear_interrupt", protect<l_clear_interrupt>},
       {"build", protect<l_build>},
       {"lua_dir", protect<l_lua_dir>},   {"exe", protect<l_exe>},
-      {"sha256", protect<l_sha256>},
+      {"sha256", protect<l_sha256>},     {"clock_ticks", protect<l_clock_ticks>},
       {nullptr, nullptr}};
   luaL_newlib(L, fns);
   return 1;

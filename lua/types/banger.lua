@@ -51,6 +51,7 @@
 ---@field validate banger.native.validate
 ---@field vm banger.vm
 ---@field vm_settings banger.vm_settings
+---@field vm_stats banger.vm_stats
 ---@field vmm banger.native.vmm
 ---@field vms banger.vms
 ---@field warm banger.warm
@@ -92,8 +93,13 @@ function banger_agent_client:put(path, data, opts) end
 ---@return string
 function banger_agent_client:get(path) end
 
+--- Sends a ping and waits up to `timeout_ms` (default 10 s) for the pong;
+--- the second result is the round trip in milliseconds, with a fraction
+--- (`vm health` prints it). Errors: `ETIMEDOUT`, `EPIPE`, `ECANCELED`.
+---@param timeout_ms? integer
 ---@return true
-function banger_agent_client:ping() end
+---@return number
+function banger_agent_client:ping(timeout_ms) end
 
 --- Asks the guest to power off (the agent syncs and powers the machine off).
 ---@return true

@@ -68,6 +68,11 @@ function M.lua_dir() end
 ---@return string
 function M.exe() end
 
+--- Clock ticks per second (`sysconf(_SC_CLK_TCK)`): the unit of a process's
+--- CPU times in `/proc/<pid>/stat`.
+---@return integer
+function M.clock_ticks() end
+
 --- Hex SHA-256 of a string.
 ---@param data string
 ---@return string

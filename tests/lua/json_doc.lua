@@ -71,6 +71,8 @@ local function check(doc, ty, v, where)
     t.eq(type(v), "string", where)
   elseif ty == "integer" then
     t.eq(math.type(v), "integer", where)
+  elseif ty == "number" then
+    t.eq(type(v), "number", where)
   elseif ty == "boolean" then
     t.eq(type(v), "boolean", where)
   else

@@ -15,6 +15,8 @@ local elsewhere = {
   ["snapshot list"] = "e2e_snapshot_spec.lua",
   ["snapshot show"] = "e2e_snapshot_spec.lua",
   ["snapshot prune"] = "e2e_snapshot_spec.lua",
+  ["vm health"] = "e2e_vm_stats_spec.lua",
+  ["vm stats"] = "e2e_vm_stats_spec.lua",
 }
 
 local checked = {}

@@ -20,7 +20,7 @@ local trust = require("banger.trust")
 local M = {}
 
 -- Aliases accepted for any command's last word.
-M.aliases = { ls = "list", rm = "delete", remove = "delete" }
+M.aliases = { ls = "list", rm = "delete", remove = "delete", ping = "health" }
 
 -- Commands no project or user recipe may replace: the way out of an
 -- untrusted or broken override must always be the bundled one.

@@ -6,7 +6,8 @@
 -- kind and which command prints it; tests/lua/json_doc_spec.lua runs the
 -- commands and keeps the page, this table and the output equal.
 --
--- Types: string, integer, boolean, a kind's name, "array of T", "T or null".
+-- Types: string, integer, number (may have a fraction), boolean, a kind's
+-- name, "array of T", "T or null".
 local json = require("banger.native.json")
 
 local M = {}
@@ -86,6 +87,26 @@ M.kinds = {
   snapshot_taken = { { "snapshot", "snapshot" }, { "pause_ms", "integer" } },
   snapshot_prune = { { "deleted", "array of string" }, { "bytes", "integer" } },
   fork = { { "snapshot", "string" }, { "pause_ms", "integer" }, { "total_ms", "integer" }, { "vms", "array of vm" } },
+  vm_health = {
+    { "name", "string" }, { "state", "string" }, { "ok", "boolean" }, { "rtt_ms", "number or null" },
+    { "uptime_seconds", "number or null" }, { "agent_version", "string or null" }, { "protocol", "string or null" },
+    { "kernel", "string or null" }, { "banger_version", "string" }, { "error", "string or null" },
+  },
+  vm_stats = {
+    { "name", "string" }, { "state", "string" }, { "hypervisor", "hypervisor_stats or null" },
+    { "guest", "guest_stats or null" }, { "network", "net_stats or null" }, { "root_disk", "disk_usage" },
+    { "work_disk", "disk_usage" },
+  },
+  hypervisor_stats = { { "pid", "integer" }, { "cpu_seconds", "number or null" }, { "rss_bytes", "integer or null" } },
+  guest_stats = {
+    { "mem_total_bytes", "integer" }, { "mem_available_bytes", "integer or null" }, { "mem_free_bytes", "integer" },
+    { "load_1", "number" }, { "load_5", "number" }, { "load_15", "number" }, { "uptime_seconds", "number" },
+  },
+  net_stats = { { "tap", "string" }, { "rx_bytes", "integer or null" }, { "tx_bytes", "integer or null" } },
+  disk_usage = {
+    { "path", "string" }, { "format", "string" }, { "size_bytes", "integer" }, { "apparent_bytes", "integer or null" },
+    { "allocated_bytes", "integer or null" },
+  },
 }
 
 --- `value` shaped as type `t` (see the header), ready for json.encode.
