@@ -3,7 +3,7 @@
 return {
   summary = "check that a VM's agent answers (alias: ping): round trip, uptime, versions; exit 1 if not",
   json = true,
-  args = { { "name", required = true, help = "VM name" } },
+  args = { { "name", required = true, complete = "vm", help = "VM name" } },
   flags = { { "timeout", type = "integer", default = 5, help = "seconds to wait for the agent's answer" } },
   run = function(opts)
     if opts.timeout < 1 then

@@ -36,7 +36,7 @@ end
 return {
   summary = "show a VM's CPU, memory, load, disk and network use (--watch to refresh)",
   json = true,
-  args = { { "name", required = true, help = "VM name" } },
+  args = { { "name", required = true, complete = "vm", help = "VM name" } },
   flags = {
     { "watch", short = "w", type = "boolean", help = "refresh until Ctrl-C" },
     { "interval", type = "integer", default = 2, help = "seconds between refreshes with --watch" },
