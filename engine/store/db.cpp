@@ -43,6 +43,22 @@ class Statement {
   int rc_;
 };
 
+// One SQLite connection to `name` (a path or a file: URI) with `flags`,
+// waiting up to busy_timeout_ms for locks and reporting extended codes;
+// errors name `path`.
+sqlite3* connect(const std::string& name, int flags, const std::string& path, int busy_timeout_ms) {
+  sqlite3* raw = nullptr;
+  int rc = sqlite3_open_v2(name.c_str(), &raw, flags, nullptr);
+  if (rc != SQLITE_OK) {
+    std::string msg = raw ? sqlite3_errmsg(raw) : "out of memory";
+    sqlite3_close(raw);
+    throw Error(code_for(rc), "open database: " + msg + " (" + path + ")");
+  }
+  sqlite3_busy_timeout(raw, busy_timeout_ms);
+  sqlite3_extended_result_codes(raw, 1);
+  return raw;
+}
+
 }  // namespace
 
 void Db::fail(std::string_view what, int rc) {
@@ -54,17 +70,8 @@ std::unique_ptr<Db> Db::open(const std::string& path, int busy_timeout_ms) {
   if (!UniqueFd(::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600)))
     throw Error::last("open database", path);
 
-  sqlite3* raw = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_FULLMUTEX,
-                           nullptr);
-  if (rc != SQLITE_OK) {
-    std::string msg = raw ? sqlite3_errmsg(raw) : "out of memory";
-    sqlite3_close(raw);
-    throw Error(code_for(rc), "open database: " + msg + " (" + path + ")");
-  }
-  std::unique_ptr<Db> db(new Db(raw, path));
-  sqlite3_busy_timeout(raw, busy_timeout_ms);
-  sqlite3_extended_result_codes(raw, 1);
+  std::unique_ptr<Db> db(new Db(
+      connect(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_FULLMUTEX, path, busy_timeout_ms), path));
   // Switching a fresh file to WAL needs a moment of exclusive access, and
   // SQLite answers a concurrent switch with SQLITE_BUSY without consulting
   // the busy handler: retry it, as many processes may open a new database
@@ -115,17 +122,7 @@ std::unique_ptr<Db> Db::open_readonly(const std::string& path, int busy_timeout_
   std::string name = has_wal ? path : file_uri(path) + "?immutable=1";
   int flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_FULLMUTEX | (has_wal ? 0 : SQLITE_OPEN_URI);
   if (::lstat(path.c_str(), &st) != 0) throw Error::last("open database", path);
-  sqlite3* raw = nullptr;
-  int rc = sqlite3_open_v2(name.c_str(), &raw, flags, nullptr);
-  if (rc != SQLITE_OK) {
-    std::string msg = raw ? sqlite3_errmsg(raw) : "out of memory";
-    sqlite3_close(raw);
-    throw Error(code_for(rc), "open database: " + msg + " (" + path + ")");
-  }
-  std::unique_ptr<Db> db(new Db(raw, path));
-  sqlite3_busy_timeout(raw, busy_timeout_ms);
-  sqlite3_extended_result_codes(raw, 1);
-  return db;
+  return std::unique_ptr<Db>(new Db(connect(name, flags, path, busy_timeout_ms), path));
 }
 
 Db::~Db() { sqlite3_close_v2(db_); }

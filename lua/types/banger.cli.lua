@@ -14,6 +14,13 @@ local M = {}
 ---@return table
 function M.parse(recipe, argv, command) end
 
+--- Every flag a recipe accepts, in order: its own `flags`, then the implicit
+--- `--json` (when `recipe.json` is set) and `--help`. What `parse`, `help`
+--- and shell completion work from. Raises nothing.
+---@param recipe table
+---@return table[]
+function M.flag_specs(recipe) end
+
 --- The `--help` text generated from a recipe.
 ---@param recipe table
 ---@param command string

@@ -17,7 +17,11 @@ local function key(name)
   return (name:gsub("-", "_"))
 end
 
-local function flag_specs(recipe)
+--- Every flag `recipe` accepts: its own, then the implicit --json (when
+-- the recipe has JSON output) and --help.
+---@param recipe table
+---@return table[]
+function M.flag_specs(recipe)
   local specs = {}
   for _, f in ipairs(recipe.flags or {}) do
     specs[#specs + 1] = f
@@ -52,7 +56,7 @@ end
 
 --- Parses argv (a list of strings) for `recipe`; `command` names it in errors.
 function M.parse(recipe, argv, command)
-  local specs = flag_specs(recipe)
+  local specs = M.flag_specs(recipe)
   local by_long, by_short = {}, {}
   for _, s in ipairs(specs) do
     by_long[s[1]] = s
@@ -182,7 +186,7 @@ end
 function M.help(recipe, command)
   local lines = {}
   local usage = { "banger " .. command }
-  local specs = flag_specs(recipe)
+  local specs = M.flag_specs(recipe)
   if #specs > 0 then
     usage[#usage + 1] = "[flags]"
   end

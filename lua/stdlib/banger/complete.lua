@@ -118,18 +118,6 @@ end
 
 -- flags ------------------------------------------------------------------------
 
-local function flag_specs(recipe)
-  local specs = {}
-  for _, f in ipairs(recipe.flags or {}) do
-    specs[#specs + 1] = f
-  end
-  if recipe.json then
-    specs[#specs + 1] = { "json", type = "boolean", help = "print machine-readable JSON" }
-  end
-  specs[#specs + 1] = { "help", short = "h", type = "boolean", help = "show this help" }
-  return specs
-end
-
 local function takes_value(spec)
   return (spec.type or "boolean") ~= "boolean"
 end
@@ -193,7 +181,7 @@ end
 
 -- After a recipe's words: its flags, flag values and positional args.
 local function recipe_candidates(recipe, rest, cur, subcommands)
-  local specs = flag_specs(recipe)
+  local specs = require("banger.cli").flag_specs(recipe)
   local by_long, by_short = {}, {}
   for _, s in ipairs(specs) do
     by_long[s[1]] = s
