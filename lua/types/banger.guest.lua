@@ -36,8 +36,9 @@ function M.run(row, argv, opts) end
 function M.can(row, needed) end
 
 --- Waits for the agent of a just-launched VM to answer (the default
---- `banger.vm.hooks.wait_ready`). Errors: `ETIMEDOUT`, `EHYPERVISOR` (the
---- hypervisor exited).
+--- `wait_ready` hook of `banger.vm.create`/`start`). Errors: `ETIMEDOUT`
+--- (its message ends with the last lines of the VM's console log),
+--- `EHYPERVISOR` (the hypervisor exited).
 ---@param row table
 ---@param h table
 ---@param timeout_ms integer

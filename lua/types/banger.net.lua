@@ -14,7 +14,7 @@ function M.enabled() end
 ---@return { bridge: integer, first: integer, last: integer }
 function M.subnet() end
 
---- The lowest free guest address (the default `banger.vm.hooks.allocate_ip`);
+--- The lowest free guest address (the default `allocate_ip` hook of `banger.vm.create`);
 --- call it inside the create transaction. Nil when the subnet is full.
 ---@param db banger.store.db
 ---@return string?

@@ -40,8 +40,28 @@ function M.can(row, needed)
 end
 
 --- Waits for the agent of a just-launched VM to answer.
+-- The last `n` lines of a VM's console log, indented: what a boot that
+-- never reached the agent said last.
+local function console_tail(row, n)
+  local text = require("banger.native.fs").read(vms.dir(row) .. "/console.log") or ""
+  local lines = {}
+  for line in text:gmatch("[^\r\n]+") do
+    lines[#lines + 1] = "  " .. line
+    if #lines > n then
+      table.remove(lines, 1)
+    end
+  end
+  return table.concat(lines, "\n")
+end
+
 function M.wait_ready(row, h, timeout_ms)
-  local c = errors.check(agent.connect(M.endpoint(h, timeout_ms, true)))
+  local c, msg, code = agent.connect(M.endpoint(h, timeout_ms, true))
+  if not c and code == "ETIMEDOUT" then
+    local tail = console_tail(row, 10)
+    errors.raise(code, msg .. (tail ~= "" and ("; the console log ends with:\n" .. tail .. "\n") or ""),
+      { hint = "the whole log: banger vm logs " .. row.name })
+  end
+  c = errors.check(c, msg, code)
   local info = c:hello()
   c:close()
   return info
