@@ -8,10 +8,6 @@
 namespace banger::lua {
 namespace {
 
-// registry[&error_slot]: the value the last failed callback raised, false
-// when none waits. Assigning to an existing key never allocates.
-const char error_slot = 0;
-
 // Code and message of a raised value, for C++ code that wraps the failure:
 // a structured error keeps its code, anything else is ECALLBACK. Raw reads
 // after lua_checkstack only: nothing here raises.
@@ -56,22 +52,8 @@ void Callback::invoke(int nargs, int nresults) const {
   }
   int top = lua_gettop(L_);
   CallbackError e = describe(L_, top);
-  lua_rawsetp(L_, LUA_REGISTRYINDEX, &error_slot);
+  store_callback_error(L_);
   throw e;
-}
-
-void ensure_error_slot(lua_State* L) {
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &error_slot) == LUA_TNIL) {
-    lua_pushboolean(L, 0);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &error_slot);
-  }
-  lua_pop(L, 1);
-}
-
-void push_callback_error(lua_State* L) {
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &error_slot);
-  lua_pushboolean(L, 0);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &error_slot);
 }
 
 }  // namespace banger::lua

@@ -85,5 +85,8 @@ class Callback {
 // the value and empties the slot without allocating.
 void ensure_error_slot(lua_State* L);
 void push_callback_error(lua_State* L);
+// Pops the value on top of the stack into the slot (never allocates: the
+// slot exists once ensure_error_slot ran).
+void store_callback_error(lua_State* L);
 
 }  // namespace banger::lua
