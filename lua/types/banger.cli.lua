@@ -15,10 +15,13 @@ local M = {}
 function M.parse(recipe, argv, command) end
 
 --- Every flag a recipe accepts, in order: its own `flags`, then the implicit
---- `--json` (when `recipe.json` is set) and `--help`. What `parse`, `help`
---- and shell completion work from. Raises nothing.
+--- `--json` (when `recipe.json` is set) and `--help`; then the same specs by
+--- long name and by short letter. What `parse`, `help` and shell completion
+--- work from. Raises nothing.
 ---@param recipe table
 ---@return table[]
+---@return table<string, table>
+---@return table<string, table>
 function M.flag_specs(recipe) end
 
 --- The `--help` text generated from a recipe.

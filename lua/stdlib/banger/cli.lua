@@ -18,9 +18,12 @@ local function key(name)
 end
 
 --- Every flag `recipe` accepts: its own, then the implicit --json (when
--- the recipe has JSON output) and --help.
+-- the recipe has JSON output) and --help; also the same specs indexed by
+-- long name and by short letter.
 ---@param recipe table
----@return table[]
+---@return table[] specs
+---@return table<string, table> by_long
+---@return table<string, table> by_short
 function M.flag_specs(recipe)
   local specs = {}
   for _, f in ipairs(recipe.flags or {}) do
@@ -30,7 +33,14 @@ function M.flag_specs(recipe)
     specs[#specs + 1] = { "json", type = "boolean", help = "print machine-readable JSON" }
   end
   specs[#specs + 1] = { "help", short = "h", type = "boolean", help = "show this help" }
-  return specs
+  local by_long, by_short = {}, {}
+  for _, f in ipairs(specs) do
+    by_long[f[1]] = f
+    if f.short then
+      by_short[f.short] = f
+    end
+  end
+  return specs, by_long, by_short
 end
 
 local function convert(spec, value, command)
@@ -56,14 +66,7 @@ end
 
 --- Parses argv (a list of strings) for `recipe`; `command` names it in errors.
 function M.parse(recipe, argv, command)
-  local specs = M.flag_specs(recipe)
-  local by_long, by_short = {}, {}
-  for _, s in ipairs(specs) do
-    by_long[s[1]] = s
-    if s.short then
-      by_short[s.short] = s
-    end
-  end
+  local specs, by_long, by_short = M.flag_specs(recipe)
 
   local out = {}
   for _, s in ipairs(specs) do

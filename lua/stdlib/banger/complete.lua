@@ -181,14 +181,7 @@ end
 
 -- After a recipe's words: its flags, flag values and positional args.
 local function recipe_candidates(recipe, rest, cur, subcommands)
-  local specs = require("banger.cli").flag_specs(recipe)
-  local by_long, by_short = {}, {}
-  for _, s in ipairs(specs) do
-    by_long[s[1]] = s
-    if s.short then
-      by_short[s.short] = s
-    end
-  end
+  local specs, by_long, by_short = require("banger.cli").flag_specs(recipe)
   local given, positionals, after_dashes = {}, 0, false
   local i = 1
   while i <= #rest do
@@ -197,23 +190,17 @@ local function recipe_candidates(recipe, rest, cur, subcommands)
       positionals = positionals + 1
     elseif a == "--" then
       after_dashes = true
-    elseif starts(a, "--") then
-      local name = a:match("^%-%-([^=]+)") or ""
-      local spec = by_long[name] or by_long[name:gsub("^no%-", "")]
-      if spec then
-        given[spec[1]] = true
-        if takes_value(spec) and not a:find("=", 1, true) then
-          i = i + 1
-          if i > #rest then
-            return value_candidates(spec, cur)
-          end
-        end
+    elseif starts(a, "-") and (starts(a, "--") or #a == 2) then
+      local spec, inline_value
+      if starts(a, "--") then
+        local name = a:match("^%-%-([^=]+)") or ""
+        spec, inline_value = by_long[name] or by_long[name:gsub("^no%-", "")], a:find("=", 1, true) ~= nil
+      else
+        spec = by_short[a:sub(2)]
       end
-    elseif starts(a, "-") and #a == 2 then
-      local spec = by_short[a:sub(2)]
       if spec then
         given[spec[1]] = true
-        if takes_value(spec) then
+        if takes_value(spec) and not inline_value then
           i = i + 1
           if i > #rest then
             return value_candidates(spec, cur)
