@@ -43,6 +43,34 @@ inline Multi make_multi() {
   return m;
 }
 
+// What every banger transfer sets the same way: the URL, redirects (registries
+// send blobs to storage hosts; curl drops an Authorization header when the
+// host changes), which schemes may be fetched and followed (a redirect never
+// leaves http/https, whatever the first URL was), where curl writes its error,
+// and the stall limits: a server that sends nothing for low_speed_time_s
+// seconds ends the transfer instead of hanging banger.
+struct TransferLimits {
+  long connect_timeout_s = 30;
+  long low_speed_time_s = 60;
+  long total_timeout_s = 0;  // 0: none
+};
+
+inline void set_common_options(CURL* h, const std::string& url, const char* protocols, char* errbuf,
+                               const TransferLimits& limits) {
+  curl_easy_setopt(h, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
+  curl_easy_setopt(h, CURLOPT_MAXREDIRS, 10L);
+  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, protocols);
+  curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+  curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, limits.connect_timeout_s);
+  curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+  curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, limits.low_speed_time_s);
+  if (limits.total_timeout_s > 0) curl_easy_setopt(h, CURLOPT_TIMEOUT, limits.total_timeout_s);
+  curl_easy_setopt(h, CURLOPT_USERAGENT, "banger");
+}
+
 // Throws unless a curl_multi_* call succeeded.
 inline void check(CURLMcode rc, const char* what) {
   if (rc != CURLM_OK) throw Error("EFETCH", std::string(what) + ": " + curl_multi_strerror(rc));

@@ -58,24 +58,14 @@ int on_progress(void* user, curl_off_t total, curl_off_t now, curl_off_t, curl_o
 void transfer(const std::string& url, Sink& sink, long timeout_s) {
   curl::Easy c = curl::make_easy();
   char errbuf[CURL_ERROR_SIZE] = {};
-  curl_easy_setopt(c.get(), CURLOPT_URL, url.c_str());
-  curl_easy_setopt(c.get(), CURLOPT_FOLLOWLOCATION, 1L);
-  curl_easy_setopt(c.get(), CURLOPT_MAXREDIRS, 10L);
-  curl_easy_setopt(c.get(), CURLOPT_PROTOCOLS_STR, "http,https,file");
-  curl_easy_setopt(c.get(), CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  // file: is for catalogs and kernels on local disk; a redirect still may
+  // only go to http/https.
+  curl::set_common_options(c.get(), url, "http,https,file", errbuf, {.total_timeout_s = timeout_s});
   curl_easy_setopt(c.get(), CURLOPT_FAILONERROR, 1L);
-  curl_easy_setopt(c.get(), CURLOPT_ERRORBUFFER, errbuf);
   curl_easy_setopt(c.get(), CURLOPT_WRITEFUNCTION, on_data);
   curl_easy_setopt(c.get(), CURLOPT_WRITEDATA, &sink);
-  curl_easy_setopt(c.get(), CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(c.get(), CURLOPT_XFERINFOFUNCTION, on_progress);
   curl_easy_setopt(c.get(), CURLOPT_XFERINFODATA, &sink);
-  curl_easy_setopt(c.get(), CURLOPT_CONNECTTIMEOUT, 30L);
-  // A stalled server ends the transfer instead of hanging banger.
-  curl_easy_setopt(c.get(), CURLOPT_LOW_SPEED_LIMIT, 1L);
-  curl_easy_setopt(c.get(), CURLOPT_LOW_SPEED_TIME, 60L);
-  if (timeout_s > 0) curl_easy_setopt(c.get(), CURLOPT_TIMEOUT, timeout_s);
-  curl_easy_setopt(c.get(), CURLOPT_USERAGENT, "banger");
   CURLcode rc = curl_easy_perform(c.get());
   if (sink.failure) std::rethrow_exception(sink.failure);
   if (rc == CURLE_OK) return;

@@ -64,25 +64,14 @@ void configure(Blob& b) {
   CURL* h = b.easy.get();
   const FetchOptions& opts = b.owner->opts;
   curl_easy_setopt(h, CURLOPT_PRIVATE, &b);
-  curl_easy_setopt(h, CURLOPT_URL, b.req.url.c_str());
+  curl::set_common_options(h, b.req.url, "http,https", b.errbuf,
+                           {.connect_timeout_s = opts.connect_timeout_s, .low_speed_time_s = opts.low_speed_time_s});
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, b.headers.get());
-  // Registries redirect blobs to storage hosts; curl drops our Authorization
-  // header when the host changes.
-  curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
-  curl_easy_setopt(h, CURLOPT_MAXREDIRS, 10L);
-  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(h, CURLOPT_FAILONERROR, 1L);
-  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, b.errbuf);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_blob_data);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
-  curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_blob_progress);
   curl_easy_setopt(h, CURLOPT_XFERINFODATA, b.owner);
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, opts.connect_timeout_s);
-  curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-  curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, opts.low_speed_time_s);
-  curl_easy_setopt(h, CURLOPT_USERAGENT, "banger");
 }
 
 }  // namespace

@@ -142,24 +142,16 @@ Client::Response Client::get(const std::string& url, const std::string& accept, 
   if (!accept.empty()) hdrs.append(accept);
   if (!auth_.empty()) hdrs.append("Authorization: " + auth_);
   CURL* h = c.get();
-  curl_easy_setopt(h, CURLOPT_URL, url.c_str());
+  curl::set_common_options(h, url, "http,https", errbuf,
+                           {.connect_timeout_s = opts_.connect_timeout_s,
+                            .low_speed_time_s = opts_.low_speed_time_s,
+                            .total_timeout_s = opts_.request_timeout_s});
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs.get());
-  curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
-  curl_easy_setopt(h, CURLOPT_MAXREDIRS, 10L);
-  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(h, CURLOPT_HEADERDATA, &r);
-  curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, opts_.connect_timeout_s);
-  curl_easy_setopt(h, CURLOPT_TIMEOUT, opts_.request_timeout_s);
-  curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-  curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, opts_.low_speed_time_s);
-  curl_easy_setopt(h, CURLOPT_USERAGENT, "banger");
   CURLcode rc = curl_easy_perform(h);
   if (rc != CURLE_OK) {
     if (cancel::requested()) throw Error("ECANCELED", "interrupted");
