@@ -23,9 +23,14 @@ describe("banger.lua", function()
     t.eq(#p.hash, 64)
   end)
 
-  it("names config.lua's key for a cpus typo", function()
+  it("names config.lua's vm key for a typo", function()
     local e = t.raises(function() project.load(with("vm = {\n  cpus = 4,\n}\n")) end, "EINVAL")
     t.contains(e.message, "/banger.lua:2: vm.cpus: unknown key (did you mean vcpus?)")
+    e = t.raises(function() project.load(with("vm = { memroy = '1GiB' }\n")) end, "EINVAL")
+    t.contains(e.message, "vm.memroy: unknown key (did you mean memory?)")
+    -- config.lua's other sections are no keys of banger.lua's vm table
+    e = t.raises(function() project.load(with("vm = { bridge = 'br0' }\n")) end, "EINVAL")
+    t.eq(e.message:find("did you mean", 1, true), nil)
   end)
 
   it("puts the line of the offending key in every validation error", function()

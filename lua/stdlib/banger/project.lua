@@ -85,7 +85,9 @@ local function check_vm(project, vm)
       elseif vm_fields[k] then
         return config.check(key, v, project.path)
       end
-      local hint = k == "cpus" and " (did you mean vcpus?)" or ""
+      -- config.lua's spelling help; only vm keys are valid here
+      local meant = type(k) == "string" and config.suggest("vm", k)
+      local hint = meant and meant:match("^vm%.") and (" (did you mean " .. meant:sub(4) .. "?)") or ""
       fail(project, key, "unknown key" .. hint .. "; the keys are config.lua's vm keys and file_sync")
     end)
     if not ok then
