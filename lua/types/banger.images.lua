@@ -4,6 +4,24 @@
 ---@class banger.images
 local M = {}
 
+--- What `image pull` does: resolves `ref` in its registry (an index is
+--- narrowed to `platform`, `linux/amd64` by default), downloads the layers
+--- `parallel` at a time (4) into the verified blob cache while each is
+--- unpacked into a new ext4 image as it arrives, fits the image, gives an
+--- image without an init banger-init, and registers it as `name` (default
+--- `name_for_ref`). Progress goes to stderr. Nothing is registered and no
+--- file is left on failure or Ctrl-C. Errors: `EEXIST` (before any download),
+--- `EINVAL` (a bad name or reference), `EDIGEST`, `EFETCH`, `ECANCELED`.
+---@param opts { ref: string, name?: string, kernel?: string, platform?: string, parallel?: integer, default?: boolean }
+---@return table
+function M.pull(opts) end
+
+--- The image name `pull` picks for a parsed reference: the repository's last
+--- part and the tag, lower-case, other characters as `-`.
+---@param ref { repository: string, tag?: string }
+---@return string
+function M.name_for_ref(ref) end
+
 --- Builds an image from layers, oldest first (tar paths, or functions
 --- returning a stream such as `pull:open`), straight into ext4; fits it to
 --- its content plus headroom (`fields.headroom_pct`) and registers it.

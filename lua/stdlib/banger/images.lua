@@ -296,6 +296,65 @@ function M.import_layers(layers, fields, on_layer, opts)
   end)
 end
 
+--- The name `image pull` gives an image of reference `ref` when none is
+-- asked for: the repository's last part and the tag, in image-name spelling
+-- (docker.io/library/debian:bookworm -> debian-bookworm).
+function M.name_for_ref(ref)
+  return ((ref.repository:match("([^/]+)$") .. "-" .. (ref.tag or "latest")):lower()
+    :gsub("[^a-z0-9-]", "-"):gsub("^[^a-z]+", ""))
+end
+
+--- Pulls OCI image `opts.ref` into an ext4 image and registers it: the
+-- layers download in parallel into the verified blob cache while each is
+-- unpacked into the image as it arrives (a layer counts only once its
+-- digest checked out at its end). Nothing is registered and no file is
+-- left on failure or Ctrl-C. Progress goes to stderr. Returns the row.
+-- opts: ref, name, kernel, platform ("linux/amd64"), parallel (4), default.
+function M.pull(opts)
+  local ui = require("banger.ui")
+  local units = require("banger.units")
+  local oci = require("banger.oci")
+  local ref = oci.parse_ref(opts.ref)
+  local name = opts.name or M.name_for_ref(ref)
+  M.validate_name(name)
+  if M.get(name) then  -- before any download
+    errors.raise("EEXIST", "an image named '" .. name .. "' already exists")
+  end
+  local cache = state.layout().cache .. "/oci"
+  local resolved = oci.resolve(opts.ref, { cache = cache, platform = opts.platform or "linux/amd64" })
+  ui.info(string.format("%s: %s, %d layer(s)", opts.ref, resolved.digest, #resolved.layers))
+  local pull <close> = oci.pull(resolved, { cache = cache, parallel = opts.parallel or 4 })
+  local layers, estimate = {}, 0
+  for i, l in ipairs(resolved.layers) do
+    layers[i] = function()
+      return pull:open(i)
+    end
+    estimate = estimate + l.size
+  end
+  local progress = ui.percent_progress(function(pct, _, total)
+    return string.format("downloaded %3d%% of %s", pct, units.format_bytes(total))
+  end)
+  local fields = { name = name, kernel = opts.kernel, is_default = opts.default, source_ref = opts.ref,
+    digest = resolved.digest }
+  fields.customize = function(img)
+    fields.init = M.make_bootable(img)
+    if fields.init then
+      ui.info("  no init in the image: VMs boot it with banger-init (agent as PID 1)")
+    end
+  end
+  return M.import_layers(layers, fields, function(i, _, st)
+    progress.clear()
+    ui.info(string.format("  layer %d/%d: %d entries, %s", i, #layers, st.entries, units.format_bytes(st.bytes)))
+  end, {
+    estimate = estimate,
+    on_progress = progress.update and function() progress.update(pull:progress()) end,
+    -- Every layer ended verified; this also waits for the cache's renames.
+    after_layers = function()
+      pull:wait()
+    end,
+  })
+end
+
 function M.remove(name)
   local row = M.require(name)
   local users = state.db():query("SELECT name FROM vms WHERE image = ?", name)
