@@ -2,6 +2,7 @@
 
 #include "banger_guest.hpp"
 #include "init.hpp"
+#include "listeners.hpp"
 #include "mount_disk.hpp"
 #include "reidentify.hpp"
 
@@ -146,7 +147,7 @@ void Session::handle(const guest::Frame& f) {
                       {"session", session_},
                       {"hostname", host},
                       {"kernel", u.release},
-                      {"capabilities", {"exec", "signal", "put", "get", "poweroff", "reidentify", "mount"}}});
+                      {"capabilities", {"exec", "signal", "put", "get", "poweroff", "reidentify", "mount", "listeners"}}});
   }
   if (!greeted_) return;  // nothing is served before the handshake
   try {
@@ -189,6 +190,7 @@ void Session::handle(const guest::Frame& f) {
         std::string dev = mount_by_serial(m);
         return send_json(FrameType::ok, f.channel, {{"device", dev}});
       }
+      case FrameType::listeners: return send_json(FrameType::ok, f.channel, guest::to_json(list_listeners()));
       case FrameType::poweroff: {
         // Only inside a banger guest: an agent run on a host (tests, a
         // mistake) must never take that machine down.

@@ -281,7 +281,7 @@ void AgentClient::require_capability(const std::string& name) const {
   }
   // An older agent would skip the unknown frame and never answer.
   throw Error("ENOTSUP", "the guest agent (" + hello_.value("agent_version", std::string("?")) +
-                             ") cannot " + name + "; the image needs a newer banger-agent");
+                             ") does not serve '" + name + "'; the image needs a newer banger-agent");
 }
 
 ReidentifyResult AgentClient::reidentify(const ReidentifyRequest& r) {
@@ -321,6 +321,16 @@ std::string AgentClient::mount(const MountRequest& m) {
   Frame f = expect(ch, clock::now() + std::chrono::milliseconds(m.timeout_ms) + 60s);
   if (f.type != FrameType::ok) throw Error("EPROTO", "unexpected answer to mount");
   return f.json().value("device", std::string());
+}
+
+ListenersResult AgentClient::listeners() {
+  require_capability("listeners");
+  std::uint32_t ch = next_channel_++;
+  send(encode_json(FrameType::listeners, ch, nlohmann::json::object()));
+  // Scanning /proc of a busy guest under TCG takes a while.
+  Frame f = expect(ch, clock::now() + 60s);
+  if (f.type != FrameType::ok) throw Error("EPROTO", "unexpected answer to listeners");
+  return parse_listeners(f.json());
 }
 
 }  // namespace banger::guest

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "engine/core/unique_fd.hpp"
+#include "engine/guest/listeners.hpp"
 #include "engine/guest/protocol.hpp"
 #include "engine/guest/requests.hpp"
 
@@ -73,6 +74,9 @@ class AgentClient {
   ReidentifyResult reidentify(const ReidentifyRequest& r);
   // Mounts the disk with that virtio serial; returns the guest device.
   std::string mount(const MountRequest& m);
+  // The guest's listening TCP and bound UDP sockets with their processes
+  // (engine/guest/listeners.hpp). ENOTSUP from an agent before protocol 1.2.
+  ListenersResult listeners();
 
  private:
   AgentClient(UniqueFd fd, std::string what) : fd_(std::move(fd)), what_(std::move(what)) {}

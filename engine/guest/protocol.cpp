@@ -43,7 +43,8 @@ bool known_type(std::uint8_t t) {
     case FrameType::pong:
     case FrameType::poweroff:
     case FrameType::reidentify:
-    case FrameType::mount: return true;
+    case FrameType::mount:
+    case FrameType::listeners: return true;
   }
   return false;
 }

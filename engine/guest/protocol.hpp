@@ -20,7 +20,7 @@
 namespace banger::guest {
 
 inline constexpr int kProtocolMajor = 1;
-inline constexpr int kProtocolMinor = 1;  // 1: reidentify, mount
+inline constexpr int kProtocolMinor = 2;  // 1: reidentify, mount; 2: listeners
 inline constexpr std::string_view kMagic = "BGR1";
 inline constexpr size_t kHeaderSize = 13;
 inline constexpr std::uint32_t kMaxPayload = 1 << 20;
@@ -48,6 +48,7 @@ enum class FrameType : std::uint8_t {
   poweroff = 32,  // host -> agent: clean shutdown of the guest
   reidentify = 33,  // host -> agent: ReidentifyRequest; answered ok {ssh_host_keys, took_ms, repeated}
   mount = 34,       // host -> agent: MountRequest; answered ok {device}
+  listeners = 36,   // host -> agent {}; answered ok {listeners, truncated} (engine/guest/listeners.hpp)
 };
 
 bool known_type(std::uint8_t t);

@@ -10,6 +10,8 @@
 //       -> {ssh_host_keys = "regenerated"|"none", took_ms=, repeated=, steps_ms={clock=, ..., ["ssh-host-keys"]=}}
 //       (time_ns absent: the host's clock when sent; entropy absent: 64 bytes from getrandom)
 //   a:mount{serial=, target=, fstype="ext4", timeout_ms=10000} -> true
+//   a:listeners() -> {{proto=, family=, address=, port=, inode=, pid=, comm=}, ...}, truncated
+//       (TCP sockets in LISTEN and bound unconnected UDP sockets; pid and comm nil when not visible)
 #include "engine/guest/agent_client.hpp"
 #include "engine/lua/binding.hpp"
 #include "engine/lua/callback.hpp"
@@ -184,12 +186,34 @@ int l_mount(lua_State* L) {
   return 1;
 }
 
+int l_listeners(lua_State* L) {
+  auto& c = check_handle<guest::AgentClient>(L, 1);
+  guest::ListenersResult r = c.listeners();
+  lua_createtable(L, static_cast<int>(r.listeners.size()), 0);
+  lua_Integer i = 0;
+  for (const auto& l : r.listeners) {
+    lua_createtable(L, 0, 7);
+    set_field(L, "proto", l.proto);
+    set_field(L, "family", l.family);
+    set_field(L, "address", l.address);
+    set_field(L, "port", static_cast<lua_Integer>(l.port));
+    set_field(L, "inode", static_cast<lua_Integer>(l.inode));
+    if (l.pid) {
+      set_field(L, "pid", static_cast<lua_Integer>(*l.pid));
+      set_field(L, "comm", l.comm);
+    }
+    lua_rawseti(L, -2, ++i);
+  }
+  lua_pushboolean(L, r.truncated);
+  return 2;
+}
+
 int open_agent(lua_State* L) {
   static const luaL_Reg methods[] = {{"hello", protect<l_hello>}, {"exec", protect<l_exec>},
                                      {"put", protect<l_put>},     {"get", protect<l_get>},
                                      {"ping", protect<l_ping>},   {"poweroff", protect<l_poweroff>},
                                      {"reidentify", protect<l_reidentify>}, {"mount", protect<l_mount>},
-                                     {nullptr, nullptr}};
+                                     {"listeners", protect<l_listeners>}, {nullptr, nullptr}};
   define_handle<guest::AgentClient>(L, methods);
   static const luaL_Reg fns[] = {{"connect", protect<l_connect>}, {nullptr, nullptr}};
   luaL_newlib(L, fns);

@@ -284,6 +284,7 @@ TEST_CASE("the client refuses reidentify and mount to an agent that cannot do th
     auto c = guest::AgentClient::connect({guest::Endpoint::Kind::unix_socket, path, 0, 52}, 5s);
     CHECK(test::error_code_of([&] { c->reidentify(valid_request()); }) == "ENOTSUP");
     CHECK(test::error_code_of([&] { c->mount({"banger-ws", "/root/repo", "ext4", 100}); }) == "ENOTSUP");
+    CHECK(test::error_code_of([&] { c->listeners(); }) == "ENOTSUP");
   }
   old_agent.join();
   ::close(lfd);

@@ -107,6 +107,14 @@ M.kinds = {
     { "path", "string" }, { "format", "string" }, { "size_bytes", "integer" }, { "apparent_bytes", "integer or null" },
     { "allocated_bytes", "integer or null" },
   },
+  vm_ports = {
+    { "name", "string" }, { "ip", "string or null" }, { "truncated", "boolean" }, { "listeners", "array of listener" },
+  },
+  listener = {
+    { "proto", "string" }, { "family", "string" }, { "address", "string" }, { "port", "integer" },
+    { "inode", "integer" }, { "pid", "integer or null" }, { "comm", "string or null" }, { "url", "string or null" },
+    { "reach", "string" },
+  },
 }
 
 --- `value` shaped as type `t` (see the header), ready for json.encode.
