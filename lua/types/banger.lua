@@ -50,6 +50,7 @@
 ---@field units banger.units
 ---@field validate banger.native.validate
 ---@field vm banger.vm
+---@field vm_ports banger.vm_ports
 ---@field vm_settings banger.vm_settings
 ---@field vm_stats banger.vm_stats
 ---@field vmm banger.native.vmm
@@ -119,6 +120,17 @@ function banger_agent_client:reidentify(req) end
 ---@param req { serial: string, target: string, fstype?: string, timeout_ms?: integer }
 ---@return true
 function banger_agent_client:mount(req) end
+
+--- The guest's TCP sockets in LISTEN and its bound, unconnected UDP
+--- sockets (the `listeners` request, protocol 1.2): an array of `{ proto =
+--- "tcp"|"udp", family = "ipv4"|"ipv6", address, port, inode, pid?, comm? }`
+--- in `/proc/net` order, and whether a limit cut the list short
+--- (docs/agent-protocol.md). `pid` and `comm` are the lowest process
+--- holding the socket; nil when none is visible. `ENOTSUP` from an older
+--- agent.
+---@return table
+---@return boolean
+function banger_agent_client:listeners() end
 
 --- Closes the connection; a `<close>` variable does it too. Safe twice.
 ---@return true
