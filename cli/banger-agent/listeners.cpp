@@ -53,9 +53,15 @@ bool all_digits(const char* s) {
   return true;
 }
 
+// "" when the process is gone or hides it: a name is a nicety, never a failure.
 std::string comm_of(const std::string& proc, const std::string& pid) {
   bool cut = false;
-  std::string c = read_capped(proc + "/" + pid + "/comm", 64, cut);
+  std::string c;
+  try {
+    c = read_capped(proc + "/" + pid + "/comm", 64, cut);
+  } catch (const Error&) {
+    return "";
+  }
   while (!c.empty() && c.back() == '\n') c.pop_back();
   return c;
 }

@@ -78,8 +78,7 @@ describe("vm ports on a real guest", function()
     t.truthy(wide.pid ~= lo.pid, "two httpd processes")
 
     -- reachable means reachable: the host fetches from the port it was told of
-    local got = netns.run(ns, { "busybox", "wget", "-q", "-T", "30", "-O", "-",
-      "http://" .. vm.ip .. ":" .. wide.port .. "/hello" })
+    local got = netns.run(ns, { "curl", "-sf", "-m", "60", "http://" .. vm.ip .. ":" .. wide.port .. "/hello" })
     t.eq({ got.code, got.stdout }, { 0, "served-from-the-guest\n" }, got.stderr)
 
     local text = run({ "vm", "ports", "pt" })
