@@ -67,10 +67,10 @@ std::string comm_of(const std::string& proc, const std::string& pid) {
 }
 
 // Gives each listener the lowest pid holding its socket (a forking server's
-// parent rather than its workers), looking at no more than kMaxFdsScanned
+// parent rather than its workers), looking at no more than `max_fds`
 // descriptors in all. Processes that vanish or hide their fds meanwhile are
 // passed over; so is everything past the limit (those sockets have no pid).
-void find_owners(const std::string& proc, guest::ListenersResult& r) {
+void find_owners(const std::string& proc, size_t max_fds, guest::ListenersResult& r) {
   std::unordered_map<std::uint64_t, std::vector<size_t>> by_inode;
   for (size_t i = 0; i < r.listeners.size(); ++i) {
     if (r.listeners[i].inode) by_inode[r.listeners[i].inode].push_back(i);
@@ -85,8 +85,8 @@ void find_owners(const std::string& proc, guest::ListenersResult& r) {
     Dir fds(::opendir((proc + "/" + p->d_name + "/fd").c_str()));
     if (!fds) continue;
     while (dirent* e = ::readdir(fds.get())) {
-      if (++scanned > guest::kMaxFdsScanned) return;
       if (!all_digits(e->d_name)) continue;
+      if (++scanned > max_fds) return;
       char link[64];
       ssize_t n = ::readlinkat(::dirfd(fds.get()), e->d_name, link, sizeof link - 1);
       if (n <= 0) continue;
@@ -108,7 +108,7 @@ void find_owners(const std::string& proc, guest::ListenersResult& r) {
 
 }  // namespace
 
-guest::ListenersResult list_listeners(const std::string& proc) {
+guest::ListenersResult list_listeners(const std::string& proc, size_t max_fds) {
   guest::ListenersResult r;
   static const struct {
     const char* file;
@@ -121,7 +121,7 @@ guest::ListenersResult list_listeners(const std::string& proc) {
     guest::parse_proc_net(text, t.proto, t.ipv6, r);
     if (cut) r.truncated = true;
   }
-  find_owners(proc, r);
+  find_owners(proc, max_fds, r);
   return r;
 }
 

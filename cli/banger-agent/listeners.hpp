@@ -9,8 +9,9 @@
 namespace banger::agent {
 
 // Reads `proc` (normally "/proc") within the bounds of
-// engine/guest/listeners.hpp. A missing file (a kernel without IPv6) is
-// no listeners of that kind; a socket whose owner is not visible has no pid.
-guest::ListenersResult list_listeners(const std::string& proc = "/proc");
+// engine/guest/listeners.hpp, looking at no more than `max_fds` entries of
+// /proc/*/fd to find owners. A missing file (a kernel without IPv6) is no
+// listeners of that kind; a socket whose owner is not visible has no pid.
+guest::ListenersResult list_listeners(const std::string& proc = "/proc", size_t max_fds = guest::kMaxFdsScanned);
 
 }  // namespace banger::agent

@@ -209,3 +209,25 @@ TEST_CASE("the agent reads at most kMaxProcNetBytes of a /proc/net file, never a
   CHECK_FALSE(r.truncated);
   CHECK(r.listeners == std::vector<Listener>{L("tcp", "ipv4", "0.0.0.0", 2222, 99)});
 }
+
+TEST_CASE("the owner scan stops after its limit of descriptors", "[listeners][attack]") {
+  test::TempDir proc;
+  std::filesystem::create_directories(proc / "net");
+  write_file(proc / "net/tcp", kTcp);
+  // three processes share the socket of :8000, one descriptor each
+  for (const char* pid : {"10", "20", "30"}) {
+    std::filesystem::create_directories(proc / (std::string(pid) + "/fd"));
+    write_file(proc / (std::string(pid) + "/comm"), std::string("srv") + pid + "\n");
+    REQUIRE(::symlink("socket:[3505567]", (proc / (std::string(pid) + "/fd/3")).c_str()) == 0);
+  }
+  CHECK_FALSE(agent::list_listeners(proc.path(), 0).listeners[1].pid);
+  // one descriptor looked at: whichever process came first, not necessarily the lowest
+  auto one = agent::list_listeners(proc.path(), 1).listeners[1];
+  REQUIRE(one.pid);
+  CHECK((*one.pid == 10 || *one.pid == 20 || *one.pid == 30));
+  CHECK(one.comm == "srv" + std::to_string(*one.pid));
+  // all of them: the lowest
+  auto all = agent::list_listeners(proc.path(), 3).listeners[1];
+  CHECK(all.pid == 10);
+  CHECK(all.comm == "srv10");
+}
