@@ -28,16 +28,16 @@ class GuestDialer {
   virtual UniqueFd dial(ForwardProto proto, std::uint16_t guest_port) = 0;
 };
 
-// A bridged guest: connect() to its IPv4 address (tcp within `timeout`).
+// A bridged guest: a socket connected to its IPv4 address. A TCP connect
+// is started, not waited for (the forwarder's loop waits for it without
+// holding up other clients); a refusal shows as an error on the socket.
 class AddressDialer final : public GuestDialer {
  public:
-  explicit AddressDialer(const std::string& guest_ipv4,
-                         std::chrono::milliseconds timeout = std::chrono::milliseconds(5000));
+  explicit AddressDialer(const std::string& guest_ipv4);
   UniqueFd dial(ForwardProto proto, std::uint16_t guest_port) override;
 
  private:
-  std::uint32_t addr_;  // network order
-  std::chrono::milliseconds timeout_;
+  std::uint32_t addr_ = 0;  // network order
 };
 
 struct ForwardRule {
