@@ -17,6 +17,7 @@ local elsewhere = {
   ["snapshot prune"] = "e2e_snapshot_spec.lua",
   ["vm health"] = "e2e_vm_stats_spec.lua",
   ["vm stats"] = "e2e_vm_stats_spec.lua",
+  ["vm forward"] = "e2e_forward_spec.lua",
 }
 
 local checked = {}

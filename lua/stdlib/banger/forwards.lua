@@ -279,6 +279,67 @@ function M.sync(row)
   return false
 end
 
+-- Commands (each under the VM's lock) -------------------------------------
+
+--- Forwards `specs` ("HOSTPORT:GUESTPORT[/udp]", ...) on `address`
+-- (default 127.0.0.1) to VM `name`, and (re)starts its forwarder when it
+-- runs. A port another VM has, or another program holds, fails and records
+-- nothing. Returns the new forwards and whether they are live now.
+function M.forward(name, specs, address)
+  local vms = require("banger.vms")
+  address = M.check_address(address or M.default_address)
+  local list, why = M.parse_list(specs)
+  if not list then
+    errors.usage(why, "vm forward")
+  end
+  local lock <close> = vms.lock(name)
+  local row = vms.require(name)
+  M.add(row, list, address)
+  local ok, live = pcall(M.sync, row)
+  if not ok then
+    for _, f in ipairs(list) do
+      pcall(M.remove, row, f.proto, f.host_port)
+    end
+    -- the forwards that were there before go on
+    local again, e = pcall(M.sync, row)
+    if not again then
+      log.warn("forward", "could not restart the forwarder: " .. errors.message(e), { vm = name })
+    end
+    error(live, 0)
+  end
+  return list, live
+end
+
+--- Removes the forward of host port `spec` ("HOSTPORT[/udp]") from VM
+-- `name`; the forwarder goes on with the rest (or stops with none left).
+function M.unforward(name, spec)
+  local vms = require("banger.vms")
+  local proto, port = M.parse_host(spec)
+  if not proto then
+    errors.usage(port, "vm forward")
+  end
+  local lock <close> = vms.lock(name)
+  local row = vms.require(name)
+  M.remove(row, proto, port)
+  M.sync(row)
+  return proto, port
+end
+
+--- What `vm forward NAME --list` shows: the VM's forwards, each with
+-- `active` (its forwarder runs now).
+function M.status(name)
+  local vms = require("banger.vms")
+  local row = vms.require(name)
+  local live = M.running(row)
+  local out = {}
+  for i, f in ipairs(M.list(row)) do
+    f.vm = row.name
+    f.active = live
+    out[i] = f
+  end
+  return out
+end
+
 --- The forwarder's own loop (`banger vm forwarder`): binds every forward
 -- of VM `name`, reports "ready" (or "error CODE message") on stdout, then
 -- forwards until the VM is no longer running or the process is signalled.
