@@ -3,6 +3,8 @@
 -- forwards); `vm stop`, `kill` and `delete` stop it.
 return {
   summary = "serve a running VM's port forwards (started and stopped automatically)",
+  -- started by a command that holds the VM's lock: reconciling is the commands' job
+  reconcile = false,
   args = { { "name", required = true, complete = "vm", help = "VM name" } },
   flags = {
     { "vm-dir", type = "string", metavar = "DIR", help = "the VM's directory (names this banger home's forwarder)" },
