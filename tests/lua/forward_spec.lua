@@ -4,14 +4,16 @@
 -- in tests/cpp/port_forward_test.cpp and, end to end, e2e_forward_spec.lua.
 local forwards = banger.forwards
 
--- Two stopped VMs in a fresh home (rows only: nothing here boots).
+-- Stopped VMs in a fresh home (rows only: nothing here boots); "name=ip"
+-- gives one an address (a bridged VM), a bare name none.
 local function home_with_vms(names)
   local home = t.tmpdir()
   local path = t.tmpdir() .. "/mk.lua"
   t.write(path, [[
-for _, name in ipairs({ ...}) do
+for i, spec in ipairs({ ...}) do
+  local name, ip = spec:match("^([^=]+)=?(.*)$")
   local row = banger.vms.insert(name, { image = "img", kernel = "k", driver = "qemu", vcpus = 1, memory_mib = 256,
-    disk_mib = 1024, work_disk_mib = 64, nat = 0 })
+    disk_mib = 1024, work_disk_mib = 64, nat = 0 }, { allocate_ip = function() return ip ~= "" and ip or nil end })
   banger.vms.set_state(row, "stopped")
 end
 ]])
@@ -104,7 +106,7 @@ end)
 
 describe("vm forward records", function()
   it("adds, lists, refuses a taken port naming its VM, removes, and goes with the VM", function()
-    local home = home_with_vms({ "alpha", "beta" })
+    local home = home_with_vms({ "alpha=172.30.0.2", "beta=172.30.0.3" })
     local r = t.banger({ "vm", "forward", "alpha", "18080:8000", "18081:53/udp" }, { home = home })
     t.eq(r.code, 0, r.stderr)
     t.contains(r.stderr, "127.0.0.1:18080/tcp -> guest port 8000 (active once the VM runs)")
@@ -151,7 +153,7 @@ describe("vm forward records", function()
   end)
 
   it("refuses bad input as usage errors", function()
-    local home = home_with_vms({ "gamma" })
+    local home = home_with_vms({ "gamma=172.30.0.2" })
     for _, args in ipairs({
       { "gamma", "80:80" }, { "gamma", "18080:80", "18080:81" }, { "gamma", "--address", "nope", "18080:80" },
       { "gamma", "--address", "127.0.0.1" }, { "gamma", "--list", "18080:80" }, { "gamma", "--remove", "x" },
@@ -166,5 +168,14 @@ describe("vm forward records", function()
     t.contains(r.stderr, "no VM named 'nosuch'")
     t.eq(count_rows(home), 0)
     t.eq(t.banger({ "vm", "delete", "gamma" }, { home = home }).code, 0)
+  end)
+
+  it("refuses a VM without network until forwarding through the agent exists (ENOTSUP)", function()
+    local home = home_with_vms({ "offline" })
+    local r = t.banger({ "vm", "forward", "offline", "18080:80" }, { home = home })
+    t.eq(r.code, 1)
+    t.contains(r.stderr, "VM 'offline' has no network")
+    t.eq(count_rows(home), 0)
+    t.eq(t.banger({ "vm", "delete", "offline" }, { home = home }).code, 0)
   end)
 end)
