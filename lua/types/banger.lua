@@ -31,7 +31,7 @@
 ---@field net banger.net
 ---@field oci banger.native.oci
 ---@field paths banger.native.paths
----@field port_forward banger.native.port_forward
+---@field portfwd banger.native.portfwd
 ---@field priv banger.priv
 ---@field proc banger.native.proc
 ---@field project banger.project
@@ -289,27 +289,27 @@ local banger_oci_stream = {}
 ---@return true
 function banger_oci_stream:close() end
 
----@class banger.port_forward.forwarder
-local banger_port_forward_forwarder = {}
+---@class banger.portfwd.forwarder
+local banger_portfwd_forwarder = {}
 
 --- The port rule `i` listens on.
 ---@param i integer
 ---@return integer
-function banger_port_forward_forwarder:port(i) end
+function banger_portfwd_forwarder:port(i) end
 
 --- Moves bytes for `ms` milliseconds, then returns (the caller's loop decides
 --- whether to go on). Errors: `ECANCELED` (Ctrl-C, SIGTERM).
 ---@param ms integer
 ---@return true
-function banger_port_forward_forwarder:run_for(ms) end
+function banger_portfwd_forwarder:run_for(ms) end
 
 --- Open TCP connections plus live UDP clients.
 ---@return integer
-function banger_port_forward_forwarder:active() end
+function banger_portfwd_forwarder:active() end
 
 --- Closes every listener and connection.
 ---@return true
-function banger_port_forward_forwarder:close() end
+function banger_portfwd_forwarder:close() end
 
 ---@class banger.priv.fd
 local banger_priv_fd = {}

@@ -127,7 +127,7 @@ end
 function M.insert(db, row, forwards, address)
   address = address or M.default_address
   if #forwards > 0 and not row.ip then
-    -- the forwarder's dialer for such a VM (engine/lua/port_forward.cpp,
+    -- the forwarder's dialer for such a VM (engine/lua/portfwd.cpp,
     -- dialer_for) is the agent's channel, which this banger does not have yet
     errors.raise("ENOTSUP", "VM '" .. row.name .. "' has no network: forwarding to it needs the agent's channel, "
       .. "which this banger does not have yet (give the VM a network: config network.mode)", { exit = 1 })
@@ -352,7 +352,7 @@ end
 function M.serve(name, dir, opts)
   opts = opts or {}
   local vms = require("banger.vms")
-  local pf = require("banger.native.port_forward")
+  local pf = require("banger.native.portfwd")
   local row = vms.require(name)
   if vms.dir(row) ~= dir then
     errors.raise("EINVAL", "--vm-dir " .. dir .. " is not VM '" .. name .. "''s directory")

@@ -1,11 +1,11 @@
-// banger.native.port_forward: a VM's port forwarder (engine/net/port_forward.hpp).
-//   port_forward.open{ rules = { {proto=, host_address=, host_port=, guest_port=}, ... },
+// banger.native.portfwd: a VM's port forwarder (engine/net/port_forward.hpp).
+//   portfwd.open{ rules = { {proto=, host_address=, host_port=, guest_port=}, ... },
 //                      guest_ip = "a.b.c.d" | nil, buffer_bytes=, max_connections=, udp_idle_ms= }
 //       -> forwarder handle; binds every listener now (EADDRINUSE names the port)
 //   forwarder:port(i) -> the port rule i listens on
 //   forwarder:run_for(ms) -> true; moves bytes for that long (ECANCELED on a signal)
 //   forwarder:active() -> open TCP connections plus live UDP clients
-//   port_forward.report(line) -> true: writes line to stdout and points
+//   portfwd.report(line) -> true: writes line to stdout and points
 //       stdout at /dev/null (a detached forwarder tells its starter it is
 //       ready, or why not, through the pipe that is its stdout)
 #include <fcntl.h>
@@ -24,7 +24,7 @@ struct Forwarder {
 };
 template <>
 struct HandleTraits<Forwarder> {
-  static constexpr const char* name = "banger.port_forward.forwarder";
+  static constexpr const char* name = "banger.portfwd.forwarder";
   static std::string describe(const Forwarder& f) { return std::to_string(f.rules) + " forwards"; }
 };
 
@@ -105,7 +105,7 @@ int l_report(lua_State* L) {
   return 1;
 }
 
-int open_port_forward(lua_State* L) {
+int open_portfwd(lua_State* L) {
   static const luaL_Reg methods[] = {{"port", protect<l_port>},
                                      {"run_for", protect<l_run_for>},
                                      {"active", protect<l_active>},
@@ -117,5 +117,5 @@ int open_port_forward(lua_State* L) {
 }
 
 }  // namespace
-BANGER_LUA_MODULE(port_forward, open_port_forward);
+BANGER_LUA_MODULE(portfwd, open_portfwd);
 }  // namespace banger::lua
