@@ -41,8 +41,22 @@ describe("the forwarder process", function()
       return netns.run(ns, { "curl", "-sf", "-m", "1", "http://127.0.0.1:18082/probe" }).code == 0
     end, 30000, "busybox httpd")
     local home = t.tmpdir()
+    -- another banger home of the same uid with a forwarder of its own: never
+    -- this home's census's, nor its reconcile's
+    local other_home = t.tmpdir()
+    local r = in_ns(ns, other_home, [[
+local row = banger.vms.insert("elsewhere", { image = "img", kernel = "k", driver = "qemu", vcpus = 1,
+  memory_mib = 256, disk_mib = 1024, work_disk_mib = 64, nat = 0 }, { allocate_ip = function() return "127.0.0.9" end })
+banger.fs.mkdir(banger.vms.dir(row), 448, true)
+banger.vms.set_state(row, "running")
+banger.forwards.add(row, { { proto = "tcp", host_port = 18089, guest_port = 8000 } })
+banger.forwards.start(row)
+print(banger.json.encode(banger.host_objects.get(row).forwarder))
+]])
+    t.eq(r.code, 0, r.stderr)
+    local elsewhere = banger.json.decode(r.stdout)
 
-    local r = in_ns(ns, home, [[
+    r = in_ns(ns, home, [[
 local fwd, vms, objects = banger.forwards, banger.vms, banger.host_objects
 local n = 0
 local function vm(name)
@@ -94,11 +108,11 @@ print(banger.json.encode(out))
     t.eq(out.busy.code, "EADDRINUSE")
     t.contains(out.busy.message, "host port 127.0.0.1:18082/tcp is already in use by another program")
     t.eq(out.busy_rec, false)
-    t.eq(out.busy_left, 1, "only fw's forwarder runs")
+    t.eq(out.busy_left, 2, "only fw's forwarder runs (and the other home's)")
 
     t.eq(out.census, { "forwarder:" .. out.ghost_pid })
     t.eq(out.removed, 1)
-    t.eq(out.after, 1)
+    t.eq(out.after, 2, "fw's and the other home's")
 
     -- through the forwarder, from the host side, to the "guest"
     local got = netns.run(ns, { "curl", "-sf", "-m", "5", "http://127.0.0.1:18080/probe" })
@@ -113,5 +127,9 @@ print(banger.json.encode(out))
     t.truthy(netns.run(ns, { "curl", "-s", "-m", "2", "http://127.0.0.1:18080/probe" }).code ~= 0, "port 18080 is free")
     r = netns.run(ns, { t.bin(), "vm", "delete", "fw", "other", "ghost" }, { env = t.env(home), cwd = home })
     t.eq(r.code, 0, r.stderr)
+    t.truthy(alive(elsewhere.pid, elsewhere.cmdline), "the other home's forwarder was left alone")
+    r = netns.run(ns, { t.bin(), "vm", "delete", "elsewhere" }, { env = t.env(other_home), cwd = other_home })
+    t.eq(r.code, 0, r.stderr)
+    t.falsy(alive(elsewhere.pid, elsewhere.cmdline), "its own home stopped it")
   end)
 end)
