@@ -353,14 +353,19 @@ function M.serve(name, dir, opts)
   opts = opts or {}
   local vms = require("banger.vms")
   local pf = require("banger.native.portfwd")
-  local row = vms.require(name)
-  if vms.dir(row) ~= dir then
-    errors.raise("EINVAL", "--vm-dir " .. dir .. " is not VM '" .. name .. "''s directory")
-  end
-  local fwd, msg, code = pf.open({ rules = M.list(row), guest_ip = row.ip })
-  if not fwd then
-    pf.report("error " .. code .. " " .. msg)
-    errors.raise(code, msg)
+  local row
+  local opened, fwd = pcall(function()
+    row = vms.require(name)
+    if vms.dir(row) ~= dir then
+      errors.raise("EINVAL", "--vm-dir " .. dir .. " is not VM '" .. name .. "''s directory")
+    end
+    return errors.check(pf.open({ rules = M.list(row), guest_ip = row.ip }))
+  end)
+  if not opened then
+    -- whatever went wrong goes to the command waiting for us
+    pf.report("error " .. (type(fwd) == "table" and fwd.code or "EFAIL") .. " "
+      .. errors.message(fwd):gsub("\n", " "))
+    error(fwd, 0)
   end
   pf.report("ready")
   log.info("forward", "forwarding", { vm = name, forwards = #M.list(row) })
@@ -368,9 +373,13 @@ function M.serve(name, dir, opts)
   while true do
     errors.check(fwd:run_for(check_every))
     errors.check_interrupted()
-    -- the VM stopped or was deleted without us being told (a crash): stop too
-    local now = vms.get(name)
-    if not now or now.id ~= row.id or now.state ~= "running" then
+    -- the VM stopped or was deleted without us being told (a crash): stop
+    -- too; a database busy for longer than its timeout is asked again later
+    local read, now = pcall(vms.get, name)
+    errors.check_interrupted()
+    if not read then
+      log.warn("forward", "could not read the VM's row: " .. errors.message(now), { vm = name })
+    elseif not now or now.id ~= row.id or now.state ~= "running" then
       log.info("forward", "VM no longer running; forwarder exits", { vm = name })
       break
     end
