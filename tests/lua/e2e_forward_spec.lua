@@ -2,7 +2,8 @@
 -- network namespace of the test's own, busybox httpd in the guest on port
 -- 8000 and a UDP echo on 8001; `--publish` and `vm forward` make host
 -- ports 127.0.0.1:18080 and :18081/udp reach them; a taken port fails
--- clearly; after `vm delete` the ports are free and no forwarder is left.
+-- clearly; a stop and start keeps them; after `vm delete` the ports are
+-- free and no forwarder is left.
 local e2e = assert(loadfile(t.source_dir() .. "/tests/lua/e2e.lua", "t", _ENV))()
 local netns = assert(loadfile(t.source_dir() .. "/tests/lua/netns.lua", "t", _ENV))()
 local json_doc = assert(loadfile(t.source_dir() .. "/tests/lua/json_doc.lua", "t", _ENV))()
@@ -91,6 +92,24 @@ describe("port forwarding to a bridged VM", function()
     t.eq({ list[2].host_port, list[2].proto, list[2].active }, { 18081, "udp", true })
     -- the forwards still work after the failed attempts
     t.eq(netns.run(ns, { udp_echo_bin(), "send", "127.0.0.1", "18081", "again" }).stdout, "echo:again\n")
+
+    -- forwards are part of the VM: stopped with it, back when it starts
+    r = banger_in({ "vm", "stop", "fwd" })
+    t.eq(r.code, 0, r.stderr)
+    t.eq(forwarders(home), {}, "no forwarder while the VM is stopped")
+    r = banger_in({ "vm", "forward", "fwd", "--list", "--json" })
+    t.eq({ #banger.json.decode(r.stdout), banger.json.decode(r.stdout)[1].active }, { 2, false })
+    r = banger_in({ "vm", "start", "fwd" }, 240000)
+    t.eq(r.code, 0, r.stderr)
+    t.eq(#forwarders(home), 1, "the forwarder is back with the VM")
+    r = banger_in({ "vm", "exec", "fwd", "--", "sh", "-c",
+      "mkdir -p /tmp/www && echo 'after a restart' > /tmp/www/index.html && "
+        .. "busybox httpd -p 8000 -h /tmp/www </dev/null >/dev/null 2>&1" })
+    t.eq(r.code, 0, r.stderr)
+    t.eq(t.wait_for(function()
+      local got = netns.run(ns, { "curl", "-sf", "-m", "5", "http://127.0.0.1:18080/index.html" })
+      return got.code == 0 and got.stdout
+    end, 60000, "the page through 18080 after a restart"), "after a restart\n")
 
     r = banger_in({ "vm", "delete", "-f", "fwd" })
     t.eq(r.code, 0, r.stderr)
