@@ -31,6 +31,54 @@ describe("the forwarder process", function()
     netns.cleanup()
   end)
 
+  it("the census counts this uid's processes only, whatever another uid's command line says", function()
+    local home = t.tmpdir()
+    t.eq(t.banger({ "vm", "list" }, { home = home }).code, 0) -- the state database exists
+    local dir = home .. "/.local/state/banger/vms/abcdef012345"
+    -- posers: a shell whose command line is exactly a forwarder's for a VM
+    -- directory of this home (bash's exec -a sets argv[0]; sh runs ./vm,
+    -- a script blocked on its stdin)
+    local cwd = t.tmpdir()
+    banger.proc.run({ "chmod", "755", cwd })
+    t.write(cwd .. "/vm", "read -r x\n", 420)
+    local function poser(prefix)
+      local argv = {}
+      for _, a in ipairs(prefix) do
+        argv[#argv + 1] = a
+      end
+      for _, a in ipairs({ "bash", "-c", 'exec -a "$0" sh vm forwarder --vm-dir "$1" ghost', t.bin(), dir }) do
+        argv[#argv + 1] = a
+      end
+      argv.cwd, argv.stdin, argv.stdout, argv.stderr = cwd, "pipe", "null", "null"
+      local c = t.spawn(argv)
+      t.wait_for(function()
+        local now = banger.proc.cmdline(c:pid())
+        return now and now[3] == "forwarder"
+      end, 10000, "the poser to exec")
+      return c
+    end
+    local theirs = poser({ "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups" })
+    local ours = poser({})
+    local path = t.tmpdir() .. "/census.lua"
+    t.write(path, [[
+local seen = {}
+for _, o in ipairs(banger.census.scan()) do
+  seen[#seen + 1] = o.kind .. ":" .. (o.pid or "")
+end
+local removed = banger.census.remove()
+print(banger.json.encode({ seen = seen, removed = #removed }))
+]])
+    local r = t.banger({ "run", path }, { home = home })
+    t.eq(r.code, 0, r.stderr)
+    local out = banger.json.decode(r.stdout)
+    t.eq(out.seen, { "forwarder:" .. ours:pid() })
+    t.eq(out.removed, 1)
+    t.eq(ours:wait(10000).signal, 9)
+    t.truthy(banger.proc.cmdline(theirs:pid()), "another uid's process is never killed")
+    theirs:kill(9)
+    theirs:wait()
+  end)
+
   it("binds, reports ready, forwards, is recorded; a taken port fails the caller; reconcile stops it", function()
     local ns = netns.new("fwd")
     local www = t.tmpdir()
