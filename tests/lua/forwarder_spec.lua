@@ -98,14 +98,14 @@ local row = banger.vms.insert("elsewhere", { image = "img", kernel = "k", driver
 banger.fs.mkdir(banger.vms.dir(row), 448, true)
 banger.vms.set_state(row, "running")
 banger.forwards.add(row, { { proto = "tcp", host_port = 18089, guest_port = 8000 } })
-banger.forwards.start(row)
+banger.forwarder.start(row)
 print(banger.json.encode(banger.host_objects.get(row).forwarder))
 ]])
     t.eq(r.code, 0, r.stderr)
     local elsewhere = banger.json.decode(r.stdout)
 
     r = in_ns(ns, home, [[
-local fwd, vms, objects = banger.forwards, banger.vms, banger.host_objects
+local fwd, vms, objects = banger.forwarder, banger.vms, banger.host_objects
 local n = 0
 local function vm(name)
   n = n + 1
@@ -116,19 +116,19 @@ local function vm(name)
   return row
 end
 local row = vm("fw")
-fwd.add(row, { { proto = "tcp", host_port = 18080, guest_port = 8000 } })
+banger.forwards.add(row, { { proto = "tcp", host_port = 18080, guest_port = 8000 } })
 fwd.start(row)
 local out = { rec = objects.get(row).forwarder, running = fwd.running(row) }
 -- a port another program holds: the caller gets EADDRINUSE, nothing stays recorded or running
 local other = vm("other")
-fwd.add(other, { { proto = "tcp", host_port = 18082, guest_port = 8000 } })
+banger.forwards.add(other, { { proto = "tcp", host_port = 18082, guest_port = 8000 } })
 local ok, e = pcall(fwd.start, other)
 out.busy = { ok = ok, code = e.code, message = banger.errors.message(e) }
 out.busy_rec = objects.get(vms.get("other")).forwarder or false
 out.busy_left = #fwd.processes()
 -- a forwarder no row records (a banger that died before writing it) is the census's
 local ghost = vm("ghost")
-fwd.add(ghost, { { proto = "tcp", host_port = 18083, guest_port = 8000 } })
+banger.forwards.add(ghost, { { proto = "tcp", host_port = 18083, guest_port = 8000 } })
 fwd.start(ghost)
 local ghost_pid = objects.get(ghost).forwarder.pid
 objects.forget(ghost, "forwarder")

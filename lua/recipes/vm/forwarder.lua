@@ -13,6 +13,6 @@ return {
     if not opts.vm_dir then
       banger.errors.usage("--vm-dir is required", "vm forwarder")
     end
-    banger.forwards.serve(opts.name, opts.vm_dir)
+    banger.forwarder.serve(opts.name, opts.vm_dir)
   end,
 }

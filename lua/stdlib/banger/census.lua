@@ -73,7 +73,7 @@ local function observe(runtime, vmroot)
     end
   end
   seen.forwarders = {}
-  for _, p in ipairs(require("banger.forwards").processes()) do
+  for _, p in ipairs(require("banger.forwarder").processes()) do
     local id = p.vm_dir:sub(1, #vmroot + 1) == vmroot .. "/" and p.vm_dir:sub(#vmroot + 2):match("^(%w+)$")
     if id then
       p.id = id

@@ -164,7 +164,7 @@ function M.release(row, h)
   local dirs = runtime_dirs(row, objects)
 
   -- the port forwarder (recorded or not: found by its command line)
-  step("forwarder", function() require("banger.forwards").stop(row) end)
+  step("forwarder", function() require("banger.forwarder").stop(row) end)
   local hypervisor_gone = step("hypervisor", function()
     if h then
       vms.kill_hypervisor(h)

@@ -386,10 +386,9 @@ function M.start_locked(row, opts, stage)
       require("banger.dns").ensure_running()
     end
     -- the VM's forwarded host ports: a port that cannot be bound fails the start
-    local forwards = require("banger.forwards")
-    if #forwards.list(row) > 0 then
+    if #require("banger.forwards").list(row) > 0 then
       stage("forward ports", nil)
-      forwards.start(row)
+      require("banger.forwarder").start(row)
     end
     -- Container images (booted by banger-init) get an SSH server where the
     -- VM can reach their distribution's mirrors.
