@@ -128,6 +128,21 @@ CREATE TABLE snapshot_users (
   PRIMARY KEY (snapshot_id, user_kind, user_id)
 );
 )sql"},
+    // Host ports forwarded to a VM's ports (banger.forwards): part of the
+    // VM, removed with it. One host address and port per protocol is one
+    // VM's, so a second forward of it fails naming the VM that has it.
+    Migration{6, R"sql(
+CREATE TABLE forwards (
+  vm_id        TEXT NOT NULL,
+  proto        TEXT NOT NULL CHECK (proto IN ('tcp', 'udp')),
+  host_address TEXT NOT NULL,
+  host_port    INTEGER NOT NULL CHECK (host_port BETWEEN 1 AND 65535),
+  guest_port   INTEGER NOT NULL CHECK (guest_port BETWEEN 1 AND 65535),
+  created_at   TEXT NOT NULL,
+  UNIQUE (proto, host_address, host_port)
+);
+CREATE INDEX forwards_by_vm ON forwards(vm_id);
+)sql"},
 };
 
 }  // namespace

@@ -25,7 +25,8 @@ function M.remove() end
 ---@return table
 function M.describe(o) end
 
---- The order kinds are removed in: hypervisors first, so what they held is free.
+--- The order kinds are removed in: port forwarders, then hypervisors, so
+--- what they held is free.
 ---@type string[]
 M.order = nil
 

@@ -15,6 +15,7 @@
 ---@field doctor banger.doctor
 ---@field errors banger.errors
 ---@field ext4 banger.native.ext4
+---@field forwards banger.forwards
 ---@field fs banger.native.fs
 ---@field golden banger.golden
 ---@field guest banger.guest
@@ -30,6 +31,7 @@
 ---@field net banger.net
 ---@field oci banger.native.oci
 ---@field paths banger.native.paths
+---@field portfwd banger.native.portfwd
 ---@field priv banger.priv
 ---@field proc banger.native.proc
 ---@field project banger.project
@@ -298,6 +300,28 @@ local banger_oci_stream = {}
 --- so closing one is only needed when it is not applied.
 ---@return true
 function banger_oci_stream:close() end
+
+---@class banger.portfwd.forwarder
+local banger_portfwd_forwarder = {}
+
+--- The port rule `i` listens on.
+---@param i integer
+---@return integer
+function banger_portfwd_forwarder:port(i) end
+
+--- Moves bytes for `ms` milliseconds, then returns (the caller's loop decides
+--- whether to go on). Errors: `ECANCELED` (Ctrl-C, SIGTERM).
+---@param ms integer
+---@return true
+function banger_portfwd_forwarder:run_for(ms) end
+
+--- Open TCP connections plus live UDP clients.
+---@return integer
+function banger_portfwd_forwarder:active() end
+
+--- Closes every listener and connection.
+---@return true
+function banger_portfwd_forwarder:close() end
 
 ---@class banger.priv.fd
 local banger_priv_fd = {}

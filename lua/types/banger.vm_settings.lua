@@ -22,7 +22,8 @@ function M.check(settings, how) end
 
 --- The flags `vm create` and `vm run` both take (`--image`, `--kernel`,
 --- `--cpus`, `--memory`, `--disk`, `--work-disk`, `--nat`/`--no-nat`,
---- `--driver`, `--accel`), a fresh list each call for a recipe's `flags`.
+--- `--driver`, `--accel`, `--publish`/`-p` (repeatable)), a fresh list each
+--- call for a recipe's `flags`.
 ---@return table[]
 function M.cli_flags() end
 
@@ -30,6 +31,13 @@ function M.cli_flags() end
 ---@param opts table
 ---@return table
 function M.from_flags(opts) end
+
+--- The forwards `settings.publish` asks for (`"HOSTPORT:GUESTPORT[/udp]"`
+--- strings), parsed by `banger.forwards.parse_list`; none when it is nil.
+--- Raises `EINVAL` for a bad one (`check` reports it first).
+---@param settings table
+---@return table[]
+function M.publish(settings) end
 
 --- Each setting and the config key whose rule it follows (`vcpus` ->
 --- `vm.vcpus`, `driver` -> `driver.name`).

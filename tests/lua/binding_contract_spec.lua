@@ -36,6 +36,10 @@ local TYPES = {
   { name = "banger.dns.server", make = function()
     return assert(require("banger.native.dns").listen("127.0.0.1", 0))
   end, use = function(h) return h:port() end },
+  { name = "banger.portfwd.forwarder", make = function()
+    return assert(require("banger.native.portfwd").open({ guest_ip = "127.0.0.1",
+      rules = { { proto = "tcp", host_address = "127.0.0.1", host_port = 0, guest_port = 80 } } }))
+  end, use = function(h) return h:port(1) end },
   { name = "banger.proc.child", make = function()
     return assert(require("banger.native.proc").spawn({ "true", stdout = "pipe", stderr = "pipe" }))
   end, use = function(h) return h:pid() end },

@@ -18,6 +18,7 @@ local elsewhere = {
   ["vm health"] = "e2e_vm_stats_spec.lua",
   ["vm stats"] = "e2e_vm_stats_spec.lua",
   ["vm ports"] = "e2e_vm_ports_spec.lua",
+  ["vm forward"] = "e2e_forward_spec.lua",
 }
 
 local checked = {}

@@ -28,7 +28,9 @@ return {
       if opts.name then
         banger.vms.check_name(opts.name)
       end
-      local row = banger.vm.create_from(opts.from, { name = opts.name }, banger.ui.stages())
+      local publish = banger.vm_settings.from_flags(opts).publish
+      banger.vm_settings.check({ publish = publish }, { names = banger.vm_settings.flags, command = "vm create" })
+      local row = banger.vm.create_from(opts.from, { name = opts.name, publish = publish }, banger.ui.stages())
       local info = banger.vm.describe(banger.vms.require(row.name))
       banger.ui.emit(opts, info, function(v)
         banger.ui.print(string.format("%s %s (%s), restored from %s", v.name, v.state, v.ip or "no network", opts.from))

@@ -43,7 +43,8 @@ local function warm_run(settings, driver, accel, root, files, stages)
   local row
   if snap then
     banger.log.info("vm run", "restoring warm snapshot", { snapshot = snap.name })
-    row = banger.vm.create_from(snap.name, { name = settings.name, before_resume = attach }, stages)
+    row = banger.vm.create_from(snap.name, { name = settings.name, before_resume = attach, publish = settings.publish },
+      stages)
     mount(row)
     return row, true
   else
@@ -151,6 +152,7 @@ return {
     local project = project_root and banger.project.load(project_root) or nil
     local settings = banger.project.vm_settings(project, given)
     settings.driver, settings.accel = given.driver, given.accel
+    settings.publish = given.publish
     local root = not opts.no_workspace and workspace.root() or nil
     local files, skipped = {}, 0
     if root then

@@ -14,6 +14,8 @@
 --   nat          a rule in nftables table ip banger, or a DOCKER-USER/FORWARD
 --                accept tagged banger:<tap>, for a tap that is gone or orphan
 --   nft_table    table ip banger holding no rule at all
+--   forwarder    a `banger vm forwarder` process of this uid serving a VM
+--                directory of this home whose row does not record it
 -- Other users' taps and processes, other homes' taps, other tables, and
 -- banger objects of a VM that is being made right now are never counted.
 local errors = require("banger.errors")
@@ -68,6 +70,14 @@ local function observe(runtime, vmroot)
       end
       p.taps = taps_held_by(p.pid)
       seen.processes[#seen.processes + 1] = p
+    end
+  end
+  seen.forwarders = {}
+  for _, p in ipairs(require("banger.forwarder").processes()) do
+    local id = p.vm_dir:sub(1, #vmroot + 1) == vmroot .. "/" and p.vm_dir:sub(#vmroot + 2):match("^(%w+)$")
+    if id then
+      p.id = id
+      seen.forwarders[#seen.forwarders + 1] = p
     end
   end
   seen.taps = net.banger_taps()
@@ -126,6 +136,13 @@ function M.scan(skip_ids)
       orphan_pids[p.pid] = p
       add({ kind = "hypervisor", name = p.name, pid = p.pid, cmdline = p.cmdline,
         detail = p.driver .. " pid " .. p.pid .. " (" .. p.name .. ")" }, p.id)
+    end
+  end
+  for _, p in ipairs(seen.forwarders) do
+    local row = rows[p.id]
+    if not (row and row.objects.forwarder) then
+      add({ kind = "forwarder", name = "forwarder pid " .. p.pid, pid = p.pid, cmdline = p.cmdline,
+        detail = "port forwarder pid " .. p.pid .. " (" .. (row and row.name or p.vm_dir) .. ")" }, p.id)
     end
   end
   for _, id in ipairs(seen.runtime_dirs) do
@@ -199,6 +216,9 @@ end
 -- How each kind goes; the order of M.order is the order of removal
 -- (hypervisors before the sockets and taps they hold, directories last).
 local removers = {
+  forwarder = function(o)
+    errors.check(vmm.kill({ driver = "forwarder", pid = o.pid, cmdline = o.cmdline }))
+  end,
   hypervisor = function(o)
     errors.check(vmm.kill({ driver = "orphan", pid = o.pid, cmdline = o.cmdline }))
   end,
@@ -224,7 +244,7 @@ local removers = {
     errors.check(fs.remove_tree(o.path))
   end,
 }
-M.order = { "hypervisor", "runtime_dir", "nat", "nft_table", "tap", "vm_dir", "snapshot_dir" }
+M.order = { "forwarder", "hypervisor", "runtime_dir", "nat", "nft_table", "tap", "vm_dir", "snapshot_dir" }
 
 -- Holds the lock of every VM no other command is working on; returns the
 -- locks and the ids of the busy ones.

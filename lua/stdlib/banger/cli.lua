@@ -178,6 +178,10 @@ function M.parse(recipe, argv, command)
 end
 
 local function arg_usage(spec)
+  if spec.rest and spec.metavar then
+    -- words that are not a command: given without --
+    return "[" .. spec.metavar .. "...]"
+  end
   local s = spec.rest and ("[-- " .. spec[1] .. "...]") or ("<" .. spec[1] .. ">")
   if not spec.required and not spec.rest then
     s = "[" .. s .. "]"

@@ -14,6 +14,9 @@
 --                (its guest RAM file, <vm dir>/ram, goes with it)
 --                written before the launch; its pid and command line follow
 --                in handles.json and the handle_* columns once known
+--   forwarder    { vm_dir =, pid =, cmdline = }: the VM's port forwarder
+--                (banger.forwards), written before it is spawned; its pid
+--                and command line follow once known
 -- The VM's directory (overlay, work disk, logs, handles.json) is recorded by
 -- the row itself, which is inserted before the directory is made. Host-key
 -- pins are named after the row (name.vm, ip). The <vm>.vm responder keeps
@@ -138,7 +141,8 @@ local function runtime_dirs(row, objects)
   return dirs
 end
 
---- Releases what a VM holds while it runs, in this order: the hypervisor
+--- Releases what a VM holds while it runs, in this order: its port
+-- forwarder, the hypervisor
 -- (by its handles, then anything still using its runtime directory), its
 -- NAT rules, its tap, its runtime directory. Each object's record goes only
 -- once the object is gone; a failure is logged and leaves that record (and
@@ -159,6 +163,8 @@ function M.release(row, h)
   end
   local dirs = runtime_dirs(row, objects)
 
+  -- the port forwarder (recorded or not: found by its command line)
+  step("forwarder", function() require("banger.forwarder").stop(row) end)
   local hypervisor_gone = step("hypervisor", function()
     if h then
       vms.kill_hypervisor(h)

@@ -209,7 +209,11 @@ local function run_recipe(found, argv)
   if not parsed then
     error(opts, 0)
   end
-  reconcile()
+  -- a background server started by a command (the port forwarder) leaves
+  -- reconciling to the commands
+  if recipe.reconcile ~= false then
+    reconcile()
+  end
   return recipe.run(opts, { command = found.command, path = found.path })
 end
 

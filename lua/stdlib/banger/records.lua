@@ -38,6 +38,10 @@ M.kinds = {
     { "name", "string" }, { "needed_for", "string" }, { "status", "string" }, { "detail", "string" },
     { "fix", "string or null" }, { "objects", "array of orphan or null" },
   },
+  forward = {
+    { "vm", "string" }, { "proto", "string" }, { "host_address", "string" }, { "host_port", "integer" },
+    { "guest_port", "integer" }, { "active", "boolean" },
+  },
   orphan = {
     { "kind", "string" }, { "name", "string" }, { "detail", "string" }, { "pid", "integer or null" },
     { "path", "string or null" },

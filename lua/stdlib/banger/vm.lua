@@ -385,6 +385,11 @@ function M.start_locked(row, opts, stage)
     if row.ip then
       require("banger.dns").ensure_running()
     end
+    -- the VM's forwarded host ports: a port that cannot be bound fails the start
+    if #require("banger.forwards").list(row) > 0 then
+      stage("forward ports", nil)
+      require("banger.forwarder").start(row)
+    end
     -- Container images (booted by banger-init) get an SSH server where the
     -- VM can reach their distribution's mirrors.
     if image.init and (row.nat == 1 or row.nat == true) and opts.wait ~= false and not opts.restore then
@@ -433,7 +438,8 @@ function M.kernel_for(image, name)
 end
 
 --- Creates and boots a VM. opts (the settings): name, image, kernel, vcpus,
--- memory, disk, work_disk, nat, driver, accel, file_sync (entries added to
+-- memory, disk, work_disk, nat, driver, accel, publish (host ports,
+-- "HOSTPORT:GUESTPORT[/udp]"), file_sync (entries added to
 -- the config's, for this VM), start, wait, kernel_args. `call` is the stage
 -- callback, or { on_stage = fn, hooks = {...} } (every hook of
 -- docs/scripting.md applies). A failure or Ctrl-C at any stage removes
@@ -441,6 +447,7 @@ end
 function M.create(opts, call)
   require("banger.vm_settings").check(opts)
   local stage, hooks = call_options(call)
+  local publish = require("banger.vm_settings").publish(opts)
   if opts.file_sync ~= nil then
     config.check("file_sync", opts.file_sync, "banger.vm.create")
   end
@@ -465,7 +472,10 @@ function M.create(opts, call)
   local row = insert_row(name, { image = image.name, kernel = kernel_name, driver = driver,
     vcpus = opts.vcpus or cfg.vm.vcpus, memory_mib = mib(opts.memory or cfg.vm.memory, "--memory"),
     disk_mib = mib(opts.disk or cfg.vm.disk, "--disk"), work_disk_mib = mib(opts.work_disk or cfg.vm.work_disk, "--work-disk"),
-    nat = (opts.nat == nil and cfg.vm.nat or opts.nat) and 1 or 0 }, hooks)
+    nat = (opts.nat == nil and cfg.vm.nat or opts.nat) and 1 or 0 }, hooks, function(db, r)
+      -- --publish: the VM's forwards, in its row's own transaction
+      require("banger.forwards").insert(db, r, publish)
+    end)
 
   local ok, err = pcall(function()
     stage("disks", nil)
@@ -494,7 +504,7 @@ function M.create(opts, call)
   return row
 end
 
---- Restores snapshot `snap_name` into a new VM. opts: name, accel,
+--- Restores snapshot `snap_name` into a new VM. opts: name, accel, publish,
 -- before_resume(row, h) (runs while the restored VM is still paused, e.g.
 -- to hot-plug a disk), hooks (allocate_ip, clone_rootfs, before_launch,
 -- after_boot). The new VM has its own name, address, MAC, overlays,
@@ -517,9 +527,10 @@ function M.create_from(snap_name, opts, stage)
   stage("allocate", name)
   local row = insert_row(name, { image = snap.image, kernel = snap.kernel, driver = driver, vcpus = snap.vcpus,
     memory_mib = snap.memory_mib, disk_mib = snap.disk_mib, work_disk_mib = snap.work_disk_mib, nat = snap.nat },
-    hooks, function(_, r)
+    hooks, function(db, r)
       -- before any file: its disks will be built on the snapshot's
       snapshots.add_user(snap.id, "vm", r.id)
+      require("banger.forwards").insert(db, r, require("banger.vm_settings").publish(opts))
     end)
   local sdir = snapshots.dir(snap)
   local ok, err = pcall(function()

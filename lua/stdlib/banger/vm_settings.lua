@@ -19,7 +19,7 @@ M.keys = {
 -- How `vm create` and `vm run` spell them.
 M.flags = {
   name = "--name", image = "--image", kernel = "--kernel", vcpus = "--cpus", memory = "--memory", disk = "--disk",
-  work_disk = "--work-disk", nat = "--nat", driver = "--driver", accel = "--accel",
+  work_disk = "--work-disk", nat = "--nat", driver = "--driver", accel = "--accel", publish = "--publish",
 }
 
 --- The flags `vm create` and `vm run` both take (a fresh list each call,
@@ -37,16 +37,29 @@ function M.cli_flags()
       help = "give the VM outbound NAT (--no-nat: none; default: config vm.nat)" },
     { "driver", type = "string", choices = { "auto", "qemu", "firecracker" }, help = "hypervisor driver" },
     { "accel", type = "string", choices = { "auto", "kvm", "tcg" }, help = "QEMU acceleration" },
+    { "publish", short = "p", type = "list", metavar = "HOSTPORT:GUESTPORT[/udp]",
+      help = "forward a host port on 127.0.0.1 to the VM's port (see 'banger vm forward')" },
   }
 end
 
 --- The settings given by M.cli_flags() flags (nil where a flag was not given).
 function M.from_flags(opts)
   return { image = opts.image, kernel = opts.kernel, vcpus = opts.cpus, memory = opts.memory, disk = opts.disk,
-    work_disk = opts.work_disk, nat = opts.nat, driver = opts.driver, accel = opts.accel }
+    work_disk = opts.work_disk, nat = opts.nat, driver = opts.driver, accel = opts.accel,
+    publish = opts.publish and #opts.publish > 0 and opts.publish or nil }
 end
 
-local order = { "name", "image", "kernel", "vcpus", "memory", "disk", "work_disk", "nat", "driver", "accel" }
+--- The forwards `settings.publish` asks for (a list of
+-- "HOSTPORT:GUESTPORT[/udp]"), parsed; none when it is nil. M.check has
+-- vetted them.
+function M.publish(settings)
+  if settings.publish == nil then
+    return {}
+  end
+  return errors.check(require("banger.forwards").parse_list(settings.publish))
+end
+
+local order = { "name", "image", "kernel", "vcpus", "memory", "disk", "work_disk", "nat", "driver", "accel", "publish" }
 
 local function reason(setting, v)
   if setting == "name" then
@@ -54,6 +67,13 @@ local function reason(setting, v)
       return "expected a string, got " .. type(v)
     end
     local ok, why = validate.vm_name(v)
+    return not ok and why or nil
+  end
+  if setting == "publish" then
+    if type(v) ~= "table" then
+      return "expected a list of 'HOSTPORT:GUESTPORT[/udp]', got " .. type(v)
+    end
+    local ok, why = require("banger.forwards").parse_list(v)
     return not ok and why or nil
   end
   local ok, e = pcall(config.check, M.keys[setting], v, "")
@@ -93,7 +113,7 @@ function M.check(settings, how)
   for _, p in ipairs(problems) do
     local label = how.names and how.names[p.setting] or (how.source and M.keys[p.setting]) or p.setting
     -- Show what was given, unless the reason already quotes it.
-    if how.command and type(p.value) ~= "boolean" and not p.reason:find("'" .. tostring(p.value) .. "'", 1, true) then
+    if how.command and type(p.value) ~= "boolean" and type(p.value) ~= "table" and not p.reason:find("'" .. tostring(p.value) .. "'", 1, true) then
       label = label .. " " .. tostring(p.value)
     end
     parts[#parts + 1] = label .. ": " .. p.reason

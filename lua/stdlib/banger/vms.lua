@@ -291,6 +291,7 @@ function M.destroy(row)
   end
   require("banger.host_objects").remove_files(row)
   require("banger.snapshots").vm_removed(row.id)
+  require("banger.forwards").remove_all(row.id)
   state.db():exec("DELETE FROM vms WHERE id = ?", row.id)
 end
 
