@@ -6,14 +6,27 @@ local M = {}
 
 --- The listeners of a running VM, sorted by protocol, port and address:
 --- `{ name, ip, truncated, listeners = { { proto, family, address, port,
---- inode, pid, comm, url, reach }, ... } }`, each listener with the `url`
---- and `reach` of `reach` below. Raises `ESRCH` for a VM that is not
+--- inode, pid, comm, url, reach, forwarded }, ... } }`, each listener with
+--- the `url` and `reach` of `reach` below and the host ports of `forwarded`. Raises `ESRCH` for a VM that is not
 --- running and `ENOTSUP` when its agent is older than protocol 1.2;
 --- `timeout_ms` (default 10000) bounds the wait for the agent.
 ---@param row table
 ---@param timeout_ms? integer
 ---@return table
 function M.list(row, timeout_ms) end
+
+--- The host addresses (`"127.0.0.1:18080"`) of `forwards` (rows of
+--- [`banger.forwards.list`](forwards.md)) that reach listener `l` of VM
+--- `row`: the same protocol and guest port, and a socket the forwarder's
+--- connection arrives at. A VM on the bridge is dialed at its address (a
+--- loopback socket is not reached); one without a network through the
+--- agent, at the guest's 127.0.0.1 (a socket bound to another address is
+--- not reached).
+---@param row table
+---@param l { proto: string, address: string, port: integer }
+---@param forwards table[]
+---@return string[]
+function M.forwarded(row, l, forwards) end
 
 --- Where the host reaches a listener of VM `row`: `"NAME.vm:PORT"` and
 --- `"host"` when the VM has an address on the bridge (`row.ip`) and the

@@ -71,7 +71,7 @@ std::string tcp_listen_line(int sl, int port, std::uint64_t inode) {
 
 }  // namespace
 
-TEST_CASE("listening TCP sockets are read from /proc/net/tcp; other states are not", "[listeners]") {
+TEST_CASE("listening TCP sockets are read from /proc/net/tcp, other states are not", "[listeners]") {
   ListenersResult r;
   CHECK(guest::parse_proc_net(kTcp, "tcp", false, r) == 0);
   CHECK(r.listeners == std::vector<Listener>{L("tcp", "ipv4", "127.0.0.1", 9000, 3505568),

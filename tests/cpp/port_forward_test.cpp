@@ -221,7 +221,7 @@ TEST_CASE("port forwarder: UDP both ways, one guest association per client", "[p
   CHECK(fwd.active() == 0);
 }
 
-TEST_CASE("port forwarder: a host port in use is EADDRINUSE naming it; nothing is left bound", "[port_forward]") {
+TEST_CASE("port forwarder: a host port in use is EADDRINUSE naming it, and nothing is left bound", "[port_forward]") {
   UniqueFd taken = listen_tcp();
   std::uint16_t port = port_of(taken.get());
   UniqueFd udp_taken = bound_udp();

@@ -90,6 +90,19 @@ describe("port forwarding to a bridged VM", function()
     t.eq(#list, 2)
     t.eq({ list[1].host_port, list[1].proto, list[1].active }, { 18080, "tcp", true })
     t.eq({ list[2].host_port, list[2].proto, list[2].active }, { 18081, "udp", true })
+    -- vm ports names the host port forwarded to the guest's listener
+    r = banger_in({ "vm", "ports", "fwd", "--json" })
+    t.eq(r.code, 0, r.stderr)
+    local http
+    for _, l in ipairs(json_doc.conforms("vm ports", r.stdout).listeners) do
+      if l.proto == "tcp" and l.port == 8000 then
+        http = l
+      end
+    end
+    t.truthy(http, r.stdout)
+    t.eq(http.forwarded, { "127.0.0.1:18080" })
+    r = banger_in({ "vm", "ports", "fwd" })
+    t.contains(r.stdout, "fwd.vm:8000, 127.0.0.1:18080")
     -- the forwards still work after the failed attempts
     t.eq(netns.run(ns, { udp_echo_bin(), "send", "127.0.0.1", "18081", "again" }).stdout, "echo:again\n")
 

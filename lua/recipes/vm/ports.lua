@@ -1,6 +1,7 @@
 -- banger vm ports NAME: the TCP ports a running VM listens on and the UDP
 -- ports it has bound, with the process holding each and the address the
--- host reaches it at (NAME.vm:PORT), or "guest-only" for loopback.
+-- host reaches it at (NAME.vm:PORT, and the host ports forwarded to it), or
+-- "guest-only" for loopback.
 local function render(r)
   local ui = banger.ui
   if #r.listeners == 0 then
@@ -12,7 +13,13 @@ local function render(r)
     { "ADDRESS", "address" },
     { "PORT", "port" },
     { "PROCESS", function(l) return l.pid and string.format("%s[%d]", l.comm, l.pid) or "-" end },
-    { "URL", function(l) return l.url or l.reach end },
+    { "URL", function(l)
+      local where = { l.url }
+      for _, f in ipairs(l.forwarded) do
+        where[#where + 1] = f
+      end
+      return #where > 0 and table.concat(where, ", ") or l.reach
+    end },
   })
   if r.truncated then
     ui.warn("the guest has more sockets than the agent lists; some are not shown")

@@ -117,7 +117,7 @@ M.kinds = {
   listener = {
     { "proto", "string" }, { "family", "string" }, { "address", "string" }, { "port", "integer" },
     { "inode", "integer" }, { "pid", "integer or null" }, { "comm", "string or null" }, { "url", "string or null" },
-    { "reach", "string" },
+    { "reach", "string" }, { "forwarded", "array of string" },
   },
 }
 

@@ -41,6 +41,33 @@ function M.reach(row, l)
   return nil, "unreachable"
 end
 
+--- The host ports of `forwards` (banger.forwards.list rows) that reach
+-- listener `l`: "ADDRESS:PORT" strings. A forward of the same protocol and
+-- guest port reaches it when the forwarder's connection can: to a VM on
+-- the bridge it goes to the VM's address (so not to a loopback socket),
+-- through the agent's channel to the guest's 127.0.0.1 (so not to a socket
+-- bound to another address).
+---@param row table a VM row
+---@param l { proto: string, address: string, port: integer }
+---@param forwards { proto: string, host_address: string, host_port: integer, guest_port: integer }[]
+---@return string[]
+function M.forwarded(row, l, forwards)
+  local scope = M.scope(l.address)
+  local reached
+  if row.ip then
+    reached = scope == "any" or l.address == row.ip or l.address == "::ffff:" .. row.ip
+  else
+    reached = scope == "any" or (scope == "loopback" and l.address ~= "::1")
+  end
+  local out = {}
+  for _, f in ipairs(reached and forwards or {}) do
+    if f.proto == l.proto and f.guest_port == l.port then
+      out[#out + 1] = f.host_address .. ":" .. f.host_port
+    end
+  end
+  return out
+end
+
 local function order(a, b)
   if a.proto ~= b.proto then
     return a.proto < b.proto
@@ -53,18 +80,17 @@ end
 
 --- The listeners of a running VM, sorted by protocol, port and address:
 -- `{ name, ip, truncated, listeners = { { proto, family, address, port,
--- inode, pid, comm, url, reach }, ... } }`. Raises ESRCH for a VM that
+-- inode, pid, comm, url, reach, forwarded }, ... } }`. Raises ESRCH for a VM that
 -- is not running and ENOTSUP for an agent without the request.
 ---@param row table a VM row
 ---@param timeout_ms integer? for the agent (default 10000)
 function M.list(row, timeout_ms)
+  local forwards = require("banger.forwards").list(row)
   local c <close> = guest.connect(row, { timeout_ms = timeout_ms })
   local listeners, truncated = c:listeners()
   for _, l in ipairs(listeners) do
     l.url, l.reach = M.reach(row, l)
-    -- Forwarded host ports (banger.forwards, `vm forward` / `--publish`)
-    -- join the listeners here, matched by l.proto and l.port against
-    -- forwards.list(row)'s guest_port: the one place the lead adds them.
+    l.forwarded = M.forwarded(row, l, forwards)
   end
   table.sort(listeners, order)
   return { name = row.name, ip = row.ip, truncated = truncated, listeners = listeners }
