@@ -30,6 +30,7 @@ const std::vector<std::pair<std::string_view, std::string_view>>& table() {
       {"qemu-img", "qemu-utils"},
       {"firecracker", ""},
       {"resize2fs", "e2fsprogs"},
+      {"e2fsck", "e2fsprogs"},
       {"mmdebstrap", "mmdebstrap"},
       {"newuidmap", "uidmap"},  // mmdebstrap's unshare mode, as a regular user
       {"newgidmap", "uidmap"},

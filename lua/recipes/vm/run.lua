@@ -239,14 +239,18 @@ return {
       end
       local sh = banger.proc.spawn(banger.ssh.ssh_argv(row, { "sh", "-c", "cd " .. banger.ssh.quote(cwd) .. " && exec ${SHELL:-/bin/sh} -l" },
         { tty = true }))
-      return sh:wait().code
+      local code = sh:wait().code
+      if not opts.rm then
+        banger.vm.remind_running(row.name)
+      end
+      return code
     end
     -- A restored VM runs the command through its agent, already connected
     -- and re-identified: SSH would add a connection and a session under
     -- emulation for the same output and exit code.
     local r = (restored and banger.guest.exec or banger.guest.run)(row, opts.command, { cwd = cwd, env = opts.env })
     if not opts.rm then
-      ui.info(string.format("VM %s is still running ('banger vm delete -f %s' removes it)", row.name, row.name))
+      banger.vm.remind_running(row.name)
     end
     if r.interrupted then
       banger.errors.interrupted()

@@ -26,6 +26,10 @@ return {
     end
     local child = banger.proc.spawn(argv)
     local st = child:wait()
+    if #opts.command == 0 then
+      -- after a shell, not after a command (that is the scripted form, like vm exec)
+      banger.vm.remind_running(row.name)
+    end
     return st.code
   end,
 }

@@ -194,6 +194,7 @@ local builtin = {
   },
   tool("nft", "NAT (--nat)"),
   tool("resize2fs", "fitting images to their content (image build, pull, import)"),
+  tool("e2fsck", "starting a VM that was killed (replaying its work disk's journal before writing to it)"),
   tool("qemu-img", "keeping a provisioned VM as an image (banger.lua provision, qemu driver)"),
   tool("ssh-keygen", "SSH keys for guests"),
   tool("git", "vm run (copying the repository)"),

@@ -184,4 +184,152 @@ function M.work_disk(img, opts)
   log.info("provision", "work disk provisioned", { file_sync = #entries })
 end
 
+-- A file the guest may have changed, read back on the host: only a regular
+-- file, and only a small one (a huge one would be read into banger's
+-- memory). Anything else there (a symlink, a directory, a big file) is
+-- removed, so the caller writes a fresh file.
+local GUEST_FILE_MAX = 64 * 1024
+local function guest_file(img, path)
+  if not img:exists(path) then
+    return nil
+  end
+  local st = img:stat(path)
+  if st.type == "file" and st.size <= GUEST_FILE_MAX then
+    return img:read(path)
+  end
+  log.warn("provision", "replacing a guest file banger cannot keep", { path = path, type = st.type, size = st.size })
+  img:remove(path, { recursive = true })
+  return nil
+end
+
+-- banger's own keys are the ones ssh-keygen made with comment "banger"
+-- (ssh_key above); a key of the user's keeps its line.
+local function is_banger_key(line)
+  return line:match("^%S+%s+%S+%s+banger%s*$") ~= nil
+end
+
+-- authorized_keys with the current key first: a previous banger key is
+-- dropped (a rotated key stops working), every other line is kept.
+local function refresh_authorized_keys(img, key)
+  key = key:gsub("%s+$", "")
+  if img:exists("/.ssh") and img:stat("/.ssh").type ~= "directory" then
+    img:remove("/.ssh")
+  end
+  if not img:exists("/.ssh") then
+    img:mkdir("/.ssh", { parents = true, mode = tonumber("700", 8) })
+  end
+  local path = "/.ssh/authorized_keys"
+  local old = guest_file(img, path)
+  local lines = { key }
+  for line in (old or ""):gmatch("[^\n]+") do
+    if line ~= key and not is_banger_key(line) then
+      lines[#lines + 1] = line
+    end
+  end
+  local text = table.concat(lines, "\n") .. "\n"
+  if text ~= old then
+    img:write(path, text, { mode = PRIVATE })
+  end
+end
+
+-- The host's git identity into the guest's ~/.gitconfig: written whole when
+-- there is none, else only user.name and user.email are set (by git
+-- itself, on a copy), so settings made inside the guest stay.
+local function refresh_gitconfig(img, name, email)
+  if name == "" and email == "" then
+    return  -- the host has none now: the guest keeps what it has
+  end
+  local path = "/.gitconfig"
+  local fresh = string.format("[user]\n\tname = %s\n\temail = %s\n", name, email)
+  local old = guest_file(img, path)
+  if not old then
+    img:write(path, fresh, { mode = FILE })
+    return
+  end
+  if old == fresh then
+    return
+  end
+  local dir = errors.check(fs.mkdtemp("gitconfig-"))
+  local copy = dir .. "/config"
+  local ok, err = pcall(function()
+    errors.check(fs.write_atomic(copy, old, PRIVATE))
+    for key, value in pairs({ ["user.name"] = name, ["user.email"] = email }) do
+      local r = errors.check(proc.run({ "git", "config", "--file", copy, key, value, cwd = "/" }))
+      if r.code ~= 0 then
+        errors.raise("EIO", "git config --file ~/.gitconfig " .. key .. " failed: " .. r.stderr)
+      end
+    end
+    local updated = errors.check(fs.read(copy))
+    if updated ~= old then
+      img:write(path, updated, { mode = img:stat(path).mode & tonumber("7777", 8) })
+    end
+  end)
+  fs.remove(copy)
+  fs.remove(dir)
+  if not ok then
+    error(err, 0)
+  end
+end
+
+--- What a stopped VM's work disk gets again at every start (banger.vm's
+-- refresh_work_disk hook): banger's current SSH key, the host's git
+-- identity and the config's file_sync entries, so a change to any of them
+-- reaches VMs made before it. Unlike work_disk it keeps what the guest
+-- made: other lines of authorized_keys, other settings in ~/.gitconfig.
+-- A file_sync entry removed from the config leaves its files in place;
+-- create's per-call file_sync (a project's vm.file_sync) is not kept, so
+-- it is not written again. opts: public_key, file_sync (replaces the
+-- config's entries), warn.
+function M.refresh(img, opts)
+  opts = opts or {}
+  refresh_authorized_keys(img, opts.public_key or M.ssh_key().public_text)
+  refresh_gitconfig(img, M.git_identity())
+  local entries = opts.file_sync or config.get().file_sync
+  M.file_sync(img, entries, opts.warn)
+  log.info("provision", "work disk refreshed", { file_sync = #entries })
+end
+
+-- Does the ext4 image at `path` have a journal the kernel has not replayed
+-- (the incompat flag RECOVER, set while mounted: its VM was killed)?
+local function needs_recovery(path)
+  local f = assert(io.open(path, "rb"))
+  f:seek("set", 1024 + 0x60)  -- the superblock's s_feature_incompat
+  local bytes = f:read(4)
+  f:close()
+  return bytes ~= nil and #bytes == 4 and (string.unpack("<I4", bytes) & 0x4) ~= 0
+end
+
+--- The default refresh_work_disk hook of banger.vm: refresh (above) on a
+-- stopped VM's work disk `disk` ({ path, format }), before it boots. A
+-- journal left unreplayed by a killed VM is replayed first (`e2fsck -E
+-- journal_only`), as the guest kernel would at mount: libext2fs does not,
+-- and writing under it would let the later replay undo or corrupt the
+-- writes. A qcow2 overlay (a VM that was snapshotted or restored) cannot
+-- be opened by the ext4 engine: it is skipped with a log line (and a
+-- warning when the config has file_sync entries). Returns whether it wrote.
+function M.refresh_disk(row, disk, opts)
+  if disk.format ~= "raw" then
+    log.warn("provision", "work disk not refreshed: it is a " .. disk.format .. " overlay", { vm = row.name })
+    if #config.get().file_sync > 0 then
+      require("banger.ui").warn("VM " .. row.name .. ": its work disk is a " .. disk.format
+        .. " overlay (it was snapshotted or restored), so file_sync, the SSH key and the git identity"
+        .. " were not written again at this start")
+    end
+    return false
+  end
+  if needs_recovery(disk.path) then
+    local r = errors.check(proc.run({ require("banger.tools").require("e2fsck"), "-E", "journal_only", "-p", disk.path }))
+    -- 0: nothing to fix, 1: fixed (the journal replayed)
+    if r.code > 1 then
+      errors.raise("EIO", "replaying the work disk's journal (e2fsck -E journal_only) failed with "
+        .. r.code .. ": " .. (r.stderr ~= "" and r.stderr or r.stdout))
+    end
+    log.info("provision", "replayed the work disk's journal", { vm = row.name })
+  end
+  local img <close> = require("banger").ext4.open(disk.path, { write = true })
+  M.refresh(img, opts)
+  img:close()
+  return true
+end
+
 return M

@@ -231,6 +231,13 @@ defaults.create_work_disk = function(path, bytes, settings)
   img:close()
 end
 
+-- A cold start of a VM made earlier, before it boots: the work disk
+-- ({ path, format }) gets banger's SSH key, the git identity and the
+-- config's file_sync again (banger.provision.refresh_disk).
+defaults.refresh_work_disk = function(row, disk)
+  require("banger.provision").refresh_disk(row, disk)
+end
+
 local function nothing() end
 -- The VM's disks exist and it has not booted: add to them (vm run copies
 -- the repository onto the work disk here).
@@ -277,13 +284,34 @@ end
 
 --- Starts a created or stopped VM (lock held by the caller). On failure the
 -- half-started hypervisor and host resources are released and the row says
--- 'error' with the reason. opts.hooks: before_launch, wait_ready, after_boot.
+-- 'error' with the reason. opts.hooks: refresh_work_disk, before_launch,
+-- wait_ready, after_boot.
 function M.start_locked(row, opts, stage)
   opts = opts or {}
   stage = stage or function() end
   local hooks = M.hooks_for(opts.hooks)
   local kernel = kernels.require(row.kernel)
   local image = images.require(row.image)
+  local dir = vms.dir(row)
+  -- A VM restored from a snapshot, or one that was snapshotted, works
+  -- on a qcow2 overlay above the snapshot's frozen work layer.
+  local work = fs.exists(dir .. "/work.qcow2") and { id = "work", path = dir .. "/work.qcow2", format = "qcow2" }
+    or { id = "work", path = dir .. "/work.ext4", format = "raw" }
+  -- Only a cold start of a VM made earlier: create has just provisioned the
+  -- disk, and a restored VM's RAM holds its filesystem mounted (writing
+  -- the image under it would corrupt it). A failure leaves the VM as it
+  -- was: nothing has been started yet.
+  if not opts.restore and opts.during ~= "creating" then
+    stage("provision", nil)
+    local ok, err = pcall(hooks.refresh_work_disk, row, { path = work.path, format = work.format })
+    if not ok then
+      if errors.is(err) and err.code == "ECANCELED" then
+        error(err, 0)
+      end
+      errors.raise(errors.is(err) and err.code or "EPROVISION", "VM '" .. row.name
+        .. "' not started: writing its work disk (SSH key, git identity, file_sync) failed: " .. errors.message(err))
+    end
+  end
   -- The VM stays in its transitional state ('creating' for a create,
   -- 'starting' otherwise) until the agent answers: a crash before that is
   -- recognised by reconcile and undone.
@@ -294,12 +322,7 @@ function M.start_locked(row, opts, stage)
     host_objects.record(row, "runtime_dir", runtime)
     fs.mkdir(state.layout().runtime .. "/vms", 448, true)
     errors.check(fs.mkdir_private(runtime))
-    local dir = vms.dir(row)
     local qemu = row.driver == "qemu"
-    -- A VM restored from a snapshot, or one that was snapshotted, works
-    -- on a qcow2 overlay above the snapshot's frozen work layer.
-    local work = fs.exists(dir .. "/work.qcow2") and { id = "work", path = dir .. "/work.qcow2", format = "qcow2" }
-      or { id = "work", path = dir .. "/work.ext4", format = "raw" }
     local spec = {
       id = row.id,
       name = row.name,
@@ -590,6 +613,21 @@ function M.fork(name, opts, stage)
     rows[i] = M.create_from(snap.name, { name = prefix .. "-" .. i, hooks = opts.hooks }, stage)
   end
   return rows, { snapshot = snap.name, pause_ms = took.pause_ms, total_ms = sys.monotonic_ms() - t0 }
+end
+
+--- Tells the user (stderr) that VM `name` is still running, when it is:
+-- what `vm run` and `vm ssh` say as they leave a VM behind. Returns the
+-- line printed, or nil when the VM is gone or stopped (a shell that ran
+-- poweroff, a --rm run).
+function M.remind_running(name)
+  local row = vms.get(name)
+  if not (row and vms.alive(row)) then
+    return nil
+  end
+  local line = string.format("VM %s is still running ('banger vm stop %s' stops it, 'banger vm delete -f %s' removes it)",
+    name, name, name)
+  require("banger.ui").info(line)
+  return line
 end
 
 --- A VM row as scripts and --json see it: durable fields plus live state.
