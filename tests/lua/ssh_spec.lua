@@ -151,6 +151,7 @@ describe("ssh-config", function()
     t.contains(inc, "Host *.vm")
     t.contains(inc, "UserKnownHostsFile " .. home .. "/.local/state/banger/ssh/known_hosts")
     t.contains(inc, "StrictHostKeyChecking accept-new")
+    t.contains(inc, "HashKnownHosts no")
     -- idempotent
     t.eq(t.banger({ "ssh-config", "install" }, { home = home }).code, 0)
     t.eq(t.read(home .. "/.ssh/config"), cfg)
@@ -191,6 +192,6 @@ print(table.concat(banger.ssh.ssh_argv(row, { "ls", "-l", "my dir" }), "\n"))
     t.eq(r.stdout, table.concat({ "ssh", "-i", key, "-o", "IdentitiesOnly=yes",
       "-o", "UserKnownHostsFile=" .. home .. "/.local/state/banger/ssh/known_hosts",
       "-o", "StrictHostKeyChecking=accept-new", "-o", "GlobalKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-      "root@172.30.0.9", "--", "ls -l 'my dir'", "" }, "\n"))
+      "-o", "HashKnownHosts=no", "root@172.30.0.9", "--", "ls -l 'my dir'", "" }, "\n"))
   end)
 end)

@@ -84,7 +84,11 @@ function M.ssh_argv(row, command, opts)
   require_reachable(row)
   local key = require("banger.provision").ssh_key()
   local argv = { "ssh", "-i", key.private, "-o", "IdentitiesOnly=yes", "-o", "UserKnownHostsFile=" .. M.known_hosts(),
-    "-o", "StrictHostKeyChecking=accept-new", "-o", "GlobalKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR" }
+    "-o", "StrictHostKeyChecking=accept-new", "-o", "GlobalKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+    -- a pin ssh adds itself stays readable, so vm delete can forget it
+    -- (Debian's ssh_config hashes them, and the VM's next tenant of the
+    -- address would then meet a "changed" host key)
+    "-o", "HashKnownHosts=no" }
   if opts.tty then
     argv[#argv + 1] = "-t"
   end

@@ -29,6 +29,7 @@ function M.included_text()
     "  IdentitiesOnly yes",
     "  UserKnownHostsFile " .. require("banger.ssh").known_hosts(),
     "  StrictHostKeyChecking accept-new",
+    "  HashKnownHosts no",
     "",
   }, "\n")
 end
