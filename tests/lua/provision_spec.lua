@@ -121,3 +121,150 @@ describe("work disk provisioning", function()
     t.eq(identity(), git_says())
   end)
 end)
+
+-- provision.refresh in a banger process of its own, with `home` as HOME
+-- (the git identity comes from there); the image at `path` is refreshed with
+-- public key `key` and the config's file_sync `entries`.
+local function refresh_in(home, path, key, entries)
+  t.write(home .. "/refresh.lua", string.format([[
+local img <close> = banger.ext4.open(%q, { write = true })
+require("banger.provision").refresh(img, { public_key = %q, file_sync = %s })
+]], path, key, entries or "{}"))
+  local r = t.banger({ "run", home .. "/refresh.lua" }, { home = home })
+  t.eq(r.code, 0, r.stderr)
+  return r
+end
+
+describe("work disk refresh (every start)", function()
+  it("authorized_keys: the current key first, an old banger key dropped, the guest's own keys kept", function()
+    local home = t.tmpdir()
+    local path = home .. "/work.ext4"
+    do
+      local img <close> = banger.ext4.create(path, 16 * 1024 * 1024)
+      provision.work_disk(img, { public_key = "ssh-ed25519 AAAAold banger\n", file_sync = {} })
+      img:write("/.ssh/authorized_keys", img:read("/.ssh/authorized_keys")
+        .. "ssh-rsa AAAAguest me@laptop\ncommand=\"uptime\" ssh-ed25519 AAAAopt banger-ops\n", { mode = 384 })
+    end
+    refresh_in(home, path, "ssh-ed25519 AAAAnew banger\n")
+    local img <close> = banger.ext4.open(path)
+    t.eq(img:read("/.ssh/authorized_keys"),
+      "ssh-ed25519 AAAAnew banger\nssh-rsa AAAAguest me@laptop\ncommand=\"uptime\" ssh-ed25519 AAAAopt banger-ops\n")
+    t.eq(img:stat("/.ssh/authorized_keys").mode, tonumber("600", 8))
+    img:close()
+    -- nothing to change: nothing written (an old mtime stays)
+    do
+      local w <close> = banger.ext4.open(path, { write = true })
+      w:write("/.ssh/authorized_keys", w:read("/.ssh/authorized_keys"), { mode = 384, mtime = 1000 })
+    end
+    refresh_in(home, path, "ssh-ed25519 AAAAnew banger\n")
+    local again <close> = banger.ext4.open(path)
+    t.eq(again:stat("/.ssh/authorized_keys").mtime, 1000)
+  end)
+
+  it("~/.gitconfig: only user.name and user.email change; none on the host leaves the guest's as it is", function()
+    local home = t.tmpdir()
+    local path = home .. "/work.ext4"
+    do
+      local img <close> = banger.ext4.create(path, 16 * 1024 * 1024)
+      img:write("/.gitconfig", "[user]\n\tname = Old\n\temail = old@example.org\n[core]\n\teditor = vi\n",
+        { mode = tonumber("640", 8) })
+    end
+    refresh_in(home, path, "ssh-ed25519 AAAAk banger\n")
+    do
+      local img <close> = banger.ext4.open(path)
+      t.eq(img:read("/.gitconfig"), "[user]\n\tname = Old\n\temail = old@example.org\n[core]\n\teditor = vi\n",
+        "the host has no identity")
+    end
+    t.write(home .. "/.gitconfig", "[user]\n\tname = Ada Lovelace\n\temail = ada@example.org\n")
+    refresh_in(home, path, "ssh-ed25519 AAAAk banger\n")
+    local img <close> = banger.ext4.open(path)
+    local text = img:read("/.gitconfig")
+    t.contains(text, "name = Ada Lovelace")
+    t.contains(text, "email = ada@example.org")
+    t.contains(text, "editor = vi")
+    t.not_contains(text, "Old")
+    t.eq(img:stat("/.gitconfig").mode, tonumber("640", 8), "the guest's mode stays")
+  end)
+
+  it("file_sync: changed files are written again, new entries added, a removed entry's files left in place", function()
+    local home = t.tmpdir()
+    local path = home .. "/work.ext4"
+    t.write(home .. "/a", "one")
+    t.write(home .. "/b", "bee")
+    do
+      local img <close> = banger.ext4.create(path, 16 * 1024 * 1024)
+      provision.work_disk(img, { public_key = "ssh-ed25519 AAAAk banger\n",
+        file_sync = { { host = home .. "/a", guest = "~/a" }, { host = home .. "/b", guest = "~/b" } } })
+    end
+    t.write(home .. "/a", "two")
+    t.write(home .. "/c", "sea")
+    refresh_in(home, path, "ssh-ed25519 AAAAk banger\n",
+      string.format("{ { host = %q, guest = '~/a' }, { host = %q, guest = '~/sub/c', mode = '0640' } }",
+        home .. "/a", home .. "/c"))
+    local img <close> = banger.ext4.open(path)
+    t.eq({ img:read("/a"), img:read("/sub/c"), img:read("/b") }, { "two", "sea", "bee" })
+    t.eq(img:stat("/sub/c").mode, tonumber("640", 8))
+    img:close()
+    t.eq(banger.proc.run({ "e2fsck", "-fn", path }).code, 0)
+  end)
+
+  -- The guest owns its disk and may be hostile: what it leaves where banger
+  -- writes must not reach host memory in bulk, nor redirect the writes.
+  it("attack: a huge file, a symlink and a non-directory where banger writes are replaced, not followed or read", function()
+    local home = t.tmpdir()
+    local path = home .. "/work.ext4"
+    t.write(home .. "/.gitconfig", "[user]\n\tname = Ada\n\temail = ada@example.org\n")
+    do
+      local img <close> = banger.ext4.create(path, 32 * 1024 * 1024)
+      img:write("/.ssh", "a file where the directory belongs")
+      img:write("/target", "the guest's own file\n")
+      img:symlink("/target", "/.gitconfig")
+    end
+    refresh_in(home, path, "ssh-ed25519 AAAAk banger\n")
+    do
+      local img <close> = banger.ext4.open(path)
+      t.eq(img:stat("/.ssh").type, "directory")
+      t.eq(img:stat("/.ssh").mode, tonumber("700", 8))
+      t.eq(img:read("/.ssh/authorized_keys"), "ssh-ed25519 AAAAk banger\n")
+      t.eq(img:stat("/.gitconfig").type, "file")
+      t.eq(img:read("/.gitconfig"), "[user]\n\tname = Ada\n\temail = ada@example.org\n")
+      t.eq(img:read("/target"), "the guest's own file\n", "the symlink's target is untouched")
+    end
+    do
+      local img <close> = banger.ext4.open(path, { write = true })
+      img:write("/.ssh/authorized_keys", string.rep("ssh-rsa AAAAjunk x\n", 1024 * 1024 // 18))
+      img:write("/.gitconfig", "[user]\n" .. string.rep("#", 1024 * 1024) .. "\n")
+    end
+    refresh_in(home, path, "ssh-ed25519 AAAAk banger\n")
+    local img <close> = banger.ext4.open(path)
+    t.eq(img:read("/.ssh/authorized_keys"), "ssh-ed25519 AAAAk banger\n", "an oversized file is not kept")
+    t.eq(img:read("/.gitconfig"), "[user]\n\tname = Ada\n\temail = ada@example.org\n")
+    img:close()
+    t.eq(banger.proc.run({ "e2fsck", "-fn", path }).code, 0)
+  end)
+
+  it("refresh_disk replays a journal left to recover before writing; a qcow2 overlay is skipped", function()
+    local home = t.tmpdir()
+    local path = home .. "/work.ext4"
+    banger.ext4.create(path, 16 * 1024 * 1024):close()
+    -- what a killed guest leaves: the journal marked as needing recovery
+    t.eq(banger.proc.run({ "debugfs", "-w", "-R", "feature needs_recovery", path }).code, 0)
+    t.contains(banger.proc.run({ "dumpe2fs", "-h", path }).stdout, "needs_recovery")
+    t.write(home .. "/f", "synced")
+    t.write(home .. "/disk.lua", string.format([[
+local p = require("banger.provision")
+local entries = { { host = %q, guest = "~/f" } }
+print(p.refresh_disk({ name = "box" }, { path = %q, format = "raw" }, { public_key = "ssh-ed25519 AAAAk banger\\n", file_sync = entries }))
+print(p.refresh_disk({ name = "box" }, { path = %q, format = "qcow2" }, { public_key = "ssh-ed25519 AAAAk banger\\n", file_sync = entries }))
+]], home .. "/f", path, path))
+    local r = t.banger({ "run", home .. "/disk.lua" }, { home = home })
+    t.eq(r.code, 0, r.stderr)
+    t.eq(r.stdout, "true\nfalse\n")
+    t.not_contains(banger.proc.run({ "dumpe2fs", "-h", path }).stdout, "needs_recovery")
+    t.eq(banger.proc.run({ "e2fsck", "-fn", path }).code, 0)
+    local img <close> = banger.ext4.open(path)
+    t.eq(img:read("/f"), "synced")
+    t.contains(t.read(home .. "/.local/state/banger/banger.log"), "replayed the work disk's journal")
+    t.contains(t.read(home .. "/.local/state/banger/banger.log"), "work disk not refreshed: it is a qcow2 overlay")
+  end)
+end)
