@@ -12,6 +12,36 @@ local M = {}
 ---@param opts? { public_key?: string, file_sync?: table[], extra_file_sync?: table[], warn?: function }
 function M.work_disk(img, opts) end
 
+--- What a stopped VM's work disk gets again at every start: banger's current
+--- key first in `.ssh/authorized_keys` (an earlier banger key, comment
+--- `banger`, is dropped; the guest's other lines stay), `user.name` and
+--- `user.email` set in `~/.gitconfig` by `git config --file` (the guest's
+--- other settings stay; nothing changes when the host has no identity), and
+--- config's file_sync entries (`opts.file_sync` replaces them). A file
+--- banger writes that the guest replaced by something else (a symlink, a
+--- directory, more than 64 KiB) is replaced, never followed or read. A
+--- removed file_sync entry's files stay on the disk; create's per-call
+--- `file_sync` (a project's `vm.file_sync`) is not kept, so only config's
+--- entries are refreshed.
+---@param img banger.ext4.fs
+---@param opts? { public_key?: string, file_sync?: table[], warn?: function }
+function M.refresh(img, opts) end
+
+--- The default `refresh_work_disk` hook of `banger.vm.start`: `refresh` on
+--- the work disk file, before the VM boots; `opts` go to `refresh`. A
+--- journal a killed VM left unreplayed is replayed first (`e2fsck -E
+--- journal_only`, as the guest kernel would at mount): libext2fs does not
+--- replay it, and a replay after the writes could undo them. A `qcow2` work
+--- disk (the VM was snapshotted or restored) cannot be opened by the ext4
+--- engine: it is skipped with a log line, and a warning when config.lua has
+--- file_sync entries; returns false then, true when it wrote. Errors:
+--- `ENOTOOL` (e2fsck), `EIO`, `ENOSPC`.
+---@param row table
+---@param disk { path: string, format: string }
+---@param opts? table
+---@return boolean
+function M.refresh_disk(row, disk, opts) end
+
 --- Copies host files into an open work disk; a missing host path is skipped
 --- with `warn(message)`.
 ---@param img banger.ext4.fs

@@ -19,9 +19,15 @@ local M = {}
 ---@return table
 function M.create(settings, call) end
 
---- Boots a created or stopped VM; on failure the half-started hypervisor and
---- host objects are released and the row says `error` with the reason.
---- Errors: `ENOENT`, `EBUSY` (already running), `EHYPERVISOR`, `ETIMEDOUT`.
+--- Boots a created or stopped VM. Before anything starts, the
+--- `refresh_work_disk(row, disk)` hook writes banger's SSH key, the git
+--- identity and config.lua's `file_sync` onto the work disk again
+--- (`banger.provision.refresh_disk`); if it fails, the VM is left as it was
+--- (`stopped`, `created`) and the error says so. On a later failure the
+--- half-started hypervisor and host objects are released and the row says
+--- `error` with the reason. Errors: `ENOENT`, `EBUSY` (already running),
+--- `EPROVISION` (or the hook error's own code: `ENOSPC`, ...),
+--- `EHYPERVISOR`, `ETIMEDOUT`.
 ---@param name string
 ---@param opts? { driver?: string, accel?: string, wait?: boolean, hooks?: table<string, function> }
 ---@param stage? function
@@ -50,6 +56,15 @@ function M.kill(name) end
 ---@param force? boolean
 ---@return table
 function M.delete(name, force) end
+
+--- Says on stderr that VM `name` is still running, with the commands that
+--- stop and remove it, and returns that line; says nothing and returns nil
+--- when the VM does not exist or does not run (a shell that powered it off).
+--- `vm run` calls it after its command or shell (not with `--rm`), `vm ssh`
+--- after an interactive session.
+---@param name string
+---@return string?
+function M.remind_running(name) end
 
 --- A VM as scripts and `--json` see it (record `vm`): the row's durable
 --- fields plus live state (`alive`, `pid`, `dns_name`, sizes in MiB).
@@ -97,7 +112,7 @@ function M.kernel_for(image, name) end
 
 --- A fresh table of the default hooks: `allocate_ip(db)`,
 --- `clone_rootfs(src, dst, bytes)`, `create_work_disk(path, bytes, settings)`,
---- `provision_disks(row)`, `before_launch(row, spec)`,
+--- `provision_disks(row)`, `refresh_work_disk(row, disk)`, `before_launch(row, spec)`,
 --- `wait_ready(row, h, timeout_ms)`, `after_boot(row, h)`,
 --- `before_stop(row, h)` ([scripting.md](../scripting.md) says when each is
 --- called). Changing it changes nothing else: a hook that adds a step calls
