@@ -25,6 +25,8 @@ describe("per-call hooks", function()
     t.eq(by["create a"], { "allocate_ip", "create_work_disk", "provision_disks", "before_launch", "wait_ready",
       "after_boot" }, "a QEMU create calls these, in this order")
     t.eq(by["stop a"], { "before_stop" })
+    t.eq(by["start a"], { "refresh_work_disk" }, "a start writes the work disk first; create does not (above)")
+    t.eq(out.a_start, { code = "EPROBE", message = "stopped before the launch" })
     t.eq(by["create b"], { "allocate_ip", "clone_rootfs", "create_work_disk", "provision_disks" },
       "a create without start; clone_rootfs for firecracker's raw root disk")
     for _, c in ipairs(out.calls) do
@@ -49,6 +51,8 @@ describe("per-call hooks", function()
       elseif c.hook == "provision_disks" then
         t.eq(a.vm, c.call == "create a" and "a" or "b")
         t.eq(a.state, "creating")
+      elseif c.hook == "refresh_work_disk" then
+        t.eq({ a.vm, a.state, a.path, a.format }, { "a", "stopped", dir_a .. "/work.ext4", "raw" })
       elseif c.hook == "before_launch" then
         t.eq({ a.vm, a.spec_name, a.disks }, { "a", "a", 2 })
       elseif c.hook == "wait_ready" then
