@@ -33,8 +33,13 @@ function M.refresh(img, opts) end
 --- journal_only`, as the guest kernel would at mount): libext2fs does not
 --- replay it, and a replay after the writes could undo them. A `qcow2` work
 --- disk (the VM was snapshotted or restored) cannot be opened by the ext4
---- engine: it is skipped with a log line, and a warning when config.lua has
---- file_sync entries; returns false then, true when it wrote. Errors:
+--- engine, nor a filesystem without extents (ext2/ext3, which banger never
+--- makes) written: either is skipped with a log line, and a warning when
+--- config.lua has file_sync entries; returns false then, true when it wrote.
+--- libext2fs does not journal its own writes, so a marker file beside the
+--- disk (`work.ext4.refreshing`) stands while it writes: the next refresh
+--- after one that did not finish (kill -9, power loss) runs `e2fsck -f -p`
+--- first. Errors:
 --- `ENOTOOL` (e2fsck), `EIO`, `ENOSPC`.
 ---@param row table
 ---@param disk { path: string, format: string }

@@ -264,7 +264,49 @@ print(p.refresh_disk({ name = "box" }, { path = %q, format = "qcow2" }, { public
     t.eq(banger.proc.run({ "e2fsck", "-fn", path }).code, 0)
     local img <close> = banger.ext4.open(path)
     t.eq(img:read("/f"), "synced")
-    t.contains(t.read(home .. "/.local/state/banger/banger.log"), "replayed the work disk's journal")
+    t.contains(t.read(home .. "/.local/state/banger/banger.log"), "replaying the work disk's journal")
     t.contains(t.read(home .. "/.local/state/banger/banger.log"), "work disk not refreshed: it is a qcow2 overlay")
+    t.falsy(banger.fs.exists(path .. ".refreshing"), "a finished refresh leaves no marker")
+
+    -- ext3 (a work disk banger did not make): the engine writes extent-mapped files only
+    local ext3 = home .. "/ext3.img"
+    t.eq(banger.proc.run({ "truncate", "-s", "16M", ext3 }).code, 0)
+    t.eq(banger.proc.run({ "mkfs.ext3", "-F", "-q", ext3 }).code, 0)
+    t.write(home .. "/ext3.lua", string.format([[
+print(require("banger.provision").refresh_disk({ name = "box" }, { path = %q, format = "raw" }, { file_sync = {} }))
+]], ext3))
+    local e = t.banger({ "run", home .. "/ext3.lua" }, { home = home })
+    t.eq({ e.code, e.stdout }, { 0, "false\n" }, e.stderr)
+    t.contains(t.read(home .. "/.local/state/banger/banger.log"),
+      "work disk not refreshed: it is a filesystem without extents (ext2/ext3, not made by banger)")
+    t.eq(banger.proc.run({ "e2fsck", "-fn", ext3 }).code, 0)
+  end)
+
+  it("refresh_disk after a refresh that did not finish: e2fsck -f -p repairs the disk first", function()
+    local home = t.tmpdir()
+    local path = home .. "/work.ext4"
+    do
+      local img <close> = banger.ext4.create(path, 16 * 1024 * 1024)
+      img:write("/data", string.rep("d", 100000))
+    end
+    -- what a banger killed half-way through its writes can leave: a block
+    -- in use that the bitmap calls free, and its marker beside the disk
+    local block = banger.proc.run({ "debugfs", "-R", "blocks /data", path }).stdout:match("%d+")
+    t.eq(banger.proc.run({ "debugfs", "-w", "-R", "freeb " .. block, path }).code, 0)
+    t.truthy(banger.proc.run({ "e2fsck", "-fn", path }).code ~= 0, "the disk is inconsistent")
+    t.write(path .. ".refreshing", "")
+    t.write(home .. "/disk.lua", string.format([[
+print(require("banger.provision").refresh_disk({ name = "box" }, { path = %q, format = "raw" },
+  { public_key = "ssh-ed25519 AAAAk banger\n", file_sync = {} }))
+]], path))
+    local r = t.banger({ "run", home .. "/disk.lua" }, { home = home })
+    t.eq({ r.code, r.stdout }, { 0, "true\n" }, r.stderr)
+    local fsck = banger.proc.run({ "e2fsck", "-fn", path })
+    t.eq(fsck.code, 0, fsck.stdout)
+    t.falsy(banger.fs.exists(path .. ".refreshing"))
+    t.contains(t.read(home .. "/.local/state/banger/banger.log"), "an earlier refresh did not finish: checking the work disk")
+    local img <close> = banger.ext4.open(path)
+    t.eq(#img:read("/data"), 100000)
+    t.eq(img:read("/.ssh/authorized_keys"), "ssh-ed25519 AAAAk banger\n")
   end)
 end)

@@ -289,14 +289,14 @@ function M.refresh(img, opts)
   log.info("provision", "work disk refreshed", { file_sync = #entries })
 end
 
--- Does the ext4 image at `path` have a journal the kernel has not replayed
--- (the incompat flag RECOVER, set while mounted: its VM was killed)?
-local function needs_recovery(path)
+-- The incompat feature flags of the ext2/3/4 image at `path`, or nil.
+local RECOVER, EXTENTS = 0x4, 0x40
+local function incompat_features(path)
   local f = assert(io.open(path, "rb"))
   f:seek("set", 1024 + 0x60)  -- the superblock's s_feature_incompat
   local bytes = f:read(4)
   f:close()
-  return bytes ~= nil and #bytes == 4 and (string.unpack("<I4", bytes) & 0x4) ~= 0
+  return bytes and #bytes == 4 and string.unpack("<I4", bytes) or nil
 end
 
 --- The default refresh_work_disk hook of banger.vm: refresh (above) on a
@@ -304,31 +304,56 @@ end
 -- journal left unreplayed by a killed VM is replayed first (`e2fsck -E
 -- journal_only`), as the guest kernel would at mount: libext2fs does not,
 -- and writing under it would let the later replay undo or corrupt the
--- writes. A qcow2 overlay (a VM that was snapshotted or restored) cannot
--- be opened by the ext4 engine: it is skipped with a log line (and a
--- warning when the config has file_sync entries). Returns whether it wrote.
+-- writes; after a refresh that did not finish (a marker file beside the
+-- disk says so) the disk is checked with `e2fsck -f -p` instead. A qcow2
+-- overlay (a VM that was snapshotted or restored) cannot
+-- be opened by the ext4 engine, nor a filesystem without extents written:
+-- those are skipped with a log line (and a warning when the config has
+-- file_sync entries). Returns whether it wrote.
 function M.refresh_disk(row, disk, opts)
-  if disk.format ~= "raw" then
-    log.warn("provision", "work disk not refreshed: it is a " .. disk.format .. " overlay", { vm = row.name })
+  local function skip(what)
+    log.warn("provision", "work disk not refreshed: it is " .. what, { vm = row.name })
     if #config.get().file_sync > 0 then
-      require("banger.ui").warn("VM " .. row.name .. ": its work disk is a " .. disk.format
-        .. " overlay (it was snapshotted or restored), so file_sync, the SSH key and the git identity"
-        .. " were not written again at this start")
+      require("banger.ui").warn("VM " .. row.name .. ": its work disk is " .. what
+        .. ", so file_sync, the SSH key and the git identity were not written again at this start")
     end
     return false
   end
-  if needs_recovery(disk.path) then
-    local r = errors.check(proc.run({ require("banger.tools").require("e2fsck"), "-E", "journal_only", "-p", disk.path }))
-    -- 0: nothing to fix, 1: fixed (the journal replayed)
-    if r.code > 1 then
-      errors.raise("EIO", "replaying the work disk's journal (e2fsck -E journal_only) failed with "
-        .. r.code .. ": " .. (r.stderr ~= "" and r.stderr or r.stdout))
-    end
-    log.info("provision", "replayed the work disk's journal", { vm = row.name })
+  if disk.format ~= "raw" then
+    return skip("a " .. disk.format .. " overlay (it was snapshotted or restored)")
   end
+  local features = incompat_features(disk.path) or 0
+  if features & EXTENTS == 0 then
+    -- the ext4 engine writes extent-mapped files only
+    return skip("a filesystem without extents (ext2/ext3, not made by banger)")
+  end
+  -- libext2fs does not journal its own writes: a banger killed while it
+  -- writes (kill -9, power loss) can leave the bitmaps behind the inodes.
+  -- The marker says a refresh did not finish; the next one checks first.
+  local marker = disk.path .. ".refreshing"
+  local e2fsck
+  if fs.exists(marker) then
+    e2fsck = { "-f", "-p", why = "an earlier refresh did not finish: checking the work disk" }
+  elseif features & RECOVER ~= 0 then  -- set while mounted: its VM was killed
+    e2fsck = { "-E", "journal_only", "-p", why = "replaying the work disk's journal" }
+  end
+  if e2fsck then
+    local argv = { require("banger.tools").require("e2fsck") }
+    table.move(e2fsck, 1, #e2fsck, 2, argv)
+    argv[#argv + 1] = disk.path
+    local r = errors.check(proc.run(argv))
+    -- 0: nothing to fix, 1: fixed (e2fsck(8), EXIT CODE)
+    if r.code > 1 then
+      errors.raise("EIO", e2fsck.why .. " (e2fsck " .. table.concat(e2fsck, " ") .. ") failed with " .. r.code
+        .. ": " .. (r.stdout .. r.stderr):gsub("%s+$", "") .. "; check it with e2fsck -f " .. disk.path)
+    end
+    log.info("provision", e2fsck.why, { vm = row.name, e2fsck = r.code })
+  end
+  errors.check(fs.write_atomic(marker, "", PRIVATE))
   local img <close> = require("banger").ext4.open(disk.path, { write = true })
   M.refresh(img, opts)
   img:close()
+  errors.check(fs.remove(marker))
   return true
 end
 
