@@ -11,7 +11,7 @@ local hostenv = assert(loadfile(t.source_dir() .. "/tests/lua/hostenv.lua", "t",
 
 local STAGES = {
   create = { "allocate", "disks", "kernel args", "network", "launch", "started", "wait for agent" },
-  start = { "kernel args", "network", "launch", "started", "wait for agent" },
+  start = { "provision", "kernel args", "network", "launch", "started", "wait for agent" },
   run = { "allocate", "disks", "kernel args", "network", "launch", "started", "wait for agent" },
 }
 -- The command after each kill rotates so that every one of them follows
