@@ -16,7 +16,8 @@ function M.work_disk(img, opts) end
 --- key first in `.ssh/authorized_keys` (an earlier banger key, comment
 --- `banger`, is dropped; the guest's other lines stay), `user.name` and
 --- `user.email` set in `~/.gitconfig` by `git config --file` (the guest's
---- other settings stay; nothing changes when the host has no identity), and
+--- other settings stay; nothing changes when the host has no identity, and a
+--- file git cannot parse is left as it is, with a warning), and
 --- config's file_sync entries (`opts.file_sync` replaces them). A file
 --- banger writes that the guest replaced by something else (a symlink, a
 --- directory, more than 64 KiB) is replaced, never followed or read. A

@@ -241,6 +241,15 @@ describe("work disk refresh (every start)", function()
     t.eq(img:read("/.gitconfig"), "[user]\n\tname = Ada\n\temail = ada@example.org\n")
     img:close()
     t.eq(banger.proc.run({ "e2fsck", "-fn", path }).code, 0)
+    -- a ~/.gitconfig git cannot parse does not stop the start: left as it is, with a warning
+    do
+      local w <close> = banger.ext4.open(path, { write = true })
+      w:write("/.gitconfig", "[user\n\tname = broken\n")
+    end
+    local r = refresh_in(home, path, "ssh-ed25519 AAAAk banger\n")
+    t.contains(r.stderr, "could not set the git identity in the VM's ~/.gitconfig (")
+    local after <close> = banger.ext4.open(path)
+    t.eq(after:read("/.gitconfig"), "[user\n\tname = broken\n")
   end)
 
   it("refresh_disk replays a journal left to recover before writing; a qcow2 overlay is skipped", function()

@@ -251,23 +251,27 @@ local function refresh_gitconfig(img, name, email)
   end
   local dir = errors.check(fs.mkdtemp("gitconfig-"))
   local copy = dir .. "/config"
-  local ok, err = pcall(function()
-    errors.check(fs.write_atomic(copy, old, PRIVATE))
-    for key, value in pairs({ ["user.name"] = name, ["user.email"] = email }) do
-      local r = errors.check(proc.run({ "git", "config", "--file", copy, key, value, cwd = "/" }))
-      if r.code ~= 0 then
-        errors.raise("EIO", "git config --file ~/.gitconfig " .. key .. " failed: " .. r.stderr)
-      end
+  local updated, why
+  errors.check(fs.write_atomic(copy, old, PRIVATE))
+  for _, kv in ipairs({ { "user.name", name }, { "user.email", email } }) do
+    local r, msg = proc.run({ "git", "config", "--file", copy, kv[1], kv[2], cwd = "/" })
+    if not r or r.code ~= 0 then
+      why = r and r.stderr:gsub("%s+$", "") or msg
+      break
     end
-    local updated = errors.check(fs.read(copy))
-    if updated ~= old then
-      img:write(path, updated, { mode = img:stat(path).mode & tonumber("7777", 8) })
-    end
-  end)
+  end
+  if not why then
+    updated = errors.check(fs.read(copy))
+  end
   fs.remove(copy)
   fs.remove(dir)
-  if not ok then
-    error(err, 0)
+  if why then
+    -- a ~/.gitconfig git cannot parse is the guest's to fix: the start goes on
+    log.warn("provision", "the guest's ~/.gitconfig was left as it was", { error = why })
+    require("banger.ui").warn("could not set the git identity in the VM's ~/.gitconfig (" .. why
+      .. "); it was left as it was")
+  elseif updated ~= old then
+    img:write(path, updated, { mode = img:stat(path).mode & tonumber("7777", 8) })
   end
 end
 
