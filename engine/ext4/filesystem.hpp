@@ -45,6 +45,13 @@ struct Stat {
 // (Filesystem::add_journal), sized for its final size.
 void mkfs(const std::string& path, std::uint64_t size_bytes, const std::string& label = {}, bool journal = true);
 
+// Grows the unmounted image file at `path` and its filesystem to `bytes`
+// (whole KiB), keeping its content; a filesystem a guest used is checked
+// (e2fsck -fp) first. Never shrinks: EINVAL when `bytes` is below the
+// file's or the filesystem's size. Returns the filesystem's new size
+// (resize.cpp; the order of its steps is crash-safe, see there).
+std::uint64_t grow(const std::string& path, std::uint64_t bytes);
+
 class Filesystem {
  public:
   // Fills `buf` with up to `cap` bytes of a file's content; returns how many.

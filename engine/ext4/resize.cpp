@@ -4,6 +4,7 @@
 // shrinking one whose data sits at the front, as libext2fs allocates it,
 // mostly drops empty groups (about 20 ms from 4 GiB to 365 MiB, measured).
 #include <algorithm>
+#include <filesystem>
 #include <string>
 
 #include "engine/core/error.hpp"
@@ -69,6 +70,44 @@ std::uint64_t Filesystem::resize(std::uint64_t bytes) {
   if (blocks != current) run_tool({"resize2fs", "-f", path_, std::to_string(blocks)});
   impl_->open_fs(path_);
   return size_bytes();
+}
+
+// Growing a work disk with data on it: the order makes every instant one
+// the next command can use. 1. The file is extended (sparse, one
+// ftruncate): a disk larger than its filesystem is what every part accepts
+// (banger's initramfs grows the filesystem online at boot, and the next
+// grow() finds the file already long enough and only grows the
+// filesystem). 2. e2fsck -fp: a guest has mounted this filesystem, so
+// resize2fs wants a fresh check; preening replays a journal left by a
+// killed VM and fixes only what is safe, and stops at anything else
+// (exit 4: the message names the image, e2fsck -fy is the user's call).
+// 3. resize2fs writes the new groups into the added space and the
+// superblock last; killed during it, the filesystem may need that
+// e2fsck -fy, which the next grow's step 2 reports. resize2fs, not
+// libext2fs: libext2fs has no resize call (see the top of this file).
+std::uint64_t grow(const std::string& path, std::uint64_t bytes) {
+  if (bytes % 1024 != 0) throw Error("EINVAL", path + ": " + std::to_string(bytes) + " is not a whole number of KiB");
+  std::uint64_t fs_bytes = Filesystem::open(path, false)->size_bytes();
+  const std::uint64_t file_bytes = std::filesystem::file_size(path);
+  const std::uint64_t current = std::max(fs_bytes, file_bytes);
+  if (bytes < current) {
+    throw Error("EINVAL", "cannot shrink " + path + " from " + std::to_string(current) + " to " +
+                              std::to_string(bytes) + " bytes: a filesystem only grows");
+  }
+  if (file_bytes < bytes) std::filesystem::resize_file(path, bytes);
+  if (fs_bytes < bytes) {
+    process::SpawnOptions check;
+    check.argv = {"e2fsck", "-fp", path};
+    auto r = process::run(check);
+    // 0: clean; 1: fixed (a journal replayed, counts corrected)
+    if (r.status.shell_code() > 1) {
+      throw Error("EIO", "e2fsck -fp " + path + " (exit " + std::to_string(r.status.shell_code()) +
+                             "): " + r.err + r.out + "; run e2fsck -fy on it, then try again");
+    }
+    run_tool({"resize2fs", path, std::to_string(bytes / 1024) + "K"});
+    fs_bytes = Filesystem::open(path, false)->size_bytes();
+  }
+  return fs_bytes;
 }
 
 bool Filesystem::has_journal() const { return ext2fs_has_feature_journal(impl_->fs->super); }

@@ -11,6 +11,7 @@
 //   fs:resize(size) -> new size in bytes (never below what the content needs)
 //   fs:add_journal()  fs:size() -> bytes
 //   ext4.measure_layer(tar) -> bytes the layer's content needs
+//   ext4.grow(path, size) -> new size in bytes (a closed image; never shrinks: EINVAL)
 #include "engine/core/byte_source.hpp"
 #include "engine/ext4/filesystem.hpp"
 #include "engine/ext4/populate.hpp"
@@ -179,6 +180,12 @@ int l_measure_layer(lua_State* L) {
   return 1;
 }
 
+int l_grow(lua_State* L) {
+  std::string path = check_string(L, 1);
+  lua_pushinteger(L, static_cast<lua_Integer>(ext4::grow(path, check_size(L, 2))));
+  return 1;
+}
+
 int l_get_xattr(lua_State* L) {
   auto& fs = check_handle<FS>(L, 1);
   push_string(L, fs.get_xattr(check_string(L, 2), check_string(L, 3)));
@@ -198,6 +205,7 @@ int open_ext4(lua_State* L) {
   static const luaL_Reg fns[] = {{"create", protect<l_create>},
                                  {"open", protect<l_open>},
                                  {"measure_layer", protect<l_measure_layer>},
+                                 {"grow", protect<l_grow>},
                                  {nullptr, nullptr}};
   luaL_newlib(L, fns);
   return 1;

@@ -4,6 +4,8 @@
 // CAP_SYS_RESOURCE, which the containers this suite runs in do not grant,
 // and the kernel that matters is the guest's: it is tested in a VM, on
 // Debian's 6.1 kernel, by tests/lua/e2e_growfs_spec.lua.
+// Also ext4::grow, the host-side growth of a stopped VM's work disk
+// (`vm set --work-disk`), on a filesystem a mount has used.
 #include <catch2/catch.hpp>
 
 #include <sys/mount.h>
@@ -13,6 +15,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 
 #include "engine/core/process.hpp"
 #include "engine/ext4/filesystem.hpp"
@@ -132,4 +136,37 @@ TEST_CASE("agent --grow-fs refuses a device that is not the filesystem at that m
   CHECK(file.err.find("is not a block device") != std::string::npos);
   CHECK(ma.df_bytes() == before);
   CHECK(run({kAgent, "--grow-fs", mb.device()}).status.code == 2);  // usage
+}
+
+TEST_CASE("ext4::grow grows a used filesystem and its file, never shrinks, and finishes a grow cut short", "[growfs]") {
+  test::TempDir t;
+  const std::string img = t / "work.ext4";
+  ext4::mkfs(img, 64 * MiB);
+  {
+    // mounted once, as a guest does: resize2fs then wants a fresh e2fsck
+    Mounted m(img, t / "mnt");
+    std::ofstream(t / "mnt/note") << "kept\n";
+  }
+  CHECK(ext4::grow(img, 128 * MiB) == 128 * MiB);
+  CHECK(std::filesystem::file_size(img) == 128 * MiB);
+  require_clean(img);
+  CHECK(ext4::Filesystem::open(img, false)->read("/note") == "kept\n");
+
+  // shrinking is refused and changes nothing
+  try {
+    ext4::grow(img, 96 * MiB);
+    FAIL("grow to a smaller size returned");
+  } catch (const Error& e) {
+    CHECK(e.code() == "EINVAL");
+    CHECK(std::string(e.what()).find("from 134217728 to 100663296 bytes") != std::string::npos);
+  }
+  CHECK(ext4::Filesystem::open(img, false)->size_bytes() == 128 * MiB);
+  CHECK(ext4::grow(img, 128 * MiB) == 128 * MiB);  // the same size: nothing to do
+
+  // killed after extending the file: the next grow to that size finishes
+  std::filesystem::resize_file(img, 192 * MiB);
+  CHECK_THROWS_AS(ext4::grow(img, 160 * MiB), Error);  // below the file
+  CHECK(ext4::grow(img, 192 * MiB) == 192 * MiB);
+  require_clean(img);
+  CHECK(ext4::Filesystem::open(img, false)->read("/note") == "kept\n");
 }
