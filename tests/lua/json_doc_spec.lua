@@ -19,6 +19,7 @@ local elsewhere = {
   ["vm stats"] = "e2e_vm_stats_spec.lua",
   ["vm ports"] = "e2e_vm_ports_spec.lua",
   ["vm forward"] = "e2e_forward_spec.lua",
+  ["vm set"] = "vm_set_spec.lua",
 }
 
 local checked = {}

@@ -162,8 +162,7 @@ function M.attach(row, spec)
     priv.call("create_tap", request)
   end
   if row.nat == 1 or row.nat == true then
-    objects.record(row, "nat", tap)
-    priv.call("ensure_nat", { tap = tap, guest_ip = row.ip, bridge = net.bridge })
+    M.enable_nat(row)
   end
   spec.nics = spec.nics or {}
   spec.nics[#spec.nics + 1] = { id = "net0", tap = tap, mac = row.mac, fd = fd }
@@ -174,6 +173,23 @@ end
 -- Docker accept rules). Idempotent.
 function M.remove_nat(tap)
   priv.call("remove_nat", { tap = tap })
+end
+
+--- Gives VM `row` (one with an address) outbound NAT through its tap,
+-- recorded in its host objects before the rules are made, as at start, so
+-- a stop or a crash's reconcile removes them (banger.host_objects).
+function M.enable_nat(row)
+  local objects = require("banger.host_objects")
+  local tap = M.tap_name(row)
+  objects.record(row, "nat", tap)
+  priv.call("ensure_nat", { tap = tap, guest_ip = row.ip, bridge = config.get().network.bridge })
+end
+
+--- Removes VM `row`'s NAT rules, then their record. Idempotent.
+function M.disable_nat(row)
+  local objects = require("banger.host_objects")
+  M.remove_nat(objects.get(row).nat or M.tap_name(row))
+  objects.forget(row, "nat")
 end
 
 --- Deletes tap `tap` if it exists. Idempotent.

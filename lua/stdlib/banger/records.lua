@@ -101,6 +101,11 @@ M.kinds = {
     { "guest", "guest_stats or null" }, { "network", "net_stats or null" }, { "root_disk", "disk_usage" },
     { "work_disk", "disk_usage" },
   },
+  vm_set = {
+    { "name", "string" }, { "state", "string" }, { "vcpus", "integer" }, { "memory_mib", "integer" },
+    { "work_disk_mib", "integer" }, { "nat", "boolean" }, { "applied", "array of string" },
+    { "pending", "array of string" },
+  },
   hypervisor_stats = { { "pid", "integer" }, { "cpu_seconds", "number or null" }, { "rss_bytes", "integer or null" } },
   guest_stats = {
     { "mem_total_bytes", "integer" }, { "mem_available_bytes", "integer or null" }, { "mem_free_bytes", "integer" },

@@ -148,16 +148,7 @@ function M.new_generation()
     .. h:sub(21, 32)
 end
 
-local function mib(size, what)
-  local bytes, why = units.parse_size(size)
-  if not bytes then
-    errors.usage(what .. ": " .. why)
-  end
-  if bytes % (1024 * 1024) ~= 0 then
-    errors.usage(what .. ": " .. tostring(size) .. " is not a whole number of MiB")
-  end
-  return bytes // (1024 * 1024)
-end
+local mib = require("banger.vm_settings").mib
 
 --- Which driver and acceleration to use: config and flags first, else
 -- firecracker when its binary and usable KVM exist, else qemu (KVM when

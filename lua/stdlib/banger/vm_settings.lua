@@ -59,6 +59,19 @@ function M.publish(settings)
   return errors.check(require("banger.forwards").parse_list(settings.publish))
 end
 
+--- A size setting in whole MiB: `size` as units.parse_size reads it, else
+-- a usage error naming `flag` (also when it is not a whole number of MiB).
+function M.mib(size, flag)
+  local bytes, why = require("banger.units").parse_size(size)
+  if not bytes then
+    errors.usage(flag .. ": " .. why)
+  end
+  if bytes % (1024 * 1024) ~= 0 then
+    errors.usage(flag .. ": " .. tostring(size) .. " is not a whole number of MiB")
+  end
+  return bytes // (1024 * 1024)
+end
+
 local order = { "name", "image", "kernel", "vcpus", "memory", "disk", "work_disk", "nat", "driver", "accel", "publish" }
 
 local function reason(setting, v)
