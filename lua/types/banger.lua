@@ -53,6 +53,7 @@
 ---@field validate banger.native.validate
 ---@field vm banger.vm
 ---@field vm_ports banger.vm_ports
+---@field vm_set banger.vm_set
 ---@field vm_settings banger.vm_settings
 ---@field vm_stats banger.vm_stats
 ---@field vmm banger.native.vmm

@@ -26,4 +26,18 @@ function M.open(path, opts) end
 ---@return integer
 function M.measure_layer(tar) end
 
+--- Grows a closed, unmounted image file and its filesystem to `size` (whole
+--- KiB), keeping the content: the file is extended first, then a
+--- filesystem a guest has mounted is checked with `e2fsck -fp` (a journal
+--- left by a killed VM is replayed), then `resize2fs` grows it (libext2fs has
+--- no resize call). Returns the filesystem's new size. A grow cut short
+--- leaves a file longer than its filesystem, which the next `grow` to that
+--- size finishes (and a guest's boot grows online). Never shrinks. Errors:
+--- `EINVAL` (`size` below the file's or the filesystem's size, or not whole
+--- KiB), `EIO` (e2fsck found what only `e2fsck -fy` may fix), `ENOENT`.
+---@param path string
+---@param size integer|string
+---@return integer
+function M.grow(path, size) end
+
 return M

@@ -57,6 +57,18 @@ function M.attach(row, spec) end
 ---@param tap string
 function M.remove_nat(tap) end
 
+--- Gives a VM with an address outbound NAT through its tap: recorded in its
+--- host objects first (`nat`), then the rules made by the root helper's
+--- `ensure_nat`, as at start, so a stop or a crash's reconcile removes them.
+--- `vm set --nat` calls it on a running VM.
+---@param row table
+function M.enable_nat(row) end
+
+--- Removes a VM's NAT rules (`remove_nat` on the recorded tap), then the
+--- record. Idempotent.
+---@param row table
+function M.disable_nat(row) end
+
 --- Deletes a tap if it exists. Idempotent.
 ---@param tap string
 function M.delete_tap(tap) end

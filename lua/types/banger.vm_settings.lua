@@ -20,6 +20,15 @@ function M.problems(settings) end
 ---@return table
 function M.check(settings, how) end
 
+--- A size setting in whole MiB, read with `banger.units.parse_size`; a usage
+--- error (exit 2) naming `flag` when it is not a size or not a whole number
+--- of MiB. `vm create`, `vm run` and `vm set` convert `--memory`, `--disk`
+--- and `--work-disk` with it.
+---@param size integer|string
+---@param flag string
+---@return integer
+function M.mib(size, flag) end
+
 --- The flags `vm create` and `vm run` both take (`--image`, `--kernel`,
 --- `--cpus`, `--memory`, `--disk`, `--work-disk`, `--nat`/`--no-nat`,
 --- `--driver`, `--accel`, `--publish`/`-p` (repeatable)), a fresh list each
