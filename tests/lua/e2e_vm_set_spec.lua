@@ -2,10 +2,11 @@
 -- with a tap on a bridge in a network namespace of its own, and an
 -- "outside" namespace reachable only through NAT: NAT turned on and off
 -- while the VM runs (the guest's traffic goes out, then not; the rules and
--- their record come and go), cpus/memory/work disk refused while it runs,
--- then set while it is stopped: after one start the guest's MemTotal,
--- nproc and df show the new values, and e2fsck -fn finds the grown work
--- disk clean.
+-- their record come and go, and a crash's reconcile removes them),
+-- cpus/memory/work disk refused while it runs, then set once it is
+-- stopped (killed, its work disk not unmounted): after one start the
+-- guest's MemTotal, nproc and df show the new values, and e2fsck -fn finds
+-- the grown work disk clean.
 local e2e = assert(loadfile(t.source_dir() .. "/tests/lua/e2e.lua", "t", _ENV))()
 local netns = assert(loadfile(t.source_dir() .. "/tests/lua/netns.lua", "t", _ENV))()
 
@@ -76,16 +77,29 @@ describe("vm set on a real guest", function()
     t.eq(recorded().nat, nil)
     t.not_contains(nat_rules(), tap)
     t.eq(guest(PROBE), "no-route\n")
-    guest("echo kept > /root/note")
 
-    -- stopped: the new machine from the next start, the work disk grown now
-    t.eq(run({ "vm", "stop", "sv" }, 120000).code, 0)
+    -- NAT given live, then the hypervisor killed: the record made before
+    -- the rules lets the next command's reconcile remove them
+    t.eq(run({ "vm", "set", "sv", "--nat" }).code, 0)
+    t.contains(nat_rules(), tap)
+    guest("echo kept > /root/note && sync")
+    t.eq(banger.proc.run({ "kill", "-9", tostring(vm.pid) }).code, 0)
+    t.wait_for(function() return not show().alive end, 60000, "the killed VM seen as gone")
+    t.eq(show().state, "stopped")
+    t.eq(recorded().nat, nil)
+    t.not_contains(nat_rules(), tap)
+
+    -- stopped: the new machine from the next start, the work disk grown
+    -- now (its filesystem was not unmounted: e2fsck -fp replays the journal)
+    local work = vm.dir .. "/work.ext4"
+    local features = banger.proc.run({ "dumpe2fs", "-h", work }).stdout:match("\nFilesystem features:%s+([^\n]+)")
+    t.contains(features, "needs_recovery")
     local set = run({ "vm", "set", "sv", "--cpus", "2", "--memory", "384MiB", "--work-disk", "160MiB", "--nat",
       "--json" })
     t.eq(set.code, 0, set.stderr)
     r = banger.json.decode(set.stdout)
-    t.eq({ r.state, r.applied, r.pending }, { "stopped", {}, { "vcpus", "memory_mib", "work_disk_mib", "nat" } })
-    local work = vm.dir .. "/work.ext4"
+    t.eq({ r.state, r.applied, r.pending }, { "stopped", {}, { "vcpus", "memory_mib", "work_disk_mib" } })
+    t.eq(r.nat, true)
     local fsck = banger.proc.run({ "e2fsck", "-fn", work })
     t.eq(fsck.code, 0, "e2fsck -fn: " .. fsck.stdout .. fsck.stderr)
     local shrink = run({ "vm", "set", "sv", "--work-disk", "64MiB" })
