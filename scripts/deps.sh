@@ -26,6 +26,7 @@ test_packages=(
   python3    # tests/fixtures/registry.sh's free port, bench/pull.sh's layer split
   lua5.4     # bench/startup.sh times banger against a bare Lua interpreter
   zsh fish   # completion_spec runs `banger completion zsh|fish` in the real shells
+  ccache     # scripts/test keeps compiled objects between runs (an empty cache builds as without)
 )
 
 want=("${packages[@]}")
