@@ -17,9 +17,8 @@ function M.check(changes, how) end
 --- change, with the keys that changed: `applied` (in effect now: `nat` on a
 --- running VM with an address) and `pending` (from the next start). A value
 --- equal to the current one is in neither. Raises `EBUSY` for vCPUs, memory
---- or the work disk on a running VM, `EINVAL` for a smaller work disk,
---- `ENOTSUP` for a work disk that is a snapshot's overlay; nothing is changed
---- then. The JSON shape is `vm_set` in [scripting.md](../scripting.md#json-output).
+--- or the work disk on a running VM, `EINVAL` for a smaller work disk;
+--- nothing is changed then. The JSON shape is `vm_set` in [scripting.md](../scripting.md#json-output).
 ---@param name string
 ---@param changes table
 ---@return { name: string, state: string, vcpus: integer, memory_mib: integer, work_disk_mib: integer, nat: boolean, applied: string[], pending: string[] }
