@@ -131,7 +131,7 @@ local function help_flags(home, argv)
       in_flags = true
     elseif in_flags and line == "" then
       in_flags = false
-    elseif in_flags then
+    elseif in_flags and not line:match("^          ") then  -- (a help continued on its own line)
       local tristate, name = line:match("^  [- %w,]-%-%-(%[no%-%])([%w-]+)")
       name = name or line:match("^  [- %w,]-%-%-([%w-]+)")
       if tristate then

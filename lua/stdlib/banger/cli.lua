@@ -190,6 +190,15 @@ local function arg_usage(spec)
 end
 
 --- The help text for a recipe.
+-- A help line: `left` padded to `width`, then `help`; a `left` too long
+-- for its column puts the help on the next line, aligned with the others.
+local function column(left, width, help)
+  if #left > width then
+    return "  " .. left .. "\n" .. string.rep(" ", width + 3) .. help
+  end
+  return string.format("  %-" .. width .. "s %s", left, help)
+end
+
 function M.help(recipe, command)
   local lines = {}
   local usage = { "banger " .. command }
@@ -211,7 +220,7 @@ function M.help(recipe, command)
     lines[#lines + 1] = ""
     lines[#lines + 1] = "Arguments:"
     for _, a in ipairs(recipe.args) do
-      lines[#lines + 1] = string.format("  %-22s %s", arg_usage(a), a.help or "")
+      lines[#lines + 1] = column(arg_usage(a), 22, a.help or "")
     end
   end
   lines[#lines + 1] = ""
@@ -229,7 +238,7 @@ function M.help(recipe, command)
     if t == "list" then
       help = help .. " (repeatable)"
     end
-    lines[#lines + 1] = string.format("  %-26s %s", left, help)
+    lines[#lines + 1] = column(left, 26, help)
   end
   if recipe.examples then
     lines[#lines + 1] = ""
