@@ -9,16 +9,19 @@
 // kernel's pool and removes the file (the initramfs, at a VM's first boot).
 // Run as "banger-init" it is PID 1 for images without an init (init.hpp).
 // Socket transports fork one session per connection; the serial port is a
-// single stream served forever.
+// single stream served forever. With --serial .../banger.agent it also serves
+// the forwarding port .../banger.forward beside it when the VM has one.
 #include <fcntl.h>
 #include <linux/vm_sockets.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -66,6 +69,45 @@ void serve_listener(int lfd) {
   }
 }
 
+// Serves a serial port for ever: hosts come and go on it.
+[[noreturn]] void serve_serial(int fd) {
+  for (;;) {
+    try {
+      banger::agent::Session(fd, fd, true).run();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "banger-agent: %s\n", e.what());
+      ::usleep(100 * 1000);
+    }
+  }
+}
+
+// The port beside banger.agent that carries only port forwarding
+// (banger.forward): a forwarder holds its session for as long as it runs,
+// which on the main port would be cut by the next `vm exec`. Served by a
+// child that dies with this process, so a restarted agent never finds a
+// second reader on the port. VMs started before it existed have none.
+void serve_forward_port(const std::string& agent_port) {
+  const std::string suffix = "/banger.agent";
+  if (agent_port.size() < suffix.size() || agent_port.compare(agent_port.size() - suffix.size(), suffix.size(), suffix) != 0)
+    return;
+  std::string path = agent_port.substr(0, agent_port.size() - suffix.size()) + "/banger.forward";
+  pid_t parent = ::getpid();
+  pid_t p = ::fork();
+  if (p != 0) return;
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != parent) ::_exit(0);
+  int fd = -1;
+  // Both ports appear once virtio_console has bound the device; give the
+  // second one's /dev link a moment.
+  for (int i = 0; i < 600 && fd < 0; ++i) {
+    fd = ::open(path.c_str(), O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT && i >= 50 && ::access(agent_port.c_str(), F_OK) == 0) ::_exit(0);
+    if (fd < 0) ::usleep(100 * 1000);
+  }
+  if (fd < 0) ::_exit(0);
+  serve_serial(fd);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -103,6 +145,7 @@ int main(int argc, char** argv) {
   }
   ::signal(SIGPIPE, SIG_IGN);
   if (mode == "--serial") {
+    serve_forward_port(argv[2]);
     int fd = -1;
     // The port appears once virtio_console has bound it.
     for (int i = 0; i < 600 && fd < 0; ++i) {
@@ -110,14 +153,7 @@ int main(int argc, char** argv) {
       if (fd < 0) ::usleep(100 * 1000);
     }
     if (fd < 0) die(argv[2]);
-    for (;;) {
-      try {
-        banger::agent::Session(fd, fd, true).run();
-      } catch (const std::exception& e) {
-        std::fprintf(stderr, "banger-agent: %s\n", e.what());
-        ::usleep(100 * 1000);
-      }
-    }
+    serve_serial(fd);
   }
   if (mode == "--vsock") {
     int fd = ::socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -66,10 +67,14 @@ bool Session::pump_input(int timeout_ms) {
   std::vector<pollfd> fds = {{in_, POLLIN, 0}};
   if (child_out_) fds.push_back({child_out_.get(), POLLIN, 0});
   if (child_err_) fds.push_back({child_err_.get(), POLLIN, 0});
+  size_t children = fds.size();
+  conns_.add_pollfds(fds);
+  if (conns_.connecting()) timeout_ms = std::min(timeout_ms, 50);
   int r = ::poll(fds.data(), fds.size(), timeout_ms);
   if (r < 0 && errno != EINTR) throw Error::last("poll");
+  conns_.on_poll(fds.data() + children, r > 0 ? fds.size() - children : 0);
   char buf[guest::kDataChunk];
-  for (size_t i = 1; i < fds.size(); ++i) {
+  for (size_t i = 1; i < children; ++i) {
     if (!fds[i].revents) continue;
     UniqueFd& fd = fds[i].fd == child_out_.get() ? child_out_ : child_err_;
     ssize_t n = ::read(fd.get(), buf, sizeof buf);
@@ -130,6 +135,7 @@ void Session::handle(const guest::Frame& f) {
     if (session != session_) {
       // A new host: whatever the previous one started is orphaned now.
       abort_exec();
+      conns_.clear();
       put_fd_.reset();
       if (!put_tmp_.empty()) ::unlink(put_tmp_.c_str());
       put_tmp_.clear();
@@ -147,11 +153,17 @@ void Session::handle(const guest::Frame& f) {
                       {"session", session_},
                       {"hostname", host},
                       {"kernel", u.release},
-                      {"capabilities", {"exec", "signal", "put", "get", "poweroff", "reidentify", "mount", "listeners"}}});
+                      {"capabilities", {"exec", "signal", "put", "get", "poweroff", "reidentify", "mount", "listeners", "connect"}}});
   }
   if (!greeted_) return;  // nothing is served before the handshake
   try {
+    if ((f.type == FrameType::data || f.type == FrameType::data_eof || f.type == FrameType::window ||
+         f.type == FrameType::error) &&
+        conns_.on_frame(f)) {
+      return;
+    }
     switch (f.type) {
+      case FrameType::connect: return conns_.connect(f);
       case FrameType::ping: return send(FrameType::pong, f.channel, f.payload);
       case FrameType::exec: return start_exec(f);
       case FrameType::stdin_data:

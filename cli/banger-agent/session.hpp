@@ -1,11 +1,12 @@
 #pragma once
 // One host session over one byte stream: the handshake, then requests one
 // at a time (exec with streamed stdio, put, get, ping, poweroff, reidentify,
-// mount).
+// mount), beside any number of `connect` channels.
 #include <sys/types.h>
 
 #include <string>
 
+#include "connections.hpp"
 #include "engine/core/unique_fd.hpp"
 #include "engine/guest/protocol.hpp"
 
@@ -50,6 +51,8 @@ class Session {
   UniqueFd put_fd_;
   std::string put_tmp_, put_path_;
   nlohmann::json put_meta_;
+
+  Connections conns_{[this](guest::FrameType t, std::uint32_t ch, std::string_view p) { send(t, ch, p); }};
 };
 
 std::string agent_version();

@@ -101,6 +101,11 @@ std::unique_ptr<AgentClient> AgentClient::wait_ready(const Endpoint& ep, std::ch
 
 AgentClient::~AgentClient() = default;
 
+AgentStream AgentClient::open_stream(const Endpoint& ep, std::chrono::milliseconds timeout) {
+  std::unique_ptr<AgentClient> c = connect(ep, timeout);
+  return {std::move(c->fd_), std::move(c->reader_), std::move(c->hello_)};
+}
+
 void AgentClient::send(const std::string& bytes) { net_unix::write_all(fd_.get(), bytes, what_); }
 
 Frame AgentClient::read_frame(clock::time_point deadline) {
@@ -272,15 +277,15 @@ void AgentClient::poweroff() {
   expect(ch, clock::now() + 10s);
 }
 
-void AgentClient::require_capability(const std::string& name) const {
-  auto caps = hello_.find("capabilities");
-  if (caps != hello_.end() && caps->is_array()) {
+void require_capability(const nlohmann::json& hello, const std::string& name) {
+  auto caps = hello.find("capabilities");
+  if (caps != hello.end() && caps->is_array()) {
     for (const auto& c : *caps) {
       if (c.is_string() && c.get<std::string>() == name) return;
     }
   }
   // An older agent would skip the unknown frame and never answer.
-  throw Error("ENOTSUP", "the guest agent (" + hello_.value("agent_version", std::string("?")) +
+  throw Error("ENOTSUP", "the guest agent (" + hello.value("agent_version", std::string("?")) +
                              ") does not serve '" + name + "'; the image needs a newer banger-agent");
 }
 

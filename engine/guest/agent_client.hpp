@@ -48,6 +48,19 @@ struct ReidentifyResult {
 
 using OutputFn = std::function<void(std::string_view)>;
 
+// Throws ENOTSUP unless the agent's hello_ok lists `name` (an older agent
+// would skip a newer frame type and never answer).
+void require_capability(const nlohmann::json& hello, const std::string& name);
+
+// A greeted session handed over to a caller that multiplexes channels on it
+// itself (AgentDialer): the descriptor, bytes already read past hello_ok,
+// and hello_ok.
+struct AgentStream {
+  UniqueFd fd;
+  FrameReader reader;
+  nlohmann::json hello;
+};
+
 class AgentClient {
  public:
   // Connects and completes the handshake within `timeout`; throws
@@ -57,6 +70,8 @@ class AgentClient {
   // booting under TCG takes seconds). Ctrl-C ends the wait.
   static std::unique_ptr<AgentClient> wait_ready(const Endpoint& ep, std::chrono::milliseconds timeout);
   ~AgentClient();
+  // Connects and greets like connect(), then gives the stream away.
+  static AgentStream open_stream(const Endpoint& ep, std::chrono::milliseconds timeout);
 
   const nlohmann::json& hello() const { return hello_; }
   // Runs a command, streaming its output to the callbacks. On Ctrl-C the
@@ -85,7 +100,7 @@ class AgentClient {
   Frame expect(std::uint32_t ch, std::chrono::steady_clock::time_point deadline);
   [[noreturn]] void raise_error(const Frame& f);
   void handshake(std::chrono::milliseconds timeout);
-  void require_capability(const std::string& name) const;
+  void require_capability(const std::string& name) const { guest::require_capability(hello_, name); }
 
   UniqueFd fd_;
   std::string what_;

@@ -44,7 +44,9 @@ bool known_type(std::uint8_t t) {
     case FrameType::poweroff:
     case FrameType::reidentify:
     case FrameType::mount:
-    case FrameType::listeners: return true;
+    case FrameType::listeners:
+    case FrameType::connect:
+    case FrameType::window: return true;
   }
   return false;
 }

@@ -20,7 +20,7 @@
 namespace banger::guest {
 
 inline constexpr int kProtocolMajor = 1;
-inline constexpr int kProtocolMinor = 2;  // 1: reidentify, mount; 2: listeners
+inline constexpr int kProtocolMinor = 2;  // 1: reidentify, mount; 2: listeners, connect, window
 inline constexpr std::string_view kMagic = "BGR1";
 inline constexpr size_t kHeaderSize = 13;
 inline constexpr std::uint32_t kMaxPayload = 1 << 20;
@@ -48,7 +48,9 @@ enum class FrameType : std::uint8_t {
   poweroff = 32,  // host -> agent: clean shutdown of the guest
   reidentify = 33,  // host -> agent: ReidentifyRequest; answered ok {ssh_host_keys, took_ms, repeated}
   mount = 34,       // host -> agent: MountRequest; answered ok {device}
+  connect = 35,     // host -> agent: ConnectRequest; answered ok, then data/data_eof both ways (connect_channel.hpp)
   listeners = 36,   // host -> agent {}; answered ok {listeners, truncated} (engine/guest/listeners.hpp)
+  window = 37,      // either way on a connect channel {bytes}: the receiver delivered that many more bytes
 };
 
 bool known_type(std::uint8_t t);

@@ -218,7 +218,7 @@ std::mutex launch_mu;  // one uid pick at a time within this process
 
 Result launch_vmm(const json& p, const Caller& caller, Fds& fds) {
   expect_fields(p, {"name", "vcpus", "memory_mib", "accel", "binary", "cmdline", "mac", "kernel", "initrd", "qmp",
-                    "agent", "console", "log", "tap", "disks", "memory", "generation", "incoming"});
+                    "agent", "forward", "console", "log", "tap", "disks", "memory", "generation", "incoming"});
   vmm::IsolatedQemu q;
   q.name = str(p, "name");
   validate::vm_name(q.name);
@@ -252,10 +252,10 @@ Result launch_vmm(const json& p, const Caller& caller, Fds& fds) {
   };
   q.kernel = place(boot_file(claims.take(p, "kernel", false), "kernel", keep));
   if (int fd = claims.take(p, "initrd", true); fd >= 0) q.initrd = place(boot_file(fd, "initrd", keep));
-  for (const char* role : {"qmp", "agent"}) {
+  for (auto [role, slot] : {std::pair{"qmp", &q.qmp}, std::pair{"agent", &q.agent}, std::pair{"forward", &q.forward}}) {
     int fd = claims.take(p, role, false);
     listening_socket(fd, role);
-    (std::strcmp(role, "qmp") == 0 ? q.qmp : q.agent) = place(fd);
+    *slot = place(fd);
   }
   int console = claims.take(p, "console", false);
   regular_file(console, "console", true);

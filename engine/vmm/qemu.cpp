@@ -56,7 +56,7 @@ class QemuDriver final : public Driver {
       throw Error("ENOENT", "qemu: the RAM file " + spec.memory_file +
                                 " does not exist (a snapshot whose RAM is in its stream has none: give no memory_file)");
     }
-    for (const auto& stale : {lay.qmp_socket, lay.agent_socket}) ::unlink(stale.c_str());
+    for (const auto& stale : {lay.qmp_socket, lay.agent_socket, lay.forward_socket}) ::unlink(stale.c_str());
 
     process::SpawnOptions opts;
     opts.argv = qemu_argv(spec, kvm);
@@ -222,7 +222,8 @@ std::string disk_serial_arg(const DiskSpec& d) {
 }  // namespace
 
 QemuLayout qemu_layout(const VmSpec& spec) {
-  return {spec.runtime_dir + "/qmp.sock", spec.runtime_dir + "/agent.sock", spec.vm_dir + "/qemu.log"};
+  return {spec.runtime_dir + "/qmp.sock", spec.runtime_dir + "/agent.sock", spec.runtime_dir + "/forward.sock",
+          spec.vm_dir + "/qemu.log"};
 }
 
 std::vector<std::string> qemu_argv(const VmSpec& spec, bool kvm) {
@@ -253,7 +254,9 @@ std::vector<std::string> qemu_argv(const VmSpec& spec, bool kvm) {
   }
   a.insert(a.end(), {"-device", "virtio-serial-" + bus, "-chardev",
                      "socket,id=agent,path=" + lay.agent_socket + ",server=on,wait=off", "-device",
-                     "virtserialport,chardev=agent,name=banger.agent", "-qmp",
+                     "virtserialport,chardev=agent,name=banger.agent", "-chardev",
+                     "socket,id=forward,path=" + lay.forward_socket + ",server=on,wait=off", "-device",
+                     "virtserialport,chardev=forward,name=banger.forward", "-qmp",
                      "unix:" + lay.qmp_socket + ",server=on,wait=off"});
   qemu_tail_args(a, kvm, spec.generation, spec.restore.active());
   return a;

@@ -4,7 +4,9 @@
 // (microvm hangs in timer calibration under TCG; DESIGN.md). Control is QMP
 // on a socket in the VM's runtime dir; the agent is reached through a
 // virtio-serial port ("banger.agent") backed by a host socket, since hosts
-// like these have no vhost-vsock.
+// like these have no vhost-vsock. A second port ("banger.forward") carries
+// port forwarding, so a forwarder's session never competes with `vm exec`
+// for the agent's one stream.
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -19,6 +21,7 @@ namespace banger::vmm {
 struct QemuLayout {
   std::string qmp_socket;
   std::string agent_socket;
+  std::string forward_socket;  // the second port, banger.forward: port forwarding's agent sessions
   std::string log;  // QEMU's own stderr
 };
 QemuLayout qemu_layout(const VmSpec& spec);

@@ -99,6 +99,8 @@ std::vector<std::string> isolated_argv(const IsolatedQemu& q) {
   a.insert(a.end(), {"-device", "virtio-serial-" + bus, "-chardev",
                      "socket,id=agent,fd=" + std::to_string(q.agent) + ",server=on,wait=off", "-device",
                      "virtserialport,chardev=agent,name=banger.agent", "-chardev",
+                     "socket,id=forward,fd=" + std::to_string(q.forward) + ",server=on,wait=off", "-device",
+                     "virtserialport,chardev=forward,name=banger.forward", "-chardev",
                      "socket,id=qmp,fd=" + std::to_string(q.qmp) + ",server=on,wait=off", "-mon",
                      "chardev=qmp,mode=control"});
   qemu_tail_args(a, q.kvm, q.generation, q.incoming);
@@ -127,6 +129,7 @@ IsolatedRequest isolated_request(const VmSpec& spec, bool kvm) {
   if (!spec.initrd.empty()) p["initrd"] = add(open_file(spec.initrd, O_RDONLY));
   p["qmp"] = add(listen_at(lay.qmp_socket));
   p["agent"] = add(listen_at(lay.agent_socket));
+  p["forward"] = add(listen_at(lay.forward_socket));
   if (spec.console_log.empty()) throw Error("EINVAL", "qemu: an isolated VM needs a console log");
   p["console"] = add(open_file(spec.console_log, O_WRONLY | O_CREAT | O_APPEND));
   p["log"] = add(open_file(lay.log, O_WRONLY | O_CREAT | O_TRUNC));

@@ -29,7 +29,7 @@ struct IsolatedQemu {
   bool kvm = false;
   std::string cmdline;
   std::string mac;  // empty: no NIC
-  int kernel = -1, initrd = -1, qmp = -1, agent = -1, console = -1, tap = -1;
+  int kernel = -1, initrd = -1, qmp = -1, agent = -1, forward = -1, console = -1, tap = -1;
   int memory = -1;          // the RAM file, mapped shared (QEMU opens /proc/self/fd/N)
   std::string generation;   // -device vmgenid (pc only); empty: none
   bool incoming = false;    // a restore: -S -incoming defer
@@ -52,7 +52,7 @@ std::vector<std::string> isolated_argv(const IsolatedQemu& q);
 
 // The owner's side: the launch_vmm parameters for `spec` and the
 // descriptors they index (the parameters' kernel, disks[i].fd, ... are
-// positions in `fds`). Makes the QMP and agent sockets (listening, 0600 in
+// positions in `fds`). Makes the QMP, agent and forward sockets (listening, 0600 in
 // the VM's 0700 runtime dir) and opens the console log and QEMU's log.
 struct IsolatedRequest {
   nlohmann::json params;

@@ -143,7 +143,7 @@ TEST_CASE("isolated argv: descriptor numbers only, explicit backing", "[priv][vm
   vmm::IsolatedQemu q;
   q.binary = "/usr/bin/qemu-system-x86_64";
   q.name = "box";
-  q.kernel = 3, q.qmp = 4, q.agent = 5, q.console = 6;
+  q.kernel = 3, q.qmp = 4, q.agent = 5, q.console = 6, q.forward = 11;
   q.disks = {{"rootfs", "qcow2", false, 7, 10, {{8, "raw"}}}, {"work", "qcow2", false, 9, -1, {}}};
   auto argv = vmm::isolated_argv(q);
   std::string joined;
@@ -151,6 +151,7 @@ TEST_CASE("isolated argv: descriptor numbers only, explicit backing", "[priv][vm
   CHECK_THAT(joined, Catch::Contains("-kernel /proc/self/fd/3 "));
   CHECK_THAT(joined, Catch::Contains("socket,id=qmp,fd=4,server=on"));
   CHECK_THAT(joined, Catch::Contains("socket,id=agent,fd=5,server=on"));
+  CHECK_THAT(joined, Catch::Contains("socket,id=forward,fd=11,server=on,wait=off -device virtserialport,chardev=forward,name=banger.forward"));
   CHECK_THAT(joined, Catch::Contains("-add-fd fd=8,set="));
   CHECK_THAT(joined, Catch::Contains("\"backing\":\"rootfs-b1\""));
   // A writable disk's set holds its read-only twin too.
@@ -262,6 +263,16 @@ TEST_CASE("launch_vmm: each gate refuses its attack and starts nothing", "[priv]
           "EINVAL");
     CHECK(with([&](json& p, priv::Fds& f) { f[slot(p, "agent")].reset(::socket(AF_UNIX, SOCK_STREAM, 0)); }) ==
           "EINVAL");
+    // The forwarding port: a socket that does not listen, a datagram socket,
+    // a regular file, or none at all.
+    CHECK(with([&](json& p, priv::Fds& f) { f[slot(p, "forward")].reset(::socket(AF_UNIX, SOCK_STREAM, 0)); }) ==
+          "EINVAL");
+    CHECK(with([&](json& p, priv::Fds& f) { f[slot(p, "forward")].reset(::socket(AF_UNIX, SOCK_DGRAM, 0)); }) ==
+          "EINVAL");
+    CHECK(with([&](json& p, priv::Fds& f) { f[slot(p, "forward")].reset(::open(vm.spec.kernel.c_str(), O_RDONLY)); }) ==
+          "EINVAL");
+    CHECK(with([&](json& p, priv::Fds&) { p["forward"] = p["agent"]; }) == "EINVAL");
+    CHECK(with([&](json& p, priv::Fds&) { p.erase("forward"); }) == "EINVAL");
     // /dev/null as a tap queue.
     CHECK(with([&](json& p, priv::Fds& f) {
             f.emplace_back(::open("/dev/null", O_RDWR));
