@@ -1,0 +1,69 @@
+-- Port forwarding through the agent to a VM without a network: a real
+-- kernel under QEMU TCG with the tiny busybox image and no NIC, a TCP server
+-- inside it on 127.0.0.1, reached from the host by AgentDialer over the
+-- VM's banger.forward serial port (tests/forward_probe.cpp drives it).
+local e2e = assert(loadfile(t.source_dir() .. "/tests/lua/e2e.lua", "t", _ENV))()
+
+local function probe(args)
+  local argv = { os.getenv("BANGER_BUILD_DIR") .. "/tests/forward-probe" }
+  for _, a in ipairs(args) do
+    argv[#argv + 1] = a
+  end
+  return argv
+end
+
+describe("port forwarding through the agent", function()
+  it("reaches a guest's TCP servers without a network, beside vm exec", function()
+    local home = e2e.home()
+    local c = t.banger({ "vm", "create", "fw", "--image", "tiny", "--memory", "256MiB" },
+      { home = home, timeout_ms = 180000 })
+    t.eq(c.code, 0, c.stderr)
+    local v = e2e.vms(home).fw
+    local links = t.banger({ "vm", "exec", "fw", "--", "ip", "-o", "link" }, { home = home })
+    t.eq(links.code, 0, links.stderr)
+    t.falsy(links.stdout:match("eth0"), "the VM has no NIC: " .. links.stdout)
+    local sock = home .. "/run/banger/vms/" .. v.id .. "/forward.sock"
+    t.truthy(banger.fs.stat(sock), "the VM has a forwarding port at " .. sock)
+
+    -- A web server on the guest's loopback only.
+    local s = t.banger({ "vm", "exec", "fw", "--", "sh", "-c",
+      "mkdir -p /tmp/www && echo hello-through-the-agent > /tmp/www/index.html && " ..
+      "busybox httpd -p 127.0.0.1:8000 -h /tmp/www" }, { home = home })
+    t.eq(s.code, 0, s.stderr)
+    local r = banger.proc.run(probe({ sock, "8000", "GET /index.html HTTP/1.0\r\n\r\n" }))
+    t.eq(r.code, 0, r.stderr)
+    local pages = 0
+    for answer in r.stdout:gmatch("== channel %d\n(.-)\n== ") do
+      t.contains(answer, "HTTP/1.0 200 OK")
+      t.contains(answer, "hello-through-the-agent")
+      pages = pages + 1
+    end
+    t.eq(pages, 2, "two channels at once: " .. r.stdout)
+    t.contains(r.stdout, "== sessions 1")
+
+    -- Nothing on 8001: the guest's own errno.
+    local refused = banger.proc.run(probe({ sock, "8001", "x" }))
+    t.eq(refused.code, 1)
+    t.contains(refused.stderr, "ECONNREFUSED")
+
+    -- A slow server holds a channel open while `vm exec` takes the agent's
+    -- own port over (a new session there): the forwarding session is on
+    -- the other port, so the answer still arrives.
+    t.eq(t.banger({ "vm", "exec", "fw", "--", "sh", "-c",
+      "printf '#!/bin/sh\\necho > /tmp/accepted\\nwhile [ ! -e /tmp/go ]; do sleep 0.2; done\\necho late answer\\n' > /tmp/slow.sh && " ..
+      "busybox chmod +x /tmp/slow.sh && (busybox nc -l -p 8002 -e /tmp/slow.sh </dev/null >/dev/null 2>&1 &)" },
+      { home = home }).code, 0)
+    local waiting = t.spawn(probe({ sock, "8002", "", "1", stdout = "pipe", stderr = "pipe" }))
+    local running = t.banger({ "vm", "exec", "fw", "--", "sh", "-c",
+      "i=0; while [ $i -lt 600 ]; do [ -e /tmp/accepted ] && exit 0; sleep 0.1; i=$((i+1)); done; exit 1" },
+      { home = home })
+    t.eq(running.code, 0, "the slow server took the connection")
+    t.eq(t.banger({ "vm", "exec", "fw", "--", "sh", "-c", "echo > /tmp/go" }, { home = home }).code, 0)
+    local st = waiting:wait(60000)
+    local out = waiting:read_all("stdout")
+    t.eq(st.code, 0, waiting:read_all("stderr"))
+    t.contains(out, "late answer")
+
+    t.eq(t.banger({ "vm", "delete", "fw", "--force" }, { home = home, timeout_ms = 60000 }).code, 0)
+  end)
+end)
