@@ -59,6 +59,10 @@ i=0
 while [ ! -b "$root" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 [ -b "$root" ] || fail "root device $root did not appear"
 
+# Loopback in every guest, networked or not: local services need it, and
+# port forwarding through the agent connects to 127.0.0.1.
+ip link set lo up 2>/dev/null || echo "banger-init: cannot bring lo up"
+
 if [ -n "$ip" ]; then
   saved_ifs=$IFS
   IFS=:
@@ -72,7 +76,6 @@ if [ -n "$ip" ]; then
     for octet in $(echo "$mask" | tr . ' '); do
       while [ "$octet" -gt 0 ]; do prefix=$((prefix + (octet & 1))); octet=$((octet >> 1)); done
     done
-    ip link set lo up
     ip link set "$dev" up || echo "banger-init: no interface $dev"
     ip addr add "$addr/$prefix" dev "$dev" || echo "banger-init: cannot set $addr/$prefix on $dev"
     [ -n "$gw" ] && ip route add default via "$gw" dev "$dev"
