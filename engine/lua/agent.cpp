@@ -13,6 +13,7 @@
 //   a:listeners() -> {{proto=, family=, address=, port=, inode=, pid=, comm=}, ...}, truncated
 //       (TCP sockets in LISTEN and bound unconnected UDP sockets; pid and comm nil when not visible)
 #include "engine/guest/agent_client.hpp"
+#include "engine/lua/agent_endpoint.hpp"
 #include "engine/lua/binding.hpp"
 #include "engine/lua/callback.hpp"
 #include "engine/lua/json_value.hpp"
@@ -25,8 +26,6 @@ struct HandleTraits<guest::AgentClient> {
     return "(agent " + c.hello().value("agent_version", std::string("?")) + ")";
   }
 };
-
-namespace {
 
 guest::Endpoint endpoint_from(lua_State* L, int idx) {
   check_table(L, idx);
@@ -41,6 +40,8 @@ guest::Endpoint endpoint_from(lua_State* L, int idx) {
   ep.port = field_int<std::uint32_t>(L, idx, "port").value_or(52);
   return ep;
 }
+
+namespace {
 
 int l_connect(lua_State* L) {
   guest::Endpoint ep = endpoint_from(L, 1);

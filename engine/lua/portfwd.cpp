@@ -1,6 +1,6 @@
 // banger.native.portfwd: a VM's port forwarder (engine/net/port_forward.hpp).
 //   portfwd.open{ rules = { {proto=, host_address=, host_port=, guest_port=}, ... },
-//                      guest_ip = "a.b.c.d" | nil, buffer_bytes=, max_connections=, udp_idle_ms= }
+//                      guest_ip = "a.b.c.d" | nil, agent = endpoint | nil, buffer_bytes=, max_connections=, udp_idle_ms= }
 //       -> forwarder handle; binds every listener now (EADDRINUSE names the port)
 //   forwarder:port(i) -> the port rule i listens on
 //   forwarder:run_for(ms) -> true; moves bytes for that long (ECANCELED on a signal)
@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include "engine/core/error.hpp"
+#include "engine/guest/agent_dialer.hpp"
+#include "engine/lua/agent_endpoint.hpp"
 #include "engine/lua/binding.hpp"
 #include "engine/net/port_forward.hpp"
 
@@ -31,11 +33,16 @@ struct HandleTraits<Forwarder> {
 namespace {
 
 // The one place that picks how the guest is reached: its bridged address
-// when it has one; a VM without network needs the agent's channel.
-std::unique_ptr<net::GuestDialer> dialer_for(const std::optional<std::string>& guest_ip) {
-  if (guest_ip) return std::make_unique<net::AddressDialer>(*guest_ip);
-  throw Error("ENOTSUP",
-              "forwarding to a VM without network needs the agent's channel, which this banger does not have yet");
+// when it has one; a VM without network through the agent's channel (its
+// forwarding port: engine/guest/agent_dialer.hpp).
+std::unique_ptr<net::GuestDialer> dialer_for(lua_State* L, int idx) {
+  if (auto guest_ip = field_string(L, idx, "guest_ip")) return std::make_unique<net::AddressDialer>(*guest_ip);
+  if (push_table_field(L, idx, "agent")) {
+    guest::Endpoint ep = endpoint_from(L, lua_gettop(L));
+    lua_pop(L, 1);
+    return std::make_unique<guest::AgentDialer>(guest::forward_endpoint(ep));
+  }
+  throw Error("ENOTSUP", "forwarding needs the guest's address (guest_ip) or its agent (agent)");
 }
 
 net::ForwardRule rule_at(lua_State* L, int idx) {
@@ -62,7 +69,7 @@ int l_open(lua_State* L) {
   if (auto m = field_int<std::size_t>(L, 1, "max_connections", 1, 65536)) limits.max_connections = *m;
   if (auto ms = field_int<lua_Integer>(L, 1, "udp_idle_ms", 1)) limits.udp_idle = std::chrono::milliseconds(*ms);
   auto f = std::make_unique<Forwarder>();
-  f->dialer = dialer_for(field_string(L, 1, "guest_ip"));
+  f->dialer = dialer_for(L, 1);
   f->rules = rules.size();
   f->forwarder = std::make_unique<net::PortForwarder>(std::move(rules), *f->dialer, limits);
   push_handle(L, std::move(f));

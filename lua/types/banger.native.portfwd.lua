@@ -6,12 +6,14 @@ local M = {}
 
 --- Binds every rule (`{ proto = "tcp"|"udp", host_address, host_port,
 --- guest_port }`; `host_port` 0 picks a free port) now, so a port in use
---- fails here. The guest is reached at `guest_ip`; a VM without one would
---- need the agent's channel (`ENOTSUP` for now). Limits: 64 KiB buffered per
+--- fails here. The guest is reached at `guest_ip`, or, for a VM without
+--- network, through its agent (`agent`, the VM's `handles.agent` endpoint):
+--- `connect` channels on its forwarding port (docs/agent-protocol.md); with
+--- neither, `ENOTSUP`. Limits: 64 KiB buffered per
 --- direction of a TCP connection, 512 connections and UDP clients together,
 --- a UDP client silent for 60 s is forgotten. Errors: `EADDRINUSE` (naming
 --- the address and port), `EACCES`, `EADDRNOTAVAIL`, `EINVAL`, `ENOTSUP`.
----@param opts { rules: table[], guest_ip?: string, buffer_bytes?: integer, max_connections?: integer, udp_idle_ms?: integer }
+---@param opts { rules: table[], guest_ip?: string, agent?: table, buffer_bytes?: integer, max_connections?: integer, udp_idle_ms?: integer }
 ---@return banger.portfwd.forwarder
 function M.open(opts) end
 

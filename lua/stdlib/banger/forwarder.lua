@@ -145,7 +145,9 @@ function M.serve(name, dir, opts)
     if vms.dir(row) ~= dir then
       errors.raise("EINVAL", "--vm-dir " .. dir .. " is not VM '" .. name .. "''s directory")
     end
-    return errors.check(pf.open({ rules = forwards.list(row), guest_ip = row.ip }))
+    -- a VM without network is reached through its agent's forwarding port
+    local agent = not row.ip and (vms.load_handles(row) or {}).agent or nil
+    return errors.check(pf.open({ rules = forwards.list(row), guest_ip = row.ip, agent = agent }))
   end)
   if not opened then
     -- whatever went wrong goes to the command waiting for us

@@ -118,12 +118,6 @@ end
 -- the row's own). Raises EADDRINUSE naming the VM that already has a port.
 function M.insert(db, row, forwards, address)
   address = address or M.default_address
-  if #forwards > 0 and not row.ip then
-    -- the forwarder's dialer for such a VM (engine/lua/portfwd.cpp,
-    -- dialer_for) is the agent's channel, which this banger does not have yet
-    errors.raise("ENOTSUP", "VM '" .. row.name .. "' has no network: forwarding to it needs the agent's channel, "
-      .. "which this banger does not have yet (give the VM a network: config network.mode)", { exit = 1 })
-  end
   for _, f in ipairs(forwards) do
     local addr = f.host_address or address
     local h = holder(db, f.proto, addr, f.host_port)
