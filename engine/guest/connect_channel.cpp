@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -62,7 +63,7 @@ void ConnectChannel::on_ready(short revents, const SendFrame& send) {
 
 void ConnectChannel::read_local(const SendFrame& send) {
   if (local_eof_ || credit_ <= 0) return;
-  char buf[kMaxDatagram];
+  char buf[std::max(kMaxDatagram, kDataChunk)];  // a whole datagram, or a stream chunk
   if (datagram_) {
     // One datagram per frame. It may overdraw the credit by one datagram:
     // cutting it would change what the receiver sees.
