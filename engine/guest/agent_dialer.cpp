@@ -296,6 +296,16 @@ std::shared_ptr<AgentDialer::Pump> AgentDialer::live_pump() {
   return pump_;
 }
 
+void AgentDialer::connect() {
+  try {
+    live_pump();
+  } catch (const Error& e) {
+    if (e.code() != "ETIMEDOUT") throw;
+    throw Error("ETIMEDOUT", std::string(e.what()) + " (on the VM's forwarding port: an agent older than banger's "
+                             "forwarding through it does not serve that port; the image needs a newer banger-agent)");
+  }
+}
+
 int AgentDialer::sessions() {
   std::lock_guard lk(mu_);
   return sessions_;

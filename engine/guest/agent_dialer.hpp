@@ -35,6 +35,12 @@ class AgentDialer final : public net::GuestDialer {
   // forwarding port.
   UniqueFd dial(net::ForwardProto proto, std::uint16_t guest_port) override;
 
+  // Opens the forwarding session now, so a VM that cannot forward is told
+  // before the forwarder reports ready, not by each client's connection
+  // closing: ENOENT (no forwarding port), ENOTSUP (no `connect`), ETIMEDOUT
+  // (nothing serves the port: an agent from before it existed).
+  void connect();
+
   // Channels open in the current session (tests, diagnostics).
   size_t open_channels();
   // Sessions made so far (a reconnect makes another).

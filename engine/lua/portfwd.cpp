@@ -40,7 +40,9 @@ std::unique_ptr<net::GuestDialer> dialer_for(lua_State* L, int idx) {
   if (push_table_field(L, idx, "agent")) {
     guest::Endpoint ep = endpoint_from(L, lua_gettop(L));
     lua_pop(L, 1);
-    return std::make_unique<guest::AgentDialer>(guest::forward_endpoint(ep));
+    auto dialer = std::make_unique<guest::AgentDialer>(guest::forward_endpoint(ep));
+    dialer->connect();
+    return dialer;
   }
   throw Error("ENOTSUP", "forwarding needs the guest's address (guest_ip) or its agent (agent)");
 }

@@ -385,6 +385,23 @@ TEST_CASE("agent dialer: a VM without a forwarding port says to restart it", "[a
   }
 }
 
+TEST_CASE("agent dialer: connect() before any client names a forwarding port nobody serves", "[agent][forward]") {
+  // What QEMU's forward.sock is in a guest whose agent predates the
+  // forwarding port: a listening socket that never answers hello.
+  test::TempDir t;
+  std::string path = t / "forward.sock";
+  UniqueFd lfd = net_unix::bind(path);
+  REQUIRE(::listen(lfd.get(), 1) == 0);
+  guest::AgentDialer dialer({guest::Endpoint::Kind::unix_socket, path, 0, 52}, 1s);
+  try {
+    dialer.connect();
+    FAIL("connect to a silent forwarding port succeeded");
+  } catch (const Error& e) {
+    CHECK(e.code() == "ETIMEDOUT");
+    CHECK_THAT(e.what(), Catch::Contains("the image needs a newer banger-agent"));
+  }
+}
+
 TEST_CASE("agent dialer: an agent without connect is ENOTSUP at once", "[agent][forward]") {
   // A peer that greets like an agent of protocol 1.1 (no "connect").
   test::TempDir t;
