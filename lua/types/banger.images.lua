@@ -75,6 +75,12 @@ function M.set_default(name) end
 ---@return table[]
 function M.list() end
 
+--- Raises `EBUSY` naming the VM or snapshot that uses image `name` (what
+--- `remove` checks first; `debian_image.build` with `replace` checks it
+--- before it builds anything).
+---@param name string
+function M.check_removable(name) end
+
 --- Removes an image's row and file. Errors: `ENOENT`, `EBUSY` (a VM or a
 --- snapshot uses it).
 ---@param name string

@@ -148,6 +148,18 @@ describe("image build debian (banger.debian_image)", function()
     local again = t.banger({ "image", "build", "debian", "--tar", tar, "--replace", "--json" }, { home = home })
     t.eq(again.code, 0, again.stderr)
     t.eq(#banger.json.decode(t.banger({ "image", "list", "--json" }, { home = home }).stdout), 1)
+
+    -- an image a snapshot stands on is refused before anything is built
+    -- (no --tar: mmdebstrap would run for minutes first)
+    local db = home .. "/.local/state/banger/banger.db"
+    local ins = banger.proc.run({ "sqlite3", db, "INSERT INTO snapshots (id, name, kind, state, source_vm, source_name, "
+      .. "driver, image, kernel, vcpus, memory_mib, disk_mib, work_disk_mib, created_at) VALUES ('s1', 'warm-x', "
+      .. "'warm', 'ready', 'v1', 'box', 'qemu', 'debian-12', 'debian-cloud', 1, 256, 1024, 1024, 'now')" })
+    t.eq(ins.code, 0, ins.stderr)
+    local busy = t.banger({ "image", "build", "debian", "--replace" }, { home = home })
+    t.eq(busy.code, 1)
+    t.eq(busy.stderr, "banger: image 'debian-12' is used by snapshot 'warm-x' (delete it first: "
+      .. "banger snapshot delete warm-x)\n")
   end)
 
   it("build() takes the same options from Lua; default=false leaves the default alone", function()

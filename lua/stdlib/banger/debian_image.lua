@@ -39,6 +39,9 @@ function M.build(opts)
   local packages = M.packages(opts.packages)
   local tmpdir = errors.check(fs.mkdtemp("banger-debian-"))
   local cleanup <close> = setmetatable({}, { __close = function() pcall(fs.remove_tree, tmpdir) end })
+  if opts.replace and images.get(name) then
+    images.check_removable(name)  -- before minutes of mmdebstrap, not after
+  end
   local tar = opts.tar
   if not tar then
     local tools = require("banger.tools")

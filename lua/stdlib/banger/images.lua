@@ -355,8 +355,9 @@ function M.pull(opts)
   })
 end
 
-function M.remove(name)
-  local row = M.require(name)
+--- Raises EBUSY unless image `name` can be removed: no VM and no snapshot
+-- (whose root layer is an overlay of the image file) uses it.
+function M.check_removable(name)
   local users = state.db():query("SELECT name FROM vms WHERE image = ?", name)
   if #users > 0 then
     errors.raise("EBUSY", "image '" .. name .. "' is used by VM '" .. users[1].name .. "' (delete the VM first)")
@@ -367,6 +368,11 @@ function M.remove(name)
     errors.raise("EBUSY", "image '" .. name .. "' is used by snapshot '" .. snaps[1].name
       .. "' (delete it first: banger snapshot delete " .. snaps[1].name .. ")")
   end
+end
+
+function M.remove(name)
+  local row = M.require(name)
+  M.check_removable(name)
   state.db():exec("DELETE FROM images WHERE name = ?", name)
   fs.remove(row.rootfs_path)
 end
