@@ -22,6 +22,12 @@ function M.scope(address)
   return "address"
 end
 
+-- Whether listener `l` (of `scope`) takes connections on the VM's bridge
+-- address: a wildcard, that address, or its v4-mapped form.
+local function takes_bridge(row, l, scope)
+  return row.ip ~= nil and (scope == "any" or l.address == row.ip or l.address == "::ffff:" .. row.ip)
+end
+
 --- Where the host reaches listener `l` of VM `row`: "NAME.vm:PORT" and
 -- "host" when the VM has an address on the bridge (row.ip) and the socket
 -- takes connections on it; nil and "guest-only" for a loopback socket; nil
@@ -35,7 +41,7 @@ function M.reach(row, l)
   if scope == "loopback" then
     return nil, "guest-only"
   end
-  if row.ip and (scope == "any" or l.address == row.ip or l.address == "::ffff:" .. row.ip) then
+  if takes_bridge(row, l, scope) then
     return row.name .. ".vm:" .. l.port, "host"
   end
   return nil, "unreachable"
@@ -55,7 +61,7 @@ function M.forwarded(row, l, forwards)
   local scope = M.scope(l.address)
   local reached
   if row.ip then
-    reached = scope == "any" or l.address == row.ip or l.address == "::ffff:" .. row.ip
+    reached = takes_bridge(row, l, scope)
   else
     reached = scope == "any" or (scope == "loopback" and l.address ~= "::1")
   end
