@@ -82,6 +82,43 @@ function e2e.wait_for_launch(home)
   return found
 end
 
+-- The UDP echo peer built with the tests (tests/udp-echo): busybox nc has no UDP.
+function e2e.udp_echo_bin()
+  return assert(os.getenv("BANGER_BUILD_DIR"), "BANGER_BUILD_DIR") .. "/tests/udp-echo/udp-echo"
+end
+
+-- The port-forwarding specs' guest side, in VM `name` of `home` (banger run
+-- in namespace `ns` of `netns`): busybox httpd serving `page` as
+-- index.html on `httpd_addr` ("8000", "127.0.0.1:8000"), and the UDP echo
+-- on 8001.
+function e2e.forward_targets(netns, ns, home, name, page, httpd_addr)
+  local banger_in = netns.banger(ns, home)
+  local r = banger_in({ "vm", "exec", name, "--", "sh", "-c",
+    "mkdir -p /tmp/www && echo '" .. page .. "' > /tmp/www/index.html && "
+      .. "busybox httpd -p " .. httpd_addr .. " -h /tmp/www </dev/null >/dev/null 2>&1" })
+  t.eq(r.code, 0, r.stderr)
+  local copy = netns.run(ns, { t.bin(), "vm", "exec", "--stdin", name, "--", "sh", "-c",
+    "cat > /tmp/udp-echo && busybox chmod 755 /tmp/udp-echo && (/tmp/udp-echo serve 8001 </dev/null >/dev/null 2>&1 &)" },
+    { env = t.env(home), cwd = home, input = t.read(e2e.udp_echo_bin()), timeout_ms = 120000 })
+  t.eq(copy.code, 0, copy.stderr)
+end
+
+-- The page at http://127.0.0.1:PORT/index.html inside `ns`, once it answers.
+function e2e.forwarded_page(netns, ns, port)
+  return t.wait_for(function()
+    local got = netns.run(ns, { "curl", "-sf", "-m", "5", "http://127.0.0.1:" .. port .. "/index.html" })
+    return got.code == 0 and got.stdout
+  end, 60000, "the guest's page through 127.0.0.1:" .. port)
+end
+
+-- The echo of datagram `text` sent to 127.0.0.1:PORT/udp inside `ns`, once it comes back.
+function e2e.forwarded_echo(netns, ns, port, text)
+  return t.wait_for(function()
+    local got = netns.run(ns, { e2e.udp_echo_bin(), "send", "127.0.0.1", tostring(port), text })
+    return got.code == 0 and got.stdout
+  end, 60000, "a datagram both ways through 127.0.0.1:" .. port .. "/udp")
+end
+
 e2e.wait_for = t.wait_for
 
 return e2e

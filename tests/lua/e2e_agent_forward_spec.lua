@@ -5,10 +5,6 @@
 local e2e = assert(loadfile(t.source_dir() .. "/tests/lua/e2e.lua", "t", _ENV))()
 local netns = assert(loadfile(t.source_dir() .. "/tests/lua/netns.lua", "t", _ENV))()
 
-local function udp_echo_bin()
-  return assert(os.getenv("BANGER_BUILD_DIR"), "BANGER_BUILD_DIR") .. "/tests/udp-echo/udp-echo"
-end
-
 local function probe(args)
   local argv = { os.getenv("BANGER_BUILD_DIR") .. "/tests/forward-probe" }
   for k, a in pairs(args) do
@@ -82,28 +78,13 @@ describe("port forwarding through the agent", function()
     t.eq(r.code, 0, r.stderr)
     local vm = banger.json.decode(banger_in({ "vm", "show", "afw", "--json" }).stdout)
     t.truthy(vm.ip == nil or vm.ip == banger.json.null, "the VM has no network: " .. tostring(vm.ip))
-    r = banger_in({ "vm", "exec", "afw", "--", "sh", "-c",
-      "mkdir -p /tmp/www && echo 'hello without a network' > /tmp/www/index.html && "
-        .. "busybox httpd -p 127.0.0.1:8000 -h /tmp/www </dev/null >/dev/null 2>&1" })
-    t.eq(r.code, 0, r.stderr)
-    local copy = netns.run(ns, { t.bin(), "vm", "exec", "--stdin", "afw", "--", "sh", "-c",
-      "cat > /tmp/udp-echo && busybox chmod 755 /tmp/udp-echo && (/tmp/udp-echo serve 8001 </dev/null >/dev/null 2>&1 &)" },
-      { env = t.env(home), cwd = home, input = t.read(udp_echo_bin()), timeout_ms = 120000 })
-    t.eq(copy.code, 0, copy.stderr)
+    e2e.forward_targets(netns, ns, home, "afw", "hello without a network", "127.0.0.1:8000")
 
-    local page = t.wait_for(function()
-      local got = netns.run(ns, { "curl", "-sf", "-m", "5", "http://127.0.0.1:18080/index.html" })
-      return got.code == 0 and got.stdout
-    end, 60000, "the guest's page through 127.0.0.1:18080")
-    t.eq(page, "hello without a network\n")
+    t.eq(e2e.forwarded_page(netns, ns, 18080), "hello without a network\n")
 
     r = banger_in({ "vm", "forward", "afw", "18081:8001/udp" })
     t.eq(r.code, 0, r.stderr)
-    local echo = t.wait_for(function()
-      local got = netns.run(ns, { udp_echo_bin(), "send", "127.0.0.1", "18081", "ping over the agent" })
-      return got.code == 0 and got.stdout
-    end, 60000, "a datagram both ways through 127.0.0.1:18081/udp")
-    t.eq(echo, "echo:ping over the agent\n")
+    t.eq(e2e.forwarded_echo(netns, ns, 18081, "ping over the agent"), "echo:ping over the agent\n")
     -- vm exec beside the forwarder's session, and TCP still answers after it
     t.eq(banger_in({ "vm", "exec", "afw", "--", "true" }).code, 0)
     t.eq(netns.run(ns, { "curl", "-sf", "-m", "5", "http://127.0.0.1:18080/index.html" }).stdout,

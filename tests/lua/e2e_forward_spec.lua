@@ -8,10 +8,6 @@ local e2e = assert(loadfile(t.source_dir() .. "/tests/lua/e2e.lua", "t", _ENV))(
 local netns = assert(loadfile(t.source_dir() .. "/tests/lua/netns.lua", "t", _ENV))()
 local json_doc = assert(loadfile(t.source_dir() .. "/tests/lua/json_doc.lua", "t", _ENV))()
 
-local function udp_echo_bin()
-  return assert(os.getenv("BANGER_BUILD_DIR"), "BANGER_BUILD_DIR") .. "/tests/udp-echo/udp-echo"
-end
-
 local function forwarders(home)
   local out = {}
   for _, pid in ipairs(banger.fs.list("/proc")) do
@@ -41,30 +37,15 @@ describe("port forwarding to a bridged VM", function()
     t.eq(#pids, 1, "one forwarder for the VM once it runs")
 
     -- the guest's servers: busybox httpd on 8000, the UDP echo on 8001
-    r = banger_in({ "vm", "exec", "fwd", "--", "sh", "-c",
-      "mkdir -p /tmp/www && echo 'hello from the guest' > /tmp/www/index.html && "
-        .. "busybox httpd -p 8000 -h /tmp/www </dev/null >/dev/null 2>&1" })
-    t.eq(r.code, 0, r.stderr)
-    local copy = netns.run(ns, { t.bin(), "vm", "exec", "--stdin", "fwd", "--", "sh", "-c",
-      "cat > /tmp/udp-echo && chmod 755 /tmp/udp-echo && (/tmp/udp-echo serve 8001 </dev/null >/dev/null 2>&1 &)" },
-      { env = t.env(home), cwd = home, input = t.read(udp_echo_bin()), timeout_ms = 120000 })
-    t.eq(copy.code, 0, copy.stderr)
+    e2e.forward_targets(netns, ns, home, "fwd", "hello from the guest", "8000")
 
     -- TCP: an HTTP GET of the host port returns the guest's page
-    local page = t.wait_for(function()
-      local got = netns.run(ns, { "curl", "-sf", "-m", "5", "http://127.0.0.1:18080/index.html" })
-      return got.code == 0 and got.stdout
-    end, 60000, "the guest's page through 127.0.0.1:18080")
-    t.eq(page, "hello from the guest\n")
+    t.eq(e2e.forwarded_page(netns, ns, 18080), "hello from the guest\n")
 
     -- UDP: added to the running VM (the forwarder restarts with both)
     r = banger_in({ "vm", "forward", "fwd", "18081:8001/udp" })
     t.eq(r.code, 0, r.stderr)
-    local echo = t.wait_for(function()
-      local got = netns.run(ns, { udp_echo_bin(), "send", "127.0.0.1", "18081", "ping over udp" })
-      return got.code == 0 and got.stdout
-    end, 60000, "a datagram both ways through 127.0.0.1:18081/udp")
-    t.eq(echo, "echo:ping over udp\n")
+    t.eq(e2e.forwarded_echo(netns, ns, 18081, "ping over udp"), "echo:ping over udp\n")
     -- and TCP still works after the restart
     t.eq(netns.run(ns, { "curl", "-sf", "-m", "5", "http://127.0.0.1:18080/index.html" }).stdout,
       "hello from the guest\n")
@@ -74,9 +55,9 @@ describe("port forwarding to a bridged VM", function()
     t.eq(r.code, 1)
     t.contains(r.stderr, "host port 127.0.0.1:18080/tcp is already forwarded to VM 'fwd'")
     -- a host port another program holds fails with EADDRINUSE and is not recorded
-    local holder = t.spawn({ "ip", "netns", "exec", ns, udp_echo_bin(), "serve", "18082" })
+    local holder = t.spawn({ "ip", "netns", "exec", ns, e2e.udp_echo_bin(), "serve", "18082" })
     t.wait_for(function()
-      return netns.run(ns, { udp_echo_bin(), "send", "127.0.0.1", "18082", "x" }).code == 0
+      return netns.run(ns, { e2e.udp_echo_bin(), "send", "127.0.0.1", "18082", "x" }).code == 0
     end, 30000, "the host's own UDP server on 18082")
     r = banger_in({ "vm", "forward", "fwd", "18082:8001/udp" })
     holder:kill(9)
@@ -104,7 +85,7 @@ describe("port forwarding to a bridged VM", function()
     r = banger_in({ "vm", "ports", "fwd" })
     t.contains(r.stdout, "fwd.vm:8000, 127.0.0.1:18080")
     -- the forwards still work after the failed attempts
-    t.eq(netns.run(ns, { udp_echo_bin(), "send", "127.0.0.1", "18081", "again" }).stdout, "echo:again\n")
+    t.eq(netns.run(ns, { e2e.udp_echo_bin(), "send", "127.0.0.1", "18081", "again" }).stdout, "echo:again\n")
 
     -- forwards are part of the VM: stopped with it, back when it starts
     r = banger_in({ "vm", "stop", "fwd" })
@@ -129,9 +110,9 @@ describe("port forwarding to a bridged VM", function()
     t.eq(forwarders(home), {}, "no forwarder after delete")
     t.truthy(netns.run(ns, { "curl", "-s", "-m", "2", "http://127.0.0.1:18080/" }).code ~= 0, "18080 is free")
     -- free for anyone: bind it ourselves
-    local again = t.spawn({ "ip", "netns", "exec", ns, udp_echo_bin(), "serve", "18081" })
+    local again = t.spawn({ "ip", "netns", "exec", ns, e2e.udp_echo_bin(), "serve", "18081" })
     t.eq(t.wait_for(function()
-      local got = netns.run(ns, { udp_echo_bin(), "send", "127.0.0.1", "18081", "mine" })
+      local got = netns.run(ns, { e2e.udp_echo_bin(), "send", "127.0.0.1", "18081", "mine" })
       return got.code == 0 and got.stdout
     end, 30000, "18081/udp bound by another program"), "echo:mine\n")
     again:kill(9)
