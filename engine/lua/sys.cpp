@@ -101,10 +101,12 @@ int l_clear_interrupt(lua_State* L) {
 }
 
 int l_build(lua_State* L) {
-  lua_createtable(L, 0, 3);
+  lua_createtable(L, 0, 4);
   set_field(L, "version", build::version);
   set_field(L, "commit", build::commit);
   set_field(L, "built_at", build::built_at);
+  lua_pushinteger(L, build::helper_protocol);
+  lua_setfield(L, -2, "helper_protocol");
   return 1;
 }
 

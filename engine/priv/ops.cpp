@@ -186,7 +186,8 @@ Result unroute_vm_dns(const json& p, const Caller&, Fds&) {
 
 Result ping(const json& p, const Caller& caller, Fds&) {
   expect_fields(p, {});
-  return {{{"pid", ::getpid()}, {"version", build::version}, {"caller_uid", caller.uid}}, UniqueFd{}};
+  return {{{"pid", ::getpid()}, {"version", build::version}, {"commit", build::commit},
+           {"helper_protocol", build::helper_protocol}, {"caller_uid", caller.uid}}, UniqueFd{}};
 }
 
 }  // namespace

@@ -57,7 +57,8 @@ function M.interrupt_error() end
 ---@return true
 function M.clear_interrupt() end
 
----@return { version: string, commit: string, built_at: string }
+--- What this binary is. `helper_protocol` is the root helper request protocol it speaks; a helper answering `ping` reports its own.
+---@return { version: string, commit: string, built_at: string, helper_protocol: integer }
 function M.build() end
 
 --- Where the stdlib and bundled recipes are (`BANGER_LUA_DIR` overrides).
