@@ -35,6 +35,17 @@ local function listing(prefix)
   return ok('[ -e "$1" ] || { echo absent; exit 0; }; cd "$1" && find . -printf "%p %y %l %s %m %T@\\n" | sort', prefix)
 end
 
+-- scripts/release on the built tree (no configure or build) with a fast
+-- compression level, plus `args`.
+local function run_release(args)
+  local argv = { src .. "/scripts/release", "--build-dir", build, "--no-build", "--zstd-level", "3",
+    timeout_ms = 900000 }
+  for _, a in ipairs(args) do
+    argv[#argv + 1] = a
+  end
+  return banger.proc.run(argv)
+end
+
 local version = banger.json.decode(ok('"$1" version --json', t.bin())).version
 
 -- One release of the built tree into a channel, shared by the tests below
@@ -51,8 +62,7 @@ local function release()
   local dir = shared_dir.path
   rel = { dir = dir, key = genkey(dir .. "/key.pem"), channel = dir .. "/channel", out = dir .. "/out" }
   local started = banger.sys.monotonic_ms()
-  local r = banger.proc.run({ src .. "/scripts/release", "--key", rel.key, "--build-dir", build, "--no-build", "--zstd-level", "3",
-    "--out", rel.out, "--channel", rel.channel, timeout_ms = 900000 })
+  local r = run_release({ "--key", rel.key, "--out", rel.out, "--channel", rel.channel })
   rel.ms = banger.sys.monotonic_ms() - started
   t.eq(r.code, 0, r.stderr)
   print(string.format("    scripts/release --no-build took %d ms", rel.ms))
@@ -152,8 +162,7 @@ describe("scripts/release", function()
   it("gives the same bytes when run twice on the same build", function()
     local r = release()
     local out2 = t.tmpdir()
-    local again = banger.proc.run({ src .. "/scripts/release", "--key", r.key, "--build-dir", build, "--no-build", "--zstd-level", "3",
-      "--out", out2, timeout_ms = 900000 })
+    local again = run_release({ "--key", r.key, "--out", out2 })
     t.eq(again.code, 0, again.stderr)
     for _, f in ipairs({ r.name, "manifest.json", "manifest.json.sig" }) do
       t.eq(t.read(out2 .. "/" .. f), t.read(r.out .. "/" .. f), f)
@@ -170,15 +179,13 @@ describe("scripts/release", function()
       { key = dir .. "/missing.pem", err = "cannot read key" },
     }
     for _, c in ipairs(cases) do
-      local res = banger.proc.run({ src .. "/scripts/release", "--key", c.key, "--build-dir", build, "--no-build", "--zstd-level", "3",
-        "--out", dir .. "/out", timeout_ms = 600000 })
+      local res = run_release({ "--key", c.key, "--out", dir .. "/out" })
       t.eq(res.code, 1, c.key)
       t.contains(res.stderr, c.err)
     end
     t.falsy(banger.fs.exists(dir .. "/out"), "nothing written")
     local before = listing(r.channel)
-    local res = banger.proc.run({ src .. "/scripts/release", "--key", r.key, "--build-dir", build, "--no-build", "--zstd-level", "3",
-      "--channel", r.channel, timeout_ms = 600000 })
+    local res = run_release({ "--key", r.key, "--channel", r.channel })
     t.eq(res.code, 1)
     t.contains(res.stderr, "the channel already has " .. version)
     t.eq(listing(r.channel), before)
@@ -189,8 +196,7 @@ describe("scripts/release", function()
     local c = channel_copy()
     local newer = t.read(c .. "/latest.json"):gsub('"version": "[^"]*"', '"version": "99.0.0"')
     t.write(c .. "/latest.json", newer)
-    local res = banger.proc.run({ src .. "/scripts/release", "--key", r.key, "--build-dir", build, "--no-build", "--zstd-level", "3",
-      "--out", t.tmpdir(), "--channel", c, "--replace", timeout_ms = 900000 })
+    local res = run_release({ "--key", r.key, "--out", t.tmpdir(), "--channel", c, "--replace" })
     t.eq(res.code, 0, res.stderr)
     t.contains(res.stderr, "latest.json stays at 99.0.0")
     t.eq(t.read(c .. "/latest.json"), newer)
