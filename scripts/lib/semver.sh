@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Semantic version comparison (semver.org §11), sourced by scripts/release.
 # Versions are MAJOR.MINOR.PATCH[-PRE] as cmake/BuildInfo.cmake accepts them.
 
