@@ -77,10 +77,10 @@ fi
 # fetch PATH-IN-CHANNEL-OR-URL OUT
 fetch() {
   case $1 in
-    http://* | https://*) curl -fsSL --proto '=http,https' -o "$2" "$1" || die "cannot fetch $1" ;;
+    http://* | https://*) curl -fsSL --proto '=http,https' --proto-redir '=http,https' -o "$2" "$1" || die "cannot fetch $1" ;;
     /*) cp "$1" "$2" 2>/dev/null || die "cannot read $1" ;;
     *) if [ "$remote" = 1 ]; then
-         curl -fsSL --proto '=http,https' -o "$2" "$channel/$1" || die "cannot fetch $channel/$1"
+         curl -fsSL --proto '=http,https' --proto-redir '=http,https' -o "$2" "$channel/$1" || die "cannot fetch $channel/$1"
        else
          cp "$channel/$1" "$2" 2>/dev/null || die "cannot read $channel/$1"
        fi ;;
