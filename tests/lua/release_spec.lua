@@ -198,6 +198,22 @@ describe("scripts/release", function()
     t.eq(listing(r.channel), before)
   end)
 
+  it("warns when the source tree has uncommitted changes, and only then", function()
+    local r = release()
+    local tree = t.tmpdir() .. "/tree"
+    ok('mkdir "$2" && cp -r "$1/scripts" "$1/dist" "$2/" && cd "$2" && git init -q && git add -A '
+      .. '&& git -c user.name=t -c user.email=t@example.org commit -qm init', src, tree)
+    local function release_from_tree()
+      local res = banger.proc.run({ tree .. "/scripts/release", "--key", r.key, "--build-dir", build, "--no-build",
+        "--zstd-level", "3", "--out", t.tmpdir(), timeout_ms = 900000 })
+      t.eq(res.code, 0, res.stderr)
+      return res.stderr
+    end
+    t.not_contains(release_from_tree(), "uncommitted changes")
+    ok('echo "# changed" >>"$1/dist/install.sh"', tree)
+    t.contains(release_from_tree(), "the source tree has uncommitted changes")
+  end)
+
   it("keeps latest.json at a newer version than the one released", function()
     local r = release()
     local c = channel_copy()
