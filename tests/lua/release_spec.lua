@@ -274,6 +274,21 @@ describe("install.sh", function()
     t.eq(listing(prefix), before)
   end)
 
+  it("as shipped, refuses a channel signed by another key unless --pubkey names it", function()
+    local r = release()
+    local prefix = t.tmpdir() .. "/prefix"
+    local argv = { "sh", src .. "/dist/install.sh", "--channel", r.channel, "--prefix", prefix, timeout_ms = 300000 }
+    local res = banger.proc.run(argv)
+    t.eq(res.code, 1, res.stderr)
+    t.contains(res.stderr, "does not verify")
+    t.falsy(banger.fs.exists(prefix), "nothing written")
+    argv[#argv + 1] = "--pubkey"
+    argv[#argv + 1] = r.key .. ".pub"
+    res = banger.proc.run(argv)
+    t.eq(res.code, 0, res.stderr)
+    t.eq(banger.fs.readlink(prefix .. "/lib/banger/current"), "versions/" .. version)
+  end)
+
   -- Each attack gets a channel of its own; install.sh must refuse it with
   -- the reason, both into an empty prefix and over an installed release,
   -- and leave either exactly as it was.
