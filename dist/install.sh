@@ -161,8 +161,9 @@ else
   mkdir "$dest.partial"
   tar -xf "$tmp/bundle.tar" -C "$dest.partial" --no-same-owner ||
     { rm -rf "$dest.partial"; die "cannot unpack $name"; }
-  said=$("$dest.partial/bin/banger" version --json 2>/dev/null | tr '\n' ' ') ||
+  said=$("$dest.partial/bin/banger" version --json 2>/dev/null) ||
     { rm -rf "$dest.partial"; die "the unpacked banger does not run on this machine"; }
+  said=$(printf '%s\n' "$said" | tr '\n' ' ')
   [ "$(field version "$said")" = "$version" ] ||
     { rm -rf "$dest.partial"; die "the unpacked banger calls itself $(field version "$said"), not $version"; }
   mv "$dest.partial" "$dest"
