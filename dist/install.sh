@@ -123,12 +123,13 @@ sha256=$(field sha256 "$artifact")
 printf '%s\n' "$size" | grep -Eqx '[0-9]+' || die "$manifest: bad size '$size'"
 printf '%s\n' "$sha256" | grep -Eqx '[0-9a-f]{64}' || die "$manifest: bad sha256 '$sha256'"
 
-# A relative url is relative to <channel>/<version>/manifest.json, also when
-# it was read from latest.json (the same bytes).
+# A relative url is relative to the manifest's own URL: beside latest.json
+# or beside <version>/manifest.json (scripts/release puts it in both).
 case $url in
   http://* | https://*) [ "$remote" = 1 ] || die "$manifest: a local channel names a remote bundle $url" ;;
   */* | ..* | "") die "$manifest: bundle url '$url' is neither absolute nor a file name" ;;
-  *) url=$version/$url ;;
+  *) base=${manifest%manifest.json}
+     url=${base%latest.json}$url ;;
 esac
 say "installing banger $version into $prefix"
 fetch "$url" "$tmp/$name"

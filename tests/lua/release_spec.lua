@@ -107,9 +107,11 @@ describe("scripts/release", function()
     t.eq(banger.fs.stat(r.vdir .. "/manifest.json.sig").size, 64)
     ok('openssl pkeyutl -verify -rawin -pubin -inkey "$1" -in "$2/manifest.json" -sigfile "$2/manifest.json.sig"',
       r.key .. ".pub", r.vdir)
-    -- latest.json is the newest release's manifest, byte for byte
+    -- latest.json is the newest release's manifest, byte for byte, and its
+    -- bundle lies beside it too (the relative url resolves from either)
     t.eq(t.read(r.channel .. "/latest.json"), manifest)
     t.eq(t.read(r.channel .. "/latest.json.sig"), t.read(r.vdir .. "/manifest.json.sig"))
+    t.eq(t.read(r.channel .. "/" .. r.name), t.read(r.vdir .. "/" .. r.name))
     -- --out holds the same three files
     for _, f in ipairs({ r.name, "manifest.json", "manifest.json.sig" }) do
       t.eq(t.read(r.out .. "/" .. f), t.read(r.vdir .. "/" .. f), f)
@@ -214,6 +216,29 @@ describe("scripts/release", function()
     t.contains(release_from_tree(), "the source tree has uncommitted changes")
   end)
 
+  it("keeps the root bundles of the new latest.json and the one it replaced, and no older ones", function()
+    local r = release()
+    local c = channel_copy()
+    local old = t.read(c .. "/latest.json"):gsub('"version": "[^"]*"', '"version": "0.0.2"')
+    t.write(c .. "/latest.json", old)
+    for _, v in ipairs({ "0.0.1", "0.0.2" }) do
+      t.write(c .. "/banger-" .. v .. "-linux-amd64.tar.zst", v)
+    end
+    ok('rm "$1/$2"', c, r.name)
+    local res = run_release({ "--key", r.key, "--out", t.tmpdir(), "--channel", c, "--replace" })
+    t.eq(res.code, 0, res.stderr)
+    t.contains(res.stderr, "latest.json is now " .. version)
+    local root = {}
+    for _, f in ipairs(banger.fs.list(c)) do
+      if f:match("%.tar%.zst$") then root[#root + 1] = f end
+    end
+    table.sort(root)
+    local want = { "banger-0.0.2-linux-amd64.tar.zst", r.name }
+    table.sort(want)
+    t.eq(root, want)
+    t.eq(t.read(c .. "/" .. r.name), t.read(r.vdir .. "/" .. r.name))
+  end)
+
   it("keeps latest.json at a newer version than the one released", function()
     local r = release()
     local c = channel_copy()
@@ -309,19 +334,27 @@ describe("install.sh", function()
 
   it("refuses a bundle changed in place", function()
     refuses(function(c, r)
-      ok('printf X | dd of="$1" bs=1 seek=1000 conv=notrunc status=none', c .. "/" .. version .. "/" .. r.name)
+      ok('printf X | dd of="$1" bs=1 seek=1000 conv=notrunc status=none', c .. "/" .. r.name)
     end, "has sha256")
   end)
 
   it("refuses a bundle of another size", function()
     refuses(function(c, r)
-      ok('printf X >>"$1"', c .. "/" .. version .. "/" .. r.name)
+      ok('printf X >>"$1"', c .. "/" .. r.name)
     end, "the signed manifest says")
+  end)
+
+  it("refuses a changed bundle beside a version's own manifest", function()
+    refuses(function(c, r)
+      local bundle = c .. "/" .. version .. "/" .. r.name
+      ok('cp "$1" "$1.new" && printf X | dd of="$1.new" bs=1 seek=1000 conv=notrunc status=none && mv "$1.new" "$1"',
+        bundle)
+    end, "has sha256", "--version", version)
   end)
 
   it("refuses a manifest changed to match a changed bundle", function()
     refuses(function(c, r)
-      local bundle = c .. "/" .. version .. "/" .. r.name
+      local bundle = c .. "/" .. r.name
       ok('printf X >>"$1"', bundle)
       local sum = ok('sha256sum "$1" | cut -d" " -f1', bundle):gsub("\n", "")
       local size = banger.fs.stat(bundle).size
@@ -350,7 +383,7 @@ describe("install.sh", function()
   -- release must not write outside P/lib/banger/versions/<V>).
   local function signed_bundle(c, r, make_tar)
     local dir = t.tmpdir()
-    local bundle = c .. "/" .. version .. "/" .. r.name
+    local bundle = c .. "/" .. r.name
     ok('cd "$1" && mkdir -p tree/bin && cp "$2" tree/bin/banger', dir, t.bin())
     ok(make_tar, dir)
     ok('zstd -q -f "$1/evil.tar" -o "$2"', dir, bundle)
