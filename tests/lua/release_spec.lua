@@ -85,6 +85,20 @@ local function install(channel, prefix, ...)
   return banger.proc.run(argv)
 end
 
+-- A fresh prefix holding the shared release, installed by install.sh once
+-- and copied for each test that needs one.
+local function installed_prefix()
+  local r = release()
+  if not r.installed then
+    r.installed = r.dir .. "/installed"
+    local res = install(r.channel, r.installed)
+    t.eq(res.code, 0, res.stderr)
+  end
+  local prefix = t.tmpdir() .. "/prefix"
+  ok('cp -a "$1" "$2"', r.installed, prefix)
+  return prefix
+end
+
 describe("scripts/release", function()
   it("signs a manifest that openssl verifies and that names the bundle's size and sha256", function()
     local r = release()
@@ -321,9 +335,7 @@ describe("install.sh", function()
     local r = release()
     local c = channel_copy()
     tamper(c, r)
-    local installed = t.tmpdir() .. "/prefix"
-    t.eq(install(r.channel, installed).code, 0)
-    for _, prefix in ipairs({ installed, t.tmpdir() .. "/empty" }) do
+    for _, prefix in ipairs({ installed_prefix(), t.tmpdir() .. "/empty" }) do
       local before = listing(prefix)
       local res = install(c, prefix, ...)
       t.eq(res.code, 1, res.stderr)
@@ -384,7 +396,8 @@ describe("install.sh", function()
   local function signed_bundle(c, r, make_tar)
     local dir = t.tmpdir()
     local bundle = c .. "/" .. r.name
-    ok('cd "$1" && mkdir -p tree/bin && cp "$2" tree/bin/banger', dir, t.bin())
+    -- install.sh refuses these before it runs anything: a stand-in banger does
+    ok('cd "$1" && mkdir -p tree/bin && printf "#!/bin/sh\\n" >tree/bin/banger && chmod 755 tree/bin/banger', dir)
     ok(make_tar, dir)
     ok('zstd -q -f "$1/evil.tar" -o "$2"', dir, bundle)
     local sum = ok('sha256sum "$1" | cut -d" " -f1', bundle):gsub("\n", "")
@@ -410,8 +423,7 @@ describe("install.sh", function()
     local r = release()
     local c = channel_copy()
     signed_bundle(c, r, 'cd "$1/tree" && printf "#!/bin/sh\\nexit 1\\n" >bin/banger && tar -cf ../evil.tar bin')
-    local prefix = t.tmpdir() .. "/prefix"
-    t.eq(install(r.channel, prefix).code, 0)
+    local prefix = installed_prefix()
     ok('mv "$1/lib/banger/versions/$2" "$1/lib/banger/versions/old" && ln -sfn versions/old "$1/lib/banger/current"',
       prefix, version)
     local res = install(c, prefix)
