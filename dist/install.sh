@@ -74,13 +74,18 @@ else
   command -v curl >/dev/null 2>&1 || die "curl is needed to install from $channel"
 fi
 
-# fetch PATH-IN-CHANNEL-OR-URL OUT
+get() {
+  curl -fsSL --proto '=http,https' --proto-redir '=http,https' --max-filesize "$3" -o "$2" "$1" ||
+    die "cannot fetch $1"
+}
+
+# fetch PATH-IN-CHANNEL-OR-URL OUT MAX-BYTES
 fetch() {
   case $1 in
-    http://* | https://*) curl -fsSL --proto '=http,https' --proto-redir '=http,https' -o "$2" "$1" || die "cannot fetch $1" ;;
+    http://* | https://*) get "$1" "$2" "$3" ;;
     /*) cp "$1" "$2" 2>/dev/null || die "cannot read $1" ;;
     *) if [ "$remote" = 1 ]; then
-         curl -fsSL --proto '=http,https' --proto-redir '=http,https' -o "$2" "$channel/$1" || die "cannot fetch $channel/$1"
+         get "$channel/$1" "$2" "$3"
        else
          cp "$channel/$1" "$2" 2>/dev/null || die "cannot read $channel/$1"
        fi ;;
@@ -89,8 +94,8 @@ fetch() {
 
 # --- the manifest, and its signature ---
 if [ -n "$version" ]; then manifest=$version/manifest.json; else manifest=latest.json; fi
-fetch "$manifest" "$tmp/manifest.json"
-fetch "$manifest.sig" "$tmp/manifest.json.sig"
+fetch "$manifest" "$tmp/manifest.json" 1048576
+fetch "$manifest.sig" "$tmp/manifest.json.sig" 4096
 if [ -n "$pubkey" ]; then
   cp "$pubkey" "$tmp/key.pem" 2>/dev/null || die "cannot read $pubkey"
 else
@@ -132,7 +137,7 @@ case $url in
      url=${base%latest.json}$url ;;
 esac
 say "installing banger $version into $prefix"
-fetch "$url" "$tmp/$name"
+fetch "$url" "$tmp/$name" "$size"
 got=$(wc -c <"$tmp/$name" | tr -d ' ')
 [ "$got" = "$size" ] || die "$name is $got bytes, the signed manifest says $size: not installing"
 got=$(sha256sum "$tmp/$name" | cut -d' ' -f1)
