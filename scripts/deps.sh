@@ -27,6 +27,7 @@ test_packages=(
   lua5.4     # bench/startup.sh times banger against a bare Lua interpreter
   zsh fish   # completion_spec runs `banger completion zsh|fish` in the real shells
   ccache     # scripts/test keeps compiled objects between runs (an empty cache builds as without)
+  openssl    # release_spec: scripts/release and dist/install.sh sign and verify manifests
 )
 
 want=("${packages[@]}")
