@@ -10,8 +10,8 @@ end
 
 local function helper_line(h)
   if h.mode == "local-root" and not h.answering then
-    return "not needed: banger runs as root" .. (h.installed and ", but the installed helper does not answer: "
-      .. h.error .. " (" .. h.fix .. ")" or "")
+    return "not needed: banger runs as root" .. (h.installed and ("; the installed one does not answer: "
+      .. h.error .. " (" .. h.fix .. ")") or "; not installed")
   end
   if not h.answering then
     local what = h.installed and ("installed" .. (h.service and (", service " .. h.service) or "")

@@ -181,7 +181,10 @@ function M.shape(t, value)
     local out = {}
     for _, field in ipairs(kind) do
       local v = value[field[1]]
-      out[field[1]] = M.shape(field[2], v ~= json.null and v or nil)
+      if v == json.null then
+        v = nil -- and false stays false: a "boolean or null" may be either
+      end
+      out[field[1]] = M.shape(field[2], v)
     end
     return out
   end

@@ -54,10 +54,11 @@ local function walk(dir, seen, acc)
   return acc
 end
 
---- What the files below `dir` occupy on disk: { bytes, files }. Bytes are
--- allocated bytes (st_blocks × 512), each inode once (hard links, the
--- same layer under two names), directories included; symlinks are not
--- followed. A missing `dir` is empty; an unreadable one raises.
+--- What `dir` and the files below it occupy on disk: { bytes, files }, as
+-- `du -s --block-size=1` counts: allocated bytes (st_blocks × 512), each
+-- inode once (hard links, the same layer under two names), directories
+-- included, symlinks not followed. A missing `dir` is empty; an unreadable
+-- one raises.
 ---@param dir string
 ---@return { bytes: integer, files: integer }
 function M.disk_use(dir)
@@ -71,7 +72,7 @@ function M.disk_use(dir)
   if st.type ~= "directory" then
     errors.raise("ENOTDIR", dir .. " is not a directory")
   end
-  return walk(dir, {}, { bytes = 0, files = 0 })
+  return walk(dir, { [st.dev .. ":" .. st.ino] = true }, { bytes = st.blocks_bytes, files = 0 })
 end
 
 -- The root helper: installed, answering, and whether it fits this banger.
