@@ -10,9 +10,10 @@ local M = {}
 ---@return table
 function M.collect() end
 
---- What the files below `dir` occupy: `bytes` allocated on disk (`st_blocks`
---- × 512, what `du --block-size=1` counts), every inode once (a file with
---- two names counts once), directories included, symlinks not followed;
+--- What `dir` and the files below it occupy: `bytes` allocated on disk
+--- (`st_blocks` × 512, what `du -s --block-size=1` counts), every inode once
+--- (a file with two names counts once), directories included, symlinks not
+--- followed;
 --- `files` counts regular files. A missing `dir` is `{ bytes = 0, files = 0
 --- }`. Errors: `EACCES` (an unreadable directory below it), `ENOTDIR`.
 ---@param dir string
