@@ -18,12 +18,13 @@ local function helper_line(h)
       .. ", not answering: " .. h.error) or "not installed"
     return what .. (h.fix and (" (" .. h.fix .. ")") or "")
   end
-  local line = string.format("answering on %s (pid %d, banger %s, commit %s, protocol %s)%s", h.socket, h.pid,
-    h.version, h.commit or "?", h.protocol and tostring(h.protocol) or "?", h.installed and "" or ", not installed")
+  local line = string.format("answering on %s (pid %d, banger %s, commit %s, protocol %s)", h.socket, h.pid,
+    h.version, h.commit or "?", h.protocol and tostring(h.protocol) or "?")
+  local service = h.installed and "" or "; not installed as a service"
   if not h.compatible then
-    return line .. ": does not match this banger, run " .. h.fix
+    return line .. ": does not match this banger, run " .. h.fix .. service
   end
-  return line .. (h.same_build and ": this build" or ": a different build, compatible")
+  return line .. (h.same_build and ": this build" or ": a different build, compatible") .. service
 end
 
 local function vms_line(v)

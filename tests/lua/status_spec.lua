@@ -260,7 +260,7 @@ describe("banger status", function()
     end
   end)
 
-  it("shows the root helper: none, the real one answering, and an older one that does not match", function()
+  it("shows the root helper: none, the real one answering, and helpers of other releases", function()
     local home = t.tmpdir()
     local sock = open_dir() .. "/run/helper.sock"
     config(home, string.format('network = { mode = "off" }, helper = { socket = %q }', sock))
@@ -277,40 +277,60 @@ describe("banger status", function()
     s, text = status(run)
     t.eq({ s.helper.answering, s.helper.version, s.helper.commit, s.helper.same_build, s.helper.compatible },
       { true, build.version, build.commit, true, true })
-    t.eq(s.helper.pid, helper:pid())
+    t.eq({ s.helper.pid, s.helper.protocol }, { helper:pid(), build.helper_protocol })
     t.eq(s.helper.fix, banger.json.null)
     t.contains(line(text, "helper"), "answering on " .. sock .. " (pid " .. helper:pid() .. ", banger " .. build.version
       .. ", commit " .. build.commit)
-    t.contains(line(text, "helper"), ": this build")
+    t.contains(line(text, "helper"), ", protocol " .. build.helper_protocol .. "): this build")
     stop(helper)
 
-    -- A helper of an older release answers ping without a commit or a
-    -- protocol. Building a second banger version is the update spec's
-    -- business; this stand-in speaks the same wire format (one JSON line
-    -- each way) with that older answer.
-    local old_sock = open_dir() .. "/old.sock"
-    config(home, string.format('network = { mode = "off" }, helper = { socket = %q }', old_sock))
-    local old = t.spawn({ "python3", "-c", [[
+    -- Helpers of other releases. Building a second banger version is the
+    -- update spec's business; this stand-in speaks the same wire format
+    -- (one JSON line each way) with the answer such a helper gives: `answer`
+    -- is its ping result (without pid, filled in).
+    local function other_helper(answer)
+      local path = open_dir() .. "/other.sock"
+      config(home, string.format('network = { mode = "off" }, helper = { socket = %q }', path))
+      local child = t.spawn({ "python3", "-c", [[
 import json, os, socket, sys
 s = socket.socket(socket.AF_UNIX)
 s.bind(sys.argv[1])
 s.listen(4)
+answer = json.loads(sys.argv[2])
+answer["pid"] = os.getpid()
 while True:
     c, _ = s.accept()
     req = json.loads(c.makefile().readline())
     assert req["op"] == "ping", req
-    c.sendall((json.dumps({"ok": {"pid": os.getpid(), "version": "0.0.1", "caller_uid": 0}}) + "\n").encode())
+    c.sendall((json.dumps({"ok": answer}) + "\n").encode())
     c.close()
-]], old_sock })
-    t.wait_for(function() return banger.fs.exists(old_sock) end, 30000, "the older helper's socket")
-    s, text = status(run)
+]], path, banger.json.encode(answer) })
+      t.wait_for(function() return banger.fs.exists(path) end, 30000, "the stand-in's socket")
+      local st, txt = status(run)
+      child:kill(9)
+      child:wait()
+      return st, txt
+    end
+
+    -- an older release: no commit, no protocol in its answer
+    s, text = other_helper({ version = "0.0.1", caller_uid = 0 })
     t.eq({ s.helper.answering, s.helper.version, s.helper.commit, s.helper.protocol, s.helper.same_build,
       s.helper.compatible, s.helper.fix },
       { true, "0.0.1", banger.json.null, banger.json.null, false, false, "sudo banger system install" })
-    t.contains(line(text, "helper"), "banger 0.0.1, commit ?")
+    t.contains(line(text, "helper"), "banger 0.0.1, commit ?, protocol ?")
     t.contains(line(text, "helper"), "does not match this banger, run sudo banger system install")
-    old:kill(9)
-    old:wait()
+
+    -- another build speaking this build's protocol: usable as it is
+    s, text = other_helper({ version = "0.0.2", commit = "0123abcd", helper_protocol = build.helper_protocol,
+      caller_uid = 0 })
+    t.eq({ s.helper.same_build, s.helper.compatible, s.helper.fix }, { false, true, banger.json.null })
+    t.contains(line(text, "helper"), "protocol " .. build.helper_protocol .. "): a different build, compatible")
+
+    -- another protocol
+    s, text = other_helper({ version = build.version, commit = build.commit, helper_protocol = build.helper_protocol + 1,
+      caller_uid = 0 })
+    t.eq({ s.helper.same_build, s.helper.compatible, s.helper.fix }, { true, false, "sudo banger system install" })
+    t.contains(line(text, "helper"), "does not match this banger, run sudo banger system install")
   end)
 
   it("as a regular user: no helper, then the real one; an unreadable images directory is only that line's error", function()
