@@ -101,7 +101,9 @@ local function helper_part()
       out.compatible = h.version == build.version
     end
     if not out.compatible then
-      out.fix = "sudo banger system install"
+      -- install rewrites the unit for this banger's helper; it starts the
+      -- service but leaves a running one as it is
+      out.fix = "sudo banger system install" .. (s.unit_state == "active" and " && sudo banger system restart" or "")
     end
   elseif s.installed then
     out.fix = "sudo banger system restart"
