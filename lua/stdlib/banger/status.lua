@@ -75,9 +75,8 @@ function M.disk_use(dir)
   return walk(dir, { [st.dev .. ":" .. st.ino] = true }, { bytes = st.blocks_bytes, files = 0 })
 end
 
--- The root helper: installed, answering, and whether it fits this banger.
--- Protocol versions decide compatibility when this banger has one;
--- otherwise the same version is required.
+-- The root helper: installed, answering, and whether it fits this banger:
+-- the request protocol decides (a helper too old to report one does not).
 local function helper_part()
   local priv = require("banger.priv")
   local build = sys.build()
@@ -95,11 +94,7 @@ local function helper_part()
     local h = s.helper
     out.pid, out.version, out.commit, out.protocol = h.pid, h.version, h.commit, h.helper_protocol
     out.same_build = h.version == build.version and h.commit == build.commit
-    if build.helper_protocol then
-      out.compatible = h.helper_protocol == build.helper_protocol
-    else
-      out.compatible = h.version == build.version
-    end
+    out.compatible = h.helper_protocol == build.helper_protocol
     if not out.compatible then
       -- install rewrites the unit for this banger's helper; it starts the
       -- service but leaves a running one as it is
