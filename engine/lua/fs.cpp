@@ -41,7 +41,7 @@ int push_stat(lua_State* L, const std::string& path, bool follow) {
   struct stat st {};
   int rc = follow ? ::stat(path.c_str(), &st) : ::lstat(path.c_str(), &st);
   if (rc != 0) throw Error::last(follow ? "stat" : "lstat", path);
-  lua_createtable(L, 0, 8);
+  lua_createtable(L, 0, 9);
   set_field(L, "type", type_name(st.st_mode));
   set_field(L, "mode", static_cast<lua_Integer>(st.st_mode & 07777));
   set_field(L, "uid", static_cast<lua_Integer>(st.st_uid));
@@ -50,6 +50,8 @@ int push_stat(lua_State* L, const std::string& path, bool follow) {
   set_field(L, "blocks_bytes", static_cast<lua_Integer>(st.st_blocks) * 512);
   set_field(L, "mtime", static_cast<lua_Integer>(st.st_mtim.tv_sec));
   set_field(L, "ino", static_cast<lua_Integer>(st.st_ino));
+  // with ino, names a file: hard links are counted once (banger.status)
+  set_field(L, "dev", static_cast<lua_Integer>(st.st_dev));
   return 1;
 }
 

@@ -234,7 +234,7 @@ const std::vector<Operation>& operations() {
       {"signal_vmm", "signal is TERM or KILL; the pid's real uid is in the helper's VMM range and its cmdline "
                      "is qemu-system-* with -name banger-*; sent through a pidfd opened before the check",
        signal_vmm},
-      {"ping", "no parameters; reports the helper's pid and version (status)", ping},
+      {"ping", "no parameters; reports the helper's pid, version, commit and helper_protocol (status)", ping},
   };
   return ops;
 }

@@ -14,8 +14,11 @@ local M = {}
 function M.run(opts) end
 
 --- A fresh list of the built-in checks. A script runs its own list with
---- `run{ checks = ... }`; nothing is registered globally.
----@return { name: string, needed_for: string, run: function }[]
+--- `run{ checks = ... }`; nothing is registered globally. Checks marked
+--- `slow` (`qemu` and `firecracker` run the binary for its version,
+--- `orphans` scans every process and the NAT rules) are left out of
+--- `banger status`'s summary.
+---@return { name: string, needed_for: string, slow?: boolean, run: function }[]
 function M.default_checks() end
 
 return M

@@ -43,6 +43,7 @@
 ---@field ssh banger.ssh
 ---@field ssh_config banger.ssh_config
 ---@field state banger.state
+---@field status banger.status
 ---@field store banger.native.store
 ---@field sys banger.native.sys
 ---@field system banger.system
@@ -64,7 +65,7 @@ banger = {}
 
 ---@alias banger.error { code: string, message: string, exit?: integer, hint?: string }
 
----@alias banger.stat { type: string, mode: integer, uid: integer, gid: integer, size: integer, blocks_bytes: integer, mtime: integer, ino: integer }
+---@alias banger.stat { type: string, mode: integer, uid: integer, gid: integer, size: integer, blocks_bytes: integer, mtime: integer, ino: integer, dev: integer }
 
 ---@alias banger.proc_spec { [integer]: string, env?: string[], cwd?: string, umask?: integer, detach?: boolean, stdin?: string|table, stdout?: string|table, stderr?: string|table, input?: string, timeout_ms?: integer }
 

@@ -5,8 +5,11 @@
 local M = {}
 
 --- Follows symlinks. Returns `{ type, mode, uid, gid, size, blocks_bytes,
---- mtime, ino }`; `type` is `file`, `directory`, `symlink`, `char`, `block`,
---- `fifo` or `socket`, `mode` the permission bits. Errors: `ENOENT`, `EACCES`.
+--- mtime, ino, dev }`; `type` is `file`, `directory`, `symlink`, `char`, `block`,
+--- `fifo` or `socket`, `mode` the permission bits, `blocks_bytes` the bytes
+--- allocated on disk (`st_blocks` × 512: less than `size` for a sparse file),
+--- `dev` and `ino` together name the file (hard links share them). Errors:
+--- `ENOENT`, `EACCES`.
 ---@param path string
 ---@return banger.stat
 function M.stat(path) end

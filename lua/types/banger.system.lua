@@ -14,10 +14,13 @@ local M = {}
 ---@return table
 function M.install(owner_spec, opts) end
 
---- What is installed and whether the helper answers (record `system_status`).
+--- What is installed and whether the helper answers (record `system_status`)
+--- on `socket` (default: the install record's, else `banger.system.socket`;
+--- `banger status` passes config's `helper.socket`, where banger would call it).
 ---@param root? string
+---@param socket? string
 ---@return table
-function M.status(root) end
+function M.status(root, socket) end
 
 --- Removes the unit and record and, on the real system (no `root`), banger's
 --- bridges, NAT rules and runtime directories; with `purge` also the owner's

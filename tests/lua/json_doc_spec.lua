@@ -20,6 +20,7 @@ local elsewhere = {
   ["vm ports"] = "e2e_vm_ports_spec.lua",
   ["vm forward"] = "e2e_forward_spec.lua",
   ["vm set"] = "vm_set_spec.lua",
+  ["status"] = "status_spec.lua",
 }
 
 local checked = {}

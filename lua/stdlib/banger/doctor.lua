@@ -2,6 +2,8 @@
 -- returns status ("ok", "warn" or "fail"), a detail line and, unless ok, a
 -- fix. A script runs its own checks with run{ checks = ... } (e.g. the
 -- default_checks() list with one appended); nothing is registered here.
+-- A check marked `slow` runs a program or scans the host's processes and
+-- NAT rules: `banger status` leaves those out of its one-line summary.
 -- The report starts with the config file's check; while it fails, a check
 -- that reads the config is reported as "skip" rather than failing with the
 -- same error.
@@ -62,6 +64,7 @@ local builtin = {
   {
     name = "qemu",
     needed_for = "vm create/run (qemu driver)",
+    slow = true,
     run = function()
       local path = vmm.find_executable(config.get().driver.qemu_bin)
       if not path then
@@ -75,6 +78,7 @@ local builtin = {
   {
     name = "firecracker",
     needed_for = "the firecracker driver (optional unless driver.name is firecracker)",
+    slow = true,
     run = function()
       local driver = config.get().driver
       local path = vmm.find_executable(driver.firecracker_bin)
@@ -270,6 +274,7 @@ local builtin = {
   {
     name = "orphans",
     needed_for = "a host with nothing of banger's left behind",
+    slow = true,
     run = function()
       local census = require("banger.census")
       local found, unchecked = census.scan()

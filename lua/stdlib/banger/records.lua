@@ -126,6 +126,34 @@ M.kinds = {
     { "inode", "integer" }, { "pid", "integer or null" }, { "comm", "string or null" }, { "url", "string or null" },
     { "reach", "string" }, { "forwarded", "array of string" },
   },
+  status = {
+    { "build", "version" }, { "helper", "status_helper or null" }, { "dns", "status_dns or null" },
+    { "bridge", "status_bridge or null" }, { "vms", "status_vms or null" }, { "kernels", "store_use or null" },
+    { "images", "store_use or null" }, { "snapshots", "store_use or null" }, { "cache", "store_use or null" },
+    { "doctor", "status_doctor or null" }, { "errors", "array of status_error" },
+  },
+  status_helper = {
+    { "mode", "string" }, { "installed", "boolean" }, { "socket", "string" }, { "service", "string or null" },
+    { "answering", "boolean" }, { "pid", "integer or null" }, { "version", "string or null" },
+    { "commit", "string or null" }, { "protocol", "integer or null" }, { "same_build", "boolean or null" },
+    { "compatible", "boolean or null" }, { "error", "string or null" }, { "fix", "string or null" },
+  },
+  status_dns = { { "running", "boolean" }, { "address", "string" }, { "names", "integer" } },
+  status_bridge = {
+    { "name", "string" }, { "exists", "boolean" }, { "is_bridge", "boolean or null" }, { "up", "boolean or null" },
+    { "addresses", "array of string" }, { "expected", "string" },
+  },
+  status_vms = { { "total", "integer" }, { "by_state", "vm_states" }, { "running", "array of string" } },
+  vm_states = {
+    { "creating", "integer" }, { "created", "integer" }, { "starting", "integer" }, { "running", "integer" },
+    { "stopping", "integer" }, { "stopped", "integer" }, { "error", "integer" },
+  },
+  store_use = { { "dir", "string" }, { "count", "integer" }, { "bytes", "integer" } },
+  status_doctor = {
+    { "ok", "integer" }, { "warnings", "integer" }, { "failures", "integer" }, { "skipped", "integer" },
+    { "left_out", "array of string" },
+  },
+  status_error = { { "part", "string" }, { "error", "string" } },
 }
 
 --- `value` shaped as type `t` (see the header), ready for json.encode.
@@ -153,7 +181,10 @@ function M.shape(t, value)
     local out = {}
     for _, field in ipairs(kind) do
       local v = value[field[1]]
-      out[field[1]] = M.shape(field[2], v ~= json.null and v or nil)
+      if v == json.null then
+        v = nil -- and false stays false: a "boolean or null" may be either
+      end
+      out[field[1]] = M.shape(field[2], v)
     end
     return out
   end

@@ -154,12 +154,13 @@ function M.install(owner_spec, opts)
   return record
 end
 
---- What is installed and whether the helper answers.
-function M.status(root)
+--- What is installed and whether the helper answers on `socket` (default:
+-- the install record's, else M.socket).
+function M.status(root, socket)
   local record = M.record(root)
-  local s = { installed = record ~= nil, record = record, socket = M.socket }
+  local s = { installed = record ~= nil, record = record, socket = socket or M.socket }
   if record then
-    s.socket = record.socket
+    s.socket = socket or record.socket
     if systemd_running() and (root or "") == "" then
       s.unit_state = (proc.run({ "systemctl", "is-active", M.unit_name }).stdout:gsub("%s+$", ""))
     end
