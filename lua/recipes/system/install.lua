@@ -6,7 +6,7 @@ return {
   flags = {
     { "owner", type = "string", help = "user the helper serves (default: the user who ran sudo)" },
     { "root", type = "string", help = "write the files under this directory instead of / (packaging, tests)" },
-    { "start", type = "boolean", default = true, help = "enable and start the service (--no-start to only write it)" },
+    { "start", type = "boolean", default = true, help = "enable and (re)start the service (--no-start to only write it)" },
   },
   examples = { "sudo banger system install", "sudo banger system install --owner alice" },
   run = function(opts)

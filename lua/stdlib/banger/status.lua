@@ -96,9 +96,8 @@ local function helper_part()
     out.same_build = h.version == build.version and h.commit == build.commit
     out.compatible = h.helper_protocol == build.helper_protocol
     if not out.compatible then
-      -- install rewrites the unit for this banger's helper; it starts the
-      -- service but leaves a running one as it is
-      out.fix = "sudo banger system install" .. (s.unit_state == "active" and " && sudo banger system restart" or "")
+      -- install points the unit at this banger's helper and (re)starts it
+      out.fix = "sudo banger system install"
     end
   elseif s.installed then
     out.fix = "sudo banger system restart"

@@ -145,7 +145,10 @@ function M.install(owner_spec, opts)
   if opts.start and (opts.root or "") == "" then
     if systemd_running() then
       systemctl("daemon-reload")
-      systemctl("enable", "--now", M.unit_name)
+      -- restart, not start: a helper already running is the old binary
+      -- (after an update), and must give way to the unit just written
+      systemctl("enable", M.unit_name)
+      systemctl("restart", M.unit_name)
       record.started = true
     else
       record.note = "systemd is not running here: the unit is written but not started"
