@@ -87,6 +87,30 @@ int on_progress(void* u, curl_off_t, curl_off_t, curl_off_t, curl_off_t ulnow) {
   return 0;
 }
 
+// curl_easy_perform, but through a multi handle polled every 100 ms, so
+// Ctrl-C ends even a transfer the server has stalled at once (an easy
+// handle's progress callback may run only once a second then).
+CURLcode perform(CURL* h) {
+  curl::Multi m = curl::make_multi();
+  curl::check(curl_multi_add_handle(m.get(), h), "curl_multi_add_handle");
+  struct Remove {
+    CURLM* m;
+    CURL* h;
+    ~Remove() { curl_multi_remove_handle(m, h); }
+  } remove{m.get(), h};
+  for (int running = 1;;) {
+    curl::check(curl_multi_perform(m.get(), &running), "curl_multi_perform");
+    if (!running) break;
+    if (cancel::requested()) return CURLE_ABORTED_BY_CALLBACK;
+    curl::check(curl_multi_poll(m.get(), nullptr, 0, 100, nullptr), "curl_multi_poll");
+  }
+  CURLcode rc = CURLE_OK;
+  int left = 0;
+  while (CURLMsg* msg = curl_multi_info_read(m.get(), &left))
+    if (msg->msg == CURLMSG_DONE) rc = msg->data.result;
+  return rc;
+}
+
 class Pusher {
  public:
   Pusher(Client& c) : c_(c), who_("image " + c.reference().str()) {}
@@ -167,7 +191,7 @@ class Pusher {
     curl_easy_setopt(h, CURLOPT_HEADERDATA, &r);
     curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
     curl_easy_setopt(h, CURLOPT_XFERINFODATA, &t);
-    CURLcode rc = curl_easy_perform(h);
+    CURLcode rc = perform(h);
     if (t.err) std::rethrow_exception(t.err);
     if (rc != CURLE_OK) {
       if (cancel::requested()) throw Error("ECANCELED", "interrupted");

@@ -203,6 +203,39 @@ describe("image push", function()
     t.eq(provisioned.diff_id, base.diff_id)
   end)
 
+  it("Ctrl-C during the upload ends the push at once: exit 130, no spool left", function()
+    local home = t.tmpdir()
+    crafted(home, "crafted")
+    -- a registry that takes the first bytes of the layer and then stalls
+    local dir = t.tmpdir()
+    local server = t.spawn({ fixtures .. "/stalling-registry.py", dir, stdout = { file = dir .. "/port", append = false } })
+    local ok, err = pcall(function()
+      local port = t.wait_for(function()
+        return (t.read(dir .. "/port") or ""):match("^(%d+)\n")
+      end, 30000, "the stalling registry's port")
+      local errfile = dir .. "/push.err"
+      local push = t.spawn({ t.bin(), "image", "push", "crafted", "127.0.0.1:" .. port .. "/a/b:c", env = t.env(home),
+        cwd = home, stderr = { file = errfile, append = false } })
+      t.wait_for(function()
+        return banger.fs.exists(dir .. "/put-started")
+      end, 60000, "the layer upload to start")
+      t.eq(#spools(home), 1, "the spool exists while it uploads")
+      local start = banger.sys.monotonic_ms()
+      push:kill(2)
+      local st = push:wait(10000)
+      local ms = banger.sys.monotonic_ms() - start
+      t.eq({ st.exited, st.code }, { true, 130 }, t.read(errfile))
+      t.truthy(ms < 1000, "the push took " .. ms .. " ms to stop")
+      t.contains(t.read(errfile), "banger: interrupted")
+      t.eq(spools(home), {}, "the spool is removed")
+    end)
+    server:kill(15)
+    server:wait(10000)
+    if not ok then
+      error(err, 0)
+    end
+  end)
+
   it("fails in one line: unknown image, bad reference, digest reference, no reference, registry unreachable", function()
     local home = t.tmpdir()
     crafted(home, "crafted")
