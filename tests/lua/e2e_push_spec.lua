@@ -203,6 +203,23 @@ describe("image push", function()
     t.eq(provisioned.diff_id, base.diff_id)
   end)
 
+  it("a regular user pushes (dry run) an image of theirs holding root's files: the same layer", function()
+    local home = t.tmpdir()
+    crafted(home, "crafted")
+    local as_root = banger.json.decode(t.banger({ "image", "push", "crafted", "--dry-run", "--json" },
+      { home = home, timeout_ms = 120000 }).stdout)
+    run({ "chown", "-R", "65534:65534", home })
+    local argv = { "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", t.bin(), "image", "push", "crafted",
+      "--dry-run", "--json" }
+    argv.env = t.env(home)
+    argv.cwd = home
+    local r = run(argv)
+    local mine = banger.json.decode(r.stdout)
+    t.eq(mine.layer_digest, as_root.layer_digest)
+    t.eq(mine.diff_id, as_root.diff_id)
+    t.eq(spools(home), {})
+  end)
+
   it("Ctrl-C during the upload ends the push at once: exit 130, no spool left", function()
     local home = t.tmpdir()
     crafted(home, "crafted")
