@@ -173,6 +173,44 @@ describe("image push", function()
     end)
   end)
 
+  it("round-trips a pulled image of the pull spec's fixture (whiteouts, opaque directory, setuid, owners)", function()
+    with_registry(function(addr, dir)
+      run({ fixtures .. "/make-oci-image.sh", dir .. "/work", addr, "banger/test" })
+      local function pull(home, ref, name)
+        local r = t.banger({ "image", "pull", ref, "--name", name, "--json" }, { home = home, timeout_ms = 120000 })
+        t.eq(r.code, 0, r.stderr)
+        return banger.json.decode(r.stdout)
+      end
+      local home = t.tmpdir()
+      local first = pull(home, addr .. "/banger/test:v1", "first")
+      local r = t.banger({ "image", "push", "first", addr .. "/banger/again:v1", "--json" }, { home = home, timeout_ms = 120000 })
+      t.eq(r.code, 0, r.stderr)
+      local second = pull(t.tmpdir(), addr .. "/banger/again:v1", "second")
+      t.eq(banger.proc.run({ "e2fsck", "-fn", second.rootfs_path }).code, 0, "e2fsck clean")
+      local a, order = manifest(first.rootfs_path)
+      local b, order_b = manifest(second.rootfs_path)
+      t.eq(order_b, order, "the same paths")
+      t.eq(field(a["/usr/bin/fakesu"], "mode"), "4755")
+      t.eq(field(a["/home/user/file2"], "owner"), "1001:1002")
+      t.falsy(a["/etc/gone"], "the whiteout applied")
+      -- The second pull writes banger's boot files again (same content, new
+      -- mtime); every other property of every path is the first image's.
+      local rewritten = { "/usr/local/libexec/banger/", "/etc/systemd/system/", "/etc/systemd/system-generators/",
+        "/etc/tmpfiles.d/" }
+      for _, path in ipairs(order) do
+        local boot = false
+        for _, prefix in ipairs(rewritten) do
+          boot = boot or path:sub(1, #prefix) == prefix
+        end
+        if boot then
+          t.eq((b[path]:gsub("\tmtime=[^\t]*", "")), (a[path]:gsub("\tmtime=[^\t]*", "")))
+        else
+          t.eq(b[path], a[path])
+        end
+      end
+    end)
+  end)
+
   it("takes an image captured from a provision step by name", function()
     local home = t.tmpdir()
     crafted(home, "crafted")
