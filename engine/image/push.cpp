@@ -27,6 +27,7 @@ struct Body {
   std::string data;
   std::string file;
   std::uint64_t file_size = 0;
+  std::string file_digest;  // what the file must hash to
   PushProgressFn progress;
 };
 
@@ -113,7 +114,7 @@ CURLcode perform(CURL* h) {
 
 class Pusher {
  public:
-  Pusher(Client& c) : c_(c), who_("image " + c.reference().str()) {}
+  explicit Pusher(Client& c) : c_(c), who_("image " + c.reference().str()) {}
 
   // One request, repeated once with credentials after a 401.
   Client::Response send(const std::string& method, const std::string& url, const std::vector<std::string>& headers,
@@ -202,17 +203,13 @@ class Pusher {
     if (t.fd >= 0 && r.status != 401) {
       // What was sent must be what was written (the registry checks too).
       std::string got = "sha256:" + t.hash.hex();
-      if (t.sent != body.file_size || got != blob_digest_)
+      if (t.sent != body.file_size || got != body.file_digest)
         throw Error("EDIGEST", who_ + ": " + body.file + " changed since it was written (" + got + ", " +
                                    std::to_string(t.sent) + " bytes)");
     }
     return r;
   }
 
- public:
-  std::string blob_digest_;  // of the file being sent, while one is
-
- private:
   Client& c_;
   std::string who_;
 };
@@ -235,9 +232,8 @@ bool put_blob(Pusher& p, const Reference& ref, const std::string& digest, std::u
   if (url.empty()) throw Error("EFETCH", p.who() + ": the registry started an upload without a usable Location (\"" + start.location + "\")");
   url += (url.find('?') == std::string::npos ? "?" : "&") + std::string("digest=") + digest;
   body.file_size = body.file.empty() ? body.data.size() : size;
-  p.blob_digest_ = digest;
+  body.file_digest = digest;
   Client::Response put = p.send("PUT", url, {"Content-Type: application/octet-stream"}, body);
-  p.blob_digest_.clear();
   if (put.status != 201) p.failed("uploading " + digest, put);
   return true;
 }
