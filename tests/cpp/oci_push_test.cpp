@@ -71,7 +71,7 @@ PushLayer layer_file(const test::TempDir& t, const std::string& bytes) {
 
 }  // namespace
 
-TEST_CASE("oci push: token for pull,push; HEAD, POST, PUT ?digest= of layer and config; the manifest", "[oci]") {
+TEST_CASE("oci push: a token for pull and push, then HEAD, POST and PUT ?digest= of layer and config, then the manifest", "[oci]") {
   TokenRegistry reg;
   test::TempDir t;
   std::string bytes(300000, 'z');
