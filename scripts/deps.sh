@@ -28,6 +28,7 @@ test_packages=(
   zsh fish   # completion_spec runs `banger completion zsh|fish` in the real shells
   ccache     # scripts/test keeps compiled objects between runs (an empty cache builds as without)
   openssl    # release_spec: scripts/release and dist/install.sh sign and verify manifests
+  attr acl libcap2-bin  # e2e_push_spec sets and reads xattrs, ACLs and capabilities on both sides
 )
 
 want=("${packages[@]}")

@@ -93,9 +93,12 @@ ext2_ino_t Filesystem::Impl::new_file_inode(ext2_ino_t dir, const Owner& o, std:
       if (next != nblocks) throw Error("EIO", "a new file got " + std::to_string(next) + " of " + std::to_string(nblocks) + " blocks");
     }
     // fallocate updated the block count and extent root in `in`.
-    std::uint32_t t = o.mtime >= 0 ? static_cast<std::uint32_t>(o.mtime) : now32();
-    in.i_mtime = t;
-    in.i_atime = t;
+    ext2_inode_large times{};
+    set_owner(times, o, LINUX_S_IFREG);
+    in.i_mtime = times.i_mtime;
+    in.i_mtime_extra = times.i_mtime_extra;
+    in.i_atime = times.i_atime;
+    in.i_atime_extra = times.i_atime_extra;
     put_inode(ino, in);
   } catch (...) {
     release_new(ino);

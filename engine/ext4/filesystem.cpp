@@ -1,9 +1,11 @@
 #include "engine/ext4/filesystem.hpp"
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 #include <ctime>
 
+#include "engine/core/cancel.hpp"
 #include "engine/core/error.hpp"
 #include "engine/ext4/impl.hpp"
 
@@ -119,10 +121,16 @@ void Filesystem::Impl::set_owner(ext2_inode_large& in, const Owner& o, std::uint
   ext2fs_set_i_uid_high(in, static_cast<std::uint16_t>(o.uid >> 16));
   in.i_gid = static_cast<std::uint16_t>(o.gid & 0xffff);
   ext2fs_set_i_gid_high(in, static_cast<std::uint16_t>(o.gid >> 16));
-  std::uint32_t t = o.mtime >= 0 ? static_cast<std::uint32_t>(o.mtime) : now32();
-  in.i_mtime = t;
+  bool now = o.mtime == Owner::now;
+  std::int64_t t = now ? now32() : o.mtime;
+  // ext4's extra field: nanoseconds above two epoch bits (dates past 2038).
+  std::uint32_t extra = (now ? 0 : (o.mtime_nsec % 1000000000u) << 2) |
+                        static_cast<std::uint32_t>(((t - static_cast<std::int32_t>(t)) >> 32) & 3);
+  in.i_mtime = static_cast<std::uint32_t>(t);
+  in.i_mtime_extra = extra;
   in.i_ctime = now32();
-  in.i_atime = t;
+  in.i_atime = static_cast<std::uint32_t>(t);
+  in.i_atime_extra = extra;
 }
 
 ext2_ino_t Filesystem::Impl::new_inode(ext2_ino_t dir, std::uint16_t type_bits) {
@@ -271,6 +279,42 @@ Filesystem::~Filesystem() {
 
 void Filesystem::close() { impl_->close_fs(path_); }
 
+Stat Filesystem::Impl::stat_ino(ext2_ino_t ino, const std::string& shown) {
+  ext2_inode_large in = inode(ino);
+  Stat s;
+  s.type = type_of(in.i_mode);
+  s.mode = in.i_mode & 07777;
+  s.uid = inode_uid(in);
+  s.gid = inode_gid(in);
+  s.size = EXT2_I_SIZE(&in);
+  s.mtime = in.i_mtime;
+  if (in.i_extra_isize >= offsetof(ext2_inode_large, i_mtime_extra) + sizeof in.i_mtime_extra - EXT2_GOOD_OLD_INODE_SIZE) {
+    s.mtime = static_cast<std::int32_t>(in.i_mtime) + (static_cast<std::int64_t>(in.i_mtime_extra & 3) << 32);
+    s.mtime_nsec = in.i_mtime_extra >> 2;
+  }
+  s.nlink = in.i_links_count;
+  s.ino = ino;
+  if (LINUX_S_ISCHR(in.i_mode) || LINUX_S_ISBLK(in.i_mode)) {
+    // The kernel's two encodings (see mknod): old 8:8 in block 0, new 12:20 in block 1.
+    if (in.i_block[0]) {
+      s.rdev_major = (in.i_block[0] >> 8) & 0xff;
+      s.rdev_minor = in.i_block[0] & 0xff;
+    } else {
+      std::uint32_t d = in.i_block[1];
+      s.rdev_major = (d & 0xfff00) >> 8;
+      s.rdev_minor = (d & 0xff) | ((d >> 12) & 0xfff00);
+    }
+  }
+  if (LINUX_S_ISLNK(in.i_mode)) {
+    if (ext2fs_is_fast_symlink(reinterpret_cast<ext2_inode*>(&in))) {
+      s.target.assign(reinterpret_cast<const char*>(in.i_block), static_cast<size_t>(s.size));
+    } else {
+      s.target = read_ino(ino, shown);
+    }
+  }
+  return s;
+}
+
 std::optional<Stat> Filesystem::stat(std::string_view path) {
   ext2_ino_t ino;
   try {
@@ -280,24 +324,44 @@ std::optional<Stat> Filesystem::stat(std::string_view path) {
     throw;
   }
   if (!ino) return std::nullopt;
-  ext2_inode_large in = impl_->inode(ino);
-  Stat s;
-  s.type = type_of(in.i_mode);
-  s.mode = in.i_mode & 07777;
-  s.uid = inode_uid(in);
-  s.gid = inode_gid(in);
-  s.size = EXT2_I_SIZE(&in);
-  s.mtime = in.i_mtime;
-  s.nlink = in.i_links_count;
-  s.ino = ino;
-  if (LINUX_S_ISLNK(in.i_mode)) {
-    if (ext2fs_is_fast_symlink(reinterpret_cast<ext2_inode*>(&in))) {
-      s.target.assign(reinterpret_cast<const char*>(in.i_block), static_cast<size_t>(s.size));
-    } else {
-      s.target = impl_->read_ino(ino, std::string(path));
-    }
+  return impl_->stat_ino(ino, std::string(path));
+}
+
+void Filesystem::walk(const Visitor& visit) {
+  // Iterative, so a deep tree cannot exhaust the stack.
+  std::vector<std::pair<std::string, ext2_ino_t>> todo = {{"/", EXT2_ROOT_INO}};
+  while (!todo.empty()) {
+    auto [path, ino] = std::move(todo.back());
+    todo.pop_back();
+    cancel::check();
+    Stat st = impl_->stat_ino(ino, path);
+    visit(path, st);
+    if (st.type != "directory") continue;
+    std::vector<std::pair<std::string, ext2_ino_t>> children(impl_->listing(ino).begin(), impl_->listing(ino).end());
+    // Pushed in reverse byte order, so they are visited in order.
+    std::sort(children.begin(), children.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    std::string prefix = path == "/" ? "/" : path + "/";
+    for (auto& [name, child] : children) todo.emplace_back(prefix + name, child);
   }
-  return s;
+}
+
+void Filesystem::read_to(std::string_view path, const std::function<void(const char*, size_t)>& sink) {
+  ext2_ino_t ino = impl_->resolve(path);
+  if (!ino) throw Error("ENOENT", "no " + std::string(path) + " in the image");
+  if (!LINUX_S_ISREG(impl_->inode(ino).i_mode)) throw Error("EINVAL", std::string(path) + " is not a regular file in the image");
+  ext2_file_t file = nullptr;
+  check(ext2fs_file_open(impl_->fs, ino, 0, &file), "open " + std::string(path));
+  std::unique_ptr<ext2_file, void (*)(ext2_file_t)> closer(file, [](ext2_file_t f) { ext2fs_file_close(f); });
+  std::uint64_t size = ext2fs_file_get_size(file), done = 0;
+  if (impl_->data_buf.size() < (1u << 20)) impl_->data_buf.resize(1u << 20);
+  while (done < size) {
+    unsigned int got = 0;
+    auto want = static_cast<unsigned>(std::min<std::uint64_t>(size - done, impl_->data_buf.size()));
+    check(ext2fs_file_read(file, impl_->data_buf.data(), want, &got), "read " + std::string(path));
+    if (got == 0) throw Error("EIO", "read " + std::string(path) + ": ended after " + std::to_string(done) + " of " + std::to_string(size) + " bytes");
+    sink(impl_->data_buf.data(), got);
+    done += got;
+  }
 }
 
 std::string Filesystem::read(std::string_view path) {
@@ -417,6 +481,41 @@ std::string Filesystem::get_xattr(std::string_view path, const std::string& name
   if (rc == EXT2_ET_EA_KEY_NOT_FOUND) throw Error("ENODATA", "no xattr " + name + " on " + std::string(path));
   check(rc, "get xattr " + name);
   return out;
+}
+
+std::vector<std::pair<std::string, std::string>> Filesystem::xattrs(std::string_view path) {
+  ext2_ino_t ino = impl_->resolve(path);
+  if (!ino) throw Error("ENOENT", "no " + std::string(path) + " in the image");
+  ext2_xattr_handle* h = nullptr;
+  check(ext2fs_xattrs_open(impl_->fs, ino, &h), "open xattrs of " + std::string(path));
+  std::unique_ptr<ext2_xattr_handle*, void (*)(ext2_xattr_handle**)> closer(&h, [](ext2_xattr_handle** x) { ext2fs_xattrs_close(x); });
+  check(ext2fs_xattrs_read(h), "read xattrs of " + std::string(path));
+  std::vector<std::string> names;
+  auto collect = [](char* name, char*, size_t, void* data) -> int {
+    static_cast<std::vector<std::string>*>(data)->emplace_back(name);
+    return 0;
+  };
+  check(ext2fs_xattrs_iterate(h, collect, &names), "list xattrs of " + std::string(path));
+  std::sort(names.begin(), names.end());
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& n : names) {
+    if (n == "system.data") continue;  // inline data's storage, not an attribute
+    // Read through xattr_get, which gives ACLs in the form setxattr(2) takes.
+    void* value = nullptr;
+    size_t len = 0;
+    check(ext2fs_xattr_get(h, n.c_str(), &value, &len), "get xattr " + n + " of " + std::string(path));
+    out.emplace_back(n, std::string(static_cast<const char*>(value), len));
+    ext2fs_free_mem(&value);
+  }
+  return out;
+}
+
+void Filesystem::set_owner(std::string_view path, const Owner& owner) {
+  ext2_ino_t ino = impl_->resolve(path);
+  if (!ino) throw Error("ENOENT", "no " + std::string(path) + " in the image");
+  ext2_inode_large in = impl_->inode(ino);
+  impl_->set_owner(in, owner, static_cast<std::uint16_t>(in.i_mode & ~07777));
+  impl_->put_inode(ino, in);
 }
 
 std::string Filesystem::resolve_in_image(std::string_view path) {

@@ -24,7 +24,9 @@ struct Owner {
   std::uint32_t uid = 0;
   std::uint32_t gid = 0;
   std::uint32_t mode = 0644;  // permission bits incl. setuid/setgid/sticky
-  std::int64_t mtime = -1;    // seconds; -1 = now
+  static constexpr std::int64_t now = INT64_MIN;  // an mtime meaning "when written"
+  std::int64_t mtime = now;   // seconds since the epoch; before 1970 is negative
+  std::uint32_t mtime_nsec = 0;
 };
 
 struct Stat {
@@ -33,8 +35,10 @@ struct Stat {
   std::uint32_t uid = 0, gid = 0;
   std::uint64_t size = 0;
   std::int64_t mtime = 0;
+  std::uint32_t mtime_nsec = 0;
   std::uint32_t nlink = 0;
   std::uint32_t ino = 0;
+  std::uint32_t rdev_major = 0, rdev_minor = 0;  // char and block devices
   std::string target;  // symlinks
 };
 
@@ -90,6 +94,20 @@ class Filesystem {
   void mknod(std::string_view path, char type, std::uint32_t major, std::uint32_t minor, const Owner& owner);
   void set_xattr(std::string_view path, const std::string& name, std::string_view value);
   std::string get_xattr(std::string_view path, const std::string& name);
+  // Every extended attribute of `path` as {name, value}, sorted by name
+  // (values as getxattr(2) gives them: POSIX ACLs in their Linux form).
+  std::vector<std::pair<std::string, std::string>> xattrs(std::string_view path);
+  // Sets owner, permission bits and mtime of an existing entry at once.
+  void set_owner(std::string_view path, const Owner& owner);
+
+  // Visits every entry of the image once, depth first, each directory
+  // before its content and names in byte order, so a walk is reproducible;
+  // the root itself comes first as "/". Symlinks are not followed.
+  using Visitor = std::function<void(const std::string& path, const Stat& st)>;
+  void walk(const Visitor& visit);
+  // Streams a regular file's content in chunks of up to 1 MiB, for files
+  // too big to hold in memory.
+  void read_to(std::string_view path, const std::function<void(const char* data, size_t len)>& sink);
   // The path with every directory component's symlinks resolved inside the
   // image (absolute targets start at the image root, '..' stops at it), the
   // way a container runtime extracts layers; the last component is kept.

@@ -67,6 +67,7 @@ struct Filesystem::Impl {
   void release_new(ext2_ino_t ino);
   void remove_ino(ext2_ino_t dir, const std::string& name, ext2_ino_t ino, bool recursive, const std::string& shown);
   std::string read_ino(ext2_ino_t ino, const std::string& shown);
+  Stat stat_ino(ext2_ino_t ino, const std::string& shown);
 
   // A new, unlinked regular file of exactly `size` bytes taken from `read`
   // (file_data.cpp).

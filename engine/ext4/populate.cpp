@@ -126,6 +126,26 @@ bool climbs_out(const std::string& link_dir, const std::string& target) {
   return false;
 }
 
+Owner owner_of(archive_entry* e) {
+  Owner owner;
+  owner.uid = static_cast<std::uint32_t>(archive_entry_uid(e));
+  owner.gid = static_cast<std::uint32_t>(archive_entry_gid(e));
+  owner.mode = archive_entry_perm(e) & 07777;
+  owner.mtime = archive_entry_mtime(e);
+  owner.mtime_nsec = static_cast<std::uint32_t>(archive_entry_mtime_nsec(e));
+  return owner;
+}
+
+// Extended attributes (security.capability, ACLs, user.*).
+void set_xattrs(Filesystem& fs, const std::string& path, archive_entry* e) {
+  archive_entry_xattr_reset(e);
+  const char* name = nullptr;
+  const void* value = nullptr;
+  size_t size = 0;
+  while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK)
+    fs.set_xattr(path, name, std::string_view(static_cast<const char*>(value), size));
+}
+
 void remove_if_present(Filesystem& fs, const std::string& path) {
   if (fs.stat(path)) fs.remove(path, true);
 }
@@ -149,7 +169,12 @@ LayerStats apply_layer(Filesystem& fs, ByteSource& src, const PopulateOptions& o
     }
     const std::string raw = archive_entry_pathname(e) ? archive_entry_pathname(e) : "";
     std::string path = clean_path(src, raw);
-    if (path == "/") continue;  // the root itself
+    if (path == "/") {  // the root itself: only its attributes
+      if (archive_entry_filetype(e) != AE_IFDIR || archive_entry_hardlink(e)) unsafe(src, raw, "the root must be a directory");
+      fs.set_owner("/", owner_of(e));
+      set_xattrs(fs, "/", e);
+      continue;
+    }
     ++stats.entries;
     stats.content += 512;
     // Resolve directory symlinks inside the image before looking at the name.
@@ -176,14 +201,10 @@ LayerStats apply_layer(Filesystem& fs, ByteSource& src, const PopulateOptions& o
       continue;
     }
 
-    Owner owner;
-    owner.uid = static_cast<std::uint32_t>(archive_entry_uid(e));
-    owner.gid = static_cast<std::uint32_t>(archive_entry_gid(e));
-    owner.mode = archive_entry_perm(e) & 07777;
-    owner.mtime = archive_entry_mtime(e);
+    Owner owner = owner_of(e);
     if (!fs.make_room(0, 1)) unsafe(src, raw, "no inode left in the image");
     // Parents missing from the archive become plain root-owned directories.
-    if (!fs.stat(dir)) fs.mkdir(dir, {0, 0, 0755, -1}, true);
+    if (!fs.stat(dir)) fs.mkdir(dir, {0, 0, 0755, Owner::now}, true);
 
     const char* hardlink = archive_entry_hardlink(e);
     auto existing = fs.stat(target_path);
@@ -202,8 +223,7 @@ LayerStats apply_layer(Filesystem& fs, ByteSource& src, const PopulateOptions& o
             existing.reset();
           }
           if (!existing) fs.mkdir(target_path, owner, false);
-          fs.chown(target_path, owner.uid, owner.gid);
-          fs.chmod(target_path, owner.mode);
+          fs.set_owner(target_path, owner);
           break;
         case AE_IFREG: {
           la_int64_t size = archive_entry_size(e);
@@ -244,14 +264,7 @@ LayerStats apply_layer(Filesystem& fs, ByteSource& src, const PopulateOptions& o
           unsafe(src, raw, "unsupported entry type (sockets are not stored)");
       }
     }
-    // Extended attributes (security.capability and friends).
-    archive_entry_xattr_reset(e);
-    const char* xname = nullptr;
-    const void* xvalue = nullptr;
-    size_t xsize = 0;
-    while (archive_entry_xattr_next(e, &xname, &xvalue, &xsize) == ARCHIVE_OK) {
-      fs.set_xattr(target_path, xname, std::string_view(static_cast<const char*>(xvalue), xsize));
-    }
+    set_xattrs(fs, target_path, e);
     this_layer.insert(target_path);
   }
   if (rc != ARCHIVE_EOF) reader.fail();

@@ -41,49 +41,6 @@ std::string trim(std::string_view v) {
   return std::string(v);
 }
 
-size_t on_header(char* p, size_t size, size_t n, void* u) {
-  auto* r = static_cast<Client::Response*>(u);
-  std::string_view line(p, size * n);
-  if (line.rfind("HTTP/", 0) == 0) {  // a new response (after a redirect): forget the old headers
-    r->content_type.clear();
-    r->docker_digest.clear();
-    r->www_authenticate.clear();
-    return size * n;
-  }
-  auto colon = line.find(':');
-  if (colon == std::string_view::npos) return size * n;
-  std::string name(line.substr(0, colon));
-  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  std::string value = trim(line.substr(colon + 1));
-  if (name == "content-type") {
-    r->content_type = value.substr(0, value.find(';'));
-  } else if (name == "docker-content-digest") {
-    r->docker_digest = value;
-  } else if (name == "www-authenticate") {
-    // Several challenges may come in several headers; keep them all.
-    r->www_authenticate += (r->www_authenticate.empty() ? "" : ", ") + value;
-  }
-  return size * n;
-}
-
-int on_progress(void*, curl_off_t, curl_off_t, curl_off_t, curl_off_t) { return cancel::requested() ? 1 : 0; }
-
-// The registry's error document, as "CODE: message; ..." (empty when none).
-std::string registry_errors(const std::string& body, std::string* first_code = nullptr) {
-  json j = json::parse(body, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || !j.contains("errors") || !j["errors"].is_array()) return {};
-  std::string out;
-  for (auto& e : j["errors"]) {
-    if (!e.is_object()) continue;
-    std::string code = e.value("code", "");
-    std::string msg = e.contains("message") && e["message"].is_string() ? e["message"].get<std::string>() : "";
-    if (first_code && first_code->empty()) *first_code = code;
-    if (!out.empty()) out += "; ";
-    out += code + (msg.empty() ? "" : ": " + msg);
-  }
-  return out.substr(0, 1000);
-}
-
 std::string manifest_accept() {
   return std::string("Accept: ") + media::oci_index + ", " + media::oci_manifest + ", " + media::docker_list + ", " +
          media::docker_manifest;
@@ -105,6 +62,51 @@ Descriptor descriptor(const json& d, const std::string& what) {
 }
 
 }  // namespace
+
+size_t on_response_header(char* p, size_t size, size_t n, void* u) {
+  auto* r = static_cast<Client::Response*>(u);
+  std::string_view line(p, size * n);
+  if (line.rfind("HTTP/", 0) == 0) {  // a new response (after a redirect): forget the old headers
+    r->content_type.clear();
+    r->docker_digest.clear();
+    r->www_authenticate.clear();
+    r->location.clear();
+    return size * n;
+  }
+  auto colon = line.find(':');
+  if (colon == std::string_view::npos) return size * n;
+  std::string name(line.substr(0, colon));
+  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  std::string value = trim(line.substr(colon + 1));
+  if (name == "content-type") {
+    r->content_type = value.substr(0, value.find(';'));
+  } else if (name == "docker-content-digest") {
+    r->docker_digest = value;
+  } else if (name == "location") {
+    r->location = value;
+  } else if (name == "www-authenticate") {
+    // Several challenges may come in several headers; keep them all.
+    r->www_authenticate += (r->www_authenticate.empty() ? "" : ", ") + value;
+  }
+  return size * n;
+}
+
+int on_progress(void*, curl_off_t, curl_off_t, curl_off_t, curl_off_t) { return cancel::requested() ? 1 : 0; }
+
+std::string registry_errors(const std::string& body, std::string* first_code) {
+  json j = json::parse(body, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("errors") || !j["errors"].is_array()) return {};
+  std::string out;
+  for (auto& e : j["errors"]) {
+    if (!e.is_object()) continue;
+    std::string code = e.value("code", "");
+    std::string msg = e.contains("message") && e["message"].is_string() ? e["message"].get<std::string>() : "";
+    if (first_code && first_code->empty()) *first_code = code;
+    if (!out.empty()) out += "; ";
+    out += code + (msg.empty() ? "" : ": " + msg);
+  }
+  return out.substr(0, 1000);
+}
 
 Platform parse_platform(std::string_view text) {
   Platform p;
@@ -149,7 +151,7 @@ Client::Response Client::get(const std::string& url, const std::string& accept, 
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs.get());
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
-  curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_response_header);
   curl_easy_setopt(h, CURLOPT_HEADERDATA, &r);
   curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
   CURLcode rc = curl_easy_perform(h);
@@ -193,7 +195,9 @@ void Client::authenticate(const Response& unauthorized) {
       sep = "&";
     }
     auto sc = bearer->params.find("scope");
-    std::string scope = sc != bearer->params.end() ? sc->second : "repository:" + ref_.repository + ":pull";
+    std::string scope = push_                        ? "repository:" + ref_.repository + ":pull,push"
+                        : sc != bearer->params.end() ? sc->second
+                                                     : "repository:" + ref_.repository + ":pull";
     url += sep + "scope=" + escape(scope);
     auth_ = creds ? "Basic " + base64_encode(creds->user + ":" + creds->password) : "";
     Response t = get(url, "Accept: application/json", kTokenMax);

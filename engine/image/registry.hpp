@@ -83,19 +83,33 @@ class Client {
     std::string content_type;
     std::string docker_digest;
     std::string www_authenticate;
+    std::string location;
   };
+
+  // Tokens are asked for pulling and pushing (`repository:<repo>:pull,push`,
+  // whatever scope a challenge names): what `image push` needs.
+  void want_push() { push_ = true; }
+  const ClientOptions& options() const { return opts_; }
+  // After a 401: gets credentials as its challenge asks (a bearer token, or
+  // basic credentials from docker config), so the request can be repeated.
+  void authenticate(const Response& unauthorized);
 
  private:
   Response get(const std::string& url, const std::string& accept, std::uint64_t max_bytes);
   Response get_authed(const std::string& url, const std::string& accept, std::uint64_t max_bytes);
-  void authenticate(const Response& unauthorized);
   std::string fetch_manifest(const std::string& ref, const std::string& want_digest, std::string& media_type,
                              std::string& digest);
 
   Reference ref_;
   ClientOptions opts_;
   std::string auth_;
+  bool push_ = false;
 };
+
+// The registry's error document, as "CODE: message; ..." (empty when none).
+std::string registry_errors(const std::string& body, std::string* first_code = nullptr);
+// libcurl header callback filling the Client::Response its userdata points to.
+size_t on_response_header(char* p, size_t size, size_t n, void* response);
 
 // Parses an image manifest (OCI or docker v2) into config and layers.
 void parse_manifest(std::string_view body, Resolved& out);

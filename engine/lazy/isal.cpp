@@ -1,5 +1,5 @@
 // libisal (igzip), loaded when banger first inflates gzip data (image
-// layers, kernel packages).
+// layers, kernel packages) or deflates it (a layer `image push` writes).
 #include <isa-l/igzip_lib.h>
 
 #include "engine/lazy/loader.hpp"
@@ -11,3 +11,5 @@ constexpr const char* kLib = "libisal.so.2";
 BANGER_LAZY(kLib, int, isal_inflate, (struct inflate_state * s), (s))
 BANGER_LAZY(kLib, void, isal_inflate_init, (struct inflate_state * s), (s))
 BANGER_LAZY(kLib, void, isal_inflate_reset, (struct inflate_state * s), (s))
+BANGER_LAZY(kLib, int, isal_deflate, (struct isal_zstream * s), (s))
+BANGER_LAZY(kLib, void, isal_deflate_init, (struct isal_zstream * s), (s))

@@ -36,7 +36,7 @@ ext4::Owner owner_from(lua_State* L, int idx, std::uint32_t default_mode) {
   o.uid = field_int<std::uint32_t>(L, idx, "uid").value_or(0);
   o.gid = field_int<std::uint32_t>(L, idx, "gid").value_or(0);
   o.mode = field_int<std::uint32_t>(L, idx, "mode", 0, kMaxMode).value_or(default_mode);
-  o.mtime = field_integer(L, idx, "mtime").value_or(-1);
+  o.mtime = field_integer(L, idx, "mtime").value_or(ext4::Owner::now);
   return o;
 }
 

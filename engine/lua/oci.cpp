@@ -16,7 +16,17 @@
 //   pull:wait() -> {path, ...; downloaded=, downloaded_bytes=} once every blob
 //       is verified and in the cache (the first failure otherwise)
 //   pull:close() stops the downloads and removes their temporaries
+//   oci.build_layer(rootfs, out, {on_progress=function(entries, tar_bytes)})
+//       -> {digest=, diff_id=, size=, tar_bytes=, entries=, skipped={path...}}
+//       One gzip layer of an ext4 image's whole tree, written to the new
+//       file `out` (engine/image/layer_writer.hpp).
+//   oci.push(ref, {layer={path=,digest=,size=}, config=json_text, docker_config=,
+//                  on_progress=function(sent, total)})
+//       -> {digest=, config_digest=, ref=, layer_uploaded=, config_uploaded=, uploaded_bytes=}
+#include "engine/ext4/filesystem.hpp"
 #include "engine/image/cache.hpp"
+#include "engine/image/layer_writer.hpp"
+#include "engine/image/push.hpp"
 #include "engine/image/reference.hpp"
 #include "engine/image/registry.hpp"
 #include "engine/lua/binding.hpp"
@@ -257,6 +267,77 @@ int l_cache_prune(lua_State* L) {
   return 1;
 }
 
+int l_build_layer(lua_State* L) {
+  std::string rootfs = check_string(L, 1);
+  std::string out = check_string(L, 2);
+  if (!lua_isnoneornil(L, 3)) check_table(L, 3);
+  lua_settop(L, 3);
+  push_function_field(L, 3, "on_progress");  // 4
+  std::function<void(const LayerWriteProgress&)> progress;
+  if (Callback fn{L, 4}) {
+    progress = [fn](const LayerWriteProgress& p) {
+      fn([&](lua_State* S) {
+        lua_pushinteger(S, static_cast<lua_Integer>(p.entries));
+        lua_pushinteger(S, static_cast<lua_Integer>(p.tar_bytes));
+        return 2;
+      });
+    };
+  }
+  auto fs = ext4::Filesystem::open(rootfs, false);
+  LayerResult r = write_layer(*fs, out, progress);
+  fs->close();
+  lua_createtable(L, 0, 6);
+  set_field(L, "digest", r.digest);
+  set_field(L, "diff_id", r.diff_id);
+  set_field(L, "size", static_cast<lua_Integer>(r.size));
+  set_field(L, "tar_bytes", static_cast<lua_Integer>(r.tar_bytes));
+  set_field(L, "entries", static_cast<lua_Integer>(r.entries));
+  lua_createtable(L, static_cast<int>(r.skipped.size()), 0);
+  for (size_t i = 0; i < r.skipped.size(); ++i) {
+    push_string(L, r.skipped[i]);
+    lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
+  }
+  lua_setfield(L, -2, "skipped");
+  return 1;
+}
+
+int l_push(lua_State* L) {
+  std::string text = check_string(L, 1);
+  check_table(L, 2);
+  std::string config = field_string(L, 2, "config").value_or("");
+  if (config.empty()) throw Raise("oci.push: config= (the image config's JSON) is required");
+  if (!push_table_field(L, 2, "layer")) throw Raise("oci.push: layer= is required");
+  int li = lua_gettop(L);
+  PushLayer layer;
+  layer.path = field_string(L, li, "path").value_or("");
+  layer.digest = field_string(L, li, "digest").value_or("");
+  auto size = field_int<std::uint64_t>(L, li, "size");
+  if (layer.path.empty() || layer.digest.empty() || !size) throw Raise("oci.push: layer needs path=, digest= and size=");
+  layer.size = *size;
+  lua_settop(L, 2);
+  push_function_field(L, 2, "on_progress");  // 3
+  PushProgressFn progress;
+  if (Callback fn{L, 3}) {
+    progress = [fn](std::uint64_t sent, std::uint64_t total) {
+      fn([&](lua_State* S) {
+        lua_pushinteger(S, static_cast<lua_Integer>(sent));
+        lua_pushinteger(S, static_cast<lua_Integer>(total));
+        return 2;
+      });
+    };
+  }
+  Client client(parse_reference(text), client_options(L, 2));
+  PushResult r = push_image(client, layer, config, progress);
+  lua_createtable(L, 0, 6);
+  set_field(L, "ref", client.reference().str());
+  set_field(L, "digest", r.digest);
+  set_field(L, "config_digest", r.config_digest);
+  set_field_bool(L, "layer_uploaded", r.layer_uploaded);
+  set_field_bool(L, "config_uploaded", r.config_uploaded);
+  set_field(L, "uploaded_bytes", static_cast<lua_Integer>(r.uploaded_bytes));
+  return 1;
+}
+
 int open_oci(lua_State* L) {
   static const luaL_Reg pull_methods[] = {{"open", protect<l_pull_open>},
                                          {"progress", protect<l_pull_progress>},
@@ -269,6 +350,8 @@ int open_oci(lua_State* L) {
                                  {"fetch", protect<l_fetch>},
                                  {"pull", protect<l_pull>},
                                  {"cache_prune", protect<l_cache_prune>},
+                                 {"build_layer", protect<l_build_layer>},
+                                 {"push", protect<l_push>},
                                  {nullptr, nullptr}};
   luaL_newlib(L, fns);
   return 1;

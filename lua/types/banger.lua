@@ -22,6 +22,7 @@
 ---@field guest_sshd banger.guest_sshd
 ---@field host_objects banger.host_objects
 ---@field http banger.native.http
+---@field image_push banger.image_push
 ---@field images banger.images
 ---@field json banger.native.json
 ---@field kernel banger.native.kernel

@@ -42,4 +42,33 @@ function M.pull(ref, opts) end
 ---@return { bytes: integer, blobs: integer }
 function M.cache_prune(dir, opts) end
 
+--- Writes the whole tree of the ext4 image `rootfs` as one gzip OCI layer to
+--- the new file `out` (created exclusively, mode 0600; removed again on any
+--- failure): a pax tar (libarchive) compressed with igzip, its `digest` (of
+--- the gzip bytes) and `diff_id` (of the tar) computed in the same pass.
+--- Owners, modes, nanosecond mtimes, hardlinks, devices, fifos, symlinks and
+--- every xattr are kept; sockets are left out and listed in `skipped`. The
+--- same image gives the same bytes. `opts.on_progress(entries, tar_bytes)`
+--- is called about ten times a second. Errors: `EEXIST` (`out` exists),
+--- `ENOENT`, `EIO`, `ECANCELED`.
+---@param rootfs string
+---@param out string
+---@param opts? { on_progress?: function }
+---@return { digest: string, diff_id: string, size: integer, tar_bytes: integer, entries: integer, skipped: string[] }
+function M.build_layer(rootfs, out, opts) end
+
+--- Pushes a one-layer image to `ref` (which names a tag): the layer file and
+--- the config (`opts.config`, the image config's exact JSON) are each asked
+--- for with `HEAD` and uploaded when missing (`POST /blobs/uploads/`, then one
+--- `PUT ?digest=` with Content-Length), then the OCI manifest is `PUT` under
+--- the tag; `digest` is the manifest's. Tokens are asked for
+--- `repository:<repo>:pull,push`. The file is hashed again as it is sent.
+--- `opts.on_progress(sent, total)` reports the layer's bytes. Errors:
+--- `EINVAL` (a digest reference), `EACCES`, `ENOENT`, `EDIGEST` (the file
+--- changed), `EFETCH` (unreachable, or a request failed), `ECANCELED`.
+---@param ref string
+---@param opts { layer: { path: string, digest: string, size: integer }, config: string, docker_config?: string, on_progress?: function }
+---@return { ref: string, digest: string, config_digest: string, layer_uploaded: boolean, config_uploaded: boolean, uploaded_bytes: integer }
+function M.push(ref, opts) end
+
 return M

@@ -37,14 +37,14 @@ TEST_CASE("files, directories and symlinks with exact ownership", "[ext4]") {
   ext4::mkfs(img, 64 << 20);
   {
     auto fs = ext4::Filesystem::open(img, true);
-    fs->mkdir("/root/.ssh", {0, 0, 0700, -1}, true);
+    fs->mkdir("/root/.ssh", {0, 0, 0700, ext4::Owner::now}, true);
     fs->write("/root/.ssh/authorized_keys", "ssh-ed25519 AAAA banger\n", {0, 0, 0600, 1700000000});
     CHECK(test::error_code_of([&] { fs->write("/home/u/file", "x", {}); }) == "ENOENT");
-    fs->mkdir("/home/u", {1000, 1001, 0750, -1}, true);
-    fs->write("/home/u/big", std::string(3 << 20, 'b'), {1000, 1001, 04755, -1});
-    fs->mkdir("/tmp", {0, 0, 01777, -1}, false);
-    fs->write("/tmp/high-ids", "", {70000, 70001, 0640, -1});  // ids above 16 bits
-    fs->symlink("/root/.ssh/authorized_keys", "/keys", {0, 0, 0777, -1});
+    fs->mkdir("/home/u", {1000, 1001, 0750, ext4::Owner::now}, true);
+    fs->write("/home/u/big", std::string(3 << 20, 'b'), {1000, 1001, 04755, ext4::Owner::now});
+    fs->mkdir("/tmp", {0, 0, 01777, ext4::Owner::now}, false);
+    fs->write("/tmp/high-ids", "", {70000, 70001, 0640, ext4::Owner::now});  // ids above 16 bits
+    fs->symlink("/root/.ssh/authorized_keys", "/keys", {0, 0, 0777, ext4::Owner::now});
     fs->symlink(std::string(200, 'l'), "/longlink", {});  // not a fast symlink
     fs->close();
   }
@@ -78,13 +78,13 @@ TEST_CASE("create: a new filesystem written through without reopening, one flush
   std::string img = t / "work.ext4";
   {
     auto fs = ext4::Filesystem::create(img, 4ULL << 30);  // a VM's default work disk
-    fs->mkdir("/.ssh", {0, 0, 0700, -1}, true);
-    fs->write("/.ssh/authorized_keys", "ssh-ed25519 AAAA banger\n", {0, 0, 0600, -1});
-    fs->mkdir("/repo", {0, 0, 0755, -1}, false);
-    fs->write("/repo/big", std::string(5 << 20, 'w'), {0, 0, 0644, -1});
+    fs->mkdir("/.ssh", {0, 0, 0700, ext4::Owner::now}, true);
+    fs->write("/.ssh/authorized_keys", "ssh-ed25519 AAAA banger\n", {0, 0, 0600, ext4::Owner::now});
+    fs->mkdir("/repo", {0, 0, 0755, ext4::Owner::now}, false);
+    fs->write("/repo/big", std::string(5 << 20, 'w'), {0, 0, 0644, ext4::Owner::now});
     CHECK(test::error_code_of([&] { fs->write("/repo/sub/x", "x", {}); }) == "ENOENT");
-    fs->mkdir("/repo/sub", {1000, 1000, 0755, -1}, false);
-    fs->write("/repo/sub/x", "x", {1000, 1000, 0600, -1});
+    fs->mkdir("/repo/sub", {1000, 1000, 0755, ext4::Owner::now}, false);
+    fs->write("/repo/sub/x", "x", {1000, 1000, 0600, ext4::Owner::now});
     CHECK(fs->has_journal());
     fs->close();
   }
@@ -162,8 +162,8 @@ TEST_CASE("a user without privileges builds images with root-owned files", "[ext
       return 97;
     ext4::mkfs(img, 16 << 20);
     auto fs = ext4::Filesystem::open(img, true);
-    fs->mkdir("/root", {0, 0, 0700, -1}, true);
-    fs->write("/root/secret", "s", {0, 0, 0600, -1});
+    fs->mkdir("/root", {0, 0, 0700, ext4::Owner::now}, true);
+    fs->write("/root/secret", "s", {0, 0, 0600, ext4::Owner::now});
     fs->close();
     return 0;
   });

@@ -23,6 +23,7 @@ namespace banger::test {
 
 struct HttpRequest {
   std::string method, path, authorization;
+  std::string body;  // as long as its Content-Length says
 };
 
 struct HttpResponse {
@@ -89,6 +90,7 @@ class HttpServer {
       in.append(buf, static_cast<size_t>(n));
     }
     HttpRequest req;
+    size_t content_length = 0;
     auto sp1 = in.find(' '), sp2 = in.find(' ', sp1 + 1);
     if (sp1 != std::string::npos && sp2 != std::string::npos) {
       req.method = in.substr(0, sp1);
@@ -100,11 +102,23 @@ class HttpServer {
       std::string line = in.substr(pos + 2, end - pos - 2);
       std::string lower = line;
       for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      if (lower.rfind("content-length:", 0) == 0) content_length = std::stoul(line.substr(15));
       if (lower.rfind("authorization:", 0) == 0) {
         req.authorization = line.substr(14);
         while (!req.authorization.empty() && req.authorization.front() == ' ') req.authorization.erase(0, 1);
       }
       pos = end;
+    }
+    size_t body_at = in.find("\r\n\r\n");
+    if (body_at != std::string::npos) {
+      req.body = in.substr(body_at + 4);
+      while (req.body.size() < content_length && !stop_) {
+        pollfd p{c, POLLIN, 0};
+        if (::poll(&p, 1, 2000) <= 0) break;
+        ssize_t n = ::read(c, buf, sizeof buf);
+        if (n <= 0) break;
+        req.body.append(buf, static_cast<size_t>(n));
+      }
     }
     {
       std::lock_guard lk(mu_);

@@ -32,6 +32,11 @@ M.kinds = {
     { "vmlinux_bytes", "integer" }, { "imported_at", "string" }, { "dir", "string" },
   },
   cache_prune = { { "bytes", "integer" }, { "blobs", "integer" } },
+  image_push = {
+    { "image", "string" }, { "ref", "string or null" }, { "manifest_digest", "string or null" },
+    { "layer_digest", "string" }, { "diff_id", "string" }, { "size", "integer" }, { "tar_bytes", "integer" },
+    { "entries", "integer" }, { "skipped", "array of string" }, { "layer_uploaded", "boolean" }, { "dry_run", "boolean" },
+  },
   workspace = { { "vm", "string" }, { "files", "integer" }, { "guest", "string" } },
   doctor = { { "checks", "array of check" }, { "failed", "integer" }, { "skipped", "integer" }, { "uid", "integer" } },
   check = {
