@@ -28,6 +28,7 @@ BANGER_LAZY(kLib, dev_t, archive_entry_rdevminor, (Entry * e), (e))
 BANGER_LAZY(kLib, void, archive_entry_set_filetype, (Entry * e, unsigned int type), (e, type))
 BANGER_LAZY(kLib, void, archive_entry_set_gid, (Entry * e, la_int64_t gid), (e, gid))
 BANGER_LAZY(kLib, void, archive_entry_set_hardlink, (Entry * e, const char* target), (e, target))
+BANGER_LAZY(kLib, void, archive_entry_set_mtime, (Entry * e, time_t t, long ns), (e, t, ns))
 BANGER_LAZY(kLib, void, archive_entry_set_pathname, (Entry * e, const char* path), (e, path))
 BANGER_LAZY(kLib, void, archive_entry_set_perm, (Entry * e, __LA_MODE_T perm), (e, perm))
 BANGER_LAZY(kLib, void, archive_entry_set_rdev, (Entry * e, dev_t dev), (e, dev))
@@ -72,6 +73,10 @@ BANGER_LAZY(kLib, int, archive_write_finish_entry, (Archive * a), (a))
 BANGER_LAZY(kLib, int, archive_write_free, (Archive * a), (a))
 BANGER_LAZY(kLib, int, archive_write_header, (Archive * a, Entry* e), (a, e))
 BANGER_LAZY(kLib, Archive*, archive_write_new, (void), ())
+BANGER_LAZY(kLib, int, archive_write_open,
+            (Archive * a, void* data, archive_open_callback* open, archive_write_callback* write,
+             archive_close_callback* close),
+            (a, data, open, write, close))
 BANGER_LAZY(kLib, int, archive_write_open_fd, (Archive * a, int fd), (a, fd))
 BANGER_LAZY(kLib, int, archive_write_open_filename, (Archive * a, const char* file), (a, file))
 BANGER_LAZY(kLib, int, archive_write_set_format_cpio_newc, (Archive * a), (a))
