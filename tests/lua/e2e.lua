@@ -55,8 +55,9 @@ end
 --- e2e.home(), but kernel "debian-cloud" came as a bundle: imported in
 -- another home, written by `kernel export` into a catalog directory served
 -- by busybox httpd, and `kernel pull`ed from there (docs/kernels.md).
--- Returns the home and the two commands' results (their --json output).
-function e2e.home_from_bundle()
+-- Returns the home and the two commands' results (their --json output);
+-- `{ image = false }` leaves image "tiny" out.
+function e2e.home_from_bundle(opts)
   local src = t.tmpdir()
   local k = t.banger({ "kernel", "import", e2e.kernel_deb(), "--name", "debian-cloud" }, { home = src })
   t.eq(k.code, 0, k.stderr)
@@ -74,7 +75,9 @@ function e2e.home_from_bundle()
   httpd:kill(9)
   httpd:wait()
   t.eq(pull.code, 0, pull.stderr)
-  tiny_image(home)
+  if not (opts and opts.image == false) then
+    tiny_image(home)
+  end
   return home, export, pull, { src = src, base = base }
 end
 

@@ -37,7 +37,7 @@ describe("kernel pull", function()
   end)
 
   it("kernel export, then kernel pull of the bundle over HTTP under another home: the same kernel", function()
-    local home, export, pull, info = e2e.home_from_bundle()
+    local home, export, pull, info = e2e.home_from_bundle({ image = false })
     local entry = json_doc.conforms("kernel export", export.stdout)
     t.eq({ entry.name, entry.format, entry.url }, { "debian-cloud", "bundle", "debian-cloud-x86_64.tar.zst" })
     local m = json_doc.conforms("kernel pull", pull.stdout)
