@@ -135,7 +135,7 @@ function M.pull(opts)
   end)
   errors.check(require("banger.native.http").download({
     url = source, path = tmp, sha256 = entry.sha256:lower(), on_progress = progress.update,
-    -- A bundle's size is exact; a package's is a hint (mirrors rebuild them).
+    -- A bundle's size is exact; a package's only caps the download at twice it.
     size = bundle and entry.size or nil, max_bytes = (not bundle and entry.size) and entry.size * 2 or nil,
   }))
   progress.finish()
