@@ -24,6 +24,7 @@ test_packages=(
   openssh-server  # a real sshd for the SSH client tests
   xfsprogs  # a reflink-capable filesystem for the disk clone test
   python3    # tests/fixtures/registry.sh's free port, bench/pull.sh's layer split
+  jq         # the kernel specs merge exported catalog entries as docs/kernels.md shows
   lua5.4     # bench/startup.sh times banger against a bare Lua interpreter
   zsh fish   # completion_spec runs `banger completion zsh|fish` in the real shells
   ccache     # scripts/test keeps compiled objects between runs (an empty cache builds as without)

@@ -83,7 +83,7 @@ DownloadResult download(const std::string& url, const std::string& dest, const D
   AtomicFile out(dest, 0644);
   Sha256 hash;
   Sink sink;
-  sink.max = opts.max_bytes;
+  sink.max = opts.expected_size ? opts.expected_size : opts.max_bytes;
   sink.progress = opts.progress;
   sink.write = [&](std::string_view data) {
     hash.update(data);
@@ -91,6 +91,10 @@ DownloadResult download(const std::string& url, const std::string& dest, const D
   };
   transfer(url, sink, opts.timeout_s);
   DownloadResult r{sink.bytes, hash.hex()};
+  if (opts.expected_size && r.bytes != opts.expected_size) {
+    throw Error("EDIGEST", "download " + url + ": " + std::to_string(r.bytes) + " bytes, expected " +
+                               std::to_string(opts.expected_size));
+  }
   if (!opts.expected_sha256.empty() && r.sha256 != opts.expected_sha256) {
     throw Error("EDIGEST", "download " + url + ": sha256 is " + r.sha256 + ", expected " + opts.expected_sha256);
   }

@@ -11,6 +11,7 @@ namespace banger {
 struct DownloadOptions {
   std::string expected_sha256;  // empty: no check (only for small metadata)
   std::uint64_t max_bytes = 0;  // 0: no limit
+  std::uint64_t expected_size = 0;  // 0: any; else the exact size (also the limit), checked before the sha256
   long timeout_s = 0;           // whole transfer; 0: none (low-speed abort still applies)
   std::function<void(std::uint64_t done, std::uint64_t total)> progress;
 };

@@ -9,7 +9,6 @@
 
 #include "engine/core/atomic_file.hpp"
 #include "engine/core/error.hpp"
-#include "engine/core/make_dirs.hpp"
 #include "engine/core/read_file.hpp"
 #include "engine/core/sha256.hpp"
 #include "engine/core/temp_name.hpp"
@@ -17,11 +16,10 @@
 #include "engine/kernel/initramfs.hpp"
 #include "engine/kernel/modules.hpp"
 #include "engine/kernel/source.hpp"
+#include "engine/kernel/staging.hpp"
 
 namespace banger::kernel {
 namespace fs = std::filesystem;
-
-namespace {
 
 std::string utc_now() {
   std::time_t t = std::time(nullptr);
@@ -31,18 +29,6 @@ std::string utc_now() {
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;
 }
-
-// Removes a temporary import directory unless released.
-struct TempDir {
-  fs::path path;
-  bool keep = false;
-  ~TempDir() {
-    std::error_code ec;
-    if (!keep) fs::remove_all(path, ec);
-  }
-};
-
-}  // namespace
 
 void validate_name(const std::string& name) {
   auto bad = [&](const std::string& why) { throw Error("EINVAL", "invalid kernel name '" + name + "': " + why); };
@@ -57,27 +43,22 @@ void validate_name(const std::string& name) {
 
 nlohmann::json import_kernel(const ImportOptions& o) {
   validate_name(o.name);
-  fs::path final_dir = fs::path(o.kernels_dir) / o.name;
-  std::error_code ec;
-  if (fs::exists(final_dir, ec) && !o.replace) throw Error("EEXIST", "a kernel named '" + o.name + "' already exists");
+  check_free(o.kernels_dir, o.name, o.replace);
 
   KernelFiles k = read_kernel_source(o.source);
   std::string vmlinux = extract_vmlinux(k.image);
   std::vector<std::string> modules;
   if (!k.modules.empty()) modules = resolve_modules(k);
 
-  make_dirs(o.kernels_dir, 0755);
-  TempDir tmp{temp_name(o.kernels_dir + "/.import-" + o.name + "-")};
-  fs::create_directory(tmp.path);
-  fs::permissions(tmp.path, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
-                                fs::perms::others_read | fs::perms::others_exec);
-  atomic_write_file((tmp.path / "vmlinux").string(), vmlinux, 0644);
+  StagingDir tmp(o.kernels_dir, o.name, ".import");
+  fs::path dir = tmp.path();
+  atomic_write_file((dir / "vmlinux").string(), vmlinux, 0644);
   InitramfsSpec spec;
   spec.busybox = o.busybox;
   spec.agent = o.agent;
   spec.modules = modules;
   spec.module_files = &k.modules;
-  write_initramfs((tmp.path / "initrd.img").string(), spec);
+  write_initramfs((dir / "initrd.img").string(), spec);
 
   nlohmann::json m = {{"name", o.name},
                       {"distro", o.distro},
@@ -89,24 +70,12 @@ nlohmann::json import_kernel(const ImportOptions& o) {
                       {"modules", modules},
                       {"vmlinux_bytes", vmlinux.size()},
                       {"imported_at", utc_now()}};
-  atomic_write_file((tmp.path / "manifest.json").string(), m.dump(2) + "\n", 0644);
+  atomic_write_file((dir / "manifest.json").string(), m.dump(2) + "\n", 0644);
 
-  // Each file was fsynced and renamed into tmp.path by AtomicFile, which
-  // fsyncs tmp.path too: the new kernel is on disk before a name points at it.
-  if (o.replace && fs::exists(final_dir, ec)) {
-    // One step: the name holds the old kernel until it holds the new one.
-    // The old one is then at tmp.path, which TempDir removes.
-    exchange_paths(tmp.path.string(), final_dir.string());
-    return m;
-  }
-  // rename(2) onto a missing name: a concurrent import of the same name
-  // makes one of the two fail here instead of mixing files.
-  if (::rename(tmp.path.c_str(), final_dir.c_str()) != 0) {
-    if (errno == EEXIST || errno == ENOTEMPTY) throw Error("EEXIST", "a kernel named '" + o.name + "' already exists");
-    throw Error::last("rename", final_dir.string());
-  }
-  tmp.keep = true;
-  fsync_dir(o.kernels_dir);
+  // Each file was fsynced and renamed into the staging directory by
+  // AtomicFile, which fsyncs the directory too: the new kernel is on disk
+  // before a name points at it.
+  tmp.publish(o.replace);
   return m;
 }
 

@@ -25,6 +25,9 @@ struct ImportOptions {
   bool replace = false;     // replace an existing kernel of that name
 };
 
+// Now in UTC, as manifests record it ("2026-01-02T03:04:05Z").
+std::string utc_now();
+
 // Returns the manifest.
 nlohmann::json import_kernel(const ImportOptions& opts);
 

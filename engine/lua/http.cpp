@@ -1,6 +1,6 @@
 // banger.native.http: downloads through libcurl (engine/core/download.hpp).
 //   http.fetch(url [, {max_bytes=}]) -> body
-//   http.download{url=, path=, sha256=, max_bytes=, on_progress=function(done, total)} -> {bytes=, sha256=}
+//   http.download{url=, path=, sha256=, size=, max_bytes=, on_progress=function(done, total)} -> {bytes=, sha256=}
 #include "engine/core/download.hpp"
 #include "engine/lua/binding.hpp"
 #include "engine/lua/callback.hpp"
@@ -23,6 +23,7 @@ int l_download(lua_State* L) {
   DownloadOptions o;
   o.expected_sha256 = field_string(L, 1, "sha256").value_or("");
   o.max_bytes = field_int<std::uint64_t>(L, 1, "max_bytes").value_or(0);
+  o.expected_size = field_int<std::uint64_t>(L, 1, "size").value_or(0);
   lua_settop(L, 1);
   push_function_field(L, 1, "on_progress");  // 2
   if (Callback fn{L, 2}) {

@@ -2,8 +2,11 @@
 //   kernel.import{source=, name=, kernels_dir=, agent=, busybox=, distro=, origin=, replace=} -> manifest
 //   kernel.list(kernels_dir) -> {manifest...}; kernel.show(dir, name); kernel.remove(dir, name)
 //   kernel.extract_vmlinux(src, dst); kernel.validate_name(name)
+//   kernel.export{kernels_dir=, name=, output=, level=} -> {path=, size=, sha256=, manifest=}
+//   kernel.import_bundle{source=, name=, kernels_dir=, origin=, replace=} -> manifest
 #include "engine/core/atomic_file.hpp"
 #include "engine/core/read_file.hpp"
+#include "engine/kernel/bundle.hpp"
 #include "engine/kernel/bzimage.hpp"
 #include "engine/kernel/catalog.hpp"
 #include "engine/lua/binding.hpp"
@@ -61,6 +64,36 @@ int l_validate_name(lua_State* L) {
   return 1;
 }
 
+int l_export(lua_State* L) {
+  check_table(L, 1);
+  std::string dir = field_string(L, 1, "kernels_dir").value_or("");
+  std::string name = field_string(L, 1, "name").value_or("");
+  std::string output = field_string(L, 1, "output").value_or("");
+  auto level = field_int<int>(L, 1, "level").value_or(19);
+  if (dir.empty() || name.empty() || output.empty()) throw Raise("kernel.export needs kernels_dir=, name= and output=");
+  kernel::ExportResult r = kernel::export_bundle(dir, name, output, level);
+  lua_createtable(L, 0, 4);
+  set_field(L, "path", r.path);
+  set_field(L, "size", static_cast<lua_Integer>(r.size));
+  set_field(L, "sha256", r.sha256);
+  push_json(L, r.manifest);
+  lua_setfield(L, -2, "manifest");
+  return 1;
+}
+
+int l_import_bundle(lua_State* L) {
+  check_table(L, 1);
+  kernel::BundleImportOptions o;
+  o.bundle = field_string(L, 1, "source").value_or("");
+  o.name = field_string(L, 1, "name").value_or("");
+  o.kernels_dir = field_string(L, 1, "kernels_dir").value_or("");
+  o.origin = field_string(L, 1, "origin").value_or("");
+  o.replace = field_boolean(L, 1, "replace").value_or(false);
+  if (o.bundle.empty() || o.kernels_dir.empty()) throw Raise("kernel.import_bundle needs source= and kernels_dir=");
+  push_json(L, kernel::import_bundle(o));
+  return 1;
+}
+
 int open_kernel(lua_State* L) {
   static const luaL_Reg fns[] = {{"import", protect<l_import>},
                                  {"list", protect<l_list>},
@@ -68,6 +101,8 @@ int open_kernel(lua_State* L) {
                                  {"remove", protect<l_remove>},
                                  {"extract_vmlinux", protect<l_extract_vmlinux>},
                                  {"validate_name", protect<l_validate_name>},
+                                 {"export", protect<l_export>},
+                                 {"import_bundle", protect<l_import_bundle>},
                                  {nullptr, nullptr}};
   luaL_newlib(L, fns);
   return 1;

@@ -6,11 +6,33 @@ local M = {}
 
 --- Downloads kernel `opts.name` from the catalog at `opts.catalog`, checks its
 --- sha256 and imports it as `opts.as`; nothing is left behind on failure.
+--- A bundle entry (see `is_bundle`)
+--- must name this host's arch and its exact size, which the download is held
+--- to; the bundle is unpacked by `banger.kernel.import_bundle`.
 --- Progress goes to stderr; returns the manifest. Errors: `EFETCH`,
---- `EDIGEST`, `ENOENT` (no such entry), `EEXIST`.
+--- `EDIGEST` (sha256 or size), `ENOENT` (no such entry), `EEXIST`, `EINVAL`
+--- (another arch, no size), `EUNSAFE`, `EFBIG` (a hostile bundle).
 ---@param opts { name: string, catalog: string, as?: string, replace?: boolean }
 ---@return table
 function M.pull(opts) end
+
+--- Writes kernel `opts.name` as `<name>-<arch>.tar.zst` into `opts.output`
+--- (created if missing; default: the current directory) at zstd `level`
+--- (1..19, default 19) with `banger.kernel.export`, and its catalog entry
+--- (`name`, `arch`, `version`, `distro`, `url` (the file name), `size`,
+--- `sha256`, `format = "bundle"`) beside it as `<name>-<arch>.json`. Returns
+--- the entry and the bundle's path. Errors: `ENOENT` (no such kernel),
+--- `EDIGEST` (its vmlinux no longer matches its manifest).
+---@param opts { name: string, output?: string, level?: integer }
+---@return table
+---@return string
+function M.export(opts) end
+
+--- Whether a catalog entry names a kernel bundle: `format` is `"bundle"`, or
+--- its URL ends in `.tar.zst`.
+---@param entry table
+---@return boolean
+function M.is_bundle(entry) end
 
 --- The catalog at `url` (http(s) or file), decoded. Errors: `EINVAL` (not a
 --- catalog), `EFETCH`.

@@ -12,9 +12,10 @@ local M = {}
 function M.fetch(url, opts) end
 
 --- Streams `url` into `path` (a temporary beside it, renamed when complete
---- and, with `sha256`, verified). `on_progress(done, total)` is called as
+--- and, with `sha256`, verified; with `size`, the exact length, also the
+--- limit, checked first: a truncated download says so). `on_progress(done, total)` is called as
 --- bytes arrive. Errors: `EFETCH`, `EDIGEST`, `EFBIG`, `ECANCELED`.
----@param opts { url: string, path: string, sha256?: string, max_bytes?: integer, on_progress?: function }
+---@param opts { url: string, path: string, sha256?: string, size?: integer, max_bytes?: integer, on_progress?: function }
 ---@return { bytes: integer, sha256: string }
 function M.download(opts) end
 

@@ -45,4 +45,28 @@ function M.extract_vmlinux(src, dst) end
 ---@return true
 function M.validate_name(name) end
 
+--- Writes kernel `name` as `<output>/<name>-<arch>.tar.zst`: a tar (libarchive)
+--- of `manifest.json`, `vmlinux` and `initrd.img`, root-owned 0644, compressed
+--- with libzstd at `level` (1..19, default 19) on up to 4 threads. The file
+--- appears only complete (written beside and renamed). `size` and `sha256` are
+--- the bundle's; `manifest` is the kernel's. Errors: `ENOENT`, `EINVAL` (bad
+--- level, no arch), `EDIGEST` (the vmlinux no longer matches the manifest).
+---@param opts { kernels_dir: string, name: string, output: string, level?: integer }
+---@return { path: string, size: integer, sha256: string, manifest: table }
+function M.export(opts) end
+
+--- Unpacks a kernel bundle (already downloaded and checked against its catalog
+--- entry) into the catalog as `name`. It is read as hostile: only
+--- `manifest.json`, `vmlinux` and `initrd.img`, each once, each a regular file
+--- under its size limit (1 MiB, 512 MiB, 512 MiB), written `O_EXCL|O_NOFOLLOW`
+--- into a hidden staging directory that is renamed into place only when the
+--- manifest's arch is this host's and the vmlinux matches its sha256. Returns
+--- the manifest, with `name`, `source` (`origin`), `source_kind = "bundle"`
+--- and `imported_at` of this import. Errors: `EUNSAFE` (a name, link or
+--- duplicate), `EFBIG`, `EINVAL` (not a zstd tar, truncated, another arch, a
+--- missing file), `EDIGEST`, `EEXIST`.
+---@param opts { source: string, name: string, kernels_dir: string, origin?: string, replace?: boolean }
+---@return table
+function M.import_bundle(opts) end
+
 return M

@@ -14,11 +14,8 @@ function e2e.kernel_deb()
   return (r.stdout:gsub("%s+$", ""))
 end
 
---- A fresh home with kernel "debian-cloud" and image "tiny".
-function e2e.home()
-  local home = t.tmpdir()
-  local k = t.banger({ "kernel", "import", e2e.kernel_deb(), "--name", "debian-cloud" }, { home = home })
-  t.eq(k.code, 0, k.stderr)
+--- Adds image "tiny" (busybox and the agent, booting kernel "debian-cloud") to `home`.
+local function tiny_image(home)
   local img = home .. "/tiny.ext4"
   local r = t.banger({ "run", t.source_dir() .. "/tests/lua/fixtures/make_rootfs.lua", img, e2e.agent_bin() },
     { home = home })
@@ -26,7 +23,62 @@ function e2e.home()
   local reg = t.banger({ "image", "register", "--rootfs", img, "--name", "tiny", "--kernel", "debian-cloud" },
     { home = home })
   t.eq(reg.code, 0, reg.stderr)
+end
+
+--- A fresh home with kernel "debian-cloud" and image "tiny".
+function e2e.home()
+  local home = t.tmpdir()
+  local k = t.banger({ "kernel", "import", e2e.kernel_deb(), "--name", "debian-cloud" }, { home = home })
+  t.eq(k.code, 0, k.stderr)
+  tiny_image(home)
   return home
+end
+
+--- busybox httpd serving `dir` on a free 127.0.0.1 port (it must hold
+-- catalog.json, which tells it is up); returns the process and its base URL.
+function e2e.serve(dir)
+  for _ = 1, 20 do
+    local port = 20000 + math.random(0, 20000)
+    local httpd = t.spawn({ "busybox", "httpd", "-f", "-p", "127.0.0.1:" .. port, "-h", dir, stderr = "null" })
+    local ok = pcall(e2e.wait_for, function()
+      return (pcall(banger.http.fetch, "http://127.0.0.1:" .. port .. "/catalog.json"))
+    end, 3000, "httpd")
+    if ok then
+      return httpd, "http://127.0.0.1:" .. port
+    end
+    httpd:kill(9)
+    httpd:wait()
+  end
+  error("no free port for httpd")
+end
+
+--- e2e.home(), but kernel "debian-cloud" came as a bundle: imported in
+-- another home, written by `kernel export` into a catalog directory served
+-- by busybox httpd, and `kernel pull`ed from there (docs/kernels.md).
+-- Returns the home and the two commands' results (their --json output);
+-- `{ image = false }` leaves image "tiny" out.
+function e2e.home_from_bundle(opts)
+  local src = t.tmpdir()
+  local k = t.banger({ "kernel", "import", e2e.kernel_deb(), "--name", "debian-cloud" }, { home = src })
+  t.eq(k.code, 0, k.stderr)
+  local site = t.tmpdir()
+  local export = t.banger({ "kernel", "export", "debian-cloud", "--output", site, "--level", "3", "--json" },
+    { home = src, timeout_ms = 120000 })
+  t.eq(export.code, 0, export.stderr)
+  -- The merge docs/kernels.md shows.
+  local merge = banger.proc.run({ "sh", "-c", "jq -s '{kernels: .}' *-*.json > catalog.json", cwd = site })
+  t.eq(merge.code, 0, merge.stderr)
+  local httpd, base = e2e.serve(site)
+  local home = t.tmpdir()
+  local pull = t.banger({ "kernel", "pull", "debian-cloud", "--catalog", base .. "/catalog.json", "--json" },
+    { home = home, timeout_ms = 120000 })
+  httpd:kill(9)
+  httpd:wait()
+  t.eq(pull.code, 0, pull.stderr)
+  if not (opts and opts.image == false) then
+    tiny_image(home)
+  end
+  return home, export, pull, { src = src, base = base }
 end
 
 --- Adds image "tiny-ssh" (tiny plus Debian's dropbear) to `home` and turns

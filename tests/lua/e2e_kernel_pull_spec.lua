@@ -1,23 +1,10 @@
 -- kernel pull against a real HTTP server on 127.0.0.1 (busybox httpd)
--- serving a catalog and Debian's cloud kernel package.
+-- serving a catalog and Debian's cloud kernel package, or a kernel bundle
+-- written by kernel export (e2e_vm_spec.lua boots a VM on such a kernel).
 local e2e = assert(loadfile(t.source_dir() .. "/tests/lua/e2e.lua", "t", _ENV))()
 local json_doc = assert(loadfile(t.source_dir() .. "/tests/lua/json_doc.lua", "t", _ENV))()
 
-local function serve(dir)
-  for _ = 1, 20 do
-    local port = 20000 + math.random(0, 20000)
-    local httpd = t.spawn({ "busybox", "httpd", "-f", "-p", "127.0.0.1:" .. port, "-h", dir, stderr = "null" })
-    local ok = pcall(e2e.wait_for, function()
-      return (pcall(banger.http.fetch, "http://127.0.0.1:" .. port .. "/catalog.json"))
-    end, 3000, "httpd")
-    if ok then
-      return httpd, "http://127.0.0.1:" .. port
-    end
-    httpd:kill(9)
-    httpd:wait()
-  end
-  error("no free port for httpd")
-end
+local serve = e2e.serve
 
 describe("kernel pull", function()
   local deb = e2e.kernel_deb()
@@ -47,6 +34,24 @@ describe("kernel pull", function()
     t.eq(m.source, base .. "/kernel.deb")
     t.contains(t.banger({ "kernel", "list" }, { home = home }).stdout, "cloud")
     t.eq(banger.fs.list(home .. "/.local/state/banger/kernels"), { "cloud" }, "no temporary file left")
+  end)
+
+  it("kernel export, then kernel pull of the bundle over HTTP under another home: the same kernel", function()
+    local home, export, pull, info = e2e.home_from_bundle({ image = false })
+    local entry = json_doc.conforms("kernel export", export.stdout)
+    t.eq({ entry.name, entry.format, entry.url }, { "debian-cloud", "bundle", "debian-cloud-x86_64.tar.zst" })
+    local m = json_doc.conforms("kernel pull", pull.stdout)
+    t.eq({ m.name, m.source_kind, m.source }, { "debian-cloud", "bundle", info.base .. "/debian-cloud-x86_64.tar.zst" })
+    t.contains(pull.stderr, "downloading " .. info.base .. "/debian-cloud-x86_64.tar.zst")
+    local from = info.src .. "/.local/state/banger/kernels/debian-cloud"
+    local to = home .. "/.local/state/banger/kernels/debian-cloud"
+    for _, f in ipairs({ "vmlinux", "initrd.img" }) do
+      t.eq(banger.sys.sha256(t.read(to .. "/" .. f)), banger.sys.sha256(t.read(from .. "/" .. f)), f)
+    end
+    local original = banger.json.decode(t.read(from .. "/manifest.json"))
+    t.eq({ m.version, m.sha256, m.modules, m.vmlinux_bytes },
+      { original.version, original.sha256, original.modules, original.vmlinux_bytes })
+    t.eq(banger.fs.list(home .. "/.local/state/banger/kernels"), { "debian-cloud" }, "no temporary file left")
   end)
 
   it("refuses a download whose sha256 does not match, leaving nothing", function()

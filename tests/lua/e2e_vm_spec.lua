@@ -3,8 +3,12 @@
 local e2e = assert(loadfile(t.source_dir() .. "/tests/lua/e2e.lua", "t", _ENV))()
 
 describe("vm lifecycle on a real kernel", function()
-  it("create, exec, stop, delete", function()
-    local home = e2e.home()
+  it("create, exec, stop, delete (on a kernel pulled as a bundle)", function()
+    -- The kernel came through kernel export and kernel pull over HTTP
+    -- (e2e_kernel_pull_spec.lua checks the files): this boot is its test.
+    local home = e2e.home_from_bundle()
+    t.eq(banger.json.decode(t.banger({ "kernel", "show", "debian-cloud", "--json" }, { home = home }).stdout).source_kind,
+      "bundle")
     local c = t.banger({ "vm", "create", "t1", "--image", "tiny", "--memory", "256MiB", "--accel", "tcg" },
       { home = home, timeout_ms = 180000 })
     t.eq(c.code, 0, c.stderr)

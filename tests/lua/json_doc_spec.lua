@@ -10,6 +10,7 @@ local elsewhere = {
   ["image pull"] = "e2e_pull_spec.lua",
   ["image push"] = "e2e_push_spec.lua",
   ["kernel pull"] = "e2e_kernel_pull_spec.lua",
+  ["kernel export"] = "e2e_kernel_pull_spec.lua",
   ["vm workspace prepare"] = "e2e_workspace_spec.lua",
   ["vm snapshot"] = "e2e_snapshot_spec.lua",
   ["vm fork"] = "e2e_snapshot_spec.lua",

@@ -1,5 +1,6 @@
 -- banger kernel pull NAME: download a kernel named in a catalog, check its
--- sha256 and import it (banger.kernel_catalog has the catalog's format).
+-- sha256 and import it, or unpack it when it is a kernel bundle
+-- (banger.kernel_catalog has the catalog's format; docs/kernels.md).
 return {
   summary = "download a kernel from a catalog and import it",
   json = true,

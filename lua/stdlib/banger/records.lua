@@ -31,6 +31,10 @@ M.kinds = {
     { "sha256", "string" }, { "source", "string" }, { "source_kind", "string" }, { "modules", "array of string" },
     { "vmlinux_bytes", "integer" }, { "imported_at", "string" }, { "dir", "string" },
   },
+  kernel_bundle = {
+    { "name", "string" }, { "arch", "string" }, { "version", "string" }, { "distro", "string" },
+    { "url", "string" }, { "size", "integer" }, { "sha256", "string" }, { "format", "string" },
+  },
   cache_prune = { { "bytes", "integer" }, { "blobs", "integer" } },
   image_push = {
     { "image", "string" }, { "ref", "string or null" }, { "manifest_digest", "string or null" },
