@@ -4,15 +4,25 @@
 //   kernel.extract_vmlinux(src, dst); kernel.validate_name(name)
 //   kernel.export{kernels_dir=, name=, output=, level=} -> {path=, size=, sha256=, manifest=}
 //   kernel.import_bundle{source=, name=, kernels_dir=, origin=, replace=} -> manifest
+//   kernel.staging(kernels_dir, name) -> handle (:path()): a hidden directory
+//     for a download, removed at close, swept by the next one if its process dies
 #include "engine/core/atomic_file.hpp"
 #include "engine/core/read_file.hpp"
 #include "engine/kernel/bundle.hpp"
 #include "engine/kernel/bzimage.hpp"
 #include "engine/kernel/catalog.hpp"
+#include "engine/kernel/staging.hpp"
 #include "engine/lua/binding.hpp"
 #include "engine/lua/json_value.hpp"
 
 namespace banger::lua {
+
+template <>
+struct HandleTraits<kernel::StagingDir> {
+  static constexpr const char* name = "banger.kernel.staging";
+  static std::string describe(const kernel::StagingDir& d) { return d.path(); }
+};
+
 namespace {
 
 int l_import(lua_State* L) {
@@ -94,7 +104,22 @@ int l_import_bundle(lua_State* L) {
   return 1;
 }
 
+int l_staging(lua_State* L) {
+  std::string dir = check_string(L, 1);
+  std::string name = check_string(L, 2);
+  kernel::validate_name(name);
+  push_handle(L, std::make_unique<kernel::StagingDir>(dir, name, ".pull"));
+  return 1;
+}
+
+int l_staging_path(lua_State* L) {
+  push_string(L, check_handle<kernel::StagingDir>(L, 1).path());
+  return 1;
+}
+
 int open_kernel(lua_State* L) {
+  static const luaL_Reg staging_methods[] = {{"path", protect<l_staging_path>}, {nullptr, nullptr}};
+  define_handle<kernel::StagingDir>(L, staging_methods);
   static const luaL_Reg fns[] = {{"import", protect<l_import>},
                                  {"list", protect<l_list>},
                                  {"show", protect<l_show>},
@@ -103,6 +128,7 @@ int open_kernel(lua_State* L) {
                                  {"validate_name", protect<l_validate_name>},
                                  {"export", protect<l_export>},
                                  {"import_bundle", protect<l_import_bundle>},
+                                 {"staging", protect<l_staging>},
                                  {nullptr, nullptr}};
   luaL_newlib(L, fns);
   return 1;

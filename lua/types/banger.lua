@@ -270,6 +270,18 @@ function banger_fs_lock:close() end
 ---@return true
 function banger_fs_lock:remove() end
 
+---@class banger.kernel.staging
+local banger_kernel_staging = {}
+
+--- The directory's path.
+---@return string
+function banger_kernel_staging:path() end
+
+--- Removes the directory and what is in it, and releases its lock (a `<close>`
+--- variable does it too). Safe twice.
+---@return true
+function banger_kernel_staging:close() end
+
 ---@class banger.oci.pull
 local banger_oci_pull = {}
 

@@ -69,4 +69,17 @@ function M.export(opts) end
 ---@return table
 function M.import_bundle(opts) end
 
+--- A hidden directory beside the catalog (`.pull-<name>-*`) for a download
+--- that becomes kernel `name`; `kernel pull` downloads into one. It is removed
+--- when the handle is closed or collected. Its process holds a flock on it for
+--- as long as the handle lives, and making one first removes every staging
+--- directory in `kernels_dir` nobody holds, so a pull or import killed outright
+--- leaves nothing the next one does not clean up (a symlink under a staging
+--- name is neither followed nor removed). Errors: `EINVAL` (a bad name), and
+--- the filesystem's.
+---@param kernels_dir string
+---@param name string
+---@return banger.kernel.staging
+function M.staging(kernels_dir, name) end
+
 return M

@@ -278,3 +278,55 @@ describe("kernel pull of a bundle", function()
     refused(catalog_for(b), "vmlinux sha256 is " .. banger.sys.sha256("a vmlinux") .. ", its manifest says")
   end)
 end)
+
+describe("kernel staging directories", function()
+  -- A process that makes a staging directory (what a pull downloads into),
+  -- writes into it, names it in a marker file and waits on stdin until it
+  -- is killed or its stdin closes. Returns the child and the directory.
+  local function holder(dir)
+    local tmp = t.tmpdir()
+    t.write(tmp .. "/hold.lua", string.format([[
+local s = banger.kernel.staging(%q, "k")
+banger.fs.write_atomic(s:path() .. "/kernel.deb", "partial download")
+banger.fs.write_atomic(%q, s:path())
+io.read("l")
+]], dir, tmp .. "/path"))
+    local c = t.spawn({ t.bin(), "run", tmp .. "/hold.lua", stdin = "pipe", env = t.env(tmp) })
+    return c, t.wait_for(function()
+      return banger.fs.exists(tmp .. "/path") and t.read(tmp .. "/path")
+    end, 30000, "the staging directory")
+  end
+
+  it("a pull killed outright leaves one that the next pull removes; a live one is left alone", function()
+    local home = t.tmpdir()
+    local dir = kernels_dir(home)
+    banger.fs.mkdir(dir, 493, true)
+    local dead, dead_path = holder(dir)
+    local live, live_path = holder(dir)
+    t.truthy(dead_path:match("/%.pull%-k%-") and banger.fs.exists(dead_path .. "/kernel.deb"), dead_path)
+    dead:kill(9)
+    dead:wait()
+    t.truthy(banger.fs.exists(dead_path), "kill -9 leaves it behind")
+    -- A planted symlink under a staging name is neither followed nor removed.
+    local outside = t.tmpdir()
+    t.write(outside .. "/keep", "x")
+    banger.fs.symlink(outside, dir .. "/.pull-evil")
+
+    -- The next pull (a refused one: the catalog's bundle file is missing)
+    -- makes its own staging directory, sweeping the dead one first.
+    local out = t.tmpdir()
+    t.write(out .. "/catalog.json", banger.json.encode({ kernels = { {
+      name = "k", format = "bundle", arch = arch, url = "missing.tar.zst", size = 10, sha256 = string.rep("0", 64),
+    } } }))
+    local r = t.banger({ "kernel", "pull", "k", "--catalog", "file://" .. out .. "/catalog.json" }, { home = home })
+    t.eq(r.code, 1, r.stderr)
+    t.falsy(banger.fs.exists(dead_path), "the dead pull's directory is gone")
+    t.truthy(banger.fs.exists(live_path .. "/kernel.deb"), "the live one is untouched")
+    t.truthy(banger.fs.exists(outside .. "/keep"), "nothing through the symlink")
+    live:close_stdin()
+    t.eq(live:wait().code, 0)
+    t.falsy(banger.fs.exists(live_path), "a staging directory is removed at close")
+    banger.fs.remove(dir .. "/.pull-evil")
+    t.eq(listing(dir), {})
+  end)
+end)

@@ -126,8 +126,9 @@ function M.pull(opts)
   local dir = kernels.dir()
   fs.mkdir(dir, 493, true)
   local artifact = entry.url:match("([^/?#]+)$") or "kernel"
-  local tmp = dir .. "/.pull-" .. name .. "-" .. require("banger.native.sys").getpid() .. "-" .. artifact
-  local cleanup <close> = setmetatable({}, { __close = function() pcall(fs.remove, tmp) end })
+  -- A hidden directory the next pull removes if this process dies with it.
+  local staging <close> = errors.check(require("banger.native.kernel").staging(dir, name))
+  local tmp = staging:path() .. "/" .. artifact
   local source = M.resolve_url(url, entry.url)
   ui.info(string.format("downloading %s (%s)", source, entry.size and units.format_bytes(entry.size) or "size unknown"))
   local progress = ui.percent_progress(function(pct, done)
