@@ -93,7 +93,7 @@ end
 
 --- The channel URL (config update.channel, without a trailing slash).
 ---@return string
-function M.channel()
+local function channel()
   local url = require("banger.config").get().update.channel
   if not url then
     errors.raise("ENOCHANNEL", "no update channel is configured", {
@@ -105,7 +105,7 @@ end
 --- The PEM of the key manifests must be signed with: config
 -- update.public_key (a file) when set, else the key built into banger.
 ---@return string pem, string source
-function M.public_key()
+local function public_key()
   local path = require("banger.config").get().update.public_key
   if path then
     path = path:gsub("^~/", (os.getenv("HOME") or "") .. "/")
@@ -119,7 +119,7 @@ function M.public_key()
 end
 
 --- The host's architecture in release names (amd64, arm64).
-function M.arch()
+local function arch()
   local machine = sys.uname().machine
   return ({ x86_64 = "amd64", aarch64 = "arm64" })[machine] or machine
 end
@@ -160,7 +160,7 @@ function M.fetch_manifest(url)
   local http = require("banger.native.http")
   local body = errors.check(http.fetch(url, { max_bytes = 1 << 20 }))
   local sig = errors.check(http.fetch(url .. ".sig", { max_bytes = 4096 }))
-  local pem, key_source = M.public_key()
+  local pem, key_source = public_key()
   local ok, why, code = require("banger.native.crypto").verify_ed25519(pem, body, sig)
   if not ok then
     if code == "EBADSIG" then
@@ -179,8 +179,8 @@ function M.fetch_manifest(url)
 end
 
 --- This host's artifact in `m`.
-function M.artifact(m)
-  local arch = M.arch()
+local function artifact(m)
+  local arch = arch()
   for _, a in ipairs(m.artifacts) do
     if a.os == "linux" and a.arch == arch then
       return a
@@ -192,7 +192,7 @@ end
 --- What the channel offers against this banger.
 ---@return { current: string, available: string, update_available: boolean, channel: string, helper_protocol: integer }
 function M.check()
-  local channel = M.channel()
+  local channel = channel()
   local m = M.fetch_manifest(channel .. "/latest.json")
   local current = sys.build().version
   return { current = current, available = m.version, update_available = M.compare(m.version, current) > 0,
@@ -202,7 +202,7 @@ end
 -- Where the running banger is installed. Refuses a build tree or a plain
 -- `cmake --install`: those are updated by rebuilding or reinstalling.
 ---@return { prefix: string, root: string, versions: string, version: string }
-function M.layout()
+local function find_layout()
   local exe = sys.exe()
   local prefix, version = exe:match("^(.*)/lib/banger/versions/([^/]+)/bin/banger$")
   if not prefix then
@@ -242,9 +242,9 @@ end
 --- Removes what an interrupted update left: the paths its journal names,
 -- and anything in versions/ or beside the links whose name marks it as
 -- unfinished (.partial-, .new-). Returns the paths removed.
----@param layout table from M.layout()
+---@param layout table from layout()
 ---@return string[]
-function M.cleanup(layout)
+local function cleanup(layout)
   local removed = {}
   local function drop(path)
     if fs.lstat(path) then
@@ -262,7 +262,7 @@ function M.cleanup(layout)
   end
   for _, dir in ipairs({ layout.versions, layout.root }) do
     for _, name in ipairs(fs.list(dir) or {}) do
-      if name:find(".partial-", 1, true) or name:match("^%.?[%w]+%.new%-") then
+      if name:find(".partial-", 1, true) or name:match("^%.?[%w]+%.new%-") or name:match("%.partial$") then
         drop(dir .. "/" .. name)
       end
     end
@@ -279,7 +279,7 @@ local function link_version(layout, name)
 end
 
 --- The versions `current` and `previous` point at (nil when unset).
-function M.links(layout)
+local function links(layout)
   return link_version(layout, "current"), link_version(layout, "previous")
 end
 
@@ -293,7 +293,7 @@ local function point(layout, name, version)
 end
 
 --- What `bin/banger version --json` of an installed version says.
-function M.version_of(layout, version)
+local function version_of(layout, version)
   local exe = layout.versions .. "/" .. version .. "/bin/banger"
   -- A clean environment: BANGER_LUA_DIR would make it load another tree.
   local r = errors.check(require("banger.native.proc").run({ exe, "version", "--json",
@@ -313,7 +313,7 @@ end
 -- root, returns the running helper's protocol (reinstall after the switch).
 ---@param protocol integer
 ---@param command string the command that would do it as root
-function M.helper_plan(protocol, command)
+local function helper_plan(protocol, command)
   local socket = require("banger.config").get().helper.socket
   local ok, res = pcall(function()
     return errors.check(require("banger.native.priv").call_helper(socket, "ping", {}))
@@ -365,7 +365,7 @@ end
 -- install runs (its unit names that binary). Returns what was removed.
 local function prune(layout, system_root)
   local keep = {}
-  local current, previous = M.links(layout)
+  local current, previous = links(layout)
   for _, v in ipairs({ current, previous }) do
     keep[v] = true
   end
@@ -396,12 +396,12 @@ end
 local function install_version(layout, m, on_progress)
   local dir = layout.versions .. "/" .. m.version
   if not fs.exists(dir) then
-    local a = M.artifact(m)
+    local a = artifact(m)
     local tag = random_hex()
     local bundle = layout.versions .. "/.partial-" .. m.version .. "-" .. tag .. ".tar.zst"
     local partial = dir .. ".partial-" .. tag
     record(layout, { bundle, partial })
-    local url = require("banger.kernel_catalog").resolve_url(m.url, a.url)
+    local url = require("banger.kernel_catalog").resolve_url(m.base_url or m.url, a.url)
     errors.check(require("banger.native.http").download({ url = url, path = bundle, sha256 = a.sha256:lower(),
       size = a.size, on_progress = on_progress }))
     errors.check(fs.mkdir(partial, 493))
@@ -414,7 +414,7 @@ local function install_version(layout, m, on_progress)
     errors.check(fs.syncfs(partial))
     errors.check(fs.rename(partial, dir))
   end
-  local info = M.version_of(layout, m.version)
+  local info = version_of(layout, m.version)
   if info.version ~= m.version then
     fs.remove_tree(dir)
     errors.raise("EVERIFY", "the unpacked banger calls itself " .. tostring(info.version) .. ", not " .. m.version)
@@ -423,7 +423,7 @@ end
 
 -- Makes `version` current and the version that was current previous.
 local function switch(layout, version)
-  local current = M.links(layout)
+  local current = links(layout)
   if current and current ~= version then
     point(layout, "previous", current)
   end
@@ -441,22 +441,25 @@ end
 ---@return { from: string, to: string, previous: string?, changed: boolean, removed: string[], helper: string? }
 function M.update(opts)
   local stage = opts.on_stage or function() end
-  local layout = M.layout()
+  local layout = find_layout()
   local _ <close> = lock(layout)
-  M.cleanup(layout)
+  cleanup(layout)
   local from = sys.build().version
-  local channel = M.channel()
+  local channel = channel()
   if opts.to and not M.valid_version(opts.to) then
     errors.usage("--to: not a version: " .. opts.to, "update")
   end
   local url = opts.to and (channel .. "/" .. opts.to .. "/manifest.json") or (channel .. "/latest.json")
   stage("manifest", url)
   local m = M.fetch_manifest(url)
+  -- latest.json is a copy of <version>/manifest.json: a relative artifact
+  -- URL is relative to the version's directory either way.
+  m.base_url = channel .. "/" .. m.version .. "/manifest.json"
   if opts.to and m.version ~= opts.to then
     errors.raise("EMANIFEST", url .. " is the manifest of " .. m.version .. ", not " .. opts.to)
   end
   local order = M.compare(m.version, from)
-  local current, previous = M.links(layout)
+  local current, previous = links(layout)
   if order == 0 then
     return { from = from, to = from, previous = previous, changed = false, removed = {} }
   end
@@ -464,7 +467,7 @@ function M.update(opts)
     errors.raise("EDOWNGRADE", "the channel's latest release (" .. m.version .. ") is older than this banger ("
       .. from .. "): refusing to downgrade", { hint = "banger update --to " .. m.version .. " goes back on purpose" })
   end
-  local plan = M.helper_plan(m.helper_protocol, "banger update" .. (opts.to and (" --to " .. opts.to) or ""))
+  local plan = helper_plan(m.helper_protocol, "banger update" .. (opts.to and (" --to " .. opts.to) or ""))
   if opts.confirm and not opts.confirm(from, m.version) then
     errors.raise("ECANCELED", "update cancelled", { exit = 1 })
   end
@@ -474,7 +477,7 @@ function M.update(opts)
   switch(layout, m.version)
   local helper = plan and (reinstall_helper(layout, m.version, plan, opts.system_root) or "reinstalled") or nil
   local removed = prune(layout, opts.system_root)
-  current, previous = M.links(layout)
+  current, previous = links(layout)
   return { from = from, to = current, previous = previous, changed = true, removed = removed, helper = helper }
 end
 
@@ -482,24 +485,24 @@ end
 -- current one previous). The root-helper rule applies as for an update.
 ---@param opts { confirm: fun(from: string, to: string): boolean, system_root: string? }
 function M.rollback(opts)
-  local layout = M.layout()
+  local layout = find_layout()
   local _ <close> = lock(layout)
-  M.cleanup(layout)
-  local current, previous = M.links(layout)
+  cleanup(layout)
+  local current, previous = links(layout)
   if not previous or not fs.exists(layout.versions .. "/" .. previous .. "/bin/banger") then
     errors.raise("ENOENT", "there is no previous version to roll back to")
   end
-  local info = M.version_of(layout, previous)
+  local info = version_of(layout, previous)
   if info.version ~= previous then
     errors.raise("EVERIFY", "versions/" .. previous .. " calls itself " .. tostring(info.version))
   end
-  local plan = M.helper_plan(info.helper_protocol or 0, "banger update --rollback")
+  local plan = helper_plan(info.helper_protocol or 0, "banger update --rollback")
   if opts.confirm and not opts.confirm(current or sys.build().version, previous) then
     errors.raise("ECANCELED", "rollback cancelled", { exit = 1 })
   end
   switch(layout, previous)
   local helper = plan and (reinstall_helper(layout, previous, plan, opts.system_root) or "reinstalled") or nil
-  local now, prev = M.links(layout)
+  local now, prev = links(layout)
   return { from = current or sys.build().version, to = now, previous = prev, changed = true, removed = {},
     helper = helper }
 end

@@ -1,0 +1,471 @@
+-- banger update end to end: two real builds of this tree (A: the build
+-- under test, B: the same sources stamped one patch version higher),
+-- bundled and signed like a release, served by busybox httpd on
+-- 127.0.0.1; A installed in a release layout under a temp prefix.
+local e2e = assert(loadfile(t.source_dir() .. "/tests/lua/e2e.lua", "t", _ENV))()
+local json_doc = assert(loadfile(t.source_dir() .. "/tests/lua/json_doc.lua", "t", _ENV))()
+
+local OWNER = 65534
+
+local function run(argv, what)
+  local r = banger.proc.run(argv)
+  t.eq(r.code, 0, (what or argv[1]) .. ": " .. r.stderr)
+  return r
+end
+
+local function sha256(path)
+  return banger.proc.run({ "sha256sum", path }).stdout:match("^(%x+)")
+end
+
+-- CMakeCache.txt entries of the build under test that decide the compiler
+-- command lines: B is configured the same way so ccache serves its objects.
+local function cache_vars(build)
+  local vars = {}
+  for line in t.read(build .. "/CMakeCache.txt"):gmatch("[^\n]+") do
+    local k, v = line:match("^([%w_]+):[%w_]+=(.*)$")
+    if k and (k == "CMAKE_BUILD_TYPE" or k == "BANGER_SANITIZE" or k == "BANGER_WERROR"
+      or k:match("^CMAKE_C%a*_COMPILER_LAUNCHER$") or k == "CMAKE_C_COMPILER" or k == "CMAKE_CXX_COMPILER") then
+      vars[#vars + 1] = "-D" .. k .. "=" .. v
+    end
+  end
+  return vars
+end
+
+-- The cmake --install tree of version `version` of this source tree, in
+-- a build directory beside the build under test (same depth, so ccache's
+-- relative paths match and only build_info.cpp and the links are new;
+-- kept for the next run). Returns the staged tree and the seconds spent.
+local function build_version(version)
+  local build = assert(os.getenv("BANGER_BUILD_DIR"), "BANGER_BUILD_DIR")
+  local dir = build .. "-update-" .. version
+  banger.fs.mkdir(dir, 493, true)
+  local lock <close> = banger.fs.lock(dir .. "/.update-spec.lock")
+  local start = banger.sys.monotonic_ms()
+  local env = { "PATH=" .. os.getenv("PATH"), "HOME=" .. (os.getenv("HOME") or "/root"),
+    "CCACHE_BASEDIR=" .. t.source_dir(), "CCACHE_NOHASHDIR=true" }
+  local configure = { "cmake", "-S", t.source_dir(), "-B", dir, "-G", "Ninja", "-DBANGER_TESTS=OFF",
+    "-DBANGER_VERSION=" .. version, env = env, timeout_ms = 600000 }
+  for _, v in ipairs(cache_vars(build)) do
+    configure[#configure + 1] = v
+  end
+  run(configure, "cmake configure " .. version)
+  run({ "cmake", "--build", dir, "-j", "2", "--target", "banger", "banger-helper", "banger-agent", env = env,
+    timeout_ms = 1800000 }, "cmake --build " .. version)
+  local stage = t.tmpdir() .. "/stage"
+  run({ "cmake", "--install", dir, "--prefix", stage }, "cmake --install " .. version)
+  return stage, (banger.sys.monotonic_ms() - start) / 1000
+end
+
+local function install_tree(build)
+  local stage = t.tmpdir() .. "/stage"
+  run({ "cmake", "--install", build, "--prefix", stage }, "cmake --install")
+  return stage
+end
+
+-- banger-<v>-linux-amd64.tar.zst of a staged tree, entries relative to it.
+local function bundle(stage, out)
+  local names = {}
+  for _, n in ipairs(banger.fs.list(stage)) do
+    names[#names + 1] = n
+  end
+  local argv = { "tar", "--zstd", "--owner=0", "--group=0", "-C", stage, "-cf", out }
+  table.move(names, 1, #names, #argv + 1, argv)
+  run(argv, "tar")
+  return out
+end
+
+local function keypair(dir, name)
+  local key = dir .. "/" .. name .. ".pem"
+  run({ "openssl", "genpkey", "-algorithm", "ed25519", "-out", key })
+  run({ "openssl", "pkey", "-in", key, "-pubout", "-out", dir .. "/" .. name .. ".pub.pem" })
+  return key, dir .. "/" .. name .. ".pub.pem"
+end
+
+local function sign(key, file)
+  run({ "openssl", "pkeyutl", "-sign", "-rawin", "-inkey", key, "-in", file, "-out", file .. ".sig" })
+end
+
+local fixture
+
+-- Built once per file: versions A and B, their bundles, two keys.
+local function fixtures()
+  if fixture then
+    return fixture
+  end
+  local dir = banger.fs.mkdtemp("banger-update-fixture-")
+  banger.proc.run({ "chmod", "0755", dir }) -- the public key is read by another uid too
+  local build = os.getenv("BANGER_BUILD_DIR")
+  local a = banger.json.decode(run({ t.bin(), "version", "--json" }).stdout)
+  local major, minor, patch = a.version:match("^(%d+)%.(%d+)%.(%d+)")
+  local b = string.format("%s.%s.%d", major, minor, tonumber(patch) + 1)
+  local stage_b, seconds = build_version(b)
+  io.stderr:write(string.format("  building version %s took %.1f s\n", b, seconds))
+  local f = { dir = dir, A = a.version, B = b, protocol = a.helper_protocol, build_seconds = seconds }
+  f.bundle = {
+    [f.A] = bundle(install_tree(build), dir .. "/banger-" .. f.A .. "-linux-amd64.tar.zst"),
+    [f.B] = bundle(stage_b, dir .. "/banger-" .. f.B .. "-linux-amd64.tar.zst"),
+  }
+  f.key, f.pub = keypair(dir, "release")
+  f.other_key = keypair(dir, "other")
+  fixture = f
+  return f
+end
+
+local function manifest(f, version, fields)
+  local path = f.bundle[version]
+  local m = { schema = 1, version = version, commit = "test", built_at = "2026-01-01T00:00:00Z",
+    helper_protocol = f.protocol, artifacts = { {
+      name = "banger-" .. version .. "-linux-amd64.tar.zst", os = "linux", arch = "amd64",
+      url = "banger-" .. version .. "-linux-amd64.tar.zst", size = banger.fs.stat(path).size, sha256 = sha256(path),
+    } } }
+  for k, v in pairs(fields or {}) do
+    m[k] = v
+  end
+  return banger.json.encode(m)
+end
+
+-- A channel directory: each of `versions` with its signed manifest and
+-- bundle; latest.json is `latest`'s. opts: key (signing key), manifest
+-- fields per version, tamper(dir) run after signing.
+local function channel(f, versions, latest, opts)
+  opts = opts or {}
+  local dir = t.tmpdir()
+  for _, v in ipairs(versions) do
+    banger.fs.mkdir(dir .. "/" .. v, 493, true)
+    run({ "cp", f.bundle[v], dir .. "/" .. v .. "/" })
+    t.write(dir .. "/" .. v .. "/manifest.json", manifest(f, v, opts.fields and opts.fields[v]))
+    sign(opts.key or f.key, dir .. "/" .. v .. "/manifest.json")
+  end
+  run({ "cp", dir .. "/" .. latest .. "/manifest.json", dir .. "/latest.json" })
+  run({ "cp", dir .. "/" .. latest .. "/manifest.json.sig", dir .. "/latest.json.sig" })
+  if opts.tamper then
+    opts.tamper(dir)
+  end
+  banger.proc.run({ "chmod", "-R", "a+rX", dir })
+  return dir
+end
+
+local function serve(dir)
+  for _ = 1, 20 do
+    local port = 20000 + math.random(0, 20000)
+    local httpd = t.spawn({ "busybox", "httpd", "-f", "-p", "127.0.0.1:" .. port, "-h", dir, stderr = "null" })
+    local ok = pcall(e2e.wait_for, function()
+      return (pcall(banger.http.fetch, "http://127.0.0.1:" .. port .. "/latest.json"))
+    end, 3000, "httpd")
+    if ok then
+      return httpd, "http://127.0.0.1:" .. port
+    end
+    httpd:kill(9)
+    httpd:wait()
+  end
+  error("no free port for httpd")
+end
+
+-- A release install of `version` under a fresh prefix, the way install.sh
+-- lays it out; and a home whose config trusts the test key and `url`.
+local function install(f, version)
+  local prefix = t.tmpdir()
+  local tree = prefix .. "/lib/banger/versions/" .. version
+  banger.fs.mkdir(tree, 493, true)
+  run({ "tar", "--zstd", "-C", tree, "-xf", f.bundle[version] })
+  banger.fs.symlink("versions/" .. version, prefix .. "/lib/banger/current")
+  banger.fs.mkdir(prefix .. "/bin", 493)
+  banger.fs.symlink("../lib/banger/current/bin/banger", prefix .. "/bin/banger")
+  return prefix
+end
+
+local function home_for(f, url, extra)
+  local home = t.tmpdir()
+  t.write(home .. "/.config/banger/config.lua", string.format(
+    'return { network = { mode = "off" }, update = { channel = %q, public_key = %q }%s }\n', url, f.pub, extra or ""))
+  return home
+end
+
+local function banger_at(prefix, home, args, opts)
+  local argv = { prefix .. "/bin/banger" }
+  table.move(args, 1, #args, 2, argv)
+  argv.env = t.env(home)
+  argv.cwd = home
+  argv.timeout_ms = 300000
+  if opts and opts.as_owner then
+    table.move(argv, 1, #argv, 5)
+    argv[1], argv[2], argv[3], argv[4] = "setpriv", "--reuid=" .. OWNER, "--regid=" .. OWNER, "--clear-groups"
+  end
+  return banger.proc.run(argv)
+end
+
+local function version_at(prefix, home)
+  local r = banger_at(prefix, home, { "version", "--json" })
+  t.eq(r.code, 0, r.stderr)
+  return banger.json.decode(r.stdout).version
+end
+
+local function links(prefix)
+  return { banger.fs.readlink(prefix .. "/lib/banger/current"), banger.fs.readlink(prefix .. "/lib/banger/previous") }
+end
+
+-- versions/ holds exactly `expected` (sorted): nothing partial, no journal.
+local function versions_are(prefix, expected)
+  local names = banger.fs.list(prefix .. "/lib/banger/versions")
+  table.sort(names)
+  table.sort(expected)
+  t.eq(names, expected, "versions/ content")
+  for _, n in ipairs(banger.fs.list(prefix .. "/lib/banger")) do
+    t.falsy(n:find(".new-", 1, true), "a leftover symlink " .. n)
+  end
+end
+
+describe("banger update", function()
+  it("--check, update, --rollback, --to between two real builds", function()
+    local f = fixtures()
+    local httpd, url = serve(channel(f, { f.A, f.B }, f.B))
+    local prefix = install(f, f.A)
+    local home = home_for(f, url)
+
+    local check = banger_at(prefix, home, { "update", "--check", "--json" })
+    t.eq(check.code, 0, check.stderr)
+    local c = json_doc.conforms("update --check", check.stdout)
+    t.eq({ c.current, c.available, c.update_available }, { f.A, f.B, true })
+
+    local up = banger_at(prefix, home, { "update", "--yes", "--json" })
+    t.eq(up.code, 0, up.stderr)
+    local u = json_doc.conforms("update", up.stdout)
+    t.eq({ u.from, u.to, u.previous, u.changed }, { f.A, f.B, f.A, true })
+    t.eq(version_at(prefix, home), f.B)
+    t.eq(links(prefix), { "versions/" .. f.B, "versions/" .. f.A })
+    versions_are(prefix, { f.A, f.B })
+
+    local again = banger_at(prefix, home, { "update", "--check" })
+    t.eq(again.code, 1, again.stderr)
+    t.contains(again.stdout, "up to date")
+
+    local back = banger_at(prefix, home, { "update", "--rollback", "--yes", "--json" })
+    t.eq(back.code, 0, back.stderr)
+    local rb = json_doc.conforms("update --rollback", back.stdout)
+    t.eq({ rb.from, rb.to, rb.previous }, { f.B, f.A, f.B })
+    t.eq(version_at(prefix, home), f.A)
+    t.eq(links(prefix), { "versions/" .. f.A, "versions/" .. f.B })
+
+    -- --to the version already unpacked: switched without a download
+    local to = banger_at(prefix, home, { "update", "--to", f.B, "--yes" })
+    t.eq(to.code, 0, to.stderr)
+    t.eq(version_at(prefix, home), f.B)
+    versions_are(prefix, { f.A, f.B })
+    httpd:kill(9)
+    httpd:wait()
+  end)
+
+  it("without a terminal and without --yes, asks nothing and changes nothing", function()
+    local f = fixtures()
+    local httpd, url = serve(channel(f, { f.A, f.B }, f.B))
+    local prefix = install(f, f.A)
+    local home = home_for(f, url)
+    local r = banger_at(prefix, home, { "update" })
+    httpd:kill(9)
+    httpd:wait()
+    t.eq(r.code, 2, r.stderr)
+    t.contains(r.stderr, "use --yes")
+    t.eq(version_at(prefix, home), f.A)
+    versions_are(prefix, { f.A })
+  end)
+
+  -- Each attack against an install of A; nothing may change.
+  local function refused(opts)
+    local f = fixtures()
+    local site = opts.site(f)
+    local httpd, url = serve(site)
+    local prefix = install(f, opts.installed or f.A)
+    local home = home_for(f, url)
+    local r = banger_at(prefix, home, opts.args or { "update", "--yes" })
+    httpd:kill(9)
+    httpd:wait()
+    t.eq(r.code, 1, r.stderr)
+    t.contains(r.stderr, opts.message)
+    t.eq(version_at(prefix, home), opts.installed or f.A)
+    t.eq(links(prefix), { "versions/" .. (opts.installed or f.A), nil })
+    versions_are(prefix, { opts.installed or f.A })
+    return prefix, home, f
+  end
+
+  it("refuses a tampered bundle", function()
+    refused({
+      site = function(f)
+        return channel(f, { f.B }, f.B, { tamper = function(dir)
+          local p = dir .. "/" .. f.B .. "/banger-" .. f.B .. "-linux-amd64.tar.zst"
+          local bytes = t.read(p)
+          t.write(p, bytes:sub(1, 999) .. string.char(bytes:byte(1000) ~ 0xff) .. bytes:sub(1001))
+        end })
+      end,
+      message = "sha256 is ",
+    })
+  end)
+
+  it("refuses a tampered manifest", function()
+    refused({
+      site = function(f)
+        return channel(f, { f.B }, f.B, { tamper = function(dir)
+          -- points the signed manifest at another bundle of the same size
+          local text = t.read(dir .. "/latest.json")
+          t.write(dir .. "/latest.json", (text:gsub('"sha256":"%x+"', '"sha256":"' .. string.rep("ab", 32) .. '"')))
+        end })
+      end,
+      message = "is not signed by the release key",
+    })
+  end)
+
+  it("refuses a manifest signed by another key", function()
+    refused({
+      site = function(f)
+        return channel(f, { f.B }, f.B, { key = f.other_key })
+      end,
+      message = "is not signed by the release key",
+    })
+  end)
+
+  it("refuses a truncated download and one longer than the manifest says", function()
+    local truncate = function(size)
+      return function(f)
+        return channel(f, { f.B }, f.B, { tamper = function(dir)
+          local p = dir .. "/" .. f.B .. "/banger-" .. f.B .. "-linux-amd64.tar.zst"
+          run({ "truncate", "-s", size, p })
+        end })
+      end
+    end
+    local f = fixtures()
+    local size = banger.fs.stat(f.bundle[f.B]).size
+    refused({ site = truncate(tostring(size - 4096)), message = ": " .. (size - 4096) .. " bytes, expected " .. size })
+    refused({ site = truncate("+4096"), message = "larger than the allowed " .. size .. " bytes" })
+  end)
+
+  it("refuses a downgrade offered as the latest release, and takes it with --to", function()
+    local f = fixtures()
+    local prefix, home = refused({
+      installed = f.B,
+      site = function(ff)
+        return channel(ff, { ff.A, ff.B }, ff.A)
+      end,
+      message = "refusing to downgrade",
+    })
+    local httpd, url = serve(channel(f, { f.A, f.B }, f.A))
+    home = home_for(f, url)
+    local r = banger_at(prefix, home, { "update", "--to", f.A, "--yes" })
+    httpd:kill(9)
+    httpd:wait()
+    t.eq(r.code, 0, r.stderr)
+    t.eq(version_at(prefix, home), f.A)
+    t.eq(links(prefix), { "versions/" .. f.A, "versions/" .. f.B })
+  end)
+
+  it("kill -9 while unpacking leaves current intact; the next update cleans up and succeeds", function()
+    local f = fixtures()
+    -- A bundle with 128 MiB of incompressible padding keeps the unpack
+    -- going long enough to be caught by polling the versions directory.
+    local stage = t.tmpdir() .. "/stage"
+    banger.fs.mkdir(stage, 493)
+    run({ "tar", "--zstd", "-C", stage, "-xf", f.bundle[f.B] })
+    run({ "dd", "if=/dev/urandom", "of=" .. stage .. "/share/banger/padding", "bs=1M", "count=128", "status=none" })
+    local padded = f.dir .. "/padded-" .. f.B .. ".tar.zst"
+    bundle(stage, padded)
+    local big = { bundle = { [f.A] = f.bundle[f.A], [f.B] = padded }, key = f.key, protocol = f.protocol }
+    local httpd, url = serve(channel(big, { f.B }, f.B))
+    local prefix = install(f, f.A)
+    local home = home_for(f, url)
+    local versions = prefix .. "/lib/banger/versions"
+    local argv = { prefix .. "/bin/banger", "update", "--yes", env = t.env(home), cwd = home,
+      stdout = "null", stderr = "null" }
+    local child = t.spawn(argv)
+    local partial = t.wait_for(function()
+      for _, n in ipairs(banger.fs.list(versions) or {}) do
+        if n:match("^" .. f.B:gsub("%.", "%%.") .. "%.partial%-") and #(banger.fs.list(versions .. "/" .. n) or {}) > 0 then
+          return n
+        end
+      end
+    end, 120000, "the unpack into versions/" .. f.B .. ".partial-*")
+    child:kill(9)
+    child:wait()
+    t.truthy(banger.fs.exists(versions .. "/" .. partial), "the interrupted unpack is still there")
+    t.eq(version_at(prefix, home), f.A)
+    t.eq(links(prefix), { "versions/" .. f.A, nil })
+
+    local r = banger_at(prefix, home, { "update", "--yes" })
+    httpd:kill(9)
+    httpd:wait()
+    t.eq(r.code, 0, r.stderr)
+    t.eq(version_at(prefix, home), f.B)
+    versions_are(prefix, { f.A, f.B })
+  end)
+
+  it("refuses to run from a build tree, saying how banger was installed", function()
+    local r = t.banger({ "update", "--yes" })
+    t.eq(r.code, 1)
+    t.contains(r.stderr, "from a build tree")
+  end)
+
+  describe("with a root helper whose protocol the new version does not speak", function()
+    local helper
+    after_each(function()
+      if helper then
+        helper:kill(15)
+        helper:wait(10000)
+        helper = nil
+      end
+    end)
+
+    -- A's helper on a socket of its own, and a channel whose B says its
+    -- helper speaks another protocol.
+    local function setup()
+      local f = fixtures()
+      local parent = t.tmpdir()
+      banger.proc.run({ "chmod", "0755", parent })
+      local sock = parent .. "/run/helper.sock"
+      local prefix = install(f, f.A)
+      helper = t.spawn({ prefix .. "/lib/banger/current/sbin/banger-helper", "--socket", sock, "--owner",
+        OWNER .. ":" .. OWNER, stderr = "null" })
+      t.wait_for(function() return banger.fs.exists(sock) end, 30000, "the helper's socket")
+      local httpd, url = serve(channel(f, { f.A, f.B }, f.B, { fields = { [f.B] = { helper_protocol = f.protocol + 1 } } }))
+      local home = home_for(f, url, string.format(", helper = { socket = %q }", sock))
+      banger.proc.run({ "chmod", "0755", prefix, home })
+      return f, prefix, home, httpd
+    end
+
+    it("a user is told the exact commands and nothing changes", function()
+      local f, prefix, home, httpd = setup()
+      t.env(home)
+      banger.proc.run({ "chown", "-R", OWNER .. ":" .. OWNER, prefix, home })
+      local r = banger_at(prefix, home, { "update", "--yes" }, { as_owner = true })
+      httpd:kill(9)
+      httpd:wait()
+      t.eq(r.code, 1, r.stderr)
+      t.contains(r.stderr, "run: sudo banger update && sudo banger system install")
+      t.contains(r.stderr, "speaks protocol " .. (f.protocol + 1))
+      t.eq(version_at(prefix, home), f.A)
+      versions_are(prefix, { f.A })
+    end)
+
+    it("root switches and reinstalls the helper from the new version", function()
+      local f, prefix, home, httpd = setup()
+      local root = t.tmpdir()
+      local inst = banger_at(prefix, home, { "system", "install", "--owner", tostring(OWNER), "--root", root,
+        "--no-start" })
+      t.eq(inst.code, 0, inst.stderr)
+      t.contains(t.read(root .. "/etc/systemd/system/banger-helper.service"), "/versions/" .. f.A .. "/sbin/banger-helper")
+      local r = banger_at(prefix, home, { "update", "--yes", "--system-root", root, "--json" })
+      httpd:kill(9)
+      httpd:wait()
+      t.eq(r.code, 0, r.stderr)
+      t.eq(banger.json.decode(r.stdout).helper, "reinstalled")
+      t.eq(version_at(prefix, home), f.B)
+      t.contains(t.read(root .. "/etc/systemd/system/banger-helper.service"), "/versions/" .. f.B .. "/sbin/banger-helper")
+      t.eq(banger.json.decode(t.read(root .. "/etc/banger/install.json")).version, f.B)
+    end)
+  end)
+end)
+
+-- The fixture directory outlives each test; removed with the file.
+local finish = t._finish_file
+function t._finish_file()
+  if fixture then
+    banger.fs.remove_tree(fixture.dir)
+  end
+  return finish()
+end
