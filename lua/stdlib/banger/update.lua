@@ -472,7 +472,12 @@ function M.update(opts)
     errors.raise("ECANCELED", "update cancelled", { exit = 1 })
   end
   stage("download", m.version)
-  install_version(layout, m, opts.on_progress)
+  local ok, err = pcall(install_version, layout, m, opts.on_progress)
+  if not ok then
+    -- nothing half-written stays; an interrupt still ends the command
+    pcall(cleanup, layout)
+    error(err, 0)
+  end
   stage("switch", "current -> versions/" .. m.version)
   switch(layout, m.version)
   local helper = plan and (reinstall_helper(layout, m.version, plan, opts.system_root) or "reinstalled") or nil
