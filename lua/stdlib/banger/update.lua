@@ -241,7 +241,8 @@ end
 
 --- Removes what an interrupted update left: the paths its journal names,
 -- and anything in versions/ or beside the links whose name marks it as
--- unfinished (.partial-, .new-). Returns the paths removed.
+-- unfinished (.partial-, .new-, a hidden .tmp- of an atomic write).
+-- Returns the paths removed.
 ---@param layout table from layout()
 ---@return string[]
 local function cleanup(layout)
@@ -262,7 +263,8 @@ local function cleanup(layout)
   end
   for _, dir in ipairs({ layout.versions, layout.root }) do
     for _, name in ipairs(fs.list(dir) or {}) do
-      if name:find(".partial-", 1, true) or name:match("^%.?[%w]+%.new%-") or name:match("%.partial$") then
+      if name:find(".partial-", 1, true) or name:match("^%.?[%w]+%.new%-") or name:match("%.partial$")
+        or (name:sub(1, 1) == "." and name:find(".tmp-", 1, true)) then
         drop(dir .. "/" .. name)
       end
     end
