@@ -202,7 +202,8 @@ local function version_at(prefix, home)
 end
 
 local function links(prefix)
-  return { banger.fs.readlink(prefix .. "/lib/banger/current"), banger.fs.readlink(prefix .. "/lib/banger/previous") }
+  local readlink = require("banger.native.fs").readlink -- nil for a missing link
+  return { readlink(prefix .. "/lib/banger/current"), (readlink(prefix .. "/lib/banger/previous")) }
 end
 
 -- versions/ holds exactly `expected` (sorted): nothing partial, no journal.
@@ -372,16 +373,28 @@ describe("banger update", function()
     local prefix = install(f, f.A)
     local home = home_for(f, url)
     local versions = prefix .. "/lib/banger/versions"
+    local log = home .. "/update.stderr"
     local argv = { prefix .. "/bin/banger", "update", "--yes", env = t.env(home), cwd = home,
-      stdout = "null", stderr = "null" }
+      stdout = "null", stderr = { file = log } }
     local child = t.spawn(argv)
-    local partial = t.wait_for(function()
-      for _, n in ipairs(banger.fs.list(versions) or {}) do
-        if n:match("^" .. f.B:gsub("%.", "%%.") .. "%.partial%-") and #(banger.fs.list(versions .. "/" .. n) or {}) > 0 then
-          return n
+    -- Polled every millisecond: the kill must land while the tree is being
+    -- written, not after; a child that ends first fails the test.
+    local list = require("banger.native.fs").list
+    local partial
+    local deadline = banger.sys.monotonic_ms() + 120000
+    while not partial do
+      for _, n in ipairs(list(versions) or {}) do
+        if n:match("^" .. f.B:gsub("%.", "%%.") .. "%.partial%-") and #(list(versions .. "/" .. n) or {}) > 0 then
+          partial = n
         end
       end
-    end, 120000, "the unpack into versions/" .. f.B .. ".partial-*")
+      if not partial then
+        local ended, st = pcall(child.wait, child, 0)
+        t.falsy(ended and st, "the update ended before the unpack was seen: " .. tostring(t.read(log)))
+        t.truthy(banger.sys.monotonic_ms() < deadline, "timed out waiting for versions/" .. f.B .. ".partial-*")
+        banger.sys.sleep_ms(1)
+      end
+    end
     child:kill(9)
     child:wait()
     t.truthy(banger.fs.exists(versions .. "/" .. partial), "the interrupted unpack is still there")
