@@ -133,7 +133,7 @@ local function channel(f, versions, latest, opts)
   local dir = t.tmpdir()
   for _, v in ipairs(versions) do
     banger.fs.mkdir(dir .. "/" .. v, 493, true)
-    run({ "cp", f.bundle[v], dir .. "/" .. v .. "/" })
+    run({ "cp", f.bundle[v], dir .. "/" .. v .. "/banger-" .. v .. "-linux-amd64.tar.zst" })
     t.write(dir .. "/" .. v .. "/manifest.json", manifest(f, v, opts.fields and opts.fields[v]))
     sign(opts.key or f.key, dir .. "/" .. v .. "/manifest.json")
   end
