@@ -1,7 +1,7 @@
 -- banger update end to end: two real builds of this tree (A: the build
 -- under test, B: the same sources stamped one patch version higher),
--- bundled and signed like a release, served by busybox httpd on
--- 127.0.0.1; A installed in a release layout under a temp prefix.
+-- released by scripts/release, served by busybox httpd on 127.0.0.1; A
+-- installed in the release layout under a temp prefix.
 local e2e = assert(loadfile(t.source_dir() .. "/tests/lua/e2e.lua", "t", _ENV))()
 local json_doc = assert(loadfile(t.source_dir() .. "/tests/lua/json_doc.lua", "t", _ENV))()
 
@@ -17,58 +17,20 @@ local function sha256(path)
   return banger.proc.run({ "sha256sum", path }).stdout:match("^(%x+)")
 end
 
--- CMakeCache.txt entries of the build under test that decide the compiler
--- command lines: B is configured the same way so ccache serves its objects.
-local function cache_vars(build)
-  local vars = {}
-  for line in t.read(build .. "/CMakeCache.txt"):gmatch("[^\n]+") do
-    local k, v = line:match("^([%w_]+):[%w_]+=(.*)$")
-    if k and (k == "CMAKE_BUILD_TYPE" or k == "BANGER_SANITIZE" or k == "BANGER_WERROR"
-      or k:match("^CMAKE_C%a*_COMPILER_LAUNCHER$") or k == "CMAKE_C_COMPILER" or k == "CMAKE_CXX_COMPILER") then
-      vars[#vars + 1] = "-D" .. k .. "=" .. v
-    end
-  end
-  return vars
-end
-
--- The cmake --install tree of version `version` of this source tree, in
--- a build directory beside the build under test (same depth, so ccache's
--- relative paths match and only build_info.cpp and the links are new;
--- kept for the next run). Returns the staged tree and the seconds spent.
-local function build_version(version)
-  local build = assert(os.getenv("BANGER_BUILD_DIR"), "BANGER_BUILD_DIR")
-  local dir = build .. "-update-" .. version
-  banger.fs.mkdir(dir, 493, true)
-  local lock <close> = banger.fs.lock(dir .. "/.update-spec.lock")
+-- scripts/release (docs/install.md, "Making a release") with a fast zstd
+-- level; returns the seconds it took.
+local function release(args)
+  local argv = { t.source_dir() .. "/scripts/release", "--zstd-level", "3", timeout_ms = 1800000 }
+  table.move(args, 1, #args, #argv + 1, argv)
   local start = banger.sys.monotonic_ms()
-  -- The environment is inherited as it is: ccache hashes the locale and
-  -- reads its settings (CCACHE_BASEDIR, CCACHE_NOHASHDIR) from it, so B's
-  -- objects are the build under test's only under the same environment.
-  local configure = { "cmake", "-S", t.source_dir(), "-B", dir, "-G", "Ninja", "-DBANGER_TESTS=OFF",
-    "-DBANGER_VERSION=" .. version, timeout_ms = 600000 }
-  for _, v in ipairs(cache_vars(build)) do
-    configure[#configure + 1] = v
-  end
-  run(configure, "cmake configure " .. version)
-  run({ "cmake", "--build", dir, "-j", "2", "--target", "banger", "banger-helper", "banger-agent",
-    timeout_ms = 1800000 }, "cmake --build " .. version)
-  local stage = t.tmpdir() .. "/stage"
-  run({ "cmake", "--install", dir, "--prefix", stage }, "cmake --install " .. version)
-  return stage, (banger.sys.monotonic_ms() - start) / 1000
+  run(argv, "scripts/release " .. table.concat(args, " "))
+  return (banger.sys.monotonic_ms() - start) / 1000
 end
 
-local function install_tree(build)
-  local stage = t.tmpdir() .. "/stage"
-  run({ "cmake", "--install", build, "--prefix", stage }, "cmake --install")
-  return stage
-end
-
--- banger-<v>-linux-amd64.tar.zst of a staged tree, entries relative to it.
+-- banger-<v>-linux-amd64.tar.zst of a staged tree, entries relative to it
+-- (the crash test's padded bundle).
 local function bundle(stage, out)
-  local names = {}
-  for _, n in ipairs(banger.fs.list(stage)) do
-    names[#names + 1] = n
-  end
+  local names = banger.fs.list(stage)
   local argv = { "tar", "--zstd", "--owner=0", "--group=0", "-C", stage, "-cf", out }
   table.move(names, 1, #names, #argv + 1, argv)
   run(argv, "tar")
@@ -88,37 +50,47 @@ end
 
 local fixture
 
--- Built once per file: versions A and B, their bundles, two keys.
+-- Built once per file with scripts/release: A packed from the build under
+-- test (--no-build), B built from the same sources one patch version up,
+-- in a build directory beside the build under test (same depth: ccache
+-- gives it the objects the build under test compiled; kept for the next
+-- run, so only the build stamp and the links are redone). Two keys.
 local function fixtures()
   if fixture then
     return fixture
   end
   local dir = banger.fs.mkdtemp("banger-update-fixture-")
   banger.proc.run({ "chmod", "0755", dir }) -- the public key is read by another uid too
-  local build = os.getenv("BANGER_BUILD_DIR")
+  local build = assert(os.getenv("BANGER_BUILD_DIR"), "BANGER_BUILD_DIR")
   local a = banger.json.decode(run({ t.bin(), "version", "--json" }).stdout)
   local major, minor, patch = a.version:match("^(%d+)%.(%d+)%.(%d+)")
   local b = string.format("%s.%s.%d", major, minor, tonumber(patch) + 1)
-  local stage_b, seconds = build_version(b)
-  io.stderr:write(string.format("  building version %s took %.1f s\n", b, seconds))
-  local f = { dir = dir, A = a.version, B = b, protocol = a.helper_protocol, build_seconds = seconds }
-  f.bundle = {
-    [f.A] = bundle(install_tree(build), dir .. "/banger-" .. f.A .. "-linux-amd64.tar.zst"),
-    [f.B] = bundle(stage_b, dir .. "/banger-" .. f.B .. "-linux-amd64.tar.zst"),
-  }
+  local f = { dir = dir, A = a.version, B = b, protocol = a.helper_protocol, bundle = {}, out = {} }
   f.key, f.pub = keypair(dir, "release")
   f.other_key = keypair(dir, "other")
+  f.out[f.A], f.out[f.B] = dir .. "/release-" .. f.A, dir .. "/release-" .. f.B
+  local a_seconds = release({ "--key", f.key, "--build-dir", build, "--no-build", "--out", f.out[f.A] })
+  local build_b = build .. "-update-" .. b
+  banger.fs.mkdir(build_b, 493, true)
+  local lock <close> = banger.fs.lock(build_b .. "/.update-spec.lock")
+  local b_seconds = release({ "--key", f.key, "--version", b, "--build-dir", build_b, "--out", f.out[f.B] })
+  io.stderr:write(string.format("  scripts/release: %s (--no-build) %.1f s, %s (build) %.1f s\n", f.A, a_seconds, b,
+    b_seconds))
+  for _, v in ipairs({ f.A, f.B }) do
+    f.bundle[v] = f.out[v] .. "/banger-" .. v .. "-linux-amd64.tar.zst"
+    t.truthy(banger.fs.exists(f.bundle[v]), "scripts/release wrote " .. f.bundle[v])
+  end
   fixture = f
   return f
 end
 
+-- `version`'s manifest as scripts/release wrote it, with its artifact's
+-- size and sha256 those of f.bundle[version] and `fields` replaced.
 local function manifest(f, version, fields)
+  local m = banger.json.decode(t.read(f.out[version] .. "/manifest.json"))
   local path = f.bundle[version]
-  local m = { schema = 1, version = version, commit = "test", built_at = "2026-01-01T00:00:00Z",
-    helper_protocol = f.protocol, artifacts = { {
-      name = "banger-" .. version .. "-linux-amd64.tar.zst", os = "linux", arch = "amd64",
-      url = "banger-" .. version .. "-linux-amd64.tar.zst", size = banger.fs.stat(path).size, sha256 = sha256(path),
-    } } }
+  m.artifacts[1].size = banger.fs.stat(path).size
+  m.artifacts[1].sha256 = sha256(path)
   for k, v in pairs(fields or {}) do
     m[k] = v
   end
@@ -134,8 +106,14 @@ local function channel(f, versions, latest, opts)
   for _, v in ipairs(versions) do
     banger.fs.mkdir(dir .. "/" .. v, 493, true)
     run({ "cp", f.bundle[v], dir .. "/" .. v .. "/banger-" .. v .. "-linux-amd64.tar.zst" })
-    t.write(dir .. "/" .. v .. "/manifest.json", manifest(f, v, opts.fields and opts.fields[v]))
-    sign(opts.key or f.key, dir .. "/" .. v .. "/manifest.json")
+    local fields = opts.fields and opts.fields[v]
+    if not fields and not opts.key and f.bundle[v] == f.out[v] .. "/banger-" .. v .. "-linux-amd64.tar.zst" then
+      -- the release exactly as scripts/release signed it
+      run({ "cp", f.out[v] .. "/manifest.json", f.out[v] .. "/manifest.json.sig", dir .. "/" .. v .. "/" })
+    else
+      t.write(dir .. "/" .. v .. "/manifest.json", manifest(f, v, fields))
+      sign(opts.key or f.key, dir .. "/" .. v .. "/manifest.json")
+    end
   end
   run({ "cp", dir .. "/" .. latest .. "/manifest.json", dir .. "/latest.json" })
   run({ "cp", dir .. "/" .. latest .. "/manifest.json.sig", dir .. "/latest.json.sig" })
@@ -308,7 +286,9 @@ describe("banger update", function()
         return channel(f, { f.B }, f.B, { tamper = function(dir)
           -- points the signed manifest at another bundle of the same size
           local text = t.read(dir .. "/latest.json")
-          t.write(dir .. "/latest.json", (text:gsub('"sha256":"%x+"', '"sha256":"' .. string.rep("ab", 32) .. '"')))
+          local changed, n = text:gsub('("sha256"%s*:%s*")%x+"', '%1' .. string.rep("ab", 32) .. '"')
+          t.eq(n, 1, "the artifact's sha256 was replaced")
+          t.write(dir .. "/latest.json", changed)
         end })
       end,
       message = "is not signed by the release key",
@@ -368,7 +348,7 @@ describe("banger update", function()
     run({ "dd", "if=/dev/urandom", "of=" .. stage .. "/share/banger/padding", "bs=1M", "count=128", "status=none" })
     local padded = f.dir .. "/padded-" .. f.B .. ".tar.zst"
     bundle(stage, padded)
-    local big = { bundle = { [f.A] = f.bundle[f.A], [f.B] = padded }, key = f.key, protocol = f.protocol }
+    local big = { bundle = { [f.A] = f.bundle[f.A], [f.B] = padded }, out = f.out, key = f.key }
     local httpd, url = serve(channel(big, { f.B }, f.B))
     local prefix = install(f, f.A)
     local home = home_for(f, url)
