@@ -40,22 +40,56 @@ void check_name(const std::string& name, const char* what) {
   }
 }
 
+// A symlink at `name` pointing to `target` must resolve inside the tree,
+// judged by the names alone (every directory on the way is one the archive
+// made, and none of them is a symlink: _SECURE_SYMLINKS).
+void check_link_inside(const std::string& name, const std::string& target) {
+  if (target.empty() || target.front() == '/') {
+    throw Error("EINVAL", "archive symlink " + name + " points outside the tree: " + target);
+  }
+  // The link's directory ("a/./b/link": a/b, depth 2), then the target
+  // from there; going above depth 0 leaves the tree.
+  long depth = 0;
+  auto walk = [&](std::string_view path) {
+    size_t start = 0;
+    while (start <= path.size()) {
+      size_t end = path.find('/', start);
+      if (end == std::string_view::npos) end = path.size();
+      std::string_view part = path.substr(start, end - start);
+      if (part == "..") {
+        if (--depth < 0) throw Error("EINVAL", "archive symlink " + name + " points outside the tree: " + target);
+      } else if (!part.empty() && part != ".") {
+        ++depth;
+      }
+      start = end + 1;
+    }
+  };
+  size_t slash = name.rfind('/');
+  if (slash != std::string::npos) walk(std::string_view(name).substr(0, slash));
+  walk(target);
+}
+
 }  // namespace
 
-ExtractResult extract_tar(const std::string& tar_path, const std::string& dest, std::uint64_t max_bytes) {
+ExtractResult extract_tar(const std::string& tar_path, const std::string& dest, const ExtractOptions& opts) {
+  const std::uint64_t max_bytes = opts.max_bytes;
   Reader in(archive_read_new(), archive_read_free);
   Writer out(archive_write_disk_new(), archive_write_free);
   if (!in || !out) throw Error("ENOMEM", "libarchive");
   archive_read_support_format_tar(in.get());
   archive_read_support_format_gnutar(in.get());
   archive_read_support_filter_none(in.get());
+  if (opts.zstd) archive_read_support_filter_zstd(in.get());
   // No ARCHIVE_EXTRACT_OWNER or _PERM: files belong to us and lose set-id
   // bits. Names are checked relative above, then prefixed with the real
   // destination path (libarchive has no directory-descriptor API here), so
   // _NOABSOLUTEPATHS cannot be used; _SECURE_SYMLINKS refuses any write
   // through a symlink, which is why the prefix is resolved first.
+  // Strict mode restores permission bits (a release's executables keep
+  // their modes whatever the umask); set-id bits are refused before that.
   archive_write_disk_set_options(out.get(), ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_SECURE_SYMLINKS |
-                                                ARCHIVE_EXTRACT_SECURE_NODOTDOT);
+                                                ARCHIVE_EXTRACT_SECURE_NODOTDOT |
+                                                (opts.strict ? ARCHIVE_EXTRACT_PERM : 0));
   char* real = ::realpath(dest.c_str(), nullptr);
   if (!real) throw Error::last("realpath", dest);
   const std::string root = real;
@@ -74,8 +108,18 @@ ExtractResult extract_tar(const std::string& tar_path, const std::string& dest, 
     mode_t type = archive_entry_filetype(e);
     bool hardlink = archive_entry_hardlink(e) != nullptr;
     if (!hardlink && type != AE_IFREG && type != AE_IFDIR && type != AE_IFLNK) {
+      if (opts.strict) throw Error("EINVAL", "archive entry " + name + " is not a file, directory or symlink");
       ++result.skipped;
       continue;
+    }
+    if (opts.strict) {
+      if (archive_entry_perm(e) & 07000) {
+        throw Error("EINVAL", "archive entry " + name + " has a set-id or sticky bit");
+      }
+      if (type == AE_IFLNK && !hardlink) {
+        const char* target = archive_entry_symlink(e);
+        check_link_inside(name, target ? target : "");
+      }
     }
     result.bytes += static_cast<std::uint64_t>(std::max<la_int64_t>(0, archive_entry_size(e)));
     if (result.bytes > max_bytes) {

@@ -17,10 +17,23 @@ struct ExtractResult {
   std::uint64_t bytes = 0;
 };
 
+struct ExtractOptions {
+  std::uint64_t max_bytes = std::uint64_t{1} << 32;
+  bool zstd = false;  // also read a zstd-compressed tar
+  // For a tree that must come out whole (a release bundle): a device,
+  // fifo or socket, a set-id or sticky bit, or a symlink whose target is
+  // absolute or leaves the tree is an error instead of being skipped or
+  // kept, and the archive's permission bits are restored as they are.
+  bool strict = false;
+};
+
 // Extracts the tar at `tar_path` into the existing directory `dest`.
 // Throws EINVAL naming the entry for anything that would escape `dest`,
 // EFBIG when the content exceeds `max_bytes`.
-ExtractResult extract_tar(const std::string& tar_path, const std::string& dest, std::uint64_t max_bytes);
+ExtractResult extract_tar(const std::string& tar_path, const std::string& dest, const ExtractOptions& opts);
+inline ExtractResult extract_tar(const std::string& tar_path, const std::string& dest, std::uint64_t max_bytes) {
+  return extract_tar(tar_path, dest, ExtractOptions{.max_bytes = max_bytes});
+}
 
 // Writes a tar of `files` (paths relative to `root`; regular files,
 // symlinks and directories as found, never followed) to `tar_path`.

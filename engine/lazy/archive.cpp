@@ -63,6 +63,7 @@ BANGER_LAZY(kLib, int, archive_read_open_filename, (Archive * a, const char* nam
 BANGER_LAZY(kLib, int, archive_read_open_memory, (Archive * a, const void* buf, size_t size), (a, buf, size))
 BANGER_LAZY(kLib, int, archive_read_support_filter_all, (Archive * a), (a))
 BANGER_LAZY(kLib, int, archive_read_support_filter_none, (Archive * a), (a))
+BANGER_LAZY(kLib, int, archive_read_support_filter_zstd, (Archive * a), (a))
 BANGER_LAZY(kLib, int, archive_read_support_format_all, (Archive * a), (a))
 BANGER_LAZY(kLib, int, archive_read_support_format_gnutar, (Archive * a), (a))
 BANGER_LAZY(kLib, int, archive_read_support_format_raw, (Archive * a), (a))

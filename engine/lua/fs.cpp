@@ -139,6 +139,17 @@ int l_publish(lua_State* L) {
   return 1;
 }
 
+// syncfs(path): everything written to the file system holding `path`
+// (a tree just unpacked, a renamed symlink) reaches the disk.
+int l_syncfs(lua_State* L) {
+  std::string path = check_string(L, 1);
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) throw Error::last("open", path);
+  if (::syncfs(fd.get()) != 0) throw Error::last("syncfs", path);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 int l_remove(lua_State* L) {
   std::string path = check_string(L, 1);
   if (::remove(path.c_str()) != 0) throw Error::last("remove", path);
@@ -261,6 +272,7 @@ int open_fs(lua_State* L) {
                                  {"read", protect<l_read>},
                                  {"write_atomic", protect<l_write_atomic>},
                                  {"publish", protect<l_publish>},
+                                 {"syncfs", protect<l_syncfs>},
                                  {"remove", protect<l_remove>},
                                  {"remove_tree", protect<l_remove_tree>},
                                  {"rename", protect<l_rename>},

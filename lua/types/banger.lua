@@ -9,6 +9,7 @@
 ---@field cli banger.cli
 ---@field complete banger.complete
 ---@field config banger.config
+---@field crypto banger.native.crypto
 ---@field datafile banger.datafile
 ---@field debian_image banger.debian_image
 ---@field dns banger.dns
@@ -52,6 +53,7 @@
 ---@field trust banger.trust
 ---@field ui banger.ui
 ---@field units banger.units
+---@field update banger.update
 ---@field validate banger.native.validate
 ---@field vm banger.vm
 ---@field vm_ports banger.vm_ports

@@ -15,11 +15,15 @@ function M.create(tar_path, root, files) end
 --- Extracts a tar made by someone else (a guest) safely: entries that would
 --- leave `dest` (absolute paths, `..`, through symlinks), device nodes and
 --- set-id bits are skipped and counted; more than `max_bytes` (default 4 GiB)
---- stops it. Errors: `EUNSAFE`, `EFBIG`, `ENOENT`.
+--- stops it. `zstd` also reads a zstd-compressed tar; `strict` (release
+--- bundles) refuses a device, fifo, socket, set-id bit or a symlink whose
+--- target leaves the tree (`EINVAL`) instead of skipping it, and keeps the
+--- archived permission bits. Errors: `EUNSAFE`, `EINVAL`, `EFBIG`, `ENOENT`.
 ---@param tar_path string
 ---@param dest string
 ---@param max_bytes? integer
+---@param opts? { zstd?: boolean, strict?: boolean }
 ---@return { entries: integer, skipped: integer, bytes: integer }
-function M.extract(tar_path, dest, max_bytes) end
+function M.extract(tar_path, dest, max_bytes, opts) end
 
 return M

@@ -77,6 +77,13 @@ function M.write_atomic(path, data, mode) end
 ---@return true
 function M.publish(temp, path) end
 
+--- Writes everything cached for the file system holding `path` to disk
+--- (syncfs(2)): a tree just unpacked, or a renamed symlink, survives a power
+--- loss once this returns. Errors: `ENOENT`, `EIO`.
+---@param path string
+---@return true
+function M.syncfs(path) end
+
 --- Removes a file or an empty directory. Errors: `ENOENT`, `ENOTEMPTY`.
 ---@param path string
 ---@return true

@@ -137,3 +137,39 @@ TEST_CASE("extraction creates no devices and restores no set-id bits", "[archive
   CHECK((st.st_mode & 06000) == 0);
   CHECK(st.st_uid == ::getuid());
 }
+
+namespace {
+std::string extract_strict(const TempDir& tmp, const std::vector<Entry>& entries) {
+  write_tar(tmp / "t.tar", entries);
+  fs::remove_all(tmp / "dest");
+  fs::create_directories(tmp / "dest");
+  return banger::test::error_code_of([&] {
+    banger::archive::extract_tar(tmp / "t.tar", tmp / "dest", banger::archive::ExtractOptions{.strict = true});
+  });
+}
+}  // namespace
+
+TEST_CASE("strict extraction (release bundles) refuses what a release never holds", "[archive][attack]") {
+  TempDir tmp;
+  CHECK(extract_strict(tmp, {file("../evil", "x")}) == "EINVAL");
+  CHECK(extract_strict(tmp, {file(tmp / "abs", "x")}) == "EINVAL");
+  CHECK(extract_strict(tmp, {special("dev", AE_IFCHR)}) == "EINVAL");
+  CHECK(extract_strict(tmp, {special("blk", AE_IFBLK)}) == "EINVAL");
+  CHECK(extract_strict(tmp, {special("fifo", AE_IFIFO)}) == "EINVAL");
+  CHECK(extract_strict(tmp, {file("suid", "x", 04755)}) == "EINVAL");
+  // symlinks whose target leaves the tree, even without a write through them
+  CHECK(extract_strict(tmp, {symlink_to("abs", "/etc/passwd")}) == "EINVAL");
+  CHECK(extract_strict(tmp, {symlink_to("up", "../x")}) == "EINVAL");
+  CHECK(extract_strict(tmp, {symlink_to("a/b/up", "../../../x")}) == "EINVAL");
+  CHECK(extract_strict(tmp, {symlink_to("./a/up", "../../x")}) == "EINVAL");
+  CHECK(extract_strict(tmp, {symlink_to("a/in", "b/../../../x")}) == "EINVAL");
+  CHECK_FALSE(fs::exists(tmp / "dest/up"));
+  // inside the tree: kept, and modes restored as archived
+  CHECK(extract_strict(tmp, {file("bin/tool", "#!/bin/sh\n", 0755), symlink_to("lib/link", "../bin/tool"),
+                             symlink_to("a/b/c", "../../bin/./tool")})
+            .empty());
+  CHECK(fs::read_symlink(tmp / "dest/lib/link") == "../bin/tool");
+  struct stat st {};
+  REQUIRE(::stat((tmp / "dest/bin/tool").c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0755);
+}

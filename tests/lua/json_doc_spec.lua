@@ -23,6 +23,9 @@ local elsewhere = {
   ["vm forward"] = "e2e_forward_spec.lua",
   ["vm set"] = "vm_set_spec.lua",
   ["status"] = "status_spec.lua",
+  ["update --check"] = "e2e_update_spec.lua",
+  ["update"] = "e2e_update_spec.lua",
+  ["update --rollback"] = "e2e_update_spec.lua",
 }
 
 local checked = {}

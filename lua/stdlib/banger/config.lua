@@ -114,6 +114,13 @@ local function guest_path(p)
   return traversal(p)
 end
 
+-- A release channel is read over HTTP(S) (or file: for a local mirror).
+local function update_channel(v)
+  if not (v:match("^https?://[^/]") or v:match("^file:///")) then
+    return "must be an http://, https:// or file:/// URL"
+  end
+end
+
 local function mode_string(v)
   local _, why = units.parse_mode(v)
   return why
@@ -192,6 +199,15 @@ M.schema = {
     kind = "table",
     fields = {
       catalog_url = { kind = "string", default = nil, doc = "URL of a kernel catalog JSON for 'kernel pull'" },
+    },
+  },
+  update = {
+    kind = "table",
+    fields = {
+      channel = { kind = "string", default = nil, rule = update_channel,
+        doc = "URL of the release channel `banger update` reads (latest.json, <version>/manifest.json)" },
+      public_key = { kind = "string", default = nil, rule = host_path,
+        doc = "PEM file of the Ed25519 key a self-hosted channel signs with (default: the key built into banger)" },
     },
   },
   log = {

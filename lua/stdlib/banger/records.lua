@@ -84,6 +84,14 @@ M.kinds = {
     { "caller_uid", "integer" } },
   ssh_config_installed = { { "config", "string" }, { "included", "string" } },
   ssh_config_removed = { { "config", "string" }, { "removed", "boolean" } },
+  update_check = {
+    { "current", "string" }, { "available", "string" }, { "update_available", "boolean" }, { "channel", "string" },
+    { "helper_protocol", "integer" },
+  },
+  update = {
+    { "from", "string" }, { "to", "string" }, { "previous", "string or null" }, { "changed", "boolean" },
+    { "removed", "array of string" }, { "helper", "string or null" },
+  },
   version = { { "version", "string" }, { "commit", "string" }, { "built_at", "string" },
     { "helper_protocol", "integer" } },
   trust = {

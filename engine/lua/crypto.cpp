@@ -1,0 +1,34 @@
+// banger.native.crypto: signature checks (engine/core/signature.hpp).
+//   crypto.verify_ed25519(public_key_pem, message, signature) -> true
+//     | nil, msg, "EBADSIG" (not that key's signature of those bytes)
+//     | nil, msg, "EKEY" (the PEM is no Ed25519 public key)
+//   crypto.release_pubkey: the PEM built in (cmake BANGER_RELEASE_PUBKEY)
+#include "engine/core/build_info.hpp"
+#include "engine/core/error.hpp"
+#include "engine/core/signature.hpp"
+#include "engine/lua/binding.hpp"
+
+namespace banger::lua {
+namespace {
+
+int l_verify_ed25519(lua_State* L) {
+  auto pem = check_string(L, 1);
+  auto message = check_string(L, 2);
+  auto signature = check_string(L, 3);
+  if (!verify_ed25519(pem, message, signature)) {
+    throw Error("EBADSIG", "the signature does not match the release public key");
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+int open_crypto(lua_State* L) {
+  static const luaL_Reg fns[] = {{"verify_ed25519", protect<l_verify_ed25519>}, {nullptr, nullptr}};
+  luaL_newlib(L, fns);
+  set_field(L, "release_pubkey", build::release_pubkey);
+  return 1;
+}
+
+}  // namespace
+BANGER_LUA_MODULE(crypto, open_crypto);
+}  // namespace banger::lua
