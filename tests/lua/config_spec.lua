@@ -206,7 +206,7 @@ describe("config did-you-mean", function()
 end)
 
 -- Commands that run with a broken config: the ways to find and fix it.
-local runs_anyway = { version = true, doctor = true, completion = true }
+local runs_anyway = { version = true, doctor = true, completion = true, status = true }
 -- Commands not run by the every-command case below: had the gate a hole,
 -- they would change the host (root's systemd units) or block (a server).
 -- The gate is one code path (banger.main.run_recipe) that every other
@@ -251,7 +251,7 @@ describe("config at start-up", function()
     t.eq(select(2, r.stderr:gsub("\n", "")), 1, "one line")
   end)
 
-  it("every command stops at a broken config, except version and doctor; every --help still works", function()
+  it("every command stops at a broken config, except version, doctor and status; every --help still works", function()
     local home = broken_home()
     local help = t.banger({ "help" }, { home = home })
     t.eq(help.code, 0, help.stderr)
@@ -279,7 +279,7 @@ describe("config at start-up", function()
     t.truthy(n >= 30, "commands tried: " .. n)
   end)
 
-  it("help, --help, --version, version, completion and doctor still run", function()
+  it("help, --help, --version, version, completion, doctor and status still run", function()
     local home = broken_home()
     for _, argv in ipairs({ {}, { "help" }, { "--help" }, { "help", "vm", "list" }, { "vm", "list", "--help" },
       { "vm", "--help" }, { "--version" }, { "version", "--json" }, { "completion", "bash" },
@@ -291,6 +291,11 @@ describe("config at start-up", function()
     local d = t.banger({ "doctor" }, { home = home })
     t.eq(d.code, 1)
     t.contains(d.stdout, "vm.cpus: unknown key")
+    -- status shows the error on the parts that read the config, the rest as usual
+    local s = t.banger({ "status" }, { home = home })
+    t.eq(s.code, 0, s.stderr)
+    t.contains(s.stdout, "vm.cpus: unknown key")
+    t.contains(s.stdout, "banger ")
   end)
 
   it("log.level sets what reaches the log file", function()
