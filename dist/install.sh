@@ -189,3 +189,7 @@ mkdir -p "$prefix/bin"
 [ "$(readlink "$prefix/bin/banger" 2>/dev/null)" = ../lib/banger/current/bin/banger ] ||
   link "$prefix/bin/banger" ../lib/banger/current/bin/banger
 say "banger $version is installed: $prefix/bin/banger"
+case ":$PATH:" in
+  *":$prefix/bin:"*) ;;
+  *) say "$prefix/bin is not on your PATH: add it (for ~/.local/bin, Debian's ~/.profile does it at the next login)" ;;
+esac
