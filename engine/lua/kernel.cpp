@@ -79,7 +79,7 @@ int l_export(lua_State* L) {
   std::string dir = field_string(L, 1, "kernels_dir").value_or("");
   std::string name = field_string(L, 1, "name").value_or("");
   std::string output = field_string(L, 1, "output").value_or("");
-  auto level = field_int<int>(L, 1, "level").value_or(19);
+  auto level = field_int<int>(L, 1, "level").value_or(9);
   if (dir.empty() || name.empty() || output.empty()) throw Raise("kernel.export needs kernels_dir=, name= and output=");
   kernel::ExportResult r = kernel::export_bundle(dir, name, output, level);
   lua_createtable(L, 0, 4);

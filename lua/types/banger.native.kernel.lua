@@ -47,7 +47,7 @@ function M.validate_name(name) end
 
 --- Writes kernel `name` as `<output>/<name>-<arch>.tar.zst`: a tar (libarchive)
 --- of `manifest.json`, `vmlinux` and `initrd.img`, root-owned 0644, compressed
---- with libzstd at `level` (1..19, default 19) on up to 4 threads. The file
+--- with libzstd at `level` (1..19, default 9) on up to 4 threads. The file
 --- appears only complete (written beside and renamed). `size` and `sha256` are
 --- the bundle's; `manifest` is the kernel's. Errors: `ENOENT`, `EINVAL` (bad
 --- level, no arch), `EDIGEST` (the vmlinux no longer matches the manifest).

@@ -6,7 +6,7 @@ return {
   args = { { "name", required = true, complete = "kernel", help = "kernel name" } },
   flags = {
     { "output", type = "string", help = "directory to write into (default: the current one)" },
-    { "level", type = "integer", default = 19, help = "zstd level, 1 (fast) to 19 (small)" },
+    { "level", type = "integer", default = 9, help = "zstd level, 1 (fast) to 19 (smallest, much slower)" },
   },
   examples = {
     "banger kernel export debian-cloud --output dist && jq -s '{kernels: .}' dist/*-*.json > dist/catalog.json",
