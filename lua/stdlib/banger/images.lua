@@ -152,18 +152,37 @@ end
 local INIT_LINK = "/usr/local/libexec/banger/banger-init"
 
 -- Does the image have an init the kernel could run? /sbin/init, followed
--- through symlinks inside the image, must end at an executable file.
+-- through symlinks inside the image (in any component: with merged /usr,
+-- /sbin itself is one), must end at an executable file.
 local function usable_init(img)
-  local path = "/sbin/init"
-  for _ = 1, 8 do
-    local ok, st = pcall(img.stat, img, path)
-    if not ok then
-      return false
+  local pending, done = { "sbin", "init" }, {}
+  for _ = 1, 40 do
+    if #pending == 0 then
+      local ok, st = pcall(img.stat, img, "/" .. table.concat(done, "/"))
+      return ok and st.type == "file" and (st.mode & tonumber("111", 8)) ~= 0
     end
-    if st.type ~= "symlink" then
-      return st.type == "file" and (st.mode & tonumber("111", 8)) ~= 0
+    local part = table.remove(pending, 1)
+    if part == ".." then
+      table.remove(done)
+    elseif part ~= "." and part ~= "" then
+      done[#done + 1] = part
+      local ok, st = pcall(img.stat, img, "/" .. table.concat(done, "/"))
+      if not ok then
+        return false
+      end
+      if st.type == "symlink" then
+        table.remove(done)
+        if st.target:sub(1, 1) == "/" then
+          done = {}
+        end
+        local parts = {}
+        for p in st.target:gmatch("[^/]+") do
+          parts[#parts + 1] = p
+        end
+        table.move(pending, 1, #pending, #parts + 1, parts)
+        pending = parts
+      end
     end
-    path = st.target:sub(1, 1) == "/" and st.target or (path:match("^(.*)/[^/]*$") .. "/" .. st.target)
   end
   return false
 end
