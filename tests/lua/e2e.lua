@@ -34,14 +34,15 @@ function e2e.home()
   return home
 end
 
---- busybox httpd serving `dir` on a free 127.0.0.1 port (it must hold
--- catalog.json, which tells it is up); returns the process and its base URL.
-function e2e.serve(dir)
+--- busybox httpd serving `dir` on a free 127.0.0.1 port; `probe` (default
+-- catalog.json) is a file in `dir` whose answer tells it is up. Returns the
+-- process and its base URL.
+function e2e.serve(dir, probe)
   for _ = 1, 20 do
     local port = 20000 + math.random(0, 20000)
     local httpd = t.spawn({ "busybox", "httpd", "-f", "-p", "127.0.0.1:" .. port, "-h", dir, stderr = "null" })
     local ok = pcall(e2e.wait_for, function()
-      return (pcall(banger.http.fetch, "http://127.0.0.1:" .. port .. "/catalog.json"))
+      return (pcall(banger.http.fetch, "http://127.0.0.1:" .. port .. "/" .. (probe or "catalog.json")))
     end, 3000, "httpd")
     if ok then
       return httpd, "http://127.0.0.1:" .. port

@@ -125,19 +125,7 @@ local function channel(f, versions, latest, opts)
 end
 
 local function serve(dir)
-  for _ = 1, 20 do
-    local port = 20000 + math.random(0, 20000)
-    local httpd = t.spawn({ "busybox", "httpd", "-f", "-p", "127.0.0.1:" .. port, "-h", dir, stderr = "null" })
-    local ok = pcall(e2e.wait_for, function()
-      return (pcall(banger.http.fetch, "http://127.0.0.1:" .. port .. "/latest.json"))
-    end, 3000, "httpd")
-    if ok then
-      return httpd, "http://127.0.0.1:" .. port
-    end
-    httpd:kill(9)
-    httpd:wait()
-  end
-  error("no free port for httpd")
+  return e2e.serve(dir, "latest.json")
 end
 
 -- A release install of `version` under a fresh prefix, the way install.sh
