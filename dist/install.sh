@@ -188,6 +188,10 @@ fi
 mkdir -p "$prefix/bin"
 [ "$(readlink "$prefix/bin/banger" 2>/dev/null)" = ../lib/banger/current/bin/banger ] ||
   link "$prefix/bin/banger" ../lib/banger/current/bin/banger
+# The channel this install came from: banger update reads it when config
+# sets no update.channel.
+if [ "$remote" = 1 ]; then from=$channel; else from=file://$channel; fi
+printf '%s\n' "$from" >"$root/channel.new" && mv -f "$root/channel.new" "$root/channel"
 say "banger $version is installed: $prefix/bin/banger"
 case ":$PATH:" in
   *":$prefix/bin:"*) ;;

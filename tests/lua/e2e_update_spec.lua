@@ -223,6 +223,41 @@ describe("banger update", function()
     httpd:wait()
   end)
 
+  it("install.sh installs A and records its channel; update reads it when config names none", function()
+    local f = fixtures()
+    local httpd, url = serve(channel(f, { f.A, f.B }, f.B))
+    local prefix = t.tmpdir()
+    local function install_sh(version)
+      run({ "sh", t.source_dir() .. "/dist/install.sh", "--channel", url, "--version", version, "--prefix", prefix,
+        "--pubkey", f.pub }, "install.sh " .. version)
+    end
+    install_sh(f.A)
+    t.eq(t.read(prefix .. "/lib/banger/channel"), url .. "\n")
+    -- only the key: A's compiled-in key is the project's, the channel is the test's
+    local home = t.tmpdir()
+    t.write(home .. "/.config/banger/config.lua",
+      string.format('return { network = { mode = "off" }, update = { public_key = %q } }\n', f.pub))
+    local check = banger_at(prefix, home, { "update", "--check", "--json" })
+    t.eq(check.code, 0, check.stderr)
+    local c = json_doc.conforms("update --check", check.stdout)
+    t.eq({ c.current, c.available, c.channel }, { f.A, f.B, url })
+    local up = banger_at(prefix, home, { "update", "--yes" })
+    t.eq(up.code, 0, up.stderr)
+    t.eq(version_at(prefix, home), f.B)
+    t.eq(links(prefix), { "versions/" .. f.B, "versions/" .. f.A })
+    -- install.sh back to A between two real versions keeps B as previous
+    install_sh(f.A)
+    t.eq(version_at(prefix, home), f.A)
+    t.eq(links(prefix), { "versions/" .. f.A, "versions/" .. f.B })
+    -- a recorded channel that is not a URL is refused, not fetched
+    t.write(prefix .. "/lib/banger/channel", "/etc/passwd\n")
+    local bad = banger_at(prefix, home, { "update", "--check" })
+    t.eq(bad.code, 3, bad.stderr)
+    t.contains(bad.stderr, "not an http(s) or file URL")
+    httpd:kill(9)
+    httpd:wait()
+  end)
+
   it("without a terminal and without --yes, asks nothing and changes nothing", function()
     local f = fixtures()
     local httpd, url = serve(channel(f, { f.A, f.B }, f.B))

@@ -91,10 +91,19 @@ function M.compare(a, b)
   return 0
 end
 
---- The channel URL (config update.channel, without a trailing slash).
+--- The channel URL, without a trailing slash: config update.channel, else
+-- the one install.sh recorded in P/lib/banger/channel for a release install.
 ---@return string
 local function channel()
   local url = require("banger.config").get().update.channel
+  if not url then
+    local prefix = sys.exe():match("^(.*)/lib/banger/versions/[^/]+/bin/banger$")
+    local recorded = prefix and fs.read(prefix .. "/lib/banger/channel")
+    url = recorded and recorded:match("^%s*(%S+)%s*$")
+    if url and not (url:match("^https?://") or url:match("^file:///")) then
+      errors.raise("EINVAL", prefix .. "/lib/banger/channel: not an http(s) or file URL: " .. url)
+    end
+  end
   if not url then
     errors.raise("ENOCHANNEL", "no update channel is configured", {
       hint = "set update.channel in config.lua; see docs/install.md" })
