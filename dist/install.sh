@@ -191,7 +191,9 @@ mkdir -p "$prefix/bin"
 # The channel this install came from: banger update reads it when config
 # sets no update.channel.
 if [ "$remote" = 1 ]; then from=$channel; else from=file://$channel; fi
-printf '%s\n' "$from" >"$root/channel.new" && mv -f "$root/channel.new" "$root/channel"
+if [ "$(cat "$root/channel" 2>/dev/null)" != "$from" ]; then
+  printf '%s\n' "$from" >"$root/channel.new" && mv -f "$root/channel.new" "$root/channel"
+fi
 say "banger $version is installed: $prefix/bin/banger"
 case ":$PATH:" in
   *":$prefix/bin:"*) ;;
