@@ -89,8 +89,12 @@ describe("kill -9 at every stage boundary, then any command", function()
   it("firecracker (the fake): its own stages, its tap made by create_tap, found by its sockets", function()
     h = hostenv.new("root", string.format("driver = { name = 'firecracker', firecracker_bin = %q }",
       os.getenv("BANGER_BUILD_DIR") .. "/tests/fake-firecracker/fake-firecracker"))
+    -- The guest's agent socket accepts and never answers, so 'wait for
+    -- agent' lasts until the kill: a real agent answered so fast that the
+    -- kill after that stage could land after the create had finished.
     local sock = h.home .. "/agent.sock"
-    local agent = t.spawn({ hostenv.e2e.agent_bin(), "--unix", sock })
+    local agent = t.spawn({ "python3", "-c", "import socket, sys\ns = socket.socket(socket.AF_UNIX)\n"
+      .. "s.bind(sys.argv[1])\ns.listen(64)\nheld = []\nwhile True:\n    held.append(s.accept()[0])\n", sock })
     hostenv.e2e.wait_for(function() return banger.fs.exists(sock) end, 5000, "the agent socket")
     h.env = { FAKE_FC_VSOCK_BACKEND = sock }
     matrix(h, "f", { "create" }, { create = { "allocate", "disks", "kernel args", "network", "launch", "configure",

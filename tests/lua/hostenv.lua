@@ -121,8 +121,22 @@ function H:check_clean(prefix, where)
     return where .. ": " .. what
   end
   local rows = self:rows()
+  -- What reconcile logged, for a row it left half-made: it skips a VM whose
+  -- lock is held and logs a teardown that failed.
+  local function reconcile_log()
+    local text = banger.fs.exists(self:state() .. "/banger.log") and t.read(self:state() .. "/banger.log") or ""
+    local lines = {}
+    for line in text:gmatch("[^\n]+") do
+      if line:find('"reconcile"', 1, true) then
+        lines[#lines + 1] = line
+      end
+    end
+    return table.concat(lines, "\n", math.max(1, #lines - 5))
+  end
   for _, r in ipairs(rows) do
-    t.truthy(r.state ~= "creating" and r.state ~= "starting", say(r.name .. " is still " .. r.state))
+    if r.state == "creating" or r.state == "starting" then
+      error(say(r.name .. " is still " .. r.state .. "; reconcile logged:\n" .. reconcile_log()), 0)
+    end
     t.eq(r.host_objects, "{}", say(r.name .. " (" .. r.state .. ") still records host objects"))
   end
   t.not_contains(self:links(), "bgtap", say("a tap is left"))
