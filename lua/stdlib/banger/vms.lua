@@ -316,7 +316,13 @@ function M.reconcile()
   end
   for _, row in ipairs(rows) do
     local ok, e = pcall(function()
-      local lock <close> = M.try_lock(row.name)
+      -- A create or start killed while it spawned a process leaves, for a
+      -- few milliseconds, a child between fork and exec holding a copy of
+      -- the lock's descriptor; waiting briefly for a half-made VM's lock
+      -- lets the very next command clean it up. A live create or start
+      -- holds it much longer, and this command then leaves that VM alone.
+      local half_made = row.state == "creating" or row.state == "starting"
+      local lock <close> = take(row.name, half_made and 500 or 0)
       if not lock then
         return -- another command is working on this VM right now
       end
