@@ -88,15 +88,6 @@ std::vector<BlobRequest> requests(Client& c, const Resolved& r) {
   return out;
 }
 
-std::string err_code(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.code() + ": " + e.what();
-  }
-  return "no error";
-}
-
 }  // namespace
 
 TEST_CASE("oci pull from a real registry: resolve, fetch, cache, re-pull", "[oci]") {
@@ -164,16 +155,16 @@ TEST_CASE("oci pull from a real registry: resolve, fetch, cache, re-pull", "[oci
   CHECK(arm.digest != amd.digest);
   CHECK(arm.layers.size() == 1);
   CHECK(multi.resolve(parse_platform("linux/arm64/v8")).digest == arm.digest);
-  std::string e = err_code([&] { multi.resolve(parse_platform("linux/s390x")); });
+  std::string e = test::error_of([&] { multi.resolve(parse_platform("linux/s390x")); });
   CHECK_THAT(e, Catch::StartsWith("ENOENT") && Catch::Contains("linux/s390x") && Catch::Contains("linux/amd64") &&
                     Catch::Contains("linux/arm64/v8"));
 
   // Missing things are ENOENT naming the image.
-  e = err_code([&] { Client(parse_reference(reg.host + "/test/img:nope")).resolve(); });
+  e = test::error_of([&] { Client(parse_reference(reg.host + "/test/img:nope")).resolve(); });
   CHECK_THAT(e, Catch::StartsWith("ENOENT") && Catch::Contains("test/img:nope not found") && Catch::Contains("MANIFEST_UNKNOWN"));
-  e = err_code([&] { Client(parse_reference(reg.host + "/test/absent:v1")).resolve(); });
+  e = test::error_of([&] { Client(parse_reference(reg.host + "/test/absent:v1")).resolve(); });
   CHECK_THAT(e, Catch::StartsWith("ENOENT"));
-  e = err_code([&] { Client(parse_reference(reg.host + "/test/img@sha256:" + std::string(64, '0'))).resolve(); });
+  e = test::error_of([&] { Client(parse_reference(reg.host + "/test/img@sha256:" + std::string(64, '0'))).resolve(); });
   CHECK_THAT(e, Catch::StartsWith("ENOENT"));
 
   // Prune: dry run counts, the real one empties; a later pull refills.
@@ -256,19 +247,19 @@ TEST_CASE("oci a blob served with the wrong content is rejected and never cached
   BlobCache cache(t / "cache");
   Client c(parse_reference(srv.host() + "/x/y:v1"));
   Resolved r = c.resolve();
-  std::string e = err_code([&] { fetch_blobs(cache, requests(c, r)); });
+  std::string e = test::error_of([&] { fetch_blobs(cache, requests(c, r)); });
   CHECK_THAT(e, Catch::StartsWith("EDIGEST") && Catch::Contains(img.blob_digest()));
   CHECK_FALSE(cache.has(img.blob_digest(), img.blob.size()));
   CHECK(fs::is_empty(t / "cache/blobs/sha256"));
 
   // Too long is cut off; too short is rejected.
-  e = err_code([&] {
+  e = test::error_of([&] {
     test::HttpServer s2([&](const test::HttpRequest& q) { return img.serve(q, img.blob + "extra"); });
     Client c2(parse_reference(s2.host() + "/x/y:v1"));
     fetch_blobs(cache, requests(c2, c2.resolve()));
   });
   CHECK_THAT(e, Catch::StartsWith("EDIGEST") && Catch::Contains("larger"));
-  e = err_code([&] {
+  e = test::error_of([&] {
     test::HttpServer s3([&](const test::HttpRequest& q) { return img.serve(q, img.blob.substr(10)); });
     Client c3(parse_reference(s3.host() + "/x/y:v1"));
     fetch_blobs(cache, requests(c3, c3.resolve()));
@@ -278,13 +269,13 @@ TEST_CASE("oci a blob served with the wrong content is rejected and never cached
 
   // A manifest that does not hash to the pinned digest.
   Client pinned(parse_reference(srv.host() + "/x/y@sha256:" + std::string(64, 'a')));
-  e = err_code([&] { pinned.resolve(); });
+  e = test::error_of([&] { pinned.resolve(); });
   CHECK_THAT(e, Catch::StartsWith("EDIGEST") && Catch::Contains("manifest"));
 
   // Streaming consumers see the failure at the end of the stream.
   Pull p(cache, requests(c, r));
   auto src = p.open(0);
-  e = err_code([&] {
+  e = test::error_of([&] {
     while (!src->read().empty()) {
     }
   });
@@ -355,7 +346,7 @@ TEST_CASE("oci bearer token auth with docker config credentials", "[oci]") {
   // Without credentials the token endpoint refuses: EACCES.
   ClientOptions none;
   none.docker_config_dir = t / "empty";
-  std::string e = err_code([&] { Client(parse_reference(host + "/x/y:v1"), none).resolve(); });
+  std::string e = test::error_of([&] { Client(parse_reference(host + "/x/y:v1"), none).resolve(); });
   CHECK_THAT(e, Catch::StartsWith("EACCES") && Catch::Contains("token"));
 }
 
@@ -377,7 +368,7 @@ TEST_CASE("oci basic auth from docker config", "[oci]") {
 
   ClientOptions none;
   none.docker_config_dir = t / "empty";
-  std::string e = err_code([&] { Client(parse_reference(srv.host() + "/x/y:v1"), none).resolve(); });
+  std::string e = test::error_of([&] { Client(parse_reference(srv.host() + "/x/y:v1"), none).resolve(); });
   CHECK_THAT(e, Catch::StartsWith("EACCES") && Catch::Contains("requires credentials"));
 }
 
@@ -403,14 +394,14 @@ TEST_CASE("oci cache refuses symlinks planted in it", "[oci]") {
   // The cache directory itself being a symlink is refused.
   fs::create_directory(t / "elsewhere");
   fs::create_symlink(t / "elsewhere", t / "linked");
-  CHECK_THAT(err_code([&] { BlobCache bad(t / "linked"); }), Catch::StartsWith("EUNSAFE"));
-  CHECK_THAT(err_code([&] { prune(t / "linked", false); }), Catch::StartsWith("EUNSAFE"));
+  CHECK_THAT(test::error_of([&] { BlobCache bad(t / "linked"); }), Catch::StartsWith("EUNSAFE"));
+  CHECK_THAT(test::error_of([&] { prune(t / "linked", false); }), Catch::StartsWith("EUNSAFE"));
   CHECK(fs::exists(t / "elsewhere"));
 
   // Digests are validated before they become file names.
-  CHECK_THAT(err_code([&] { cache.path("sha256:../../etc/passwd"); }), Catch::StartsWith("EINVAL"));
+  CHECK_THAT(test::error_of([&] { cache.path("sha256:../../etc/passwd"); }), Catch::StartsWith("EINVAL"));
   BlobRequest evil{"sha256:" + std::string(63, 'a') + "/", 1, "http://" + srv.host() + "/x", {}};
-  CHECK_THAT(err_code([&] { fetch_blobs(cache, {evil}); }), Catch::StartsWith("EINVAL"));
+  CHECK_THAT(test::error_of([&] { fetch_blobs(cache, {evil}); }), Catch::StartsWith("EINVAL"));
 }
 
 TEST_CASE("oci a layer written into ext4 while it downloads fails on a digest mismatch", "[oci]") {
@@ -433,7 +424,7 @@ TEST_CASE("oci a layer written into ext4 while it downloads fails on a digest mi
     ext4::mkfs(t / "root.ext4", 16 << 20);
     auto fs = ext4::Filesystem::open(t / "root.ext4", true);
     auto src = p.open(0);
-    std::string e = err_code([&] { ext4::apply_layer(*fs, *src); });
+    std::string e = test::error_of([&] { ext4::apply_layer(*fs, *src); });
     if (served == &img.blob) {
       CHECK(e == "no error");
       CHECK(fs->read("/etc/hello") == "hi\n");
@@ -472,7 +463,7 @@ TEST_CASE("oci Ctrl-C while a layer streams into ext4 stops everything and leave
       while (!stop.stop_requested() && srv.bytes_sent() < (256u << 10)) std::this_thread::sleep_for(std::chrono::milliseconds(5));
       if (!stop.stop_requested()) cancel::request();
     });
-    e = err_code([&] { ext4::apply_layer(*fs, *src); });
+    e = test::error_of([&] { ext4::apply_layer(*fs, *src); });
     ctrl_c.request_stop();
     ctrl_c.join();
   }

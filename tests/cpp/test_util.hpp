@@ -157,6 +157,16 @@ bool eventually(F&& f, std::chrono::milliseconds limit = std::chrono::seconds(10
 // The uid tests drop to when they need "somebody else".
 inline constexpr uid_t kNobody = 65534;
 
+// "CODE: message" of the banger::Error `fn` throws, or "no error".
+inline std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.code() + ": " + e.what();
+  }
+  return "no error";
+}
+
 inline std::string error_code_of(const std::function<void()>& fn) {
   try {
     fn();
