@@ -1,4 +1,4 @@
--- docs/api.md and docs/api/*.md read as a contract. Shared by
+-- docs/lua-api.md and docs/lua-api/*.md read as a contract. Shared by
 -- tests/lua/api_doc_spec.lua (coverage, examples) and scripts/api-types.lua
 -- (the LuaCATS definitions generated from the same headings).
 --
@@ -20,15 +20,15 @@ M.root = (os.getenv("BANGER_SOURCE_DIR") or ".")
 
 local fs = require("banger.native.fs")
 
---- The documentation files: docs/api.md, then docs/api/*.md sorted.
+--- The documentation files: docs/lua-api.md, then docs/lua-api/*.md sorted.
 function M.files()
-  local files = { "docs/api.md" }
-  local names = assert(fs.list(M.root .. "/docs/api"))
+  local files = { "docs/lua-api.md" }
+  local names = assert(fs.list(M.root .. "/docs/lua-api"))
   local pages = {}
   for _, n in ipairs(names) do
     local name = type(n) == "table" and n.name or n
     if name:match("%.md$") then
-      pages[#pages + 1] = "docs/api/" .. name
+      pages[#pages + 1] = "docs/lua-api/" .. name
     end
   end
   table.sort(pages)

@@ -1,4 +1,4 @@
--- docs/api.md and docs/api/*.md against the running binary, like luv's doc
+-- docs/lua-api.md and docs/lua-api/*.md against the running binary, like luv's doc
 -- coverage check: every public stdlib function and field, every native and
 -- every handle method is documented; nothing documented is missing from
 -- the code; every example runs; lua/types/banger.lua is what the docs
@@ -81,7 +81,7 @@ local function listing(title, items)
   return title .. " (" .. #items .. "):\n  " .. table.concat(items, "\n  ")
 end
 
-describe("docs/api.md", function()
+describe("docs/lua-api.md", function()
   it("parses: every heading is one typed signature, none twice", function()
     local doc = api_doc.parse()
     t.eq(doc.errors, {}, "malformed API headings")
@@ -96,7 +96,7 @@ describe("docs/api.md", function()
         missing[#missing + 1] = name
       end
     end
-    t.truthy(#missing == 0, listing("undocumented (add a heading to docs/api/, or list it under ## Internal)", missing))
+    t.truthy(#missing == 0, listing("undocumented (add a heading to docs/lua-api/, or list it under ## Internal)", missing))
   end)
 
   it("documents nothing that does not exist", function()
