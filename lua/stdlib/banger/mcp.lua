@@ -44,15 +44,24 @@ function M.text(s)
   end
 end
 
--- The longest prefix of s no longer than n bytes that does not cut a
--- UTF-8 sequence in two.
-local function utf8_head(s, n)
-  while n > 0 and n < #s and (s:byte(n + 1) & 0xC0) == 0x80 do
-    n = n - 1
+-- s without a last UTF-8 sequence that the cut left incomplete.
+local function utf8_head(s)
+  local i, back = #s, 0
+  while i > 0 and back < 3 and (s:byte(i) & 0xC0) == 0x80 do
+    i, back = i - 1, back + 1
   end
-  return s:sub(1, n)
+  if i == 0 then
+    return s
+  end
+  local b = s:byte(i)
+  local need = b >= 0xF0 and 4 or b >= 0xE0 and 3 or b >= 0xC0 and 2 or 1
+  if #s - i + 1 < need then
+    return s:sub(1, i - 1)
+  end
+  return s
 end
 
+-- The last n bytes of s, less the continuation bytes the cut left at its start.
 local function utf8_tail(s, n)
   local from = #s - n + 1
   while from > 1 and from <= #s and (s:byte(from) & 0xC0) == 0x80 do
@@ -94,7 +103,7 @@ function M.collector(max)
     if total <= max then
       return M.text(h .. t), 0
     end
-    h = utf8_head(h, #h)
+    h = utf8_head(h)
     t = utf8_tail(t, tail_max)
     local dropped = total - #h - #t
     return M.text(h) .. "\n[... " .. dropped .. " bytes truncated ...]\n" .. M.text(t), dropped
