@@ -26,7 +26,7 @@ return {
     end
     local ctx = banger.mcp_sandboxes.new({
       sandbox = sandbox,
-      owner = mcp.owner(),
+      owner = sandbox.session_owner(),
       idle_ms = idle * 1000,
       max_output = banger.units.parse_size(cfg.mcp.max_output),
     })

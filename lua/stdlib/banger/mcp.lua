@@ -111,21 +111,6 @@ function M.collector(max)
   return c
 end
 
---- The owner a session's sandboxes get: `session:<pid>:<start time>`,
--- the start time in clock ticks since boot (/proc/<pid>/stat field 22),
--- so a later process that reuses the pid is not taken for this one.
-function M.owner(pid)
-  pid = pid or sys.getpid()
-  local stat = assert(fs.read("/proc/" .. pid .. "/stat"))
-  -- fields after the command name, which may hold spaces and parentheses
-  local rest = stat:match("^.*%)%s+(.*)$")
-  local fields = {}
-  for f in rest:gmatch("%S+") do
-    fields[#fields + 1] = f
-  end
-  return "session:" .. pid .. ":" .. fields[20]
-end
-
 -- Tool definitions ----------------------------------------------------------
 
 -- A tool file returns { name, title, description, input_schema, annotations,
