@@ -30,6 +30,8 @@
 ---@field kernel_catalog banger.kernel_catalog
 ---@field kernels banger.kernels
 ---@field log banger.log
+---@field mcp banger.mcp
+---@field mcp_sandboxes banger.mcp_sandboxes
 ---@field net banger.net
 ---@field oci banger.native.oci
 ---@field paths banger.native.paths
@@ -40,7 +42,6 @@
 ---@field provision banger.provision
 ---@field recipes banger.recipes
 ---@field records banger.records
----@field sandbox banger.native.sandbox
 ---@field snapshots banger.snapshots
 ---@field ssh banger.ssh
 ---@field ssh_config banger.ssh_config

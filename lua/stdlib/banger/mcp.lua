@@ -130,7 +130,9 @@ local function load_tool(name)
     end
     file = user
   end
-  local chunk, err = loadfile(file, "t", require("banger.recipes").environment())
+  -- like a recipe's: reads fall through to the globals, its own stay its own
+  local env = setmetatable({ banger = require("banger") }, { __index = _G })
+  local chunk, err = loadfile(file, "t", env)
   if not chunk then
     errors.raise("ESYNTAX", err)
   end

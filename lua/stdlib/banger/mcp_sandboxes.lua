@@ -99,8 +99,18 @@ function M.new(opts)
     return soonest
   end
 
-  local function remove(name, why)
-    local ok, e = pcall(sandbox.delete, name)
+  -- `persist`: at the session's end a SIGTERM or SIGINT does not stop the
+  -- deletion (the official SDK client closes stdin, then sends SIGTERM
+  -- after 2 s); it is cleared and the deletion tried again.
+  local function remove(name, why, persist)
+    local ok, e
+    for _ = 1, persist and 3 or 1 do
+      ok, e = pcall(sandbox.delete, name)
+      if ok or not (persist and errors.is(e) and e.code == "ECANCELED") then
+        break
+      end
+      require("banger.native.sys").clear_interrupt()
+    end
     if ok or (errors.is(e) and e.code == "ENOENT") then
       last_used[name] = nil
       require("banger.log").info("mcp", "deleted sandbox " .. name .. " (" .. why .. ")")
@@ -151,7 +161,7 @@ function M.new(opts)
     end
     table.sort(sorted)
     for _, name in ipairs(sorted) do
-      remove(name, "the MCP session ended")
+      remove(name, "the MCP session ended", true)
     end
   end
 
