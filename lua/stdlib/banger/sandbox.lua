@@ -65,7 +65,9 @@ function M.process_start_time(pid)
   local text = fs.read("/proc/" .. math.tointeger(pid) .. "/stat")
   -- the command name (field 2) may hold spaces and ')': count after the last ')'
   local rest = text and text:match("^.*%)%s+(.*)$")
-  if not rest then
+  -- a zombie (Z) or dying (X) process is gone: its parent has not reaped
+  -- it yet, or died without reaping it under an init that never does
+  if not rest or rest:match("^[ZX]%s") then
     return nil
   end
   local i = 2
