@@ -3,8 +3,9 @@
 -- VMs (the tiny image on Debian's cloud kernel, QEMU TCG here): initialize,
 -- tools and their schemas, create, `uname -a`, a file written and read
 -- back, truncation, tool errors, fork, delete; the session's sandbox gone
--- once the client closed it; a kill -9'd session's sandbox reaped by the
--- next session. Two boots (the fork restores a snapshot).
+-- once the client closed it; a fork idle past --idle-timeout deleted while
+-- its busy source stays; a kill -9'd session's sandbox reaped by the next
+-- session. Two boots (the forks restore snapshots).
 local e2e = assert(loadfile(t.source_dir() .. "/tests/lua/e2e.lua", "t", _ENV))()
 local json = banger.json
 
@@ -120,9 +121,18 @@ describe("banger mcp with the official TypeScript SDK client", function()
   it("a kill -9'd session's sandbox is reaped when the next session starts", function()
     local home = home_with_config()
     local report = home .. "/report.jsonl"
-    local c = t.spawn(client_spec(home, "orphan", report, { stdin = "pipe", stdout = "null", stderr = "pipe" }))
-    local orphan = t.wait_for(function() return facts(report).orphan end, 600000, "the orphan's create")
+    local spec = client_spec(home, "orphan", report, { stdin = "pipe", stdout = "null", stderr = "pipe" })
+    spec.env[#spec.env + 1] = "MCP_ARGS=--idle-timeout 5"
+    local c = t.spawn(spec)
+    local orphan = t.wait_for(function() return facts(report).orphan end, 900000, "the orphan's create")
     t.note_vms(home)
+    -- the fork went idle for 5 s and was deleted; m2, busy meanwhile, was not
+    local idle = facts(report).idle
+    t.eq(table.concat(idle.listed, ","), "m2")
+    t.truthy(idle.ms >= 5000, "deleted after " .. idle.ms .. " ms")
+    t.truthy(idle.calls >= 3, idle.calls .. " calls on m2 meanwhile")
+    t.contains(idle.stderr, "deleted sandbox f2 (idle for 5 s)")
+    t.not_contains(idle.stderr, "deleted sandbox m2")
     t.eq(orphan.name, "m2")
     t.truthy(orphan.owner:match("^session:" .. orphan.pid .. ":%d+$"), orphan.owner)
     t.eq(banger.proc.run({ "kill", "-9", tostring(orphan.pid) }).code, 0)

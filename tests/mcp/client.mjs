@@ -140,9 +140,21 @@ if (scenario === 'session') {
   await client.close(); // ends stdin; the SDK sends SIGTERM after 2 s, SIGKILL after 4 s
   report('closed', { ms: Date.now() - t0, stderr: stderr() });
 } else if (scenario === 'orphan') {
-  // creates m2 and waits: the spec kills the server with SIGKILL
-  const { client, transport } = await connect();
+  // run with --idle-timeout: creates m2 and forks f2, keeps m2 busy until
+  // f2 went idle and was deleted, then waits: the spec kills the server
+  // with SIGKILL
+  const { client, transport, stderr } = await connect();
   const created = await call(client, 'create', { name: 'm2', image: 'tiny', memory: '256MiB' });
+  await call(client, 'fork', { sandbox: 'm2', name: 'f2' });
+  const t0 = Date.now();
+  let listed = await sandboxes(client);
+  let calls = 0;
+  while (listed.includes('f2') && Date.now() - t0 < 300000) {
+    await call(client, 'exec', { sandbox: 'm2', argv: ['true'] });
+    calls++;
+    listed = await sandboxes(client);
+  }
+  report('idle', { listed, calls, ms: Date.now() - t0, stderr: stderr() });
   report('orphan', { name: created.structuredContent.name, owner: created.structuredContent.owner, pid: transport.pid });
   await nextLine();
   process.exit(0);
