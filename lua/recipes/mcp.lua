@@ -17,6 +17,7 @@ return {
     if idle < 0 then
       banger.errors.usage("--idle-timeout must be 0 or more seconds", "mcp")
     end
+    local tools = mcp.tools() -- a broken or unsafe tool file stops the server before it does anything
     -- sandboxes of sessions that died without cleaning up (kill -9)
     local ok, gone = pcall(sandbox.reap, "session:")
     if not ok then
@@ -32,7 +33,7 @@ return {
     })
     banger.log.info("mcp", "session " .. ctx.owner .. " started")
     return mcp.serve({
-      tools = mcp.tools(),
+      tools = tools,
       context = ctx,
       server_info = { name = "banger", title = "banger sandboxes", version = banger.sys.build().version },
       instructions = "Disposable Linux sandboxes (microVMs) on this machine. Call create, then exec, "

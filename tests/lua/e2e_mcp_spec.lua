@@ -113,6 +113,8 @@ describe("banger mcp with the official TypeScript SDK client", function()
 
     -- the client ended stdin (and sends SIGTERM 2 s later): the server deleted m1
     t.contains(f.closed.stderr, "deleted sandbox m1 (the MCP session ended)")
+    -- the SDK read nothing but JSON-RPC from the server's stdout, create's progress included
+    t.eq(#f.closed.transport_errors, 0, table.concat(f.closed.transport_errors, "; "))
     t.eq(e2e.vms(home).m1, nil)
     t.eq(e2e.list(home .. "/.local/state/banger/vms"), {})
     t.eq(e2e.processes(home .. "/run/banger"), "")

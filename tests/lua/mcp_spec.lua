@@ -321,6 +321,48 @@ describe("the banger mcp process", function()
     t.eq(r.stdout:sub(-1), "\n")
   end)
 
+  it("keeps stdout for the protocol: a tool's prints and its child processes go to stderr", function()
+    local home = t.tmpdir()
+    -- the user's own tool replaces the bundled one (as a user recipe does)
+    t.write(home .. "/.config/banger/api/mcp/list.lua", [[
+      return { name = "list", description = "noisy", input_schema = { type = "object", properties = {} },
+        run = function()
+          print("PRINTED")
+          io.write("WRITTEN\n")
+          io.stdout:write("STDOUT\n")
+          local c = banger.proc.spawn({ "sh", "-c", "echo CHILD; read x && echo READ:$x" })
+          c:wait()
+          return { content = banger.json.array({ { type = "text", text = "quiet" } }) }
+        end }
+    ]])
+    local r = t.banger({ "mcp" }, { home = home, input = init .. "\n"
+      .. '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"list","arguments":{}}}\n'
+      .. "this line is for the protocol, not for a child\n" })
+    t.eq(r.code, 0, r.stderr)
+    local lines = {}
+    for line in r.stdout:gmatch("([^\n]*)\n") do
+      lines[#lines + 1] = assert(json.decode(line), line)
+    end
+    t.eq(#lines, 3)
+    t.eq(lines[2].result.content[1].text, "quiet")
+    t.eq(lines[3].error.code, -32700)
+    for _, word in ipairs({ "PRINTED", "WRITTEN", "STDOUT", "CHILD" }) do
+      t.contains(r.stderr, word)
+      t.not_contains(r.stdout, word)
+    end
+    t.not_contains(r.stderr, "READ:")
+  end)
+
+  it("refuses a tool file of the user's that others can write", function()
+    local home = t.tmpdir()
+    t.write(home .. "/.config/banger/api/mcp/exec.lua", "return {}\n", tonumber("666", 8))
+    banger.fs.chmod(home .. "/.config/banger/api/mcp/exec.lua", tonumber("666", 8))
+    local r = t.banger({ "mcp" }, { home = home, input = init .. "\n" })
+    t.eq(r.code, 77)
+    t.contains(r.stderr, "refusing your MCP tool")
+    t.eq(r.stdout, "")
+  end)
+
   it("loads nothing from an untrusted project in its working directory", function()
     local home = t.tmpdir()
     local project = home .. "/proj"

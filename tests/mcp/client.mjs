@@ -51,8 +51,11 @@ async function connect() {
   let stderr = '';
   transport.stderr.on('data', d => { stderr += d; });
   const client = new Client({ name: 'banger-e2e', version: '1.0.0' });
+  // anything on the server's stdout that is not a JSON-RPC message lands here
+  const errors = [];
+  client.onerror = e => errors.push(String(e));
   await client.connect(transport);
-  return { client, transport, stderr: () => stderr };
+  return { client, transport, stderr: () => stderr, errors };
 }
 
 // A tool call that must succeed (isError unset).
@@ -79,7 +82,7 @@ function nextLine() {
 if (scenario === 'session') {
   // initialize, tools, create, uname, files, truncation, fork, delete; the
   // session then ends by closing stdin, which must delete m1.
-  const { client, transport, stderr } = await connect();
+  const { client, transport, stderr, errors } = await connect();
   const version = client.getServerVersion();
   expect(version.name === 'banger', 'server name');
   const { tools } = await client.listTools();
@@ -138,7 +141,7 @@ if (scenario === 'session') {
   await client.ping();
   const t0 = Date.now();
   await client.close(); // ends stdin; the SDK sends SIGTERM after 2 s, SIGKILL after 4 s
-  report('closed', { ms: Date.now() - t0, stderr: stderr() });
+  report('closed', { ms: Date.now() - t0, stderr: stderr(), transport_errors: errors });
 } else if (scenario === 'orphan') {
   // run with --idle-timeout: creates m2 and forks f2, keeps m2 busy until
   // f2 went idle and was deleted, then waits: the spec kills the server
