@@ -101,13 +101,13 @@ guest::ListResult list_path(const std::string& path) {
     if (name == "." || name == "..") continue;
     struct stat cst {};
     if (::fstatat(fd, name.c_str(), &cst, AT_SYMLINK_NOFOLLOW) != 0) continue;  // gone meanwhile
-    // name, the JSON punctuation and the numbers of one entry
-    bytes += name.size() * 6 + 96;
+    guest::FileEntry e = entry_of(name, cst);
+    bytes += guest::to_json(guest::ListResult{{e}, false, false})["entries"][0].dump().size() + 1;
     if (r.entries.size() >= guest::kMaxListEntries || bytes > guest::kMaxListBytes) {
       r.truncated = true;
       break;
     }
-    r.entries.push_back(entry_of(name, cst));
+    r.entries.push_back(std::move(e));
   }
   ::closedir(d);
   return r;

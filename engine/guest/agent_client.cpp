@@ -193,18 +193,23 @@ ExecResult AgentClient::exec(const ExecRequest& req, const OutputFn& on_stdout, 
   std::exception_ptr failed;  // an output callback's error, raised once the command is gone
   for (;;) {
     Frame f;
+    // Woken for whichever comes first: the command's timeout, the SIGKILL
+    // after a passed-on signal, or nothing for a day.
+    const clock::time_point wake =
+        std::min(clock::now() + 24h, result.timed_out ? kill_at : std::min(kill_at, timeout_at));
     try {
-      clock::time_point wake = std::min(clock::now() + 24h, result.timed_out ? kill_at : std::min(kill_at, timeout_at));
       f = expect(ch, wake);
     } catch (const Error& e) {
-      if (e.code() == "ETIMEDOUT" && !result.timed_out && clock::now() >= timeout_at) {
+      // (read_frame's deadline check rounds to milliseconds: compare with the
+      // deadline it was given, not the clock)
+      if (e.code() == "ETIMEDOUT" && !result.timed_out && wake == timeout_at) {
         // The command's time is up: its process group is killed, and its
         // exit (and the output before it) is still read.
         result.timed_out = true;
         send(encode_json(FrameType::signal, ch, {{"signal", SIGKILL}}));
         continue;
       }
-      if (e.code() == "ETIMEDOUT" && clock::now() >= kill_at) {
+      if (e.code() == "ETIMEDOUT" && wake == kill_at) {
         send(encode_json(FrameType::signal, ch, {{"signal", SIGKILL}}));
         kill_at = clock::time_point::max();
         continue;

@@ -14,7 +14,7 @@ namespace banger::guest {
 // frame (kMaxPayload): a guest directory with millions of files cannot make
 // the agent build an answer it cannot send.
 inline constexpr size_t kMaxListEntries = 10000;
-inline constexpr size_t kMaxListBytes = 768 * 1024;
+inline constexpr size_t kMaxListBytes = 900 * 1024;
 // Deeper trees than this are refused by a recursive remove (ELOOP) rather
 // than exhausting the agent's descriptors or stack.
 inline constexpr int kMaxRemoveDepth = 128;

@@ -213,19 +213,30 @@ end
 
 -- create / delete -----------------------------------------------------------
 
-local function unpack_workspace(row, tar_path)
+--- The caller's tar at `tar_path`, made safe: extracted into `dir/tree` by
+-- banger's hostile-archive extraction (engine/archive: nothing outside the
+-- directory, no writing through a link, no device or set-id, at most
+-- M.max_workspace_bytes), then packed again from what landed into
+-- `dir/clean.tar`, whose path is returned. Only that tar reaches a guest.
+function M.clean_tar(tar_path, dir)
   local archive = require("banger.native.archive")
+  local tree = dir .. "/tree"
+  errors.check(fs.mkdir(tree, 448))
+  local ok, msg, code = archive.extract(tar_path, tree, M.max_workspace_bytes)
+  if not ok then
+    -- what libarchive refused (EARCHIVE) is the caller's bad tar, like an escaping entry
+    errors.raise(code == "EFBIG" and "EFBIG" or "EINVAL", "workspace_tar: " .. tostring(msg))
+  end
+  local clean = dir .. "/clean.tar"
+  errors.check(archive.create(clean, tree, require("banger.workspace").tree(tree)))
+  return clean
+end
+
+local function unpack_workspace(row, tar_path)
   local workspace = require("banger.workspace")
-  -- The caller's tar is hostile: extracted on the host by the strict
-  -- extraction (nothing outside the directory, no device, no set-id), then
-  -- packed again from what landed, and only that reaches the guest.
   local tmp = errors.check(fs.mkdtemp("banger-sandbox-ws-"))
   local ok, err = pcall(function()
-    local tree = tmp .. "/tree"
-    errors.check(fs.mkdir(tree, 448))
-    errors.check(archive.extract(tar_path, tree, M.max_workspace_bytes))
-    local clean = tmp .. "/clean.tar"
-    errors.check(archive.create(clean, tree, workspace.tree(tree)))
+    local clean = M.clean_tar(tar_path, tmp)
     workspace.unpack_in_guest(row, clean, "/root/workspace", function(r, argv, o)
       return M.with_agent(r, function(c)
         local req = { stdin = o.stdin }
