@@ -43,10 +43,12 @@ function M.check_arguments(schema, args) end
 
 --- A protocol session: `s:handle(line)` takes one line of input and returns
 --- the reply's JSON text, or nil when none is due (a notification, a
---- response, a blank line). Protocol problems are JSON-RPC errors (-32700,
+--- response, a blank line). While a `tools/call` whose `_meta` carries a
+--- `progressToken` runs, `context.progress(message)` sends
+--- `notifications/progress` through `opts.notify`. Protocol problems are JSON-RPC errors (-32700,
 --- -32600, -32601, -32602); a tool's failure or wrong arguments are an
 --- `isError` result.
----@param opts { tools: table[], context: any, server_info: table, instructions?: string }
+---@param opts { tools: table[], context: any, server_info: table, instructions?: string, notify?: function }
 ---@return table
 function M.session(opts) end
 

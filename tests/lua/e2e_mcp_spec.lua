@@ -79,6 +79,14 @@ describe("banger mcp with the official TypeScript SDK client", function()
 
     t.eq(f.create.name, "m1")
     t.eq(f.create.state, "running")
+    -- create's stages reached the SDK's onprogress, numbered from 1
+    local stages = {}
+    for i, p in ipairs(f.create.progress) do
+      t.eq(p.progress, i)
+      stages[#stages + 1] = p.message
+    end
+    t.contains(table.concat(stages, "|"), "create m1: launch|")
+    t.contains(table.concat(stages, "|"), "create m1: wait for agent")
     t.truthy(f.create.owner:match("^session:" .. f.tools.pid .. ":%d+$"), "owned by the server's process: " .. f.create.owner)
 
     t.eq(f.uname.exit_code, 0)

@@ -159,6 +159,32 @@ describe("tools", function()
     t.contains(r.result.content[1].text, "internal error: ")
   end)
 
+  it("sends progress notifications while a call with a progress token runs, none without", function()
+    local sent = {}
+    local ctx = {}
+    local s = mcp.session({ tools = { echo_tool(function(_, c)
+      if c.progress then
+        c.progress("stage one")
+        c.progress("stage two")
+      end
+      return { content = json.array({}) }
+    end) }, context = ctx, server_info = { name = "b", version = "1" },
+      notify = function(m) sent[#sent + 1] = m end })
+    local r = call(s, { jsonrpc = "2.0", id = 1, method = "tools/call",
+      params = { name = "echo", arguments = { word = "a" }, _meta = { progressToken = "tok" } } })
+    t.eq(r.result.isError, nil)
+    t.eq(#sent, 2)
+    t.eq(sent[1].method, "notifications/progress")
+    t.eq(sent[1].params.progressToken, "tok")
+    t.eq(sent[1].params.progress, 1)
+    t.eq(sent[2].params.progress, 2)
+    t.eq(sent[2].params.message, "stage two")
+    t.eq(sent[1].id, nil)
+    t.eq(ctx.progress, nil, "cleared after the call")
+    call(s, { jsonrpc = "2.0", id = 2, method = "tools/call", params = { name = "echo", arguments = { word = "a" } } })
+    t.eq(#sent, 2)
+  end)
+
   it("non-UTF-8 output reaches the client as valid JSON text", function()
     local s = session({ echo_tool(function() return { content = json.array({ { type = "text", text = mcp.text("a\xff\xfeb\xe2\x82") } }) } end) })
     local r = call(s, { jsonrpc = "2.0", id = 1, method = "tools/call", params = { name = "echo", arguments = { word = "a" } } })

@@ -95,9 +95,12 @@ if (scenario === 'session') {
     pid: transport.pid,
   });
 
-  const created = await call(client, 'create', { name: 'm1', image: 'tiny', memory: '256MiB' });
+  const progress = [];
+  const created = await client.callTool({ name: 'create', arguments: { name: 'm1', image: 'tiny', memory: '256MiB' } },
+    undefined, { timeout: 60000, resetTimeoutOnProgress: true, onprogress: p => progress.push(p) });
+  expect(!created.isError, 'create succeeded: ' + text(created));
   report('create', { name: created.structuredContent.name, state: created.structuredContent.state,
-    owner: created.structuredContent.owner, text: text(created) });
+    owner: created.structuredContent.owner, text: text(created), progress });
 
   const uname = await call(client, 'exec', { sandbox: 'm1', command: 'uname -a' });
   report('uname', { text: text(uname), exit_code: uname.structuredContent.exit_code,

@@ -272,7 +272,8 @@ end
 
 --- A protocol session. `opts.tools` is the list `tools()` gives (or
 -- test doubles of the same shape), `opts.context` is what each tool's
--- run(args, ctx) gets as ctx, `opts.server_info` { name, version }.
+-- run(args, ctx) gets as ctx, `opts.server_info` { name, version },
+-- `opts.notify(message)` sends a notification (progress) while a tool runs.
 -- `s:handle(line)` takes one line of input and returns the reply's JSON
 -- text, or nil when none is due (notifications, responses, blank lines).
 function M.session(opts)
@@ -315,7 +316,24 @@ function M.session(opts)
     if why then
       return response(id, tool_error("invalid arguments for " .. tool.name .. ": " .. why))
     end
-    local ok, result = pcall(tool.run, args, opts.context)
+    -- A request that carries a progress token gets notifications/progress
+    -- while its tool runs (a create's stages): clients that reset their
+    -- request timeout on progress then wait out a slow boot.
+    local meta = params._meta
+    local token = type(meta) == "table" and meta.progressToken or nil
+    local ctx = opts.context
+    if ctx and opts.notify and (type(token) == "string" or math.type(token) == "integer") then
+      local n = 0
+      ctx.progress = function(message)
+        n = n + 1
+        opts.notify({ jsonrpc = "2.0", method = "notifications/progress",
+          params = { progressToken = token, progress = n, message = M.text(message) } })
+      end
+    end
+    local ok, result = pcall(tool.run, args, ctx)
+    if ctx then
+      ctx.progress = nil
+    end
     if not ok then
       -- Ctrl-C or SIGTERM during a tool: the session ends (serve cleans up)
       if errors.is(result) and result.code == "ECANCELED" and sys.interrupted() then
@@ -486,7 +504,10 @@ function M.serve(opts)
   local ctx = opts.context
   local in_fd, out_fd = sys.claim_stdio()
   local session = M.session({ tools = opts.tools, context = ctx, server_info = opts.server_info,
-    instructions = opts.instructions })
+    instructions = opts.instructions,
+    notify = function(message)
+      assert(sys.write(out_fd, assert(json.encode(message)) .. "\n"))
+    end })
   local reader = M.line_reader(in_fd)
   local status = 0
   local ok, e = pcall(function()

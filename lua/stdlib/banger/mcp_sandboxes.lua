@@ -69,6 +69,9 @@ function M.new(opts)
     o.owner = args.keep and M.kept_owner or c.owner
     o.on_stage = function(stage)
       require("banger.log").info("mcp", "create: " .. tostring(stage))
+      if c.progress then
+        c.progress("create " .. (o.name or "sandbox") .. ": " .. tostring(stage))
+      end
     end
     return adopt(sandbox.create(o))
   end
