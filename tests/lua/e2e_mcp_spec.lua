@@ -134,7 +134,13 @@ describe("banger mcp with the official TypeScript SDK client", function()
     local spec = client_spec(home, "orphan", report, { stdin = "pipe", stdout = "null", stderr = "pipe" })
     spec.env[#spec.env + 1] = "MCP_ARGS=--idle-timeout 5"
     local c = t.spawn(spec)
-    local orphan = t.wait_for(function() return facts(report).orphan end, 900000, "the orphan's create")
+    local orphan = t.wait_for(function()
+      local ok, st = pcall(c.wait, c, 0)
+      if ok then -- the client ended before it reported: its failure, not a timeout
+        error("client exited " .. st.code .. ": " .. c:read_all("stderr"), 0)
+      end
+      return facts(report).orphan
+    end, 900000, "the orphan's create")
     t.note_vms(home)
     -- the fork went idle for 5 s and was deleted; m2, busy meanwhile, was not
     local idle = facts(report).idle
