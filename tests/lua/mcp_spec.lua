@@ -347,6 +347,22 @@ describe("the banger mcp process", function()
     t.eq(r.stdout:sub(-1), "\n")
   end)
 
+  it("reads a message of several MiB that arrives in many reads, and the lines around it", function()
+    local blob = string.rep("0123456789abcdef", 3 * 65536 + 7) -- 3 MiB + 112 bytes
+    local big = json.encode({ jsonrpc = "2.0", id = 2, method = "tools/call",
+      params = { name = "list", arguments = { blob = blob } } })
+    local r = t.banger({ "mcp" }, { input = init .. "\n" .. big .. "\n" .. '{"jsonrpc":"2.0","id":3,"method":"ping"}\n' })
+    t.eq(r.code, 0, r.stderr)
+    local ids, texts = {}, {}
+    for line in r.stdout:gmatch("([^\n]*)\n") do
+      local msg = assert(json.decode(line), line)
+      ids[#ids + 1] = msg.id
+      texts[#texts + 1] = msg.result and msg.result.content and msg.result.content[1].text or ""
+    end
+    t.eq(table.concat(ids, ","), "1,2,3")
+    t.eq(texts[2], "invalid arguments for list: unknown argument 'blob'")
+  end)
+
   it("keeps stdout for the protocol: a tool's prints and its child processes go to stderr", function()
     local home = t.tmpdir()
     -- the user's own tool replaces the bundled one (as a user recipe does)

@@ -63,7 +63,7 @@ end
 
 -- The last n bytes of s, less the continuation bytes the cut left at its start.
 local function utf8_tail(s, n)
-  local from = #s - n + 1
+  local from = math.max(1, #s - n + 1)
   while from > 1 and from <= #s and (s:byte(from) & 0xC0) == 0x80 do
     from = from + 1
   end
@@ -457,26 +457,34 @@ end
 -- (without its newline), false when `timeout_ms` passed without one, or
 -- nil at end of input. A line longer than 64 MiB raises EFBIG.
 function M.line_reader(fd)
-  local buf = ""
+  -- chunks read with no newline yet (a long message arrives in many),
+  -- joined once its newline comes; `rest`: read bytes not yet scanned
+  local pending, pending_len, rest = {}, 0, ""
   local eof = false
   local r = {}
+  local function take(last)
+    pending[#pending + 1] = last
+    local line = table.concat(pending)
+    pending, pending_len = {}, 0
+    return (line:gsub("\r$", ""))
+  end
   function r:next(timeout_ms)
     while true do
-      local nl = buf:find("\n", 1, true)
+      local nl = rest:find("\n", 1, true)
       if nl then
-        local line = buf:sub(1, nl - 1)
-        buf = buf:sub(nl + 1)
-        return (line:gsub("\r$", ""))
+        local last = rest:sub(1, nl - 1)
+        rest = rest:sub(nl + 1)
+        return take(last)
+      end
+      if #rest > 0 then
+        pending[#pending + 1] = rest
+        pending_len = pending_len + #rest
+        rest = ""
       end
       if eof then
-        if #buf > 0 then
-          local line = buf
-          buf = ""
-          return line
-        end
-        return nil
+        return pending_len > 0 and take("") or nil
       end
-      if #buf > MAX_LINE then
+      if pending_len > MAX_LINE then
         errors.raise("EFBIG", "a message longer than 64 MiB")
       end
       local data, msg, code = sys.read(fd, 65536, timeout_ms)
@@ -489,7 +497,7 @@ function M.line_reader(fd)
       if data == "" then
         eof = true
       else
-        buf = buf .. data
+        rest = data
       end
     end
   end
