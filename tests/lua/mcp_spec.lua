@@ -324,6 +324,36 @@ describe("a session's sandboxes", function()
   end)
 end)
 
+describe("a session's end", function()
+  it("a signal while deleting does not stop it (the SDK sends SIGTERM 2 s after closing stdin)", function()
+    local sb = sandbox_double()
+    local delete = sb.delete
+    local interrupted = 0
+    sb.delete = function(name)
+      if interrupted < 2 then
+        interrupted = interrupted + 1
+        banger.errors.raise("ECANCELED", "terminated")
+      end
+      return delete(name)
+    end
+    local now = 0
+    local ctx = mcp_sandboxes.new({ sandbox = sb, owner = "session:5:6", idle_ms = 1000, max_output = 1024,
+      clock = function() return now end })
+    ctx:create({ name = "a" })
+    ctx:create({ name = "b" })
+    now = 1000
+    -- idle deletion is not the session's end: an interrupt stops it (the
+    -- sandbox stays tracked) and reaches the serve loop
+    t.eq(#ctx:reap_idle(), 0)
+    t.truthy(sb.rows.a and sb.rows.b, "both still there")
+    interrupted = 0
+    ctx:close()
+    t.eq(sb.rows.a, nil)
+    t.eq(sb.rows.b, nil)
+    t.eq(interrupted, 2)
+  end)
+end)
+
 describe("the banger mcp process", function()
   local init = json.encode({ jsonrpc = "2.0", id = 1, method = "initialize",
     params = { protocolVersion = "2025-06-18", capabilities = {}, clientInfo = { name = "spec", version = "1" } } })
