@@ -1,6 +1,7 @@
 #include "session.hpp"
 
 #include "banger_guest.hpp"
+#include "guest_files.hpp"
 #include "init.hpp"
 #include "listeners.hpp"
 #include "mount_disk.hpp"
@@ -153,13 +154,21 @@ void Session::handle(const guest::Frame& f) {
                       {"session", session_},
                       {"hostname", host},
                       {"kernel", u.release},
-                      {"capabilities", {"exec", "signal", "put", "get", "poweroff", "reidentify", "mount", "listeners", "connect"}}});
+                      {"capabilities", {"exec", "signal", "put", "get", "poweroff", "reidentify", "mount", "listeners", "connect",
+                        "list", "remove"}}});
   }
   if (!greeted_) return;  // nothing is served before the handshake
   try {
     if ((f.type == FrameType::data || f.type == FrameType::data_eof || f.type == FrameType::window ||
          f.type == FrameType::error) &&
         conns_.on_frame(f)) {
+      return;
+    }
+    if (f.type == FrameType::error && put_fd_ && f.channel == put_ch_) {
+      // The host gave up on its put (its data source failed): the target stays as it was.
+      put_fd_.reset();
+      ::unlink(put_tmp_.c_str());
+      put_tmp_.clear();
       return;
     }
     switch (f.type) {
@@ -203,6 +212,13 @@ void Session::handle(const guest::Frame& f) {
         return send_json(FrameType::ok, f.channel, {{"device", dev}});
       }
       case FrameType::listeners: return send_json(FrameType::ok, f.channel, guest::to_json(list_listeners()));
+      case FrameType::list:
+        return send_json(FrameType::ok, f.channel, guest::to_json(list_path(f.json().value("path", ""))));
+      case FrameType::remove: {
+        nlohmann::json j = f.json();
+        remove_path(j.value("path", ""), j.value("recursive", false));
+        return send_json(FrameType::ok, f.channel, nlohmann::json::object());
+      }
       case FrameType::poweroff: {
         // Only inside a banger guest: an agent run on a host (tests, a
         // mistake) must never take that machine down.

@@ -187,13 +187,33 @@ ExecResult AgentClient::exec(const ExecRequest& req, const OutputFn& on_stdout, 
   }
   ExecResult result;
   clock::time_point kill_at = clock::time_point::max();
+  const clock::time_point timeout_at =
+      req.timeout.count() > 0 ? clock::now() + req.timeout : clock::time_point::max();
   int received = 0;  // the signal that interrupted us, passed on to the command
   std::exception_ptr failed;  // an output callback's error, raised once the command is gone
   for (;;) {
     Frame f;
+    // Woken for whichever comes first: the command's timeout, the SIGKILL
+    // after a passed-on signal, or nothing for a day.
+    const clock::time_point wake =
+        std::min(clock::now() + 24h, result.timed_out ? kill_at : std::min(kill_at, timeout_at));
     try {
-      f = expect(ch, clock::now() + 24h);
+      f = expect(ch, wake);
     } catch (const Error& e) {
+      // (read_frame's deadline check rounds to milliseconds: compare with the
+      // deadline it was given, not the clock)
+      if (e.code() == "ETIMEDOUT" && !result.timed_out && wake == timeout_at) {
+        // The command's time is up: its process group is killed, and its
+        // exit (and the output before it) is still read.
+        result.timed_out = true;
+        send(encode_json(FrameType::signal, ch, {{"signal", SIGKILL}}));
+        continue;
+      }
+      if (e.code() == "ETIMEDOUT" && wake == kill_at) {
+        send(encode_json(FrameType::signal, ch, {{"signal", SIGKILL}}));
+        kill_at = clock::time_point::max();
+        continue;
+      }
       if (e.code() != "ECANCELED") throw;
       // SIGINT/SIGTERM: the command gets the same signal first, SIGKILL if it
       // lingers; we keep reading so its exit is still reported.
@@ -252,15 +272,65 @@ void AgentClient::put(const std::string& path, std::string_view data, unsigned m
   if (f.type != FrameType::ok) throw Error("EPROTO", "unexpected answer to put " + path);
 }
 
+std::uint64_t AgentClient::put(const std::string& path, const InputFn& next, unsigned mode, unsigned uid,
+                               unsigned gid) {
+  std::uint32_t ch = next_channel_++;
+  send(encode_json(FrameType::put, ch, {{"path", path}, {"mode", mode}, {"uid", uid}, {"gid", gid}}));
+  std::uint64_t total = 0;
+  try {
+    while (std::optional<std::string> chunk = next()) {
+      std::string_view rest = *chunk;
+      total += rest.size();
+      while (!rest.empty()) {
+        size_t n = std::min(rest.size(), kDataChunk);
+        send(encode(FrameType::data, ch, rest.substr(0, n)));
+        rest.remove_prefix(n);
+      }
+    }
+  } catch (...) {
+    // The agent drops its temporary file; an error the agent sent meanwhile
+    // (a failed open) is the caller's to see only if ours did not happen.
+    send(encode_json(FrameType::error, ch, {{"code", "ECANCELED"}, {"message", "the host's data source failed"}}));
+    throw;
+  }
+  send(encode(FrameType::data_eof, ch, {}));
+  Frame f = expect(ch, clock::now() + 60s);
+  if (f.type != FrameType::ok) throw Error("EPROTO", "unexpected answer to put " + path);
+  return total;
+}
+
 std::string AgentClient::get(const std::string& path) {
+  std::string out;
+  get(path, [&out](std::string_view chunk) { out += chunk; });
+  return out;
+}
+
+void AgentClient::get(const std::string& path, const OutputFn& sink) {
   std::uint32_t ch = next_channel_++;
   send(encode_json(FrameType::get, ch, {{"path", path}}));
-  std::string out;
   for (;;) {
     Frame f = expect(ch, clock::now() + 60s);
-    if (f.type == FrameType::data_eof) return out;
-    if (f.type == FrameType::data) out += f.payload;
+    if (f.type == FrameType::data_eof) return;
+    if (f.type == FrameType::data) sink(f.payload);
   }
+}
+
+ListResult AgentClient::list(const std::string& path) {
+  require_capability("list");
+  std::uint32_t ch = next_channel_++;
+  send(encode_json(FrameType::list, ch, {{"path", path}}));
+  Frame f = expect(ch, clock::now() + 60s);
+  if (f.type != FrameType::ok) throw Error("EPROTO", "unexpected answer to list");
+  return parse_list(f.json());
+}
+
+void AgentClient::remove(const std::string& path, bool recursive) {
+  require_capability("remove");
+  std::uint32_t ch = next_channel_++;
+  send(encode_json(FrameType::remove, ch, {{"path", path}, {"recursive", recursive}}));
+  // A big tree under TCG takes a while.
+  Frame f = expect(ch, clock::now() + 300s);
+  if (f.type != FrameType::ok) throw Error("EPROTO", "unexpected answer to remove");
 }
 
 std::chrono::microseconds AgentClient::ping(std::chrono::milliseconds timeout) {

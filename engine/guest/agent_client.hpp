@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "engine/core/unique_fd.hpp"
+#include "engine/guest/files.hpp"
 #include "engine/guest/listeners.hpp"
 #include "engine/guest/protocol.hpp"
 #include "engine/guest/requests.hpp"
@@ -31,12 +32,14 @@ struct ExecRequest {
   std::vector<std::string> env;  // "K=V", added to the agent's base environment
   std::string cwd;
   std::optional<std::string> stdin_data;
+  std::chrono::milliseconds timeout{0};  // above zero: SIGKILL to the command once it has run this long
 };
 
 struct ExecResult {
   int code = 0;    // exit code, or 128 + signal
   int signal = 0;  // terminating signal, 0 if it exited
   bool interrupted = false;  // Ctrl-C was forwarded to the command
+  bool timed_out = false;    // the request's timeout passed and the command was killed
 };
 
 struct ReidentifyResult {
@@ -47,6 +50,8 @@ struct ReidentifyResult {
 };
 
 using OutputFn = std::function<void(std::string_view)>;
+// A source of bytes for put: the next chunk, or nullopt at the end.
+using InputFn = std::function<std::optional<std::string>()>;
 
 // Throws ENOTSUP unless the agent's hello_ok lists `name` (an older agent
 // would skip a newer frame type and never answer).
@@ -78,7 +83,20 @@ class AgentClient {
   // command gets SIGINT (SIGKILL 5 s later) and the result says interrupted.
   ExecResult exec(const ExecRequest& req, const OutputFn& on_stdout, const OutputFn& on_stderr);
   void put(const std::string& path, std::string_view data, unsigned mode, unsigned uid, unsigned gid);
+  // Streams `next`'s chunks to the file; returns the bytes written. When
+  // `next` throws, the agent is told to drop the partial file (the target
+  // stays as it was) and the error is passed on.
+  std::uint64_t put(const std::string& path, const InputFn& next, unsigned mode, unsigned uid, unsigned gid);
   std::string get(const std::string& path);
+  // Streams the file to `sink`, chunk by chunk. A sink that throws leaves
+  // the session mid-answer: close the client.
+  void get(const std::string& path, const OutputFn& sink);
+  // A directory's entries, or the one entry of a non-directory (lstat; a
+  // link is never followed). ENOTSUP from an agent before protocol 1.3.
+  ListResult list(const std::string& path);
+  // Removes a file, link or (empty, or with `recursive` any) directory
+  // without following links. ENOTSUP from an agent before protocol 1.3.
+  void remove(const std::string& path, bool recursive);
   // Returns the round trip; ETIMEDOUT when no pong came within `timeout`.
   std::chrono::microseconds ping(std::chrono::milliseconds timeout = std::chrono::seconds(10));
   void poweroff();

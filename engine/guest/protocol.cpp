@@ -46,6 +46,8 @@ bool known_type(std::uint8_t t) {
     case FrameType::mount:
     case FrameType::listeners:
     case FrameType::connect:
+    case FrameType::list:
+    case FrameType::remove:
     case FrameType::window: return true;
   }
   return false;

@@ -20,7 +20,7 @@
 namespace banger::guest {
 
 inline constexpr int kProtocolMajor = 1;
-inline constexpr int kProtocolMinor = 2;  // 1: reidentify, mount; 2: listeners, connect, window
+inline constexpr int kProtocolMinor = 3;  // 1: reidentify, mount; 2: listeners, connect, window; 3: list, remove
 inline constexpr std::string_view kMagic = "BGR1";
 inline constexpr size_t kHeaderSize = 13;
 inline constexpr std::uint32_t kMaxPayload = 1 << 20;
@@ -51,6 +51,8 @@ enum class FrameType : std::uint8_t {
   connect = 35,     // host -> agent: ConnectRequest; answered ok, then data/data_eof both ways (connect_channel.hpp)
   listeners = 36,   // host -> agent {}; answered ok {listeners, truncated} (engine/guest/listeners.hpp)
   window = 37,      // either way on a connect channel {bytes}: the receiver delivered that many more bytes
+  list = 38,        // host -> agent {path}; answered ok {entries, truncated} (engine/guest/files.hpp)
+  remove = 39,      // host -> agent {path, recursive}; answered ok {}
 };
 
 bool known_type(std::uint8_t t);

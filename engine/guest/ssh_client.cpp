@@ -144,8 +144,10 @@ Client::~Client() = default;
 
 ExecResult Client::exec(const std::string& command, const std::string& input,
                         const std::function<void(std::string_view)>& on_out,
-                        const std::function<void(std::string_view)>& on_err) {
+                        const std::function<void(std::string_view)>& on_err, std::chrono::milliseconds timeout) {
   LIBSSH2_SESSION* s = impl_->session;
+  const auto deadline = timeout.count() > 0 ? std::chrono::steady_clock::now() + timeout
+                                            : std::chrono::steady_clock::time_point::max();
   libssh2_session_set_blocking(s, 1);
   LIBSSH2_CHANNEL* ch = libssh2_channel_open_session(s);
   if (!ch) impl_->fail("opening a channel");
@@ -176,6 +178,10 @@ ExecResult Client::exec(const std::string& command, const std::string& input,
       result.interrupted = true;
       give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
       pass_on = cancel::signal() == SIGTERM ? "TERM" : "INT";
+    }
+    if (!result.timed_out && std::chrono::steady_clock::now() >= deadline) {
+      result.timed_out = true;
+      pass_on = "KILL";
     }
     // Sent once the command's pid is known: a signal that lands before the
     // pid's announcement has been read is passed on when it arrives.

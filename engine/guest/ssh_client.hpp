@@ -28,6 +28,7 @@ struct ExecResult {
   std::string signal;  // set when the command died of a signal
   std::string out, err;
   bool interrupted = false;  // Ctrl-C was forwarded to the command
+  bool timed_out = false;    // the timeout passed and the command was killed
 };
 
 class Client {
@@ -44,10 +45,13 @@ class Client {
   // Output is collected unless a callback takes it. Ctrl-C (the cancel
   // flag) is forwarded: SIGINT goes to the command's process group in the
   // guest, and its remaining output and exit status are still collected
-  // (for up to 10 s, then ECANCELED).
+  // (for up to 10 s, then ECANCELED). A `timeout` above zero kills the
+  // command's process group (SIGKILL) once it has run that long; the
+  // result then says timed_out.
   ExecResult exec(const std::string& command, const std::string& input = {},
                   const std::function<void(std::string_view)>& on_out = nullptr,
-                  const std::function<void(std::string_view)>& on_err = nullptr);
+                  const std::function<void(std::string_view)>& on_err = nullptr,
+                  std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
 
   // Writes `data` to `path` in the guest with `mode` (SCP).
   void upload(const std::string& path, const std::string& data, int mode);

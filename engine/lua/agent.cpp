@@ -1,9 +1,11 @@
 // banger.native.agent: the guest agent client (engine/guest/agent_client.hpp).
 //   agent.connect{kind="unix"|"vsock_uds"|"vsock", path=, cid=, port=, timeout_ms=, wait=bool} -> handle
 //   a:hello() -> {agent_version, kernel, hostname, proto, ...}
-//   a:exec{argv..., env={}, cwd=, stdin=, on_stdout=fn, on_stderr=fn}
-//       -> {code=, signal=, interrupted=, stdout=, stderr=} (output collected when no callback)
-//   a:put(path, data, {mode=, uid=, gid=}); a:get(path) -> data; a:poweroff()
+//   a:exec{argv..., env={}, cwd=, stdin=, on_stdout=fn, on_stderr=fn, timeout_ms=}
+//       -> {code=, signal=, interrupted=, timed_out=, stdout=, stderr=} (output collected when no callback)
+//   a:put(path, data or fn() -> chunk|nil, {mode=, uid=, gid=}) -> bytes; a:get(path[, fn(chunk)]) -> data|true
+//   a:list(path) -> {{name=, type=, size=, mode=, mtime=}, ...}, truncated, is_dir; a:remove(path[, recursive])
+//   a:poweroff()
 //   a:ping([timeout_ms]) -> true, round trip in milliseconds (a float)
 //   a:reidentify{generation=, hostname=, machine_id=, time_ns=, entropy=, net={dev=, mac=, address=, prefix=,
 //       gateway=}, dns={...}, ssh_host_keys=bool}
@@ -80,6 +82,7 @@ int l_exec(lua_State* L) {
   req.env = field_string_list(L, 2, "env").value_or(std::vector<std::string>{});
   req.cwd = field_string(L, 2, "cwd").value_or("");
   req.stdin_data = field_string(L, 2, "stdin");
+  req.timeout = std::chrono::milliseconds(field_int<lua_Integer>(L, 2, "timeout_ms", 0).value_or(0));
   lua_settop(L, 2);
   push_function_field(L, 2, "on_stdout");  // 3
   push_function_field(L, 2, "on_stderr");  // 4
@@ -89,25 +92,91 @@ int l_exec(lua_State* L) {
   set_field(L, "code", static_cast<lua_Integer>(r.code));
   if (r.signal) set_field(L, "signal", static_cast<lua_Integer>(r.signal));
   set_field_bool(L, "interrupted", r.interrupted);
+  set_field_bool(L, "timed_out", r.timed_out);
   if (lua_type(L, 3) != LUA_TFUNCTION) set_field(L, "stdout", out);
   if (lua_type(L, 4) != LUA_TFUNCTION) set_field(L, "stderr", err);
   return 1;
 }
 
+// data is a string, or a function returning the next chunk (a string) or
+// nil at the end: a file larger than memory streams through.
 int l_put(lua_State* L) {
   auto& c = check_handle<guest::AgentClient>(L, 1);
-  std::string path = check_string(L, 2), data = check_string(L, 3);
+  std::string path = check_string(L, 2);
   auto mode = field_int<unsigned>(L, 4, "mode", 0, kMaxMode).value_or(0644);
   auto uid = field_int<std::uint32_t>(L, 4, "uid").value_or(0);
   auto gid = field_int<std::uint32_t>(L, 4, "gid").value_or(0);
-  c.put(path, data, mode, uid, gid);
+  if (lua_type(L, 3) != LUA_TFUNCTION) {
+    std::string data = check_string(L, 3);
+    c.put(path, data, mode, uid, gid);
+    lua_pushinteger(L, static_cast<lua_Integer>(data.size()));
+    return 1;
+  }
+  Callback next{L, 3};
+  auto total = c.put(
+      path,
+      [&]() -> std::optional<std::string> {
+        std::optional<std::string> chunk;
+        next.call(1, [](lua_State*) { return 0; });
+        if (lua_type(L, -1) == LUA_TSTRING) {
+          size_t n = 0;
+          const char* s = lua_tolstring(L, -1, &n);
+          chunk.emplace(s, n);
+        } else if (!lua_isnil(L, -1)) {
+          lua_pop(L, 1);
+          throw Raise("put: the reader must return a string or nil");
+        }
+        lua_pop(L, 1);
+        return chunk;
+      },
+      mode, uid, gid);
+  lua_pushinteger(L, static_cast<lua_Integer>(total));
+  return 1;
+}
+
+// With a function as the second argument the file streams to it chunk by
+// chunk (and true is returned); else it is returned whole.
+int l_get(lua_State* L) {
+  auto& c = check_handle<guest::AgentClient>(L, 1);
+  std::string path = check_string(L, 2);
+  if (lua_type(L, 3) != LUA_TFUNCTION) {
+    push_string(L, c.get(path));
+    return 1;
+  }
+  Callback sink{L, 3};
+  c.get(path, [&](std::string_view chunk) {
+    sink([&](lua_State* S) {
+      push_string(S, chunk);
+      return 1;
+    });
+  });
   lua_pushboolean(L, 1);
   return 1;
 }
 
-int l_get(lua_State* L) {
+int l_list(lua_State* L) {
   auto& c = check_handle<guest::AgentClient>(L, 1);
-  push_string(L, c.get(check_string(L, 2)));
+  guest::ListResult r = c.list(check_string(L, 2));
+  lua_createtable(L, static_cast<int>(r.entries.size()), 0);
+  lua_Integer i = 0;
+  for (const auto& e : r.entries) {
+    lua_createtable(L, 0, 5);
+    set_field(L, "name", e.name);
+    set_field(L, "type", e.type);
+    set_field(L, "size", static_cast<lua_Integer>(e.size));
+    set_field(L, "mode", static_cast<lua_Integer>(e.mode));
+    set_field(L, "mtime", static_cast<lua_Integer>(e.mtime));
+    lua_rawseti(L, -2, ++i);
+  }
+  lua_pushboolean(L, r.truncated);
+  lua_pushboolean(L, r.dir);
+  return 3;
+}
+
+int l_remove(lua_State* L) {
+  auto& c = check_handle<guest::AgentClient>(L, 1);
+  c.remove(check_string(L, 2), lua_toboolean(L, 3) != 0);
+  lua_pushboolean(L, 1);
   return 1;
 }
 
@@ -214,7 +283,8 @@ int open_agent(lua_State* L) {
                                      {"put", protect<l_put>},     {"get", protect<l_get>},
                                      {"ping", protect<l_ping>},   {"poweroff", protect<l_poweroff>},
                                      {"reidentify", protect<l_reidentify>}, {"mount", protect<l_mount>},
-                                     {"listeners", protect<l_listeners>}, {nullptr, nullptr}};
+                                     {"listeners", protect<l_listeners>}, {"list", protect<l_list>},
+                                     {"remove", protect<l_remove>},       {nullptr, nullptr}};
   define_handle<guest::AgentClient>(L, methods);
   static const luaL_Reg fns[] = {{"connect", protect<l_connect>}, {nullptr, nullptr}};
   luaL_newlib(L, fns);

@@ -1,7 +1,8 @@
 // banger.native.ssh: banger's SSH client (engine/guest/ssh_client.hpp) and
 // its known_hosts.
 //   ssh.connect{host=, port=, user=, key=, known_hosts=, names={...}, subject=, timeout_ms=} -> client
-//   client:exec(command[, {stdin=, on_stdout=fn, on_stderr=fn}]) -> {code=, signal=, stdout=, stderr=}
+//   client:exec(command[, {stdin=, on_stdout=fn, on_stderr=fn, timeout_ms=}])
+//       -> {code=, signal=, stdout=, stderr=, interrupted=, timed_out=}
 //   client:upload(path, data[, mode])
 //   client:pinned_now() -> bool (this connection pinned the host key)
 //   client:fingerprint() -> "SHA256:..."
@@ -54,18 +55,21 @@ int l_exec(lua_State* L) {
   auto command = check_string(L, 2);
   std::string input;
   std::function<void(std::string_view)> on_out, on_err;
+  std::chrono::milliseconds timeout{0};
   if (lua_type(L, 3) == LUA_TTABLE) {
     input = field_string(L, 3, "stdin").value_or("");
+    timeout = std::chrono::milliseconds(field_int<lua_Integer>(L, 3, "timeout_ms", 0).value_or(0));
     push_function_field(L, 3, "on_stdout");  // 4
     push_function_field(L, 3, "on_stderr");  // 5
     on_out = callback(L, 4);
     on_err = callback(L, 5);
   }
-  auto r = c.exec(command, input, on_out, on_err);
+  auto r = c.exec(command, input, on_out, on_err, timeout);
   lua_createtable(L, 0, 4);
   set_field(L, "code", static_cast<lua_Integer>(r.code));
   if (!r.signal.empty()) set_field(L, "signal", r.signal);
   if (r.interrupted) set_field_bool(L, "interrupted", true);
+  if (r.timed_out) set_field_bool(L, "timed_out", true);
   if (!on_out) set_field(L, "stdout", r.out);
   if (!on_err) set_field(L, "stderr", r.err);
   return 1;

@@ -1,8 +1,13 @@
 // banger.native.sys: facts about this process and host, and a cancellable sleep.
+#include <fcntl.h>
+#include <poll.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstdio>
 #include <chrono>
+#include <string>
 
 #include "engine/core/build_info.hpp"
 #include "engine/core/cancel.hpp"
@@ -128,6 +133,78 @@ int l_clock_ticks(lua_State* L) {
   return 1;
 }
 
+// read(fd, max_bytes, timeout_ms?) -> the bytes available now (at most
+// max_bytes), "" at end of file, or nil, "timed out", "ETIMEDOUT" when none
+// arrived within timeout_ms (nil: wait without limit). Unbuffered, unlike
+// io.read, so a caller that waits with a timeout (banger mcp's idle
+// timeout on stdin) never has bytes hidden in a stdio buffer. Ends at once
+// on SIGINT/SIGTERM (ECANCELED).
+int l_read(lua_State* L) {
+  const int fd = check_int<int>(L, 1, 0);
+  const auto max = check_int<lua_Integer>(L, 2, 1, 1 << 24);
+  const auto timeout = opt_int<lua_Integer>(L, 3, 0, INT32_MAX);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout.value_or(0));
+  for (;;) {
+    // poll's 0 is also an EINTR: the deadline, not the return, says timed out
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (!timeout) left = std::chrono::milliseconds(1000);
+    if (timeout && left.count() <= 0) throw Error("ETIMEDOUT", "timed out reading fd " + std::to_string(fd));
+    pollfd p{fd, POLLIN, 0};
+    if (cancel::poll(&p, 1, left) > 0) break;
+  }
+  std::string buf(static_cast<size_t>(max), '\0');
+  ssize_t n;
+  do {
+    n = ::read(fd, buf.data(), buf.size());
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) throw Error::last("read", "fd " + std::to_string(fd));
+  buf.resize(static_cast<size_t>(n));
+  push_string(L, buf);
+  return 1;
+}
+
+// write(fd, data) -> true: all of data, retrying short writes.
+int l_write(lua_State* L) {
+  const int fd = check_int<int>(L, 1, 0);
+  const std::string data = check_string(L, 2);
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw Error::last("write", "fd " + std::to_string(fd));
+    done += static_cast<size_t>(n);
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+// claim_stdio() -> in_fd, out_fd: private (close-on-exec) copies of
+// descriptors 0 and 1 for a protocol that owns them (banger mcp's JSON-RPC),
+// after which 0 reads /dev/null and 1 writes to 2: a child process or a
+// stray io.write can neither eat the protocol's input nor corrupt its output.
+int l_claim_stdio(lua_State* L) {
+  std::fflush(stdout);
+  const int in = static_cast<int>(check_sys(::fcntl(0, F_DUPFD_CLOEXEC, 3), "dup", "fd 0"));
+  const int out = ::fcntl(1, F_DUPFD_CLOEXEC, 3);
+  if (out < 0) {
+    const Error e = Error::last("dup", "fd 1");
+    ::close(in);
+    throw e;
+  }
+  const int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (null < 0 || ::dup2(null, 0) < 0 || ::dup2(2, 1) < 0) {
+    const Error e = Error::last("redirect standard input/output");
+    if (null >= 0) ::close(null);
+    ::close(in);
+    ::close(out);
+    throw e;
+  }
+  ::close(null);
+  lua_pushinteger(L, in);
+  lua_pushinteger(L, out);
+  return 2;
+}
+
 int l_sha256(lua_State* L) {
   push_string(L, sha256_hex(check_string(L, 1)));
   return 1;
@@ -145,6 +222,8 @@ int open_sys(lua_State* L) {
       {"build", protect<l_build>},
       {"lua_dir", protect<l_lua_dir>},   {"exe", protect<l_exe>},
       {"sha256", protect<l_sha256>},     {"clock_ticks", protect<l_clock_ticks>},
+      {"read", protect<l_read>},         {"write", protect<l_write>},
+      {"claim_stdio", protect<l_claim_stdio>},
       {nullptr, nullptr}};
   luaL_newlib(L, fns);
   return 1;

@@ -143,6 +143,14 @@ CREATE TABLE forwards (
 );
 CREATE INDEX forwards_by_vm ON forwards(vm_id);
 )sql"},
+    // Who a VM belongs to (banger.sandbox): 'api:<uid>' for sandboxes made
+    // through 'banger serve', 'session:<pid>:<starttime>' for those that die
+    // with a process (reaped once it is gone). NULL for the CLI's own VMs.
+    // Written in the insert, before any file of the VM exists.
+    Migration{7, R"sql(
+ALTER TABLE vms ADD COLUMN owner TEXT;
+CREATE INDEX vms_by_owner ON vms(owner);
+)sql"},
 };
 
 }  // namespace

@@ -28,6 +28,20 @@ function M.exec(row, argv, opts) end
 ---@return { code: integer, interrupted: boolean }
 function M.run(row, argv, opts) end
 
+--- Runs `argv` over SSH with banger's key and pinned host key (what `run`
+--- uses when the VM has sshd, and banger.sandbox's exec). Output streams to
+--- the callbacks (default our stdout and stderr) or, with `capture`, is
+--- collected; `timeout_ms` kills the command (`timed_out`). A signal is
+--- reported as a number like the agent's, `code` 128 + it. Returns nil and
+--- the last error when SSH did not answer within `connect_ms` (default 30 s).
+--- Errors: `EHOSTKEY` (a changed host key), `ESSH`.
+---@param row table
+---@param argv string[]
+---@param opts? { cwd?: string, env?: string[], stdin?: string, timeout_ms?: integer, on_stdout?: function, on_stderr?: function, capture?: boolean, connect_ms?: integer }
+---@return { code: integer, signal?: integer, interrupted: boolean, timed_out: boolean, stdout?: string, stderr?: string }?
+---@return banger.error?
+function M.ssh_exec(row, argv, opts) end
+
 --- Whether the VM's agent offers every request in `needed` (an image made by
 --- an older banger has an older agent).
 ---@param row table

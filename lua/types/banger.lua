@@ -30,6 +30,8 @@
 ---@field kernel_catalog banger.kernel_catalog
 ---@field kernels banger.kernels
 ---@field log banger.log
+---@field mcp banger.mcp
+---@field mcp_sandboxes banger.mcp_sandboxes
 ---@field net banger.net
 ---@field oci banger.native.oci
 ---@field paths banger.native.paths
@@ -40,7 +42,7 @@
 ---@field provision banger.provision
 ---@field recipes banger.recipes
 ---@field records banger.records
----@field sandbox banger.native.sandbox
+---@field sandbox banger.sandbox
 ---@field snapshots banger.snapshots
 ---@field ssh banger.ssh
 ---@field ssh_config banger.ssh_config
@@ -79,27 +81,35 @@ local banger_agent_client = {}
 ---@return table
 function banger_agent_client:hello() end
 
---- Runs `req` (an argv, with `env`, `cwd`, `stdin`, and `on_stdout(chunk)`,
---- `on_stderr(chunk)` to stream; without a callback the output is collected).
---- A Ctrl-C is passed to the guest command, whose exit is then reported
---- (`interrupted = true`). Errors: `EPROTO`, `ECONNRESET`, and whatever a
+--- Runs `req` (an argv, with `env`, `cwd`, `stdin`, `timeout_ms`, and
+--- `on_stdout(chunk)`, `on_stderr(chunk)` to stream; without a callback the
+--- output is collected). A Ctrl-C is passed to the guest command, whose exit
+--- is then reported (`interrupted = true`). Past `timeout_ms` the command's
+--- process group gets SIGKILL and its exit is reported with `timed_out = true`. Errors: `EPROTO`, `ECONNRESET`, and whatever a
 --- callback raised.
 ---@param req table
----@return { code: integer, signal?: integer, interrupted: boolean, stdout?: string, stderr?: string }
+---@return { code: integer, signal?: integer, interrupted: boolean, timed_out: boolean, stdout?: string, stderr?: string }
 function banger_agent_client:exec(req) end
 
---- Writes a file in the guest (mode `0644`, root by default). Errors: `EACCES`,
---- `ENOENT`.
+--- Writes a file in the guest (mode `0644`, root by default), replaced
+--- atomically; returns the bytes written. `data` is a string or a reader
+--- called for the next chunk until it returns nil, so a file larger than
+--- memory streams through; a reader that raises makes the agent drop the
+--- partial file (the target stays as it was) and the error is raised.
+--- Errors: `EACCES`, `ENOENT`.
 ---@param path string
----@param data string
+---@param data string|fun(): string?
 ---@param opts? { mode?: integer, uid?: integer, gid?: integer }
----@return true
+---@return integer
 function banger_agent_client:put(path, data, opts) end
 
---- A file from the guest. Errors: `ENOENT`.
+--- A file from the guest; with `sink`, the file streams to it chunk by chunk
+--- and true is returned (a sink that raises leaves the session mid-answer:
+--- close the client). Errors: `ENOENT`.
 ---@param path string
----@return string
-function banger_agent_client:get(path) end
+---@param sink? fun(chunk: string)
+---@return string|true
+function banger_agent_client:get(path, sink) end
 
 --- Sends a ping and waits up to `timeout_ms` (default 10 s) for the pong;
 --- the second result is the round trip in milliseconds, with a fraction
@@ -138,6 +148,28 @@ function banger_agent_client:mount(req) end
 ---@return table
 ---@return boolean
 function banger_agent_client:listeners() end
+
+--- The entries of a guest directory (protocol 1.3), each by `lstat` (a link
+--- is a `link`, never followed), at most 10000 (the second result says when
+--- the list was cut); the third result is whether `path` is a directory: when
+--- it is not (a link to one included), the list is the one entry of `path`
+--- itself. Errors: `ENOENT`, `EINVAL` (not absolute), `ENOTSUP` (an older agent).
+---@param path string
+---@return { name: string, type: "file"|"dir"|"link"|"other", size: integer, mode: integer, mtime: integer }[]
+---@return boolean
+---@return boolean
+function banger_agent_client:list(path) end
+
+--- Removes a guest file, link or directory (protocol 1.3) without following
+--- links: a link removes the link, a directory must be empty unless
+--- `recursive`, and a recursive remove opens each directory with
+--- `O_NOFOLLOW` relative to its parent, so it never crosses into a linked
+--- one. `/` is refused. Errors: `ENOENT`, `ENOTEMPTY`, `EPERM` (`/`),
+--- `EINVAL`, `ENOTSUP` (an older agent).
+---@param path string
+---@param recursive? boolean
+---@return true
+function banger_agent_client:remove(path, recursive) end
 
 --- Closes the connection; a `<close>` variable does it too. Safe twice.
 ---@return true
@@ -393,9 +425,11 @@ local banger_ssh_client = {}
 
 --- Runs a shell command; output is collected unless streamed to callbacks.
 --- Errors: `ESSH`, `ECANCELED`, and whatever a callback raised.
+--- `timeout_ms` kills the command's process group (SIGKILL, through a
+--- second channel) once it has run that long; `timed_out` then says so.
 ---@param command string
----@param opts? { stdin?: string, on_stdout?: function, on_stderr?: function }
----@return { code: integer, signal?: string, stdout?: string, stderr?: string, interrupted?: boolean }
+---@param opts? { stdin?: string, on_stdout?: function, on_stderr?: function, timeout_ms?: integer }
+---@return { code: integer, signal?: string, stdout?: string, stderr?: string, interrupted?: boolean, timed_out?: boolean }
 function banger_ssh_client:exec(command, opts) end
 
 --- Writes a file on the remote side (mode `0600` by default). Errors: `ESSH`.

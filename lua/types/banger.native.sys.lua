@@ -79,4 +79,33 @@ function M.clock_ticks() end
 ---@return string
 function M.sha256(data) end
 
+--- Reads what a descriptor has now, at most `max_bytes` (1 to 16 MiB),
+--- waiting for at least one byte up to `timeout_ms` (no limit without it);
+--- `""` at end of file. Unbuffered, unlike `io.read`, so a caller that waits
+--- with a timeout never has bytes hidden in a stdio buffer (`banger mcp`
+--- reads its standard input this way for its idle timeout). Ends at once on
+--- Ctrl-C or SIGTERM. Errors: `ETIMEDOUT` (nothing within `timeout_ms`),
+--- `ECANCELED`, the `read` errno (`EBADF`).
+---@param fd integer
+---@param max_bytes integer
+---@param timeout_ms? integer
+---@return string
+function M.read(fd, max_bytes, timeout_ms) end
+
+--- Writes all of `data` to a descriptor, retrying short writes. Errors: the
+--- `write` errno (`EBADF`, `EPIPE`).
+---@param fd integer
+---@param data string
+---@return true
+function M.write(fd, data) end
+
+--- Takes descriptors 0 and 1 for a protocol spoken over them (`banger mcp`'s
+--- JSON-RPC): returns close-on-exec copies of both, then points 0 at
+--- `/dev/null` and 1 at standard error, so a child process or a stray
+--- `io.write` can neither read the protocol's input nor write into its
+--- output. Errors: the `dup`/`open` errno.
+---@return integer
+---@return integer
+function M.claim_stdio() end
+
 return M

@@ -44,8 +44,10 @@ function M.users(row) end
 ---@param row table
 function M.check_restorable(row) end
 
---- Deletes a snapshot nothing needs. Errors: `ENOENT`, `EBUSY` (naming the
---- VMs and snapshots that still need it).
+--- Deletes a snapshot nothing needs, and the `vm fork` snapshots it was
+--- built on that nothing else needs any more (as deleting a fork's last VM
+--- does). Errors: `ENOENT`, `EBUSY` (naming the VMs and snapshots that still
+--- need it).
 ---@param name string
 function M.delete(name) end
 

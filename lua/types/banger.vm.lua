@@ -6,6 +6,8 @@ local M = {}
 
 --- Creates a VM (a row, a qcow2 overlay over the image, a work disk) and,
 --- unless `start = false`, boots it and waits for its agent; returns the row.
+--- `owner` is recorded in the row's insert, before any file of the VM
+--- exists ([sandbox](sandbox.md)).
 --- Settings default to config.lua's `vm` and are checked first
 --- ([vm_settings](vm_settings.md)); `file_sync` adds entries for this VM.
 --- `call` is the stage callback (`banger.ui.stages()`), or a table with
@@ -14,7 +16,7 @@ local M = {}
 --- `EINVAL`/`EUSAGE` (settings, an unknown hook), `EEXIST` (the name),
 --- `ENOENT` (image or kernel), `EHYPERVISOR`, `ETIMEDOUT` (agent),
 --- `ECANCELED`.
----@param settings { name?: string, image?: string, kernel?: string, vcpus?: integer, memory?: integer|string, disk?: integer|string, work_disk?: integer|string, nat?: boolean, driver?: string, accel?: string, file_sync?: table[], start?: boolean, wait?: boolean, kernel_args?: string[] }
+---@param settings { name?: string, image?: string, kernel?: string, vcpus?: integer, memory?: integer|string, disk?: integer|string, work_disk?: integer|string, nat?: boolean, driver?: string, accel?: string, file_sync?: table[], start?: boolean, wait?: boolean, kernel_args?: string[], owner?: string }
 ---@param call? function|{ on_stage?: function, hooks?: table<string, function> }
 ---@return table
 function M.create(settings, call) end
@@ -79,16 +81,17 @@ function M.describe(row) end
 --- Errors: `ENOENT`, `EINVAL` (a snapshot of another banger version),
 --- `EHYPERVISOR`.
 ---@param snap_name string
----@param opts { name?: string, accel?: string, before_resume?: function, hooks?: table<string, function> }
+---@param opts { name?: string, owner?: string, accel?: string, before_resume?: function, hooks?: table<string, function> }
 ---@param stage? function
 ---@return table
 function M.create_from(snap_name, opts, stage) end
 
 --- Snapshots running VM `name` and restores `count` copies, named
---- `PREFIX-1..N` (default `NAME-fork-N`); `opts.hooks` go to every restore.
+--- `PREFIX-1..N` (default `NAME-fork-N`), or `opts.name` for a single copy;
+--- `opts.hooks` and `opts.owner` go to every restore.
 --- Returns the new rows and timings (record `fork`).
 ---@param name string
----@param opts? { count?: integer, prefix?: string, hooks?: table<string, function> }
+---@param opts? { count?: integer, prefix?: string, name?: string, owner?: string, hooks?: table<string, function> }
 ---@param stage? function
 ---@return table
 function M.fork(name, opts, stage) end

@@ -30,6 +30,8 @@ function M.using_kernel(name) end
 --- `vcpus`, `memory_mib`, `disk_mib`, `work_disk_mib`, `nat`. Only
 --- `banger.vm` should call it: the row is the record a crash is cleaned up
 --- from. Errors: `EEXIST` (the name).
+--- `fields.owner` (optional) records who the VM belongs to
+--- ([sandbox](sandbox.md)).
 ---@param name string
 ---@param fields table
 ---@param opts? { allocate_ip?: function, also?: function }

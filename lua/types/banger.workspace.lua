@@ -36,6 +36,22 @@ function M.copy_to_image(img, root, files, dest) end
 ---@return integer
 function M.prepare(row, root, files) end
 
+--- Unpacks a tar banger made (`archive.create`) into `guest_dir` of running
+--- VM `row` with the guest's tar, through the agent; `exec(row, argv, opts)`
+--- replaces `banger.guest.exec` for a caller that serialises the agent's use
+--- (banger.sandbox). Errors: `EGUEST` (the guest's tar failed).
+---@param row table
+---@param tar_path string
+---@param guest_dir string
+---@param exec? function
+function M.unpack_in_guest(row, tar_path, guest_dir, exec) end
+
+--- Every file and symbolic link under `dir` (links not followed), as sorted
+--- relative paths: what `archive.create` packs.
+---@param dir string
+---@return string[]
+function M.tree(dir) end
+
 --- Brings a VM's changed workspace back: a git-style patch against the
 --- host's current files (`git apply`), or a tar of the changed and new files.
 ---@param row table

@@ -169,7 +169,7 @@ TEST_CASE("connect request: wire form and validation", "[agent][protocol][forwar
   CHECK(a->channel == 9);
   CHECK(b->type == FrameType::window);
   CHECK(b->json().value("bytes", 0) == 4096);
-  CHECK(guest::kProtocolMinor == 2);
+  CHECK(guest::kProtocolMinor >= 2);  // connect and window came with 1.2
 }
 
 TEST_CASE("agent dialer: tcp both ways, half-close, two channels at once", "[agent][forward]") {

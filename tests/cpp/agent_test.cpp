@@ -11,7 +11,10 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <map>
+#include <optional>
 #include <csignal>
 #include <cstring>
 #include <fstream>
@@ -318,4 +321,233 @@ TEST_CASE("a serial-port agent serves host sessions one after another", "[agent]
   agent.wait(5s);
   ::close(master);
   ::close(slave);
+}
+
+namespace {
+
+std::map<std::string, guest::FileEntry> by_name(const guest::ListResult& r) {
+  std::map<std::string, guest::FileEntry> m;
+  for (const auto& e : r.entries) m[e.name] = e;
+  return m;
+}
+
+void write_file(const std::string& path, const std::string& data) {
+  std::ofstream(path, std::ios::binary) << data;
+}
+
+bool exists_nofollow(const std::string& path) {
+  struct stat st {};
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+}  // namespace
+
+TEST_CASE("the agent offers list and remove (protocol 1.3)", "[agent]") {
+  test::TempDir t;
+  RunningAgent agent(t);
+  auto c = guest::AgentClient::wait_ready(agent.endpoint(), 10s);
+  CHECK(c->hello()["minor"] == 3);
+  std::vector<std::string> caps = c->hello()["capabilities"];
+  CHECK(std::find(caps.begin(), caps.end(), "list") != caps.end());
+  CHECK(std::find(caps.begin(), caps.end(), "remove") != caps.end());
+}
+
+TEST_CASE("list reports entries by lstat and never follows a link", "[agent][attack]") {
+  test::TempDir t;
+  RunningAgent agent(t);
+  auto c = guest::AgentClient::wait_ready(agent.endpoint(), 10s);
+  const std::string d = t / "d";
+  REQUIRE(::mkdir(d.c_str(), 0755) == 0);
+  write_file(d + "/f", "12345");
+  REQUIRE(::chmod((d + "/f").c_str(), 0640) == 0);
+  REQUIRE(::mkdir((d + "/sub").c_str(), 0700) == 0);
+  const std::string secret = t / "secret";
+  REQUIRE(::mkdir(secret.c_str(), 0700) == 0);
+  write_file(secret + "/key", std::string(4096, 'k'));
+  REQUIRE(::symlink(secret.c_str(), (d + "/link").c_str()) == 0);
+  REQUIRE(::mkfifo((d + "/fifo").c_str(), 0600) == 0);
+
+  guest::ListResult r = c->list(d);
+  CHECK(r.dir);
+  CHECK_FALSE(r.truncated);
+  auto m = by_name(r);
+  REQUIRE(m.size() == 4);
+  CHECK(m["f"].type == "file");
+  CHECK(m["f"].size == 5);
+  CHECK(m["f"].mode == 0640);
+  CHECK(m["f"].mtime > 1600000000);
+  CHECK(m["sub"].type == "dir");
+  CHECK(m["sub"].mode == 0700);
+  CHECK(m["link"].type == "link");  // lstat: the link itself, not the directory it points at
+  CHECK(m["link"].size == secret.size());
+  CHECK(m["fifo"].type == "other");
+
+  // A link named as the path is the one entry of itself: its target is not listed.
+  guest::ListResult via_link = c->list(d + "/link");
+  CHECK_FALSE(via_link.dir);
+  REQUIRE(via_link.entries.size() == 1);
+  CHECK(via_link.entries[0].name == "link");
+  CHECK(via_link.entries[0].type == "link");
+
+  guest::ListResult one = c->list(d + "/f");
+  CHECK_FALSE(one.dir);
+  REQUIRE(one.entries.size() == 1);
+  CHECK(one.entries[0].name == "f");
+  CHECK(one.entries[0].size == 5);
+
+  try {
+    c->list(t / "missing");
+    FAIL("expected ENOENT");
+  } catch (const Error& e) {
+    CHECK(e.code() == "ENOENT");
+  }
+  try {
+    c->list("relative/path");
+    FAIL("expected EINVAL");
+  } catch (const Error& e) {
+    CHECK(e.code() == "EINVAL");
+  }
+}
+
+TEST_CASE("a huge directory listing is cut, and says so", "[agent]") {
+  test::TempDir t;
+  RunningAgent agent(t);
+  auto c = guest::AgentClient::wait_ready(agent.endpoint(), 10s);
+  const std::string d = t / "many";
+  REQUIRE(::mkdir(d.c_str(), 0755) == 0);
+  for (size_t i = 0; i < guest::kMaxListEntries + 5; ++i) {
+    int fd = ::open((d + "/" + std::to_string(i)).c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+    REQUIRE(fd >= 0);
+    ::close(fd);
+  }
+  guest::ListResult r = c->list(d);
+  CHECK(r.truncated);
+  CHECK(r.entries.size() == guest::kMaxListEntries);
+}
+
+TEST_CASE("remove deletes files, links and trees without following links", "[agent][attack]") {
+  test::TempDir t;
+  RunningAgent agent(t);
+  auto c = guest::AgentClient::wait_ready(agent.endpoint(), 10s);
+  // Outside the tree: what links inside it point at, which must survive.
+  const std::string outside = t / "outside";
+  REQUIRE(::mkdir(outside.c_str(), 0755) == 0);
+  write_file(outside + "/precious", "keep me");
+
+  const std::string tree = t / "tree";
+  REQUIRE(::mkdir(tree.c_str(), 0755) == 0);
+  REQUIRE(::mkdir((tree + "/a").c_str(), 0755) == 0);
+  REQUIRE(::mkdir((tree + "/a/b").c_str(), 0755) == 0);
+  write_file(tree + "/a/b/file", "x");
+  REQUIRE(::symlink(outside.c_str(), (tree + "/a/dirlink").c_str()) == 0);
+  REQUIRE(::symlink((outside + "/precious").c_str(), (tree + "/filelink").c_str()) == 0);
+
+  SECTION("a link to a directory removes the link, not what it points at") {
+    c->remove(tree + "/a/dirlink", false);
+    CHECK_FALSE(exists_nofollow(tree + "/a/dirlink"));
+    CHECK(exists_nofollow(outside + "/precious"));
+    c->remove(tree + "/filelink", true);  // recursive on a link: still only the link
+    CHECK_FALSE(exists_nofollow(tree + "/filelink"));
+    CHECK(exists_nofollow(outside + "/precious"));
+  }
+  SECTION("a recursive remove does not cross into linked directories") {
+    c->remove(tree, true);
+    CHECK_FALSE(exists_nofollow(tree));
+    CHECK(exists_nofollow(outside + "/precious"));
+  }
+  SECTION("a trailing slash on a link does not make the remove follow it") {
+    c->remove(tree + "/a/dirlink/", true);
+    CHECK_FALSE(exists_nofollow(tree + "/a/dirlink"));
+    CHECK(exists_nofollow(outside + "/precious"));
+  }
+  SECTION("a non-empty directory needs recursive") {
+    try {
+      c->remove(tree + "/a", false);
+      FAIL("expected ENOTEMPTY");
+    } catch (const Error& e) {
+      CHECK(e.code() == "ENOTEMPTY");
+    }
+    CHECK(exists_nofollow(tree + "/a/b/file"));
+    c->remove(tree + "/a/b/file", false);
+    CHECK_FALSE(exists_nofollow(tree + "/a/b/file"));
+    c->remove(tree + "/a/b", false);  // empty now
+    CHECK_FALSE(exists_nofollow(tree + "/a/b"));
+  }
+  SECTION("/ and paths ending in . or .. are refused") {
+    for (const char* p : {"/", "//", "/."}) {
+      try {
+        c->remove(p, true);
+        FAIL(std::string("removing ") + p + " must be refused");
+      } catch (const Error& e) {
+        CHECK((e.code() == "EPERM" || e.code() == "EINVAL"));
+      }
+    }
+    try {
+      c->remove(tree + "/a/..", true);
+      FAIL("expected EINVAL");
+    } catch (const Error& e) {
+      CHECK(e.code() == "EINVAL");
+    }
+    CHECK(exists_nofollow(tree + "/a/b/file"));
+  }
+  SECTION("a missing path is ENOENT") {
+    try {
+      c->remove(tree + "/nope", false);
+      FAIL("expected ENOENT");
+    } catch (const Error& e) {
+      CHECK(e.code() == "ENOENT");
+    }
+  }
+}
+
+TEST_CASE("exec with a timeout kills the command and says so", "[agent]") {
+  test::TempDir t;
+  RunningAgent agent(t);
+  auto c = guest::AgentClient::wait_ready(agent.endpoint(), 10s);
+  std::string out;
+  guest::ExecRequest req{{"sh", "-c", "echo started; exec sleep 100"}, {}, {}, {}, 500ms};
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = c->exec(req, [&](std::string_view s) { out.append(s); }, nullptr);
+  auto took = std::chrono::steady_clock::now() - t0;
+  CHECK(r.timed_out);
+  CHECK(r.signal == SIGKILL);
+  CHECK(r.code == 128 + SIGKILL);
+  CHECK(out == "started\n");
+  CHECK(took >= 500ms);
+  CHECK(took < 30s);
+  // The session is free again for the next command.
+  auto again = c->exec({{"true"}, {}, {}, {}, 5000ms}, nullptr, nullptr);
+  CHECK_FALSE(again.timed_out);
+  CHECK(again.code == 0);
+}
+
+TEST_CASE("a streamed put whose source fails leaves the target as it was", "[agent]") {
+  test::TempDir t;
+  RunningAgent agent(t);
+  auto c = guest::AgentClient::wait_ready(agent.endpoint(), 10s);
+  const std::string path = t / "target";
+  write_file(path, "old");
+  int calls = 0;
+  CHECK_THROWS_AS(c->put(
+                      path,
+                      [&]() -> std::optional<std::string> {
+                        if (++calls > 3) throw Error("EIO", "source broke");
+                        return std::string(100000, 'n');
+                      },
+                      0644, 0, 0),
+                  Error);
+  CHECK(c->get(path) == "old");
+  // and streams that end normally arrive whole
+  int n = 0;
+  auto bytes = c->put(
+      path, [&]() -> std::optional<std::string> { return ++n <= 40 ? std::optional(std::string(65537, 'a' + n % 26)) : std::nullopt; },
+      0600, 0, 0);
+  CHECK(bytes == 40u * 65537u);
+  std::string got;
+  c->get(path, [&](std::string_view s) { got.append(s); });
+  CHECK(got.size() == 40u * 65537u);
+  CHECK(got.substr(65537, 3) == std::string(3, 'a' + 2 % 26));
+  // no temporary file left beside it
+  auto listing = c->list(t.path());
+  for (const auto& e : listing.entries) CHECK(e.name.find(".banger-tmp-") == std::string::npos);
 }

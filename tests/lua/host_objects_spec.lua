@@ -42,7 +42,7 @@ describe("host objects", function()
     do -- back to schema 3: the same store without the column
       local db <close> = banger.store.open(db_path(home))
       db:exec_script("ALTER TABLE vms DROP COLUMN host_objects; DROP TABLE snapshot_users; DROP TABLE snapshots; "
-        .. "DROP TABLE forwards; "
+        .. "DROP TABLE forwards; DROP INDEX vms_by_owner; ALTER TABLE vms DROP COLUMN owner; "
         .. "PRAGMA user_version = 3")
     end
     local db <close> = banger.store.open(db_path(home))

@@ -119,6 +119,28 @@ describe("ssh client", function()
     stop(server)
   end)
 
+  it("kills a remote command that outlives its timeout, and says so", function()
+    local home = t.tmpdir()
+    keygen(home .. "/id")
+    keygen(home .. "/host1")
+    local port = free_port()
+    local server = sshd(home, port, home .. "/host1", home .. "/id.pub")
+    -- the remote shell records its pid; after the timeout that process is gone
+    local r = probe(home, port, home .. "/kh", "echo $$ > " .. home .. "/pid; echo before; exec sleep 600", "",
+      { PROBE_TIMEOUT_MS = "1500" })
+    t.eq(r.exec.timed_out, true, banger.json.encode(r))
+    t.eq(r.exec.signal, "KILL")
+    t.eq(r.exec.stdout, "before\n")
+    t.truthy(r.took_ms >= 1500 and r.took_ms < 30000, r.took_ms)
+    local pid = tonumber(t.read(home .. "/pid"))
+    t.falsy(banger.fs.exists("/proc/" .. pid .. "/stat") and
+      not (banger.fs.read("/proc/" .. pid .. "/stat") or ""):match("^%d+ %(.-%) Z"), "the remote command is gone")
+    local quick = probe(home, port, home .. "/kh", "echo fast", "", { PROBE_TIMEOUT_MS = "20000" })
+    t.eq(quick.exec.timed_out, nil)
+    t.eq(quick.exec.stdout, "fast\n")
+    stop(server)
+  end)
+
   it("refuses a known_hosts that is a symlink", function()
     local home = t.tmpdir()
     keygen(home .. "/id")

@@ -121,6 +121,17 @@ local function update_channel(v)
   end
 end
 
+-- A tool's output cap: a marker in place of everything would help no one.
+local function output_size(v)
+  local bytes, why = units.parse_size(v)
+  if not bytes then
+    return why or "is not a valid size"
+  end
+  if bytes < 1024 or bytes > 64 * 1024 * 1024 then
+    return "must be between 1KiB and 64MiB"
+  end
+end
+
 local function mode_string(v)
   local _, why = units.parse_mode(v)
   return why
@@ -214,6 +225,15 @@ M.schema = {
     kind = "table",
     fields = {
       level = { kind = "string", default = "info", choices = { "debug", "info", "warn", "error" }, doc = "log file level" },
+    },
+  },
+  mcp = {
+    kind = "table",
+    fields = {
+      idle_timeout = { kind = "integer", default = 1800, min = 0, max = 7 * 86400,
+        doc = "seconds without a tool call on it after which `banger mcp` deletes a sandbox it made (0: never)" },
+      max_output = { kind = "size", default = "64KiB", rule = output_size,
+        doc = "bytes of a tool's text output (exec's stdout and stderr each, read_file) kept before a truncation marker" },
     },
   },
   file_sync = {

@@ -122,7 +122,7 @@ end
 function M.exec(row, argv, opts)
   opts = opts or {}
   local c <close> = M.connect(row)
-  local req = { env = opts.env, cwd = opts.cwd, stdin = opts.stdin }
+  local req = { env = opts.env, cwd = opts.cwd, stdin = opts.stdin, timeout_ms = opts.timeout_ms }
   for i, a in ipairs(argv) do
     req[i] = a
   end
@@ -140,6 +140,41 @@ function M.exec(row, argv, opts)
   return c:exec(req)
 end
 
+-- Signal names as SSH reports them ("KILL"), as numbers like the agent's.
+local signal_numbers = { HUP = 1, INT = 2, QUIT = 3, ILL = 4, TRAP = 5, ABRT = 6, BUS = 7, FPE = 8, KILL = 9,
+  USR1 = 10, SEGV = 11, USR2 = 12, PIPE = 13, ALRM = 14, TERM = 15 }
+
+--- Runs argv in the VM over SSH (banger's pinned host key). opts: cwd,
+-- env, stdin, timeout_ms, on_stdout, on_stderr (default: our stdout and
+-- stderr; `capture = true` collects them into .stdout/.stderr instead).
+-- Returns {code, signal, interrupted, timed_out}, or nil and the reason
+-- when SSH did not answer within opts.connect_ms (default 30 s).
+function M.ssh_exec(row, argv, opts)
+  opts = opts or {}
+  local ssh = require("banger.ssh")
+  local c, why = ssh.wait_connect(row, opts.connect_ms or 30000)
+  if not c then
+    return nil, why
+  end
+  local req = { stdin = opts.stdin, timeout_ms = opts.timeout_ms }
+  if not opts.capture then
+    req.on_stdout = opts.on_stdout or function(chunk) io.stdout:write(chunk) io.stdout:flush() end
+    req.on_stderr = opts.on_stderr or function(chunk) io.stderr:write(chunk) io.stderr:flush() end
+  end
+  local ok, r = pcall(c.exec, c, ssh.command_line(argv, opts), req)
+  c:close()
+  if not ok then
+    if errors.is(r) and r.code == "ECANCELED" then
+      return { code = errors.interrupt_status(), interrupted = true, timed_out = false }
+    end
+    error(r, 0)
+  end
+  local signal = r.signal and (signal_numbers[r.signal] or 0) or nil
+  -- a command killed by a signal has no exit status over SSH: the shell's 128 + N
+  return { code = signal and 128 + signal or r.code, signal = signal, interrupted = r.interrupted == true,
+    timed_out = r.timed_out == true, stdout = r.stdout, stderr = r.stderr }
+end
+
 --- Runs a user's command in the VM the best way available: over SSH (with
 -- banger's pinned host key) when the VM has an address and an SSH server,
 -- else through the agent. Output streams to our stdout/stderr; returns
@@ -148,21 +183,9 @@ function M.run(row, argv, opts)
   opts = opts or {}
   local ssh = require("banger.ssh")
   if row.ip and ssh.guest_has_sshd(row) then
-    local c, why = ssh.wait_connect(row, 30000)
-    if c then
-      local ok, r = pcall(c.exec, c, ssh.command_line(argv, opts), {
-        stdin = opts.stdin,
-        on_stdout = function(chunk) io.stdout:write(chunk) io.stdout:flush() end,
-        on_stderr = function(chunk) io.stderr:write(chunk) io.stderr:flush() end,
-      })
-      c:close()
-      if not ok then
-        if errors.is(r) and r.code == "ECANCELED" then
-          return { code = errors.interrupt_status(), interrupted = true }
-        end
-        error(r, 0)
-      end
-      return { code = r.code, signal = r.signal, interrupted = r.interrupted }
+    local r, why = M.ssh_exec(row, argv, opts)
+    if r then
+      return r
     end
     log.warn("guest", "SSH did not answer, using the agent: " .. errors.message(why), { vm = row.name })
   end

@@ -390,7 +390,10 @@ function M.delete(name)
     errors.raise("EBUSY", "snapshot '" .. name .. "' is still used by " .. table.concat(who, " and ")
       .. ": their disks are built on its files; delete those first", { exit = 1 })
   end
+  local needed = state.db():query("SELECT snapshot_id FROM snapshot_users WHERE user_kind = 'snapshot' AND user_id = ?",
+    row.id)
   M.remove(row)
+  M.drop_unused_forks(needed)
   return row
 end
 
@@ -414,11 +417,9 @@ function M.prune(kinds)
   return deleted
 end
 
---- Forgets a deleted VM's needs, and deletes the fork snapshots that were
--- only kept for it (its own `vm fork` snapshot once no fork is left).
-function M.vm_removed(vm_id)
-  local needed = M.used_by_vm(vm_id)
-  M.drop_user("vm", vm_id)
+--- Deletes the fork snapshots among `needed` ({ {snapshot_id}, ... }: what
+-- a removed VM or snapshot needed) that nothing needs any more.
+function M.drop_unused_forks(needed)
   for _, n in ipairs(needed) do
     local row = M.get_id(n.snapshot_id)
     if row and row.kind == "fork" and row.state == "ready" then
@@ -428,6 +429,14 @@ function M.vm_removed(vm_id)
       end
     end
   end
+end
+
+--- Forgets a deleted VM's needs, and deletes the fork snapshots that were
+-- only kept for it (its own `vm fork` snapshot once no fork is left).
+function M.vm_removed(vm_id)
+  local needed = M.used_by_vm(vm_id)
+  M.drop_user("vm", vm_id)
+  M.drop_unused_forks(needed)
 end
 
 --- Undoes abandoned snapshots (state 'creating', the source VM's lock free)

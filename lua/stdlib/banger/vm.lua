@@ -454,12 +454,16 @@ end
 --- Creates and boots a VM. opts (the settings): name, image, kernel, vcpus,
 -- memory, disk, work_disk, nat, driver, accel, publish (host ports,
 -- "HOSTPORT:GUESTPORT[/udp]"), file_sync (entries added to
--- the config's, for this VM), start, wait, kernel_args. `call` is the stage
+-- the config's, for this VM), start, wait, kernel_args, owner (recorded in
+-- the row's insert, before any file exists: banger.sandbox). `call` is the stage
 -- callback, or { on_stage = fn, hooks = {...} } (every hook of
 -- docs/scripting.md applies). A failure or Ctrl-C at any stage removes
 -- everything the half-made VM had.
 function M.create(opts, call)
   require("banger.vm_settings").check(opts)
+  if opts.owner ~= nil and type(opts.owner) ~= "string" then
+    errors.raise("EINVAL", "owner: expected a string, got " .. type(opts.owner))
+  end
   local stage, hooks = call_options(call)
   local publish = require("banger.vm_settings").publish(opts)
   if opts.file_sync ~= nil then
@@ -486,7 +490,7 @@ function M.create(opts, call)
   local row = insert_row(name, { image = image.name, kernel = kernel_name, driver = driver,
     vcpus = opts.vcpus or cfg.vm.vcpus, memory_mib = mib(opts.memory or cfg.vm.memory, "--memory"),
     disk_mib = mib(opts.disk or cfg.vm.disk, "--disk"), work_disk_mib = mib(opts.work_disk or cfg.vm.work_disk, "--work-disk"),
-    nat = (opts.nat == nil and cfg.vm.nat or opts.nat) and 1 or 0 }, hooks, function(db, r)
+    nat = (opts.nat == nil and cfg.vm.nat or opts.nat) and 1 or 0, owner = opts.owner }, hooks, function(db, r)
       -- --publish: the VM's forwards, in its row's own transaction
       require("banger.forwards").insert(db, r, publish)
     end)
@@ -518,7 +522,7 @@ function M.create(opts, call)
   return row
 end
 
---- Restores snapshot `snap_name` into a new VM. opts: name, accel, publish,
+--- Restores snapshot `snap_name` into a new VM. opts: name, owner, accel, publish,
 -- before_resume(row, h) (runs while the restored VM is still paused, e.g.
 -- to hot-plug a disk), hooks (allocate_ip, clone_rootfs, before_launch,
 -- after_boot). The new VM has its own name, address, MAC, overlays,
@@ -540,7 +544,8 @@ function M.create_from(snap_name, opts, stage)
   local lock <close> = vms.lock(name, nil, { creating = true })
   stage("allocate", name)
   local row = insert_row(name, { image = snap.image, kernel = snap.kernel, driver = driver, vcpus = snap.vcpus,
-    memory_mib = snap.memory_mib, disk_mib = snap.disk_mib, work_disk_mib = snap.work_disk_mib, nat = snap.nat },
+    memory_mib = snap.memory_mib, disk_mib = snap.disk_mib, work_disk_mib = snap.work_disk_mib, nat = snap.nat,
+    owner = opts.owner },
     hooks, function(db, r)
       -- before any file: its disks will be built on the snapshot's
       snapshots.add_user(snap.id, "vm", r.id)
@@ -580,8 +585,9 @@ function M.create_from(snap_name, opts, stage)
 end
 
 --- Snapshots running VM `name` and restores `count` copies of it, named
--- PREFIX-1..N (default NAME-fork-1..); opts.hooks go to every restore.
--- Returns the new rows and timings.
+-- PREFIX-1..N (default NAME-fork-1..), or opts.name for a single copy;
+-- opts.hooks and opts.owner go to every restore. Returns the new rows and
+-- timings.
 function M.fork(name, opts, stage)
   opts = opts or {}
   local count = opts.count or 1
@@ -589,10 +595,20 @@ function M.fork(name, opts, stage)
     errors.usage("--count: expected an integer from 1 to 64, got " .. tostring(opts.count))
   end
   local prefix = opts.prefix or (name .. "-fork")
+  local names = {}
   for i = 1, count do
-    errors.check(validate.vm_name(prefix .. "-" .. i))
-    if vms.get(prefix .. "-" .. i) then
-      errors.raise("EEXIST", "a VM named '" .. prefix .. "-" .. i .. "' already exists", { exit = 1 })
+    names[i] = prefix .. "-" .. i
+  end
+  if opts.name ~= nil then
+    if count ~= 1 then
+      errors.usage("a name is for one copy; give a prefix for --count " .. count)
+    end
+    names[1] = opts.name
+  end
+  for i = 1, count do
+    errors.check(validate.vm_name(names[i]))
+    if vms.get(names[i]) then
+      errors.raise("EEXIST", "a VM named '" .. names[i] .. "' already exists", { exit = 1 })
     end
   end
   local sys = require("banger.native.sys")
@@ -601,7 +617,7 @@ function M.fork(name, opts, stage)
     name = prefix .. "-" .. random_hex(3), stage = stage })
   local rows = {}
   for i = 1, count do
-    rows[i] = M.create_from(snap.name, { name = prefix .. "-" .. i, hooks = opts.hooks }, stage)
+    rows[i] = M.create_from(snap.name, { name = names[i], hooks = opts.hooks, owner = opts.owner }, stage)
   end
   return rows, { snapshot = snap.name, pause_ms = took.pause_ms, total_ms = sys.monotonic_ms() - t0 }
 end

@@ -138,7 +138,8 @@ end
 -- `name`): a fresh id, MAC and vm_dir, the address from
 -- opts.allocate_ip(db) (nil: none). opts.also(db, row) runs in the same
 -- transaction. `fields`: image, kernel, driver, vcpus, memory_mib,
--- disk_mib, work_disk_mib, nat. Returns the row; EEXIST when the name is taken.
+-- disk_mib, work_disk_mib, nat, owner (optional: who the VM belongs to,
+-- banger.sandbox). Returns the row; EEXIST when the name is taken.
 ---@param name string
 ---@param fields table
 ---@param opts { allocate_ip: fun(db): string?, also: fun(db, row: table)? }|nil
@@ -154,12 +155,12 @@ function M.insert(name, fields, opts)
     end
     local t = now()
     db:exec([[INSERT INTO vms (id, name, image, kernel, driver, vcpus, memory_mib, disk_mib, work_disk_mib, nat,
-                               ip, mac, state, vm_dir, created_at, updated_at)
-              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'creating', ?, ?, ?)]],
+                               ip, mac, state, vm_dir, created_at, updated_at, owner)
+              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'creating', ?, ?, ?, ?)]],
       id, name, f.image, f.kernel, f.driver, f.vcpus, f.memory_mib, f.disk_mib, f.work_disk_mib, f.nat,
       opts.allocate_ip and opts.allocate_ip(db) or json.null,
       string.format("02:%s:%s:%s:%s:%s", id:sub(1, 2), id:sub(3, 4), id:sub(5, 6), id:sub(7, 8), id:sub(9, 10)),
-      M.dir(id), t, t)
+      M.dir(id), t, t, f.owner or json.null)
     row = db:query("SELECT * FROM vms WHERE id = ?", id)[1]
     if opts.also then
       opts.also(db, row)

@@ -151,6 +151,19 @@ function M.mount_disk(row, guest_dir)
   c:mount({ serial = M.disk_serial, target = guest_dir, fstype = "ext4", timeout_ms = 15000 })
 end
 
+--- Unpacks the tar at `tar_path` (made by banger: archive.create) into
+-- `guest_dir` of running VM `row`, through the agent (the guest's tar).
+-- `exec` runs the agent request (default banger.guest.exec), for a caller
+-- that serialises the agent's use.
+function M.unpack_in_guest(row, tar_path, guest_dir, exec)
+  exec = exec or require("banger.guest").exec
+  local r = exec(row, { "sh", "-c", 'mkdir -p "$1" && tar -x -f - -C "$1"', "sh", guest_dir },
+    { stdin = errors.check(fs.read(tar_path)), capture = true })
+  if r.code ~= 0 then
+    errors.raise("EGUEST", "unpacking the workspace in the guest failed: " .. (r.stderr or ""))
+  end
+end
+
 --- Copies `files` of `root` into a VM under /root/<repo>: straight into the
 -- work disk when the VM is stopped, as a tar through the agent when it runs.
 function M.prepare(row, root, files)
@@ -162,12 +175,7 @@ function M.prepare(row, root, files)
     local ok, err = pcall(function()
       local tar = tmp .. "/ws.tar"
       n = errors.check(require("banger.native.archive").create(tar, root, files))
-      local guest = require("banger.guest")
-      local r = guest.exec(row, { "sh", "-c", 'mkdir -p "$1" && tar -x -f - -C "$1"', "sh", "/root/" .. repo },
-        { stdin = errors.check(fs.read(tar)), capture = true })
-      if r.code ~= 0 then
-        errors.raise("EGUEST", "unpacking the workspace in the guest failed: " .. (r.stderr or ""))
-      end
+      M.unpack_in_guest(row, tar, "/root/" .. repo)
     end)
     fs.remove_tree(tmp)
     if not ok then
@@ -192,6 +200,14 @@ local function walk(dir, prefix, out)
       out[#out + 1] = rel
     end
   end
+  return out
+end
+
+--- Every file and symlink under `dir` (not following links), as sorted
+-- relative paths: what archive.create packs.
+function M.tree(dir)
+  local out = walk(dir, nil, {})
+  table.sort(out)
   return out
 end
 
