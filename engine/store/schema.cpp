@@ -143,6 +143,11 @@ CREATE TABLE forwards (
 );
 CREATE INDEX forwards_by_vm ON forwards(vm_id);
 )sql"},
+    // Egress allow-lists (banger.egress): the names a VM may resolve and
+    // reach, a JSON array of patterns; '[]' is no list (today's networking).
+    Migration{8, R"sql(
+ALTER TABLE vms ADD COLUMN allow_hosts TEXT NOT NULL DEFAULT '[]';
+)sql"},
 };
 
 }  // namespace
