@@ -10,7 +10,11 @@ return {
         "disk_mib", "work_disk_mib", "nat", "allow_hosts", "ip", "mac", "dns_name", "pid", "isolated", "created_at", "started_at",
         "last_error", "dir" }
       for _, k in ipairs(keys) do
-        banger.ui.print(string.format("%-14s %s", k, banger.ui.text(v[k])))
+        local value = v[k]
+        if k == "allow_hosts" then
+          value = #value > 0 and table.concat(value, " ") or nil -- "-": no allow-list
+        end
+        banger.ui.print(string.format("%-14s %s", k, banger.ui.text(value)))
       end
     end, "vm")
   end,
