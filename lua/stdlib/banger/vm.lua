@@ -492,8 +492,7 @@ function M.create(opts, call)
       -- --publish: the VM's forwards, in its row's own transaction
       require("banger.forwards").insert(db, r, publish)
       if #allow_hosts > 0 then
-        r.allow_hosts = require("banger.native.json").encode(allow_hosts)
-        db:exec("UPDATE vms SET allow_hosts = ? WHERE id = ?", r.allow_hosts, r.id)
+        vms.update(r, { allow_hosts = require("banger.native.json").encode(allow_hosts) })
       end
     end)
 
