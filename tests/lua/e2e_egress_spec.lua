@@ -3,8 +3,8 @@
 -- (tests/lua/fixtures/fake_dns.py: allowed.test and other.test) and two
 -- HTTP servers. A VM allowed allowed.test fetches it by name, cannot
 -- resolve other.test, cannot reach the other server by address, and cannot
--- ask the upstream server directly; a VM without a list, running beside
--- it, reaches both as today. Nothing is left once the VMs are gone.
+-- ask the upstream server directly; its fork has the same list; a VM
+-- without a list, running beside it, reaches both as today. Nothing is left once the VMs are gone.
 local e2e = assert(loadfile(t.source_dir() .. "/tests/lua/e2e.lua", "t", _ENV))()
 local netns = assert(loadfile(t.source_dir() .. "/tests/lua/netns.lua", "t", _ENV))()
 
@@ -13,7 +13,7 @@ describe("egress allow-lists on a real kernel", function()
   after_each(function()
     if world and home then
       -- a failed assertion must not leave the VMs running
-      for _, vm in ipairs({ "egvm", "plain" }) do
+      for _, vm in ipairs({ "egf-1", "egvm", "plain" }) do
         netns.run(world.host, { t.bin(), "vm", "delete", "-f", vm }, { env = t.env(home), cwd = home })
       end
     end
@@ -101,6 +101,20 @@ describe("egress allow-lists on a real kernel", function()
     t.contains(banger_in({ "vm", "show", "egvm" }).stdout, "allowed.test")
     local logged = logs()
     t.contains(logged, "refused name other.test for VM egvm")
+
+    -- a fork keeps the list: restoring a snapshot is no way out of it
+    local fork = banger_in({ "vm", "fork", "egvm", "--count", "1", "--name", "egf" }, 300000)
+    t.eq(fork.code, 0, fork.stderr)
+    t.eq(banger.json.decode(banger_in({ "vm", "show", "egf-1", "--json" }).stdout).allow_hosts, { "allowed.test" })
+    local fr = banger_in({ "vm", "exec", "egf-1", "--", "sh", "-c", table.concat({
+      string.format(fetch, "allowed.test", "ALLOWED"),
+      "busybox nslookup other.test || echo NO-OTHER-NAME",
+      string.format(fetch, "10.200.0.3", "OTHER-IP") }, "; ") }, 120000)
+    t.eq(fr.code, 0, fr.stderr)
+    t.contains(fr.stdout, "allowed\n")
+    t.contains(fr.stdout, "NO-OTHER-NAME")
+    t.contains(fr.stdout, "FAILED-OTHER-IP")
+    t.eq(banger_in({ "vm", "delete", "-f", "egf-1" }).code, 0)
 
     -- a VM without a list, beside it: today's networking
     local plain = banger_in({ "vm", "run", "--nat", "--rm", "--name", "plain", "--image", "tiny", "--memory", "256MiB",

@@ -550,6 +550,10 @@ function M.create_from(snap_name, opts, stage)
       -- before any file: its disks will be built on the snapshot's
       snapshots.add_user(snap.id, "vm", r.id)
       require("banger.forwards").insert(db, r, require("banger.vm_settings").publish(opts))
+      -- the source's egress allow-list goes with its machine (and its resolv.conf)
+      if snap.allow_hosts and snap.allow_hosts ~= "[]" then
+        vms.update(r, { allow_hosts = snap.allow_hosts })
+      end
     end)
   local sdir = snapshots.dir(snap)
   local ok, err = pcall(function()
