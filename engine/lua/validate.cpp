@@ -40,6 +40,11 @@ int l_cidr_prefix(lua_State* L) {
   return 1;
 }
 
+int l_allow_host(lua_State* L) {
+  push_string(L, validate::allow_host(check_string(L, 1)));
+  return 1;
+}
+
 int open_validate(lua_State* L) {
   static const luaL_Reg fns[] = {{"iface_name", protect<string_gate<validate::iface_name>>},
                                  {"bridge_name", protect<string_gate<validate::bridge_name>>},
@@ -51,6 +56,7 @@ int open_validate(lua_State* L) {
                                  {"bridge_address", protect<l_bridge_address>},
                                  {"cidr_prefix", protect<l_cidr_prefix>},
                                  {"root_executable", protect<l_root_executable>},
+                                 {"allow_host", protect<l_allow_host>},
                                  {nullptr, nullptr}};
   luaL_newlib(L, fns);
   push_string(L, validate::kTapPrefix);

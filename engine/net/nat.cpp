@@ -8,93 +8,20 @@
 #include "engine/net/nat.hpp"
 
 #include <fcntl.h>
-#include <sys/stat.h>
-#include <nftables/libnftables.h>
 #include <unistd.h>
 
-#include <memory>
-#include <nlohmann/json.hpp>
 #include <set>
 
 #include "engine/core/error.hpp"
-#include "engine/core/file_lock.hpp"
 #include "engine/core/process.hpp"
 #include "engine/core/unique_fd.hpp"
+#include "engine/net/egress.hpp"
+#include "engine/net/nftables.hpp"
 
 namespace banger::net {
 namespace {
 
-// Serialises read-modify-write cycles on the ruleset between banger
-// processes (and the helper): handles listed by one must not be deleted
-// under another's feet, and an empty table is dropped only under the lock.
-// /run/banger-root is root's alone (the helper's unit declares it as a
-// RuntimeDirectory, so it is writable under ProtectSystem=strict); the
-// owner's /run/banger is not used for this, so its owner cannot plant a
-// FIFO or a link where root takes the lock.
-constexpr const char* kLockDir = "/run/banger-root";
-constexpr const char* kLockPath = "/run/banger-root/nat.lock";
-
-FileLock nat_lock() {
-  if (::mkdir(kLockDir, 0700) != 0 && errno != EEXIST) throw Error::last("mkdir", kLockDir);
-  return FileLock(kLockPath, true, std::chrono::seconds(30));
-}
 constexpr const char* kIptables = "/usr/sbin/iptables";
-
-struct CtxDeleter {
-  void operator()(nft_ctx* c) const { nft_ctx_free(c); }
-};
-
-class Nft {
- public:
-  Nft() : ctx_(nft_ctx_new(NFT_CTX_DEFAULT)) {
-    if (!ctx_) throw Error("ENOMEM", "cannot create an nftables context");
-    nft_ctx_buffer_output(ctx_.get());
-    nft_ctx_buffer_error(ctx_.get());
-  }
-  // Runs `cmd`; returns false with the error text in `err` on failure.
-  bool try_run(const std::string& cmd, std::string* out, std::string* err, bool json = false) {
-    nft_ctx_output_set_flags(ctx_.get(), json ? (NFT_CTX_OUTPUT_JSON | NFT_CTX_OUTPUT_HANDLE) : 0);
-    int rc = nft_run_cmd_from_buffer(ctx_.get(), cmd.c_str());
-    if (out) *out = nft_ctx_get_output_buffer(ctx_.get());
-    std::string e = nft_ctx_get_error_buffer(ctx_.get());
-    if (err) *err = e;
-    return rc == 0;
-  }
-  void run(const std::string& cmd) {
-    std::string err;
-    if (!try_run(cmd, nullptr, &err)) {
-      while (!err.empty() && err.back() == '\n') err.pop_back();
-      throw Error("ENFT", "nftables refused the change: " + err);
-    }
-  }
-
- private:
-  std::unique_ptr<nft_ctx, CtxDeleter> ctx_;
-};
-
-std::string quoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
-
-struct TaggedRule {
-  std::string chain;
-  long handle;
-  std::string tag;
-};
-
-// Rules in banger's table with their handles; empty when the table is absent.
-std::vector<TaggedRule> table_rules(Nft& nft, bool* table_exists) {
-  std::string out;
-  std::vector<TaggedRule> rules;
-  *table_exists = nft.try_run("list table ip " + std::string(kNatTable), &out, nullptr, true);
-  if (!*table_exists) return rules;
-  auto doc = nlohmann::json::parse(out, nullptr, false);
-  if (!doc.is_object() || !doc.contains("nftables")) throw Error("ENFT", "unexpected nft JSON output");
-  for (const auto& item : doc["nftables"]) {
-    if (!item.contains("rule")) continue;
-    const auto& r = item["rule"];
-    rules.push_back({r.value("chain", ""), r.value("handle", -1L), r.value("comment", "")});
-  }
-  return rules;
-}
 
 void write_sysctl(const char* path, const char* value) {
   UniqueFd fd(::open(path, O_WRONLY | O_CLOEXEC));
@@ -211,30 +138,32 @@ void add_iptables(std::string_view tap, std::string_view guest_ip, std::string_v
   }
 }
 
-int remove_locked(Nft& nft, std::string_view tap) {
-  bool exists = false;
-  int removed = 0;
-  std::string batch;
-  size_t kept = 0;
-  for (const auto& r : table_rules(nft, &exists)) {
-    if (r.tag == tap) {
-      batch += "delete rule ip " + std::string(kNatTable) + " " + r.chain + " handle " + std::to_string(r.handle) + "\n";
-      ++removed;
-    } else {
-      ++kept;
-    }
-  }
-  if (exists && kept == 0) batch = "delete table ip " + std::string(kNatTable) + "\n";
-  if (!batch.empty()) nft.run(batch);
+bool nat_chain(const std::string& chain) { return chain == "postrouting"; }
+
+// The tap's NAT rules (and, unless `nat_only`, its egress rules and set:
+// a VM's teardown removes both through remove_nat).
+int remove_locked(Nft& nft, std::string_view tap, bool nat_only) {
+  int removed = delete_tagged(nft, "ip", kNatTable, tap, nat_chain);
+  if (!nat_only) removed += remove_egress_locked(nft, tap);
   return removed + remove_iptables(tap);
+}
+
+// What banger's tables hold: the ip table (NAT, egress) and the bridge
+// table (egress's per-tap source checks).
+std::vector<TaggedRule> all_rules(Nft& nft, bool* any_table) {
+  TableListing ip = list_table(nft, "ip", kNatTable);
+  TableListing br = list_table(nft, "bridge", kNatTable);
+  *any_table = ip.exists || br.exists;
+  ip.rules.insert(ip.rules.end(), br.rules.begin(), br.rules.end());
+  return ip.rules;
 }
 
 }  // namespace
 
 void ensure_nat(std::string_view tap, std::string_view guest_ip, std::string_view bridge) {
-  FileLock lock = nat_lock();
+  FileLock lock = nft_lock();
   Nft nft;
-  remove_locked(nft, tap);
+  remove_locked(nft, tap, true);
   const std::string t = "ip " + std::string(kNatTable);
   nft.run("add table " + t + "\n" +
           "add chain " + t + " postrouting { type nat hook postrouting priority srcnat; policy accept; }\n" +
@@ -245,17 +174,20 @@ void ensure_nat(std::string_view tap, std::string_view guest_ip, std::string_vie
 }
 
 int remove_nat(std::string_view tap) {
-  FileLock lock = nat_lock();
+  FileLock lock = nft_lock();
   Nft nft;
-  return remove_locked(nft, tap);
+  return remove_locked(nft, tap, false);
 }
 
 int remove_all_nat() {
-  FileLock lock = nat_lock();
+  FileLock lock = nft_lock();
   Nft nft;
-  bool exists = false;
-  int removed = static_cast<int>(table_rules(nft, &exists).size());
-  if (exists) nft.run("delete table ip " + std::string(kNatTable) + "\n");
+  int removed = 0;
+  for (std::string_view family : {"ip", "bridge"}) {
+    TableListing l = list_table(nft, family, kNatTable);
+    removed += static_cast<int>(l.rules.size());
+    if (l.exists) nft.run("delete table " + std::string(family) + " " + std::string(kNatTable) + "\n");
+  }
   return removed + remove_iptables("");
 }
 
@@ -263,7 +195,7 @@ std::vector<std::string> nat_taps() {
   Nft nft;
   bool exists = false;
   std::set<std::string> taps;
-  for (const auto& r : table_rules(nft, &exists)) {
+  for (const auto& r : all_rules(nft, &exists)) {
     if (!r.tag.empty()) taps.insert(r.tag);
   }
   return {taps.begin(), taps.end()};
@@ -275,7 +207,7 @@ NatInventory nat_inventory() {
   Nft nft;
   NatInventory inv;
   std::set<std::string> taps = iptables_taps();
-  for (const auto& r : table_rules(nft, &inv.table)) {
+  for (const auto& r : all_rules(nft, &inv.table)) {
     ++inv.table_rules;
     if (!r.tag.empty()) taps.insert(r.tag);
   }

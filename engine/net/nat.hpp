@@ -16,18 +16,19 @@ inline constexpr std::string_view kNatTable = "banger";
 // forwarding (net.ipv4.ip_forward) for the current network namespace.
 void ensure_nat(std::string_view tap, std::string_view guest_ip, std::string_view bridge);
 
-// Removes every rule tagged with `tap`; drops banger's table once it holds
-// no rule. Returns how many rules were removed.
+// Removes every rule tagged with `tap` (NAT and egress, engine/net/egress.hpp,
+// and its egress set); drops banger's tables once they hold no rule.
+// Returns how many rules were removed.
 int remove_nat(std::string_view tap);
 
-// Removes banger's table and every iptables rule banger tagged (uninstall).
+// Removes banger's tables (ip and bridge) and every iptables rule banger tagged (uninstall).
 int remove_all_nat();
 
 // The taps that currently have rules (for status and tests).
 std::vector<std::string> nat_taps();
 
-// What banger has in the ruleset, for the host-object census: whether its
-// table exists, how many rules it holds, and the tap names carried by its
+// What banger has in the ruleset, for the host-object census: whether one
+// of its tables (ip, bridge) exists, how many rules they hold, and the tap names carried by its
 // rules and by the iptables accept rules tagged `banger:<tap>`. Read only.
 struct NatInventory {
   bool table = false;

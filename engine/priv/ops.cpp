@@ -206,10 +206,19 @@ const std::vector<Operation>& operations() {
       {"ensure_nat", "tap is a banger tap name; guest_ip is unicast dotted-quad IPv4; bridge is br-fc or br-fc-*; "
                      "rules only in nftables table ip banger (and tagged accepts in DOCKER-USER/FORWARD)",
        ensure_nat},
-      {"remove_nat", "tap is a banger tap name; removes only rules tagged with it", remove_nat},
-      {"flush_nat", "no parameters; drops table ip banger and the iptables rules tagged banger:* (uninstall)",
+      {"remove_nat", "tap is a banger tap name; removes only rules tagged with it (NAT and egress, in tables "
+                     "ip banger and bridge banger) and its set egress_<tap>", remove_nat},
+      {"ensure_egress", "tap is a banger tap name, an existing tun/tap device owned by the caller's uid and a port of "
+                        "bridge; bridge is br-fc or br-fc-* with an IPv4 address; guest_ip is unicast dotted-quad IPv4, "
+                        "a host address of the bridge's network other than the bridge's own; resolver_port is "
+                        "1024..65535; rules tagged with the tap only in tables ip banger and bridge banger, and the set "
+                        "egress_<tap>", ensure_egress},
+      {"egress_allow", "tap is a banger tap name, an existing tun/tap device owned by the caller's uid, whose set "
+                       "egress_<tap> exists; addresses is an array of 1..64 unicast dotted-quad IPv4 addresses; ttl is "
+                       "1..86400 seconds; adds them to that set with that timeout", egress_allow},
+      {"flush_nat", "no parameters; drops tables ip banger and bridge banger and the iptables rules tagged banger:* (uninstall)",
        flush_nat},
-      {"list_nat", "no parameters; read only: whether table ip banger exists, its rule count, and the banger tap "
+      {"list_nat", "no parameters; read only: whether table ip banger or bridge banger exists, their rule count, and the banger tap "
                    "names its rules and the iptables rules tagged banger:* carry (the host-object census)",
        list_nat},
       {"route_vm_dns", "bridge is br-fc or br-fc-*; resolver is dotted-quad IPv4:port (1..65535); only when "

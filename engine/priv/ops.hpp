@@ -57,4 +57,8 @@ long integer(const nlohmann::json& p, const char* key);
 Result launch_vmm(const nlohmann::json& params, const Caller& caller, Fds& fds);
 Result signal_vmm(const nlohmann::json& params, const Caller& caller, Fds& fds);
 
+// The egress allow-list operations (engine/priv/egress_ops.cpp).
+Result ensure_egress(const nlohmann::json& params, const Caller& caller, Fds& fds);
+Result egress_allow(const nlohmann::json& params, const Caller& caller, Fds& fds);
+
 }  // namespace banger::priv

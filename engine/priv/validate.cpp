@@ -104,6 +104,32 @@ void vm_name(std::string_view name) {
   }
 }
 
+std::string allow_host(std::string_view pattern) {
+  std::string s(pattern);
+  for (char& c : s) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  if (!s.empty() && s.back() == '.') s.pop_back();
+  std::string_view name = s;
+  if (name.substr(0, 2) == "*.") name.remove_prefix(2);
+  if (name.empty() || s == "*") reject("allowed host", pattern, "needs a name ('*' alone would allow everything)");
+  if (name.size() > 253) reject("allowed host", pattern, "is longer than 253 characters");
+  std::size_t start = 0;
+  while (start <= name.size()) {
+    std::size_t dot = name.find('.', start);
+    if (dot == std::string_view::npos) dot = name.size();
+    std::string_view label = name.substr(start, dot - start);
+    if (label.empty() || label.size() > 63) reject("allowed host", pattern, "each label must be 1 to 63 characters");
+    if (label.front() == '-' || label.back() == '-') reject("allowed host", pattern, "a label must not start or end with '-'");
+    for (char c : label) {
+      if (c == '*') reject("allowed host", pattern, "'*' is only allowed as a leading '*.'");
+      if (!lower_alnum(c) && c != '-' && c != '_') reject("allowed host", pattern, "may only use a-z, 0-9, '-', '_' and '.'");
+    }
+    start = dot + 1;
+  }
+  return s;
+}
+
 UniqueFd open_root_executable(const std::string& path) {
   if (path.empty() || path.front() != '/') throw Error("EPERM", "refusing '" + path + "': not an absolute path");
   UniqueFd fd(::open(path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));

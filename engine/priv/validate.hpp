@@ -37,6 +37,13 @@ std::uint32_t bridge_address(std::string_view addr, long prefix);
 // A VM name: a DNS label (it becomes <name>.vm): [a-z0-9-], 1..63 bytes,
 // starting with a letter, not ending with '-'.
 void vm_name(std::string_view name);
+// An egress allow-list entry (`--allow-host`, network.allow): a DNS name
+// ("example.com") or "*." and one ("*.example.com": its subdomains, not
+// itself). Labels of [a-z0-9-_] (upper case folded), 1..63 bytes, not
+// starting or ending with '-'; at most 253 bytes; a trailing dot is
+// dropped; a bare "*" or a '*' anywhere else is refused. Returns the
+// lower-case form.
+std::string allow_host(std::string_view pattern);
 
 // A binary root may run on banger's behalf (the helper in a systemd unit, a
 // hypervisor): a regular file owned by root, writable by nobody else, not a

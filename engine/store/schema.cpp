@@ -151,6 +151,13 @@ CREATE INDEX forwards_by_vm ON forwards(vm_id);
 ALTER TABLE vms ADD COLUMN owner TEXT;
 CREATE INDEX vms_by_owner ON vms(owner);
 )sql"},
+    // Egress allow-lists (banger.egress): the names a VM may resolve and
+    // reach, a JSON array of patterns; '[]' is no list (today's networking).
+    // A snapshot keeps its VM's, so a restore or a fork is no way out of it.
+    Migration{8, R"sql(
+ALTER TABLE vms ADD COLUMN allow_hosts TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE snapshots ADD COLUMN allow_hosts TEXT NOT NULL DEFAULT '[]';
+)sql"},
 };
 
 }  // namespace

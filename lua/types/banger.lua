@@ -14,6 +14,7 @@
 ---@field debian_image banger.debian_image
 ---@field dns banger.dns
 ---@field doctor banger.doctor
+---@field egress banger.egress
 ---@field errors banger.errors
 ---@field ext4 banger.native.ext4
 ---@field forwards banger.forwards
@@ -193,6 +194,30 @@ function banger_dns_server:serve_once(timeout_ms, lookup) end
 
 ---@return true
 function banger_dns_server:close() end
+
+---@class banger.dns.udp_listener
+local banger_dns_udp_listener = {}
+
+--- The bound port.
+---@return integer
+function banger_dns_udp_listener:port() end
+
+--- Waits up to `timeout_ms` for a datagram: its bytes, the sender's address
+--- and port; nil on timeout. Errors: `ECANCELED`.
+---@param timeout_ms integer
+---@return string?
+---@return string?
+---@return integer?
+function banger_dns_udp_listener:receive(timeout_ms) end
+
+--- Sends a datagram (best effort, as UDP is).
+---@param data string
+---@param ip string
+---@param port integer
+function banger_dns_udp_listener:send(data, ip, port) end
+
+---@return true
+function banger_dns_udp_listener:close() end
 
 ---@class banger.ext4.fs
 local banger_ext4_fs = {}

@@ -11,4 +11,59 @@ local M = {}
 ---@return banger.dns.server
 function M.listen(address, port) end
 
+--- A UDP socket on an IPv4 address (port 0: any free one) that reports who
+--- sent each datagram. Errors: `EADDRINUSE`, `EADDRNOTAVAIL`, `EINVAL`.
+---@param address string
+---@param port integer
+---@return banger.dns.udp_listener
+function M.udp_listen(address, port) end
+
+--- The question of a standard query (name lower-cased); nil for a response,
+--- another opcode, or a malformed packet.
+---@param packet string
+---@return { name: string, qtype: integer, id: integer }?
+function M.question(packet) end
+
+--- The REFUSED answer to a query, its question echoed ("" when the packet
+--- is not worth answering).
+---@param packet string
+---@return string
+function M.refused(packet) end
+
+--- The SERVFAIL answer to a query (no question section).
+---@param packet string
+---@return string
+function M.servfail(packet) end
+
+--- Sends the query to each server (`"ip"` for port 53, or `"ip:port"`) in
+--- turn, waiting up to `timeout_ms` for each, and returns the first reply
+--- carrying the query's id and question. Errors: `ETIMEDOUT` (none
+--- answered), `EINVAL`.
+---@param packet string
+---@param servers string[]
+---@param timeout_ms integer
+---@return string
+function M.forward(packet, servers, timeout_ms) end
+
+--- A response's rcode and the A records of `name` and of the names its CNAME
+--- chain in the answer section leads to; nil when it is not a response.
+---@param reply string
+---@param name string
+---@return { rcode: integer, addresses: { address: string, ttl: integer }[] }?
+function M.answer(reply, name) end
+
+--- The response with every record's TTL at most `max_ttl` (unchanged when
+--- it cannot be parsed).
+---@param reply string
+---@param max_ttl integer
+---@return string
+function M.cap_ttls(reply, max_ttl) end
+
+--- Whether `name` is on an allow-list: an exact entry, or a subdomain of a
+--- `*.` entry (not the entry's own name).
+---@param patterns string[]
+---@param name string
+---@return boolean
+function M.host_allowed(patterns, name) end
+
 return M

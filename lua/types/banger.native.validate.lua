@@ -61,6 +61,14 @@ function M.cidr_prefix(prefix) end
 ---@return true
 function M.root_executable(path) end
 
+--- An egress allow-list entry (`--allow-host`, `network.allow`): a DNS name
+--- or `*.` and one; returns it lower-cased without a trailing dot. A bare `*`,
+--- a `*` anywhere else, empty or over-long labels and characters outside
+--- `a-z 0-9 - _ .` are refused. Errors: `EINVAL`.
+---@param pattern string
+---@return string
+function M.allow_host(pattern) end
+
 --- The prefix of every tap name banger makes.
 ---@type string
 M.tap_prefix = nil

@@ -48,6 +48,13 @@ function M.from_flags(opts) end
 ---@return table[]
 function M.publish(settings) end
 
+--- The egress allow-list `settings.allow_hosts` gives (else config
+--- `network.allow`): validated, lower-cased, without duplicates; empty for
+--- none.
+---@param settings table
+---@return string[]
+function M.allow_hosts(settings) end
+
 --- Each setting and the config key whose rule it follows (`vcpus` ->
 --- `vm.vcpus`, `driver` -> `driver.name`).
 ---@type table<string, string>

@@ -41,7 +41,8 @@ describe("host objects", function()
     insert_vm(home, { id = "dddddddddddd", name = "nonet", state = "running" })
     do -- back to schema 3: the same store without the column
       local db <close> = banger.store.open(db_path(home))
-      db:exec_script("ALTER TABLE vms DROP COLUMN host_objects; DROP TABLE snapshot_users; DROP TABLE snapshots; "
+      db:exec_script("ALTER TABLE vms DROP COLUMN host_objects; ALTER TABLE vms DROP COLUMN allow_hosts; "
+        .. "DROP TABLE snapshot_users; DROP TABLE snapshots; "
         .. "DROP TABLE forwards; DROP INDEX vms_by_owner; ALTER TABLE vms DROP COLUMN owner; "
         .. "PRAGMA user_version = 3")
     end

@@ -25,6 +25,10 @@ return {
             .. " cannot be combined with it")
         end
       end
+      if opts.allow_host and #opts.allow_host > 0 then
+        banger.errors.usage("--from restores the snapshot's machine as it was: --allow-host cannot be combined with it "
+          .. "(the VM keeps the snapshot's allow-list)")
+      end
       if opts.name then
         banger.vms.check_name(opts.name)
       end

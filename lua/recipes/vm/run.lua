@@ -153,6 +153,9 @@ return {
     local settings = banger.project.vm_settings(project, given)
     settings.driver, settings.accel = given.driver, given.accel
     settings.publish = given.publish
+    if given.allow_hosts then
+      settings.allow_hosts = given.allow_hosts
+    end
     local root = not opts.no_workspace and workspace.root() or nil
     local files, skipped = {}, 0
     if root then
@@ -214,6 +217,10 @@ return {
       warm, why = banger.warm.usable(driver, accel)
       if warm and banger.config.get().vm.warm_snapshots == 0 then
         warm, why = false, "vm.warm_snapshots is 0"
+      end
+      -- a restored snapshot keeps the network it was taken with
+      if warm and #banger.vm_settings.allow_hosts(settings) > 0 then
+        warm, why = false, "an egress allow-list"
       end
     end
     local row, restored

@@ -7,10 +7,14 @@ return {
     local info = banger.vm.describe(banger.vms.require(opts.name))
     banger.ui.emit(opts, info, function(v)
       local keys = { "name", "id", "state", "alive", "image", "kernel", "driver", "vcpus", "memory_mib",
-        "disk_mib", "work_disk_mib", "nat", "ip", "mac", "dns_name", "pid", "isolated", "created_at", "started_at",
+        "disk_mib", "work_disk_mib", "nat", "allow_hosts", "ip", "mac", "dns_name", "pid", "isolated", "created_at", "started_at",
         "last_error", "dir" }
       for _, k in ipairs(keys) do
-        banger.ui.print(string.format("%-14s %s", k, banger.ui.text(v[k])))
+        local value = v[k]
+        if k == "allow_hosts" then
+          value = #value > 0 and table.concat(value, " ") or nil -- "-": no allow-list
+        end
+        banger.ui.print(string.format("%-14s %s", k, banger.ui.text(value)))
       end
     end, "vm")
   end,

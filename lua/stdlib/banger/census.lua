@@ -177,7 +177,7 @@ function M.scan(skip_ids)
     end
     for _, tag in ipairs(seen.nat.taps) do
       local row = by_tap_id[id_of_tap(tag)]
-      if not (row and row.objects.nat == tag) and (not exists[tag] or orphan_taps[tag]) then
+      if not (row and (row.objects.nat == tag or row.objects.egress == tag)) and (not exists[tag] or orphan_taps[tag]) then
         add({ kind = "nat", name = tag, detail = "NAT and accept rules tagged " .. tag }, row and row.id)
       end
     end

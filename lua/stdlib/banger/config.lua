@@ -166,6 +166,8 @@ M.schema = {
         doc = "guest networking: 'auto' when root or the root helper can make taps, 'on' requires it, 'off' never" },
       nameservers = { kind = "list", of = { kind = "string", rule = gate(validate.ipv4) }, default = {},
         doc = "resolvers for NAT'd guests (default: the host's upstream servers, never a loopback address)" },
+      allow = { kind = "list", of = { kind = "string", rule = gate(validate.allow_host) }, default = {},
+        doc = "egress allow-list for VMs given none: names ('example.com') and '*.' wildcards; non-empty implies NAT (docs/networking.md)" },
     },
     -- The address and the prefix are only wrong together (the network's own
     -- or broadcast address); the root helper applies the same gate.

@@ -10,6 +10,8 @@
 --   runtime_dir  the VM's 0700 socket directory (made at start)
 --   tap          the tap's name (made at start, before the hypervisor)
 --   nat          the tap whose NAT and Docker accept rules were asked for
+--   egress       the tap whose egress allow-list rules and set were asked
+--                for (banger.egress; removed by remove_nat with its NAT)
 --   hypervisor   { launcher = "banger" | "helper", runtime_dir = path },
 --                (its guest RAM file, <vm dir>/ram, goes with it)
 --                written before the launch; its pid and command line follow
@@ -181,6 +183,10 @@ function M.release(row, h)
   end
   if objects.nat and step("nat", function() net.remove_nat(objects.nat) end) then
     M.forget(row, "nat")
+  end
+  -- remove_nat also removes the tap's egress rules and set (engine/net/egress.hpp)
+  if objects.egress and step("egress", function() net.remove_nat(objects.egress) end) then
+    M.forget(row, "egress")
   end
   if objects.tap and step("tap", function() net.delete_tap(objects.tap) end) then
     M.forget(row, "tap")

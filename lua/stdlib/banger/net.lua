@@ -127,7 +127,10 @@ function M.kernel_args(row)
   local net = config.get().network
   local mask = to_ip((0xffffffff << (32 - net.cidr)) & 0xffffffff)
   local args = { string.format("ip=%s::%s:%s:%s:eth0:off", row.ip, net.bridge_ip, mask, row.name) }
-  if row.nat == 1 or row.nat == true then
+  if require("banger.egress").enabled(row) then
+    -- every query goes to banger's resolver (nftables redirects port 53 to it)
+    args[#args + 1] = "banger.dns=" .. net.bridge_ip
+  elseif row.nat == 1 or row.nat == true then
     local servers = M.nameservers()
     if #servers == 0 then
       log.warn("net", "no usable upstream nameserver on this host; set network.nameservers", { vm = row.name })
@@ -163,6 +166,10 @@ function M.attach(row, spec)
   end
   if row.nat == 1 or row.nat == true then
     M.enable_nat(row)
+  end
+  local egress = require("banger.egress")
+  if egress.enabled(row) then
+    egress.attach(row, tap)
   end
   spec.nics = spec.nics or {}
   spec.nics[#spec.nics + 1] = { id = "net0", tap = tap, mac = row.mac, fd = fd }

@@ -29,6 +29,7 @@ M.needs_trust = {
   provision = "runs code",
   ["vm.file_sync"] = "copies files of yours into the VM",
   ["vm.nat"] = "gives the VM outbound network access",
+  ["vm.allow_hosts"] = "gives the VM outbound network access to those names",
 }
 
 local function fail(project, key, why)
@@ -82,13 +83,15 @@ local function check_vm(project, vm)
     local ok, e = pcall(function()
       if k == "file_sync" then
         return config.check("file_sync", v, project.path)
+      elseif k == "allow_hosts" then
+        return config.check("network.allow", v, project.path)
       elseif vm_fields[k] then
         return config.check(key, v, project.path)
       end
       -- config.lua's spelling help; only vm keys are valid here
       local meant = type(k) == "string" and config.suggest("vm", k)
       local hint = meant and meant:match("^vm%.") and (" (did you mean " .. meant:sub(4) .. "?)") or ""
-      fail(project, key, "unknown key" .. hint .. "; the keys are config.lua's vm keys and file_sync")
+      fail(project, key, "unknown key" .. hint .. "; the keys are config.lua's vm keys, file_sync and allow_hosts")
     end)
     if not ok then
       if errors.is(e) and e.why then
@@ -161,6 +164,12 @@ function M.vm_settings(project, flags)
       M.require_trust(project, "vm.nat")
     end
     out.nat = pv.nat
+  end
+  if pv.allow_hosts and #pv.allow_hosts > 0 and flags.allow_hosts == nil then
+    M.require_trust(project, "vm.allow_hosts")
+    out.allow_hosts = pv.allow_hosts
+  elseif flags.allow_hosts ~= nil then
+    out.allow_hosts = flags.allow_hosts
   end
   if pv.file_sync and #pv.file_sync > 0 then
     M.require_trust(project, "vm.file_sync")

@@ -16,7 +16,8 @@ M.kinds = {
   vm = {
     { "id", "string" }, { "name", "string" }, { "state", "string" }, { "image", "string" },
     { "kernel", "string" }, { "driver", "string" }, { "vcpus", "integer" }, { "memory_mib", "integer" },
-    { "disk_mib", "integer" }, { "work_disk_mib", "integer" }, { "nat", "boolean" }, { "ip", "string or null" },
+    { "disk_mib", "integer" }, { "work_disk_mib", "integer" }, { "nat", "boolean" },
+    { "allow_hosts", "array of string" }, { "ip", "string or null" },
     { "mac", "string" }, { "dns_name", "string" }, { "last_error", "string or null" }, { "created_at", "string" },
     { "started_at", "string or null" }, { "dir", "string" }, { "pid", "integer or null" },
     { "isolated", "boolean" }, { "alive", "boolean" },

@@ -273,10 +273,11 @@ function M.take(vm_name, opts)
   }
   -- The record first: whatever happens next, reconcile finds it.
   state.db():exec([[INSERT INTO snapshots (id, name, kind, state, source_vm, source_name, driver, image, kernel, vcpus,
-                      memory_mib, disk_mib, work_disk_mib, nat, restore, warm_key, created_at)
-                    VALUES (?, ?, ?, 'creating', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)]],
+                      memory_mib, disk_mib, work_disk_mib, nat, allow_hosts, restore, warm_key, created_at)
+                    VALUES (?, ?, ?, 'creating', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)]],
     id, name, opts.kind or "user", vm.id, vm.name, vm.driver, vm.image, vm.kernel, vm.vcpus, vm.memory_mib,
-    vm.disk_mib, vm.work_disk_mib, vm.nat, json.encode(info), opts.warm_key or json.null, vms.now())
+    vm.disk_mib, vm.work_disk_mib, vm.nat, vm.allow_hosts or "[]", json.encode(info), opts.warm_key or json.null,
+    vms.now())
   local row = M.get_id(id)
   local t0, paused = sys.monotonic_ms(), false
   local ok, err = pcall(function()

@@ -453,7 +453,8 @@ end
 
 --- Creates and boots a VM. opts (the settings): name, image, kernel, vcpus,
 -- memory, disk, work_disk, nat, driver, accel, publish (host ports,
--- "HOSTPORT:GUESTPORT[/udp]"), file_sync (entries added to
+-- "HOSTPORT:GUESTPORT[/udp]"), allow_hosts (egress allow-list; non-empty
+-- implies nat; default config network.allow), file_sync (entries added to
 -- the config's, for this VM), start, wait, kernel_args, owner (recorded in
 -- the row's insert, before any file exists: banger.sandbox). `call` is the stage
 -- callback, or { on_stage = fn, hooks = {...} } (every hook of
@@ -466,6 +467,7 @@ function M.create(opts, call)
   end
   local stage, hooks = call_options(call)
   local publish = require("banger.vm_settings").publish(opts)
+  local allow_hosts = require("banger.vm_settings").allow_hosts(opts)
   if opts.file_sync ~= nil then
     config.check("file_sync", opts.file_sync, "banger.vm.create")
   end
@@ -490,9 +492,13 @@ function M.create(opts, call)
   local row = insert_row(name, { image = image.name, kernel = kernel_name, driver = driver,
     vcpus = opts.vcpus or cfg.vm.vcpus, memory_mib = mib(opts.memory or cfg.vm.memory, "--memory"),
     disk_mib = mib(opts.disk or cfg.vm.disk, "--disk"), work_disk_mib = mib(opts.work_disk or cfg.vm.work_disk, "--work-disk"),
-    nat = (opts.nat == nil and cfg.vm.nat or opts.nat) and 1 or 0, owner = opts.owner }, hooks, function(db, r)
+    nat = ((opts.nat == nil and cfg.vm.nat or opts.nat) or #allow_hosts > 0) and 1 or 0, owner = opts.owner },
+    hooks, function(db, r)
       -- --publish: the VM's forwards, in its row's own transaction
       require("banger.forwards").insert(db, r, publish)
+      if #allow_hosts > 0 then
+        vms.update(r, { allow_hosts = require("banger.native.json").encode(allow_hosts) })
+      end
     end)
 
   local ok, err = pcall(function()
@@ -550,6 +556,10 @@ function M.create_from(snap_name, opts, stage)
       -- before any file: its disks will be built on the snapshot's
       snapshots.add_user(snap.id, "vm", r.id)
       require("banger.forwards").insert(db, r, require("banger.vm_settings").publish(opts))
+      -- the source's egress allow-list goes with its machine (and its resolv.conf)
+      if snap.allow_hosts and snap.allow_hosts ~= "[]" then
+        vms.update(r, { allow_hosts = snap.allow_hosts })
+      end
     end)
   local sdir = snapshots.dir(snap)
   local ok, err = pcall(function()
@@ -652,6 +662,7 @@ function M.describe(row)
     disk_mib = row.disk_mib,
     work_disk_mib = row.work_disk_mib,
     nat = row.nat == 1,
+    allow_hosts = require("banger.egress").patterns(row),
     ip = row.ip,
     mac = row.mac,
     dns_name = row.name .. ".vm",

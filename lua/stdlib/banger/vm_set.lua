@@ -77,7 +77,8 @@ end
 -- them changed: `applied` in effect now (NAT on a running VM), `pending`
 -- from the next start. A value equal to the current one is neither.
 -- Raises EBUSY for vCPUs, memory or work disk on a running VM, EINVAL for
--- a smaller work disk; nothing is changed then.
+-- a smaller work disk or for --no-nat on a VM with an egress allow-list;
+-- nothing is changed then.
 function M.apply(name, changes)
   local lock <close> = vms.lock(name)
   local row = vms.require(name)
@@ -91,6 +92,11 @@ function M.apply(name, changes)
     if want ~= nil and want ~= current(row, c[2]) then
       changed[#changed + 1] = c
     end
+  end
+  if changes.nat == false and require("banger.egress").enabled(row) then
+    -- its allow-list's rules go with the NAT (net.remove_nat)
+    errors.raise("EINVAL", "VM '" .. name .. "' has an egress allow-list, which needs NAT: it cannot be turned off",
+      { exit = 2 })
   end
   local need_stop = {}
   for _, c in ipairs(changed) do

@@ -14,12 +14,14 @@ local M = {}
 M.keys = {
   image = "vm.image", kernel = "vm.kernel", vcpus = "vm.vcpus", memory = "vm.memory", disk = "vm.disk",
   work_disk = "vm.work_disk", nat = "vm.nat", driver = "driver.name", accel = "driver.accel",
+  allow_hosts = "network.allow",
 }
 
 -- How `vm create` and `vm run` spell them.
 M.flags = {
   name = "--name", image = "--image", kernel = "--kernel", vcpus = "--cpus", memory = "--memory", disk = "--disk",
   work_disk = "--work-disk", nat = "--nat", driver = "--driver", accel = "--accel", publish = "--publish",
+  allow_hosts = "--allow-host",
 }
 
 --- The flags `vm create` and `vm run` both take (a fresh list each call,
@@ -39,14 +41,36 @@ function M.cli_flags()
     { "accel", type = "string", choices = { "auto", "kvm", "tcg" }, help = "QEMU acceleration" },
     { "publish", short = "p", type = "list", metavar = "HOSTPORT:GUESTPORT[/udp]",
       help = "forward a host port on 127.0.0.1 to the VM's port (see 'banger vm forward')" },
+    { "allow-host", type = "list", metavar = "NAME",
+      help = "egress allow-list (repeatable; '*.example.com' for subdomains): the VM resolves and reaches only these "
+        .. "names, everything else it sends out is dropped; implies --nat (default: config network.allow)" },
   }
+end
+
+--- The allow-list `settings` give (else config network.allow), validated
+-- and lower-cased, without duplicates; {} for none.
+function M.allow_hosts(settings)
+  local list = settings.allow_hosts
+  if list == nil then
+    list = config.get().network.allow
+  end
+  local out, seen = {}, {}
+  for _, pattern in ipairs(list) do
+    local p = errors.check(validate.allow_host(pattern))
+    if not seen[p] then
+      seen[p] = true
+      out[#out + 1] = p
+    end
+  end
+  return out
 end
 
 --- The settings given by M.cli_flags() flags (nil where a flag was not given).
 function M.from_flags(opts)
   return { image = opts.image, kernel = opts.kernel, vcpus = opts.cpus, memory = opts.memory, disk = opts.disk,
     work_disk = opts.work_disk, nat = opts.nat, driver = opts.driver, accel = opts.accel,
-    publish = opts.publish and #opts.publish > 0 and opts.publish or nil }
+    publish = opts.publish and #opts.publish > 0 and opts.publish or nil,
+    allow_hosts = opts.allow_host and #opts.allow_host > 0 and opts.allow_host or nil }
 end
 
 --- The forwards `settings.publish` asks for (a list of
@@ -72,7 +96,8 @@ function M.mib(size, flag)
   return bytes // (1024 * 1024)
 end
 
-local order = { "name", "image", "kernel", "vcpus", "memory", "disk", "work_disk", "nat", "driver", "accel", "publish" }
+local order = { "name", "image", "kernel", "vcpus", "memory", "disk", "work_disk", "nat", "driver", "accel", "publish",
+  "allow_hosts" }
 
 local function reason(setting, v)
   if setting == "name" then
