@@ -153,7 +153,7 @@ describe("scripts/release", function()
     end
     table.sort(files)
     local expected = { "bin/banger", "libexec/banger/banger-agent", "sbin/banger-helper" }
-    for f in ok('cd "$1/lua" && find stdlib recipes -type f', src):gmatch("[^\n]+") do
+    for f in ok('cd "$1/lua" && find stdlib recipes api -type f', src):gmatch("[^\n]+") do
       expected[#expected + 1] = "share/banger/lua/" .. f
     end
     table.sort(expected)
