@@ -12,11 +12,12 @@ local M = {}
 function M.connect(row, opts) end
 
 --- Runs `argv` through the agent, streaming its output to our stdout and
---- stderr. Errors: as `connect`.
+--- stderr; past `timeout_ms` the command is killed (`timed_out`). Errors: as
+--- `connect`.
 ---@param row table
 ---@param argv string[]
----@param opts? { env?: string[], cwd?: string, stdin?: string }
----@return { code: integer, signal?: integer, interrupted: boolean }
+---@param opts? { env?: string[], cwd?: string, stdin?: string, timeout_ms?: integer }
+---@return { code: integer, signal?: integer, interrupted: boolean, timed_out: boolean }
 function M.exec(row, argv, opts) end
 
 --- Runs a user's command the best way available: over SSH with banger's

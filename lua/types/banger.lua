@@ -105,12 +105,17 @@ function banger_agent_client:exec(req) end
 function banger_agent_client:put(path, data, opts) end
 
 --- A file from the guest; with `sink`, the file streams to it chunk by chunk
---- and true is returned (a sink that raises leaves the session mid-answer:
---- close the client). Errors: `ENOENT`.
+--- and true is returned. A sink that raises is not called again: the rest of
+--- the answer is read and dropped (the session stays usable) and its error is
+--- raised. With `limit` the agent sends at most that many bytes (protocol
+--- 1.3; an older agent sends the whole file): ask for one more than you
+--- accept to tell a file over the limit, and a device such as `/dev/zero`
+--- ends too. Errors: `ENOENT`.
 ---@param path string
 ---@param sink? fun(chunk: string)
+---@param limit? integer
 ---@return string|true
-function banger_agent_client:get(path, sink) end
+function banger_agent_client:get(path, sink, limit) end
 
 --- Sends a ping and waits up to `timeout_ms` (default 10 s) for the pong;
 --- the second result is the round trip in milliseconds, with a fraction

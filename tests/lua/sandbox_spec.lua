@@ -97,10 +97,12 @@ print(banger.json.encode({ removed = removed, left = left, again = sandbox.reap(
     local r = script(t.tmpdir(), [[
 local sandbox = require("banger.sandbox")
 banger.vms.insert("a", { ]] .. FIELDS .. [[, owner = "api:1000" })
-banger.vms.insert("b", { ]] .. FIELDS .. [[, owner = "api:1001" })
+local b = banger.vms.insert("b", { ]] .. FIELDS .. [[, owner = "api:1001" })
+banger.vms.update(b, { allow_hosts = banger.json.encode({ "a.test", "*.b.test" }) })
 local mine = sandbox.list({ owner = "api:1000" })
 local rec = sandbox.get("a")
 print(banger.json.encode({ n = #mine, name = mine[1].name, rec = rec, by_id = sandbox.get(rec.id).name,
+  b_allow = sandbox.get("b").allow_hosts,
   schema = banger.state.db():schema_version() }))
 ]])
     t.eq(r.n, 1)
@@ -111,6 +113,7 @@ print(banger.json.encode({ n = #mine, name = mine[1].name, rec = rec, by_id = sa
     t.eq(r.rec.allow_hosts, {})
     t.eq(r.rec.state, "creating")
     t.eq(r.by_id, "a")
+    t.eq(r.b_allow, { "a.test", "*.b.test" }, "the record reports the VM's egress allow-list")
     t.truthy(r.schema >= 7)
   end)
 end)

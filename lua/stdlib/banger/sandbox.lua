@@ -198,17 +198,27 @@ function M.with_agent(row, fn, opts)
   return r
 end
 
--- Whether the sandbox runs an SSH server banger can use: asked through
--- the agent once per process.
+-- Whether the sandbox runs an SSH server banger can use: asked through the
+-- agent once per boot and remembered in the VM's runtime directory (gone
+-- with the VM's run), so an exec of another process need not wait for the
+-- agent lock to learn it.
 local has_sshd = {}
 local function sshd(row)
-  if has_sshd[row.id] == nil then
-    has_sshd[row.id] = M.with_agent(row, function(c)
-      local r = c:exec({ "sh", "-c", "test -x /usr/sbin/sshd || test -x /usr/sbin/dropbear" })
-      return r.code == 0
-    end)
+  local key = row.id .. "@" .. tostring(row.started_at)
+  if has_sshd[key] == nil then
+    local path = vms.runtime_dir(row) .. "/sandbox-sshd"
+    local known = fs.read(path)
+    if known == "yes" or known == "no" then
+      has_sshd[key] = known == "yes"
+    else
+      has_sshd[key] = M.with_agent(row, function(c)
+        local r = c:exec({ "sh", "-c", "test -x /usr/sbin/sshd || test -x /usr/sbin/dropbear" })
+        return r.code == 0
+      end)
+      fs.write_atomic(path, has_sshd[key] and "yes" or "no", 384)
+    end
   end
-  return has_sshd[row.id]
+  return has_sshd[key]
 end
 
 -- create / delete -----------------------------------------------------------
@@ -290,7 +300,6 @@ end
 function M.delete(name_or_id)
   local row = row_of(name_or_id)
   require("banger.vm").delete(row.name, true)
-  has_sshd[row.id] = nil
   return true
 end
 
@@ -401,11 +410,16 @@ function M.read_file(name, path, opts)
       local e, _, is_dir = c:list(path)
       if is_dir then
         errors.raise("EISDIR", path .. " is a directory")
+      elseif e[1].type == "other" then
+        -- a fifo would block the agent until a writer came; a device may not end
+        errors.raise("EINVAL", path .. " is not a regular file")
       elseif e[1].type == "file" and e[1].size > max then
         errors.raise("EFBIG", string.format("%s is %d bytes, over the limit of %d", path, e[1].size, max))
       end
     end
     local parts, total = {}, 0
+    -- the agent sends at most one byte more than allowed: a device such as
+    -- /dev/zero ends too
     c:get(path, function(chunk)
       total = total + #chunk
       if total > max then
@@ -416,7 +430,7 @@ function M.read_file(name, path, opts)
       else
         parts[#parts + 1] = chunk
       end
-    end)
+    end, max + 1)
     if opts.on_data then
       return nil
     end
