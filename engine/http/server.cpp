@@ -554,7 +554,7 @@ struct Server::Impl {
       return;
     }
     Conn* c = j->conn;
-    if (!c || c->closing || c->answered) return;  // nobody to tell: drop it
+    if (!c || c->closing || (!j->head_seen && c->answered)) return;  // nobody to tell: drop it
     std::string_view data(buf->base, static_cast<std::size_t>(n));
     if (!j->head_seen) {
       j->head_buffer.append(data);

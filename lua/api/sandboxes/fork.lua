@@ -1,0 +1,6 @@
+-- POST /v1/sandboxes/{id}/fork, body {"name"?}: 201 with the new sandbox.
+local sandbox = require("banger.sandbox")
+return function(req, res)
+  local body = req.json()
+  res.json(201, sandbox.fork(req.params.id, { name = body.name }))
+end
