@@ -310,9 +310,11 @@ struct Server::Impl {
       close_conn(c);  // EOF or error: a running worker is terminated
       return;
     }
-    if (n == 0 || c->answered) return;  // after an answer: drain and drop
+    // After our own answer: drain and drop. A worker that answered early
+    // still gets the rest of the body.
+    if (n == 0 || (c->answered && !c->job)) return;
     std::size_t used = http_parser_execute(&c->parser, &settings, buf->base, static_cast<std::size_t>(n));
-    if (c->closing || c->answered) return;
+    if (c->closing || (c->answered && !c->job)) return;
     if (c->head_too_large) {
       reply_error(c, 431, "EMSGSIZE", "request head larger than " + std::to_string(opts.max_header_bytes) + " bytes");
       return;
@@ -387,7 +389,7 @@ struct Server::Impl {
   }
 
   int on_body(Conn* c, const char* at, std::size_t n) {
-    if (c->answered || !c->job) return 0;
+    if (!c->job) return 0;
     Job* j = c->job;
     c->body_bytes += n;
     if (c->body_bytes > j->max_body) {
@@ -414,7 +416,7 @@ struct Server::Impl {
     auto* w = reinterpret_cast<WriteReq*>(req);
     auto* j = static_cast<Job*>(req->data);
     delete w;
-    if (j->conn && !j->conn->closing && !j->conn->answered && j->in.write_queue_size < kHighWater / 4) {
+    if (j->conn && !j->conn->closing && j->conn->job == j && j->in.write_queue_size < kHighWater / 4) {
       uv_read_start(j->conn->stream, alloc, [](uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
         auto* conn = static_cast<Conn*>(s->data);
         conn->srv->on_client_read(conn, n, buf);
@@ -610,7 +612,7 @@ struct Server::Impl {
     }
     if (!typed) out += "Content-Type: application/json\r\n";
     out += "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
-    c->answered = true;  // from now on the client's further bytes are dropped
+    c->answered = true;
     send(c, std::move(out));
     return true;
   }

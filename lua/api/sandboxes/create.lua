@@ -27,11 +27,7 @@ local allowed = { name = true, image = true, snapshot = true, kernel = true, vcp
   allow_hosts = true }
 
 return function(req, res)
-  local owned = #sandbox.list({ owner = req.caller }) + (req.creating or 0)
-  if owned >= req.limits.max_sandboxes_per_caller then
-    errors.raise("ELIMIT", req.caller .. " already has " .. owned .. " sandboxes (api.max_sandboxes_per_caller is "
-      .. req.limits.max_sandboxes_per_caller .. ")")
-  end
+  require("banger.api").check_sandbox_limit(req)
   local ctype = (req.headers["content-type"] or ""):match("^[^;]*")
   local opts, tmp
   if ctype == "application/x-tar" then

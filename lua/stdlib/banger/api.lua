@@ -177,13 +177,13 @@ function M.router(server, limits, execs)
           end
         end
         execs[req.id] = { sandbox = params.id, caller = caller }
-      elseif route.handler == "sandboxes/create" then
+      elseif route.handler == "sandboxes/create" or route.handler == "sandboxes/fork" then
         group = "create:" .. caller
       end
       local head = {
         id = req.id, handler = route.handler, method = req.method, path = path, params = params,
         query = M.parse_query(query), headers = req.headers, caller = caller,
-        limits = limits, creating = route.handler == "sandboxes/create" and server:active(group) or nil,
+        limits = limits, creating = group == "create:" .. caller and server:active(group) or nil,
         content_length = req.content_length,
       }
       return { argv = { sys.exe(), "api", "worker" }, head = json.encode(head), max_body = max_body, group = group }
@@ -300,6 +300,16 @@ function M.handler_path(name)
 end
 
 local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+--- Raises ELIMIT (429) when the caller owns api.max_sandboxes_per_caller
+-- sandboxes, counting the creates it has in flight.
+function M.check_sandbox_limit(req)
+  local owned = #require("banger.sandbox").list({ owner = req.caller }) + (req.creating or 0)
+  if owned >= req.limits.max_sandboxes_per_caller then
+    errors.raise("ELIMIT", req.caller .. " already has " .. owned .. " sandboxes (api.max_sandboxes_per_caller is "
+      .. req.limits.max_sandboxes_per_caller .. ")")
+  end
+end
 
 --- Standard base64 (RFC 4648, padded).
 function M.base64(s)

@@ -1,0 +1,116 @@
+-- End to end: `banger serve` driving a real sandbox (QEMU TCG, the real
+-- agent) through real clients, curl --unix-socket and Python's
+-- http.client: create, a 3 s streamed exec while another request is
+-- answered, a 10 MiB binary file round trip, kill, fork, the per-caller
+-- limit, delete.
+local e2e = assert(loadfile(t.source_dir() .. "/tests/lua/e2e.lua", "t", _ENV))()
+local fs = require("banger.native.fs")
+local proc = require("banger.native.proc")
+
+local function curl(sock, args, timeout_s)
+  local argv = { "curl", "-sS", "-m", tostring(timeout_s or 60), "-w", "\n%{http_code}", "--unix-socket", sock }
+  for _, a in ipairs(args) do
+    argv[#argv + 1] = a
+  end
+  argv.timeout_ms = ((timeout_s or 60) + 30) * 1000
+  local r = proc.run(argv)
+  local body, status = r.stdout:match("^(.*)\n(%d+)$")
+  return tonumber(status), body, r.stderr
+end
+
+local function json_lines(text)
+  local out = {}
+  for line in text:gmatch("[^\n]+") do
+    out[#out + 1] = banger.json.decode(line)
+  end
+  return out
+end
+
+describe("banger serve on a real sandbox", function()
+  it("create, streamed exec beside another request, 10 MiB file, kill, fork, limit, delete", function()
+    local home = e2e.home()
+    local env = t.env(home)
+    t.write(home .. "/.config/banger/config.lua",
+      'return { network = { mode = "off" }, api = { max_sandboxes_per_caller = 2 } }\n')
+    local server = t.spawn({ t.bin(), "serve", env = env, cwd = home, stdout = "null", stderr = "pipe" })
+    local sock = home .. "/run/banger/api.sock"
+    t.wait_for(function()
+      return proc.run({ "curl", "-sf", "--unix-socket", sock, "http://x/v1/health" }).code == 0
+    end, 30000, "banger serve")
+
+    local status, body, err = curl(sock, { "-H", "Content-Type: application/json", "-d",
+      '{"name":"api1","image":"tiny","memory":"256MiB","vcpus":1}', "http://x/v1/sandboxes" }, 300)
+    t.eq(status, 201, (body or "") .. err)
+    local rec = banger.json.decode(body)
+    t.eq({ rec.name, rec.state, rec.owner }, { "api1", "running", "api:0" })
+
+    local py = proc.run({ "python3", t.source_dir() .. "/tests/lua/fixtures/api_client.py", sock, "scenario", "api1",
+      timeout_ms = 300000 })
+    t.eq(py.code, 0, py.stderr)
+    local rep = banger.json.decode(py.stdout)
+    t.eq({ rep.exec_status, rep.exec_type, rep.chunked }, { 200, "application/x-ndjson", "chunked" })
+    t.truthy(type(rep.lines[1].exec_id) == "number", "the first line names the exec")
+    local out, errout = {}, {}
+    for _, l in ipairs(rep.lines) do
+      out[#out + 1] = l.stdout
+      errout[#errout + 1] = l.stderr
+    end
+    t.eq(table.concat(out), "tick 1\ntick 2\ntick 3\ntick 4\ntick 5\ntick 6\n")
+    t.eq(table.concat(errout), "done\n")
+    local last = rep.lines[#rep.lines]
+    t.eq({ last.exit_code, last.timed_out }, { 0, false })
+    -- the second request was answered while the stream still ran
+    t.eq(rep.health.status, 200)
+    t.truthy(rep.stream_end_at - rep.first_output_at >= 2.0, "the command printed for about 3 s")
+    t.truthy(rep.health.at < rep.stream_end_at - 1.0,
+      string.format("health answered at %.2f s, stream ended at %.2f s", rep.health.at, rep.stream_end_at))
+    t.eq(rep.put, { 200, { bytes = 10 * 1024 * 1024, path = "/root/blob.bin" } })
+    t.eq(rep.get_status, 200)
+    t.eq(rep.bytes_back, 10 * 1024 * 1024)
+    t.eq(rep.sha_back, rep.sha_sent)
+    t.eq(rep.kill, 200)
+    t.truthy(rep.killed_after_s < 60, "the killed exec ended")
+    t.eq(rep.killed_lines[#rep.killed_lines].killed, true, banger.json.encode(rep.killed_lines))
+
+    -- file routes through curl: list and delete
+    status, body = curl(sock, { "http://x/v1/sandboxes/api1/files/list?path=/root" })
+    t.eq(status, 200, body)
+    local names = {}
+    for _, e in ipairs(banger.json.decode(body).entries) do
+      names[e.name] = e.type
+    end
+    t.eq(names["blob.bin"], "file")
+    status = curl(sock, { "-X", "DELETE", "http://x/v1/sandboxes/api1/files?path=/root/blob.bin" })
+    t.eq(status, 200)
+    status, body = curl(sock, { "http://x/v1/sandboxes/api1/files?path=/root/blob.bin" })
+    t.eq(status, 404, body)
+    status, body = curl(sock, { "http://x/v1/sandboxes/api1/files?path=/root/../etc/passwd" })
+    t.eq(status, 400, body)
+
+    -- fork, then the caller's limit (2) is reached
+    curl(sock, { "-X", "PUT", "--data-binary", "kept", "http://x/v1/sandboxes/api1/files?path=/root/note" })
+    status, body = curl(sock, { "-d", '{"name":"api2"}', "http://x/v1/sandboxes/api1/fork" }, 300)
+    t.eq(status, 201, body)
+    t.eq(banger.json.decode(body).name, "api2")
+    status, body = curl(sock, { "-d", '{"argv":["cat","/root/note"]}', "http://x/v1/sandboxes/api2/exec" }, 120)
+    t.eq(status, 200, body)
+    local lines = json_lines(body)
+    t.eq(lines[2].stdout, "kept")
+    t.eq(lines[#lines].exit_code, 0)
+    status, body = curl(sock, { "-d", '{"name":"api3","image":"tiny"}', "http://x/v1/sandboxes" })
+    t.eq(status, 429, body)
+    t.contains(body, "max_sandboxes_per_caller")
+
+    for _, name in ipairs({ "api2", "api1" }) do
+      status, body = curl(sock, { "-X", "DELETE", "http://x/v1/sandboxes/" .. name }, 120)
+      t.eq(status, 200, body)
+    end
+    status, body = curl(sock, { "http://x/v1/sandboxes" })
+    t.eq(banger.json.decode(body).sandboxes, {})
+
+    server:kill(15)
+    t.eq(server:wait(30000).code, 143)
+    t.falsy(fs.exists(sock))
+    t.eq(e2e.processes(home .. "/run/banger"), "")
+  end)
+end)
