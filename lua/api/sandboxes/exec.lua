@@ -13,16 +13,20 @@ return function(req, res)
   end
   sandbox.get(req.params.id)  -- 404 before the stream starts
   res.head(200, { ["Content-Type"] = "application/x-ndjson" })
-  res.line({ exec_id = req.id })
-  local ok, r = pcall(sandbox.exec, req.params.id, {
-    argv = body.argv, stdin = body.stdin, env = body.env, cwd = body.cwd, timeout_ms = body.timeout_ms,
-    on_stdout = function(chunk)
-      res.line(api.output_field("stdout", chunk))
-    end,
-    on_stderr = function(chunk)
-      res.line(api.output_field("stderr", chunk))
-    end,
-  })
+  -- A kill can arrive as soon as the client read the exec_id: from that
+  -- line on, an interruption ends the stream with "killed".
+  local ok, r = pcall(function()
+    res.line({ exec_id = req.id })
+    return sandbox.exec(req.params.id, {
+      argv = body.argv, stdin = body.stdin, env = body.env, cwd = body.cwd, timeout_ms = body.timeout_ms,
+      on_stdout = function(chunk)
+        res.line(api.output_field("stdout", chunk))
+      end,
+      on_stderr = function(chunk)
+        res.line(api.output_field("stderr", chunk))
+      end,
+    })
+  end)
   if not ok then
     if not (type(r) == "table" and r.code == "ECANCELED") then
       error(r, 0)
