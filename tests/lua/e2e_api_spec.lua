@@ -18,6 +18,11 @@ local function curl(sock, args, timeout_s)
   return tonumber(status), body, r.stderr
 end
 
+-- What a streaming curl wrote so far ("" before its first byte).
+local function so_far(path)
+  return fs.exists(path) and t.read(path) or ""
+end
+
 local function json_lines(text)
   local out = {}
   for line in text:gmatch("[^\n]+") do
@@ -31,7 +36,7 @@ describe("banger serve on a real sandbox", function()
     local home = e2e.home()
     local env = t.env(home)
     t.write(home .. "/.config/banger/config.lua",
-      'return { network = { mode = "off" }, api = { max_sandboxes_per_caller = 2 } }\n')
+      'return { network = { mode = "off" }, api = { max_sandboxes_per_caller = 2, max_execs_per_sandbox = 1 } }\n')
     local server = t.spawn({ t.bin(), "serve", env = env, cwd = home, stdout = "null", stderr = "pipe" })
     local sock = home .. "/run/banger/api.sock"
     t.wait_for(function()
@@ -72,6 +77,27 @@ describe("banger serve on a real sandbox", function()
     t.truthy(rep.killed_after_s < 60, "the killed exec ended")
     t.eq(rep.killed_lines[#rep.killed_lines].killed, true, banger.json.encode(rep.killed_lines))
 
+    -- one exec at a time (api.max_execs_per_sandbox = 1), and a kill through curl
+    t.wait_for(function()  -- the killed exec's worker may still be exiting
+      return curl(sock, { "-d", '{"argv":["true"]}', "http://x/v1/sandboxes/api1/exec" }) == 200
+    end, 30000, "a free exec slot")
+    local exec_file = home .. "/exec.jsonl"
+    local running = t.spawn({ "curl", "-sN", "-o", exec_file, "--unix-socket", sock, "-d", '{"argv":["sleep","100"]}',
+      "http://x/v1/sandboxes/api1/exec", stdout = "null", stderr = "null" })
+    local exec_id = t.wait_for(function()
+      return so_far(exec_file):match('"exec_id":(%d+)')
+    end, 30000, "the exec's id")
+    status, body = curl(sock, { "-d", '{"argv":["true"]}', "http://x/v1/sandboxes/api1/exec" })
+    t.eq(status, 429, body)
+    t.contains(body, "max_execs_per_sandbox")
+    status, body = curl(sock, { "-X", "POST", "http://x/v1/sandboxes/api1/execs/" .. exec_id .. "/kill" })
+    t.eq(status, 200, body)
+    t.eq(running:wait(60000).code, 0)
+    local ended = json_lines(t.read(exec_file))
+    t.eq(ended[#ended].killed, true, t.read(exec_file))
+    status = curl(sock, { "-X", "POST", "http://x/v1/sandboxes/api1/execs/" .. exec_id .. "/kill" })
+    t.eq(status, 404, "an ended exec")
+
     -- file routes through curl: list and delete
     status, body = curl(sock, { "http://x/v1/sandboxes/api1/files/list?path=/root" })
     t.eq(status, 200, body)
@@ -101,10 +127,31 @@ describe("banger serve on a real sandbox", function()
     t.eq(status, 429, body)
     t.contains(body, "max_sandboxes_per_caller")
 
+    -- the events stream sees both sandboxes, then their deletion
+    local events_file = home .. "/events.jsonl"
+    local events = t.spawn({ "curl", "-sN", "-o", events_file, "--unix-socket", sock,
+      "http://x/v1/events?interval_ms=100", stdout = "null", stderr = "null" })
+    t.wait_for(function()
+      local text = so_far(events_file)
+      return select(2, text:gsub('"sandbox"', "")) == 2
+    end, 30000, "the events stream's first lines")
     for _, name in ipairs({ "api2", "api1" }) do
       status, body = curl(sock, { "-X", "DELETE", "http://x/v1/sandboxes/" .. name }, 120)
       t.eq(status, 200, body)
     end
+    status, body = curl(sock, { "http://x/v1/sandboxes" })
+    t.eq(banger.json.decode(body).sandboxes, {})
+    t.wait_for(function()
+      return select(2, so_far(events_file):gsub('"deleted"', "")) == 2
+    end, 30000, "the events stream's deletions")
+    events:kill(15)
+    events:wait(10000)
+    local seen = {}
+    for _, e in ipairs(json_lines(t.read(events_file))) do
+      seen[#seen + 1] = e.event .. ":" .. e.name
+    end
+    table.sort(seen)
+    t.eq(seen, { "deleted:api1", "deleted:api2", "sandbox:api1", "sandbox:api2" })
     status, body = curl(sock, { "http://x/v1/sandboxes" })
     t.eq(banger.json.decode(body).sandboxes, {})
 
