@@ -43,11 +43,17 @@ describe("banger serve on a real sandbox", function()
       return proc.run({ "curl", "-sf", "--unix-socket", sock, "http://x/v1/health" }).code == 0
     end, 30000, "banger serve")
 
-    local status, body, err = curl(sock, { "-H", "Content-Type: application/json", "-d",
-      '{"name":"api1","image":"tiny","memory":"256MiB","vcpus":1}', "http://x/v1/sandboxes" }, 300)
+    -- created with a workspace tar as the body, its options in the query
+    local ws = home .. "/ws"
+    t.write(ws .. "/hello.txt", "from the workspace\n")
+    t.eq(proc.run({ "tar", "-C", ws, "-cf", home .. "/ws.tar", "hello.txt" }).code, 0)
+    local status, body, err = curl(sock, { "-H", "Content-Type: application/x-tar", "--data-binary", "@" .. home .. "/ws.tar",
+      "http://x/v1/sandboxes?name=api1&image=tiny&memory=256MiB&vcpus=1" }, 300)
     t.eq(status, 201, (body or "") .. err)
     local rec = banger.json.decode(body)
-    t.eq({ rec.name, rec.state, rec.owner }, { "api1", "running", "api:0" })
+    t.eq({ rec.name, rec.state, rec.owner, rec.vcpus }, { "api1", "running", "api:0", 1 })
+    status, body = curl(sock, { "http://x/v1/sandboxes/api1/files?path=/root/workspace/hello.txt" })
+    t.eq({ status, body }, { 200, "from the workspace\n" })
 
     local py = proc.run({ "python3", t.source_dir() .. "/tests/lua/fixtures/api_client.py", sock, "scenario", "api1",
       timeout_ms = 300000 })
