@@ -119,6 +119,14 @@ function M.caller(req)
   return "api:token"
 end
 
+--- The id of the sandbox named or numbered `name_or_id`, nil when none:
+-- limits and kills count per id, however the path names the sandbox.
+function M.sandbox_id(name_or_id)
+  local row = require("banger.state").db():query(
+    "SELECT id FROM vms WHERE name = ? OR id = ? ORDER BY name = ? DESC", name_or_id, name_or_id, name_or_id)[1]
+  return row and row.id
+end
+
 -- server side ------------------------------------------------------------------
 
 local function answer(status, code, message)
@@ -144,7 +152,7 @@ function M.router(server, limits, execs)
       if route.handler == "kill" then
         local id = tonumber(params.exec_id)
         local e = id and execs[id]
-        if not (e and e.sandbox == params.id and (e.caller == caller or req.peer_uid == 0)) then
+        if not (e and e.sandbox == M.sandbox_id(params.id) and (e.caller == caller or req.peer_uid == 0)) then
           return answer(404, "ENOENT", "no running exec " .. params.exec_id .. " in sandbox " .. params.id)
         end
         if not server:signal(id, "TERM") then
@@ -166,7 +174,11 @@ function M.router(server, limits, execs)
       end
       local group = ""
       if route.exec then
-        group = "exec:" .. params.id
+        local sandbox = M.sandbox_id(params.id)
+        if not sandbox then
+          return answer(404, "ENOENT", "no sandbox '" .. params.id .. "'")
+        end
+        group = "exec:" .. sandbox
         if server:active(group) >= limits.max_execs_per_sandbox then
           return answer(429, "ELIMIT", "sandbox " .. params.id .. " already runs " .. limits.max_execs_per_sandbox ..
             " execs (api.max_execs_per_sandbox)")
@@ -176,7 +188,7 @@ function M.router(server, limits, execs)
             execs[id] = nil
           end
         end
-        execs[req.id] = { sandbox = params.id, caller = caller }
+        execs[req.id] = { sandbox = sandbox, caller = caller }
       elseif route.handler == "sandboxes/create" or route.handler == "sandboxes/fork" then
         group = "create:" .. caller
       end
