@@ -258,3 +258,19 @@ TEST_CASE("http: a live socket is not stolen, and is removed at the end", "[http
   }
   CHECK_FALSE(std::filesystem::exists(o.unix_path));  // removed at the end
 }
+
+TEST_CASE("http: a worker past its deadline is terminated and its response ends", "[http]") {
+  test::TempDir dir;
+  Running s(unix_options(dir), [&](const http::Request&) -> http::Decision {
+    auto w = sh_worker("read head; echo '{\"status\":200}'; echo before; exec sleep 100");
+    w.deadline = std::chrono::milliseconds(300);
+    return w;
+  });
+  auto start = std::chrono::steady_clock::now();
+  auto r = fetch({dir / "api.sock"}, "GET", "/");
+  auto took = std::chrono::steady_clock::now() - start;
+  CHECK(r.rc == CURLE_OK);
+  CHECK(r.status == 200);
+  CHECK(r.body == "before\n");
+  CHECK(took < std::chrono::seconds(20));
+}
