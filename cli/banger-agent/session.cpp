@@ -21,6 +21,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "engine/core/error.hpp"
@@ -373,14 +374,19 @@ void Session::finish_put(std::uint32_t ch) {
 }
 
 void Session::do_get(const guest::Frame& f) {
-  std::string path = f.json().value("path", "");
+  nlohmann::json j = f.json();
+  std::string path = j.value("path", "");
+  // An optional cap (protocol 1.3): a host that wants at most N bytes asks
+  // for N + 1 and sees whether there were more; /dev/zero ends too.
+  auto left = j.value("limit", std::numeric_limits<std::uint64_t>::max());
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) return send_error(f.channel, errno_name(errno), std::string("open: ") + std::strerror(errno) + ": " + path);
   char buf[guest::kDataChunk];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+  while (left > 0) {
+    ssize_t n = ::read(fd.get(), buf, static_cast<size_t>(std::min<std::uint64_t>(sizeof buf, left)));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
+    left -= static_cast<std::uint64_t>(n);
     send(FrameType::data, f.channel, std::string_view(buf, static_cast<size_t>(n)));
   }
   fd.reset();

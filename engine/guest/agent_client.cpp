@@ -305,14 +305,23 @@ std::string AgentClient::get(const std::string& path) {
   return out;
 }
 
-void AgentClient::get(const std::string& path, const OutputFn& sink) {
+void AgentClient::get(const std::string& path, const OutputFn& sink, std::optional<std::uint64_t> limit) {
   std::uint32_t ch = next_channel_++;
-  send(encode_json(FrameType::get, ch, {{"path", path}}));
+  nlohmann::json req = {{"path", path}};
+  if (limit) req["limit"] = *limit;
+  send(encode_json(FrameType::get, ch, req));
+  std::exception_ptr failed;
   for (;;) {
     Frame f = expect(ch, clock::now() + 60s);
-    if (f.type == FrameType::data_eof) return;
-    if (f.type == FrameType::data) sink(f.payload);
+    if (f.type == FrameType::data_eof) break;
+    if (f.type != FrameType::data || failed) continue;
+    try {
+      sink(f.payload);
+    } catch (...) {
+      failed = std::current_exception();
+    }
   }
+  if (failed) std::rethrow_exception(failed);
 }
 
 ListResult AgentClient::list(const std::string& path) {

@@ -88,9 +88,11 @@ class AgentClient {
   // stays as it was) and the error is passed on.
   std::uint64_t put(const std::string& path, const InputFn& next, unsigned mode, unsigned uid, unsigned gid);
   std::string get(const std::string& path);
-  // Streams the file to `sink`, chunk by chunk. A sink that throws leaves
-  // the session mid-answer: close the client.
-  void get(const std::string& path, const OutputFn& sink);
+  // Streams the file to `sink`, chunk by chunk; with `limit` the agent
+  // sends at most that many bytes (protocol 1.3; an older agent sends all).
+  // A sink that throws is not called again: the rest of the answer is read
+  // and dropped, so the session stays usable, and the error is rethrown.
+  void get(const std::string& path, const OutputFn& sink, std::optional<std::uint64_t> limit = std::nullopt);
   // A directory's entries, or the one entry of a non-directory (lstat; a
   // link is never followed). ENOTSUP from an agent before protocol 1.3.
   ListResult list(const std::string& path);

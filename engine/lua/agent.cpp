@@ -3,7 +3,8 @@
 //   a:hello() -> {agent_version, kernel, hostname, proto, ...}
 //   a:exec{argv..., env={}, cwd=, stdin=, on_stdout=fn, on_stderr=fn, timeout_ms=}
 //       -> {code=, signal=, interrupted=, timed_out=, stdout=, stderr=} (output collected when no callback)
-//   a:put(path, data or fn() -> chunk|nil, {mode=, uid=, gid=}) -> bytes; a:get(path[, fn(chunk)]) -> data|true
+//   a:put(path, data or fn() -> chunk|nil, {mode=, uid=, gid=}) -> bytes
+//   a:get(path[, fn(chunk)[, limit]]) -> data|true
 //   a:list(path) -> {{name=, type=, size=, mode=, mtime=}, ...}, truncated, is_dir; a:remove(path[, recursive])
 //   a:poweroff()
 //   a:ping([timeout_ms]) -> true, round trip in milliseconds (a float)
@@ -135,21 +136,30 @@ int l_put(lua_State* L) {
 }
 
 // With a function as the second argument the file streams to it chunk by
-// chunk (and true is returned); else it is returned whole.
+// chunk (and true is returned); else it is returned whole. A third
+// argument caps the bytes the agent sends.
 int l_get(lua_State* L) {
   auto& c = check_handle<guest::AgentClient>(L, 1);
   std::string path = check_string(L, 2);
+  std::optional<std::uint64_t> limit;
+  if (!lua_isnoneornil(L, 4)) limit = check_int<std::uint64_t>(L, 4, 0);
   if (lua_type(L, 3) != LUA_TFUNCTION) {
-    push_string(L, c.get(path));
+    if (!lua_isnoneornil(L, 3)) throw Raise("get: the sink must be a function");
+    std::string out;
+    c.get(path, [&out](std::string_view chunk) { out += chunk; }, limit);
+    push_string(L, out);
     return 1;
   }
   Callback sink{L, 3};
-  c.get(path, [&](std::string_view chunk) {
-    sink([&](lua_State* S) {
-      push_string(S, chunk);
-      return 1;
-    });
-  });
+  c.get(
+      path,
+      [&](std::string_view chunk) {
+        sink([&](lua_State* S) {
+          push_string(S, chunk);
+          return 1;
+        });
+      },
+      limit);
   lua_pushboolean(L, 1);
   return 1;
 }

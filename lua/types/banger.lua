@@ -4,7 +4,6 @@
 
 ---@class banger
 ---@field agent banger.native.agent
----@field api banger.api
 ---@field archive banger.native.archive
 ---@field census banger.census
 ---@field cli banger.cli
@@ -24,7 +23,6 @@
 ---@field guest_sshd banger.guest_sshd
 ---@field host_objects banger.host_objects
 ---@field http banger.native.http
----@field httpd banger.native.httpd
 ---@field image_push banger.image_push
 ---@field images banger.images
 ---@field json banger.native.json
@@ -42,6 +40,7 @@
 ---@field provision banger.provision
 ---@field recipes banger.recipes
 ---@field records banger.records
+---@field sandbox banger.sandbox
 ---@field snapshots banger.snapshots
 ---@field ssh banger.ssh
 ---@field ssh_config banger.ssh_config
@@ -80,27 +79,40 @@ local banger_agent_client = {}
 ---@return table
 function banger_agent_client:hello() end
 
---- Runs `req` (an argv, with `env`, `cwd`, `stdin`, and `on_stdout(chunk)`,
---- `on_stderr(chunk)` to stream; without a callback the output is collected).
---- A Ctrl-C is passed to the guest command, whose exit is then reported
---- (`interrupted = true`). Errors: `EPROTO`, `ECONNRESET`, and whatever a
+--- Runs `req` (an argv, with `env`, `cwd`, `stdin`, `timeout_ms`, and
+--- `on_stdout(chunk)`, `on_stderr(chunk)` to stream; without a callback the
+--- output is collected). A Ctrl-C is passed to the guest command, whose exit
+--- is then reported (`interrupted = true`). Past `timeout_ms` the command's
+--- process group gets SIGKILL and its exit is reported with `timed_out = true`. Errors: `EPROTO`, `ECONNRESET`, and whatever a
 --- callback raised.
 ---@param req table
----@return { code: integer, signal?: integer, interrupted: boolean, stdout?: string, stderr?: string }
+---@return { code: integer, signal?: integer, interrupted: boolean, timed_out: boolean, stdout?: string, stderr?: string }
 function banger_agent_client:exec(req) end
 
---- Writes a file in the guest (mode `0644`, root by default). Errors: `EACCES`,
---- `ENOENT`.
+--- Writes a file in the guest (mode `0644`, root by default), replaced
+--- atomically; returns the bytes written. `data` is a string or a reader
+--- called for the next chunk until it returns nil, so a file larger than
+--- memory streams through; a reader that raises makes the agent drop the
+--- partial file (the target stays as it was) and the error is raised.
+--- Errors: `EACCES`, `ENOENT`.
 ---@param path string
----@param data string
+---@param data string|fun(): string?
 ---@param opts? { mode?: integer, uid?: integer, gid?: integer }
----@return true
+---@return integer
 function banger_agent_client:put(path, data, opts) end
 
---- A file from the guest. Errors: `ENOENT`.
+--- A file from the guest; with `sink`, the file streams to it chunk by chunk
+--- and true is returned. A sink that raises is not called again: the rest of
+--- the answer is read and dropped (the session stays usable) and its error is
+--- raised. With `limit` the agent sends at most that many bytes (protocol
+--- 1.3; an older agent sends the whole file): ask for one more than you
+--- accept to tell a file over the limit, and a device such as `/dev/zero`
+--- ends too. Errors: `ENOENT`.
 ---@param path string
----@return string
-function banger_agent_client:get(path) end
+---@param sink? fun(chunk: string)
+---@param limit? integer
+---@return string|true
+function banger_agent_client:get(path, sink, limit) end
 
 --- Sends a ping and waits up to `timeout_ms` (default 10 s) for the pong;
 --- the second result is the round trip in milliseconds, with a fraction
@@ -139,6 +151,28 @@ function banger_agent_client:mount(req) end
 ---@return table
 ---@return boolean
 function banger_agent_client:listeners() end
+
+--- The entries of a guest directory (protocol 1.3), each by `lstat` (a link
+--- is a `link`, never followed), at most 10000 (the second result says when
+--- the list was cut); the third result is whether `path` is a directory: when
+--- it is not (a link to one included), the list is the one entry of `path`
+--- itself. Errors: `ENOENT`, `EINVAL` (not absolute), `ENOTSUP` (an older agent).
+---@param path string
+---@return { name: string, type: "file"|"dir"|"link"|"other", size: integer, mode: integer, mtime: integer }[]
+---@return boolean
+---@return boolean
+function banger_agent_client:list(path) end
+
+--- Removes a guest file, link or directory (protocol 1.3) without following
+--- links: a link removes the link, a directory must be empty unless
+--- `recursive`, and a recursive remove opens each directory with
+--- `O_NOFOLLOW` relative to its parent, so it never crosses into a linked
+--- one. `/` is refused. Errors: `ENOENT`, `ENOTEMPTY`, `EPERM` (`/`),
+--- `EINVAL`, `ENOTSUP` (an older agent).
+---@param path string
+---@param recursive? boolean
+---@return true
+function banger_agent_client:remove(path, recursive) end
 
 --- Closes the connection; a `<close>` variable does it too. Safe twice.
 ---@return true
@@ -273,43 +307,6 @@ function banger_fs_lock:close() end
 ---@return true
 function banger_fs_lock:remove() end
 
----@class banger.httpd.server
-local banger_httpd_server = {}
-
---- The TCP port bound, 0 without TCP.
----@return integer
-function banger_httpd_server:port() end
-
---- Serves until `stop()` or SIGINT/SIGTERM (then `nil, "interrupted",
---- "ECANCELED"`, after every worker was sent SIGTERM and every connection
---- closed). `router(request)` gets `{ id, method, target, headers (lower-case
---- names), content_length?, transport = "unix"|"tcp", peer_uid? }` and returns
---- an answer `{ status, body, content_type? }` or a worker `{ argv, head (one
---- line for its stdin), max_body, group, deadline_ms? }`. A router that raises
---- ends `run` with its error.
----@param router function
----@return true
-function banger_httpd_server:run(router) end
-
---- Sends `signal` ("TERM" by default, "KILL", "INT", "HUP", or "0" to ask)
---- to worker `id`'s process group; false when no such worker runs.
----@param id integer
----@param signal? string
----@return boolean
-function banger_httpd_server:signal(id, signal) end
-
---- How many workers of `group` run now (the exec limit per sandbox).
----@param group string
----@return integer
-function banger_httpd_server:active(group) end
-
---- Makes `run` return (safe from any thread).
----@return true
-function banger_httpd_server:stop() end
-
---- Closes the listeners, removes the socket file; safe to call twice.
-function banger_httpd_server:close() end
-
 ---@class banger.kernel.staging
 local banger_kernel_staging = {}
 
@@ -431,9 +428,11 @@ local banger_ssh_client = {}
 
 --- Runs a shell command; output is collected unless streamed to callbacks.
 --- Errors: `ESSH`, `ECANCELED`, and whatever a callback raised.
+--- `timeout_ms` kills the command's process group (SIGKILL, through a
+--- second channel) once it has run that long; `timed_out` then says so.
 ---@param command string
----@param opts? { stdin?: string, on_stdout?: function, on_stderr?: function }
----@return { code: integer, signal?: string, stdout?: string, stderr?: string, interrupted?: boolean }
+---@param opts? { stdin?: string, on_stdout?: function, on_stderr?: function, timeout_ms?: integer }
+---@return { code: integer, signal?: string, stdout?: string, stderr?: string, interrupted?: boolean, timed_out?: boolean }
 function banger_ssh_client:exec(command, opts) end
 
 --- Writes a file on the remote side (mode `0600` by default). Errors: `ESSH`.

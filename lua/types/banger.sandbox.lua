@@ -131,8 +131,11 @@ function M.exec(name, req) end
 --- A file of the sandbox (the agent's `get`), at most `opts.max_bytes`
 --- (default `default_max_file_bytes`): a bigger file is refused before a
 --- byte moves (`EFBIG`; a file growing meanwhile is cut off with `EFBIG`
---- too). With `on_data` the file streams to it chunk by chunk and nil is
---- returned. Errors: `ENOENT`, `EISDIR`, `EFBIG`, `EINVAL`, `EBUSY`, `ESRCH`.
+--- too: the agent is asked for at most one byte more than the limit, so
+--- even a link to a device ends). A fifo, device or socket is refused
+--- (`EINVAL`: a fifo would block the agent). With `on_data` the file streams
+--- to it chunk by chunk and nil is returned. Errors: `ENOENT`, `EISDIR`,
+--- `EFBIG`, `EINVAL`, `EBUSY`, `ESRCH`.
 ---@param name string
 ---@param path string
 ---@param opts? { max_bytes?: integer, on_data?: fun(chunk: string) }

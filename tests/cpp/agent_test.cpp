@@ -551,3 +551,31 @@ TEST_CASE("a streamed put whose source fails leaves the target as it was", "[age
   auto listing = c->list(t.path());
   for (const auto& e : listing.entries) CHECK(e.name.find(".banger-tmp-") == std::string::npos);
 }
+
+TEST_CASE("get with a limit ends even on an endless file, and a failing sink leaves the session usable",
+          "[agent]") {
+  test::TempDir t;
+  RunningAgent agent(t);
+  auto c = guest::AgentClient::wait_ready(agent.endpoint(), 10s);
+  size_t got = 0;
+  c->get("/dev/zero", [&](std::string_view s) { got += s.size(); }, 300001);
+  CHECK(got == 300001);
+
+  const std::string path = t / "big";
+  write_file(path, std::string(1 << 20, 'b'));
+  int calls = 0;
+  try {
+    c->get(path, [&](std::string_view) {
+      if (++calls == 2) throw Error("EFBIG", "too much");
+    });
+    FAIL("expected the sink's error");
+  } catch (const Error& e) {
+    CHECK(e.code() == "EFBIG");
+  }
+  CHECK(calls == 2);  // not called again after it failed
+  // the rest of that answer was read: the next request gets its own answer
+  write_file(t / "small", "after");
+  CHECK(c->get(t / "small") == "after");
+  auto r = c->exec({{"echo", "still serving"}, {}, {}, {}}, nullptr, nullptr);
+  CHECK(r.code == 0);
+}

@@ -116,6 +116,7 @@ local r = {
   big_limit = code(sandbox.read_file, "sb", "/root/big.bin", { max_bytes = 1000 }),
   dir_read = code(sandbox.read_file, "sb", "/root/d"),
   missing = code(sandbox.read_file, "sb", "/root/nope"),
+  device = code(sandbox.read_file, "sb", "/dev/zero"),
   nonempty = code(sandbox.remove_file, "sb", "/root/d"),
   mode = sandbox.list_files("sb", "/root/big.bin")[1].mode,
 }
@@ -135,6 +136,7 @@ print(banger.json.encode(r))
     t.eq(fl.big_limit, "EFBIG")
     t.eq(fl.dir_read, "EISDIR")
     t.eq(fl.missing, "ENOENT")
+    t.eq(fl.device, "EINVAL", "a device is not read (it may never end)")
     t.eq(fl.nonempty, "ENOTEMPTY")
     t.eq(fl.mode, 384)
     t.eq(fl.kept, "k\n", "a recursive remove does not cross the link into /root/keep")

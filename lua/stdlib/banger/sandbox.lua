@@ -401,11 +401,16 @@ function M.read_file(name, path, opts)
       local e, _, is_dir = c:list(path)
       if is_dir then
         errors.raise("EISDIR", path .. " is a directory")
+      elseif e[1].type == "other" then
+        -- a fifo would block the agent until a writer came; a device may not end
+        errors.raise("EINVAL", path .. " is not a regular file")
       elseif e[1].type == "file" and e[1].size > max then
         errors.raise("EFBIG", string.format("%s is %d bytes, over the limit of %d", path, e[1].size, max))
       end
     end
     local parts, total = {}, 0
+    -- the agent sends at most one byte more than allowed: a device such as
+    -- /dev/zero ends too
     c:get(path, function(chunk)
       total = total + #chunk
       if total > max then
@@ -416,7 +421,7 @@ function M.read_file(name, path, opts)
       else
         parts[#parts + 1] = chunk
       end
-    end)
+    end, max + 1)
     if opts.on_data then
       return nil
     end
