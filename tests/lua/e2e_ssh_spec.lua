@@ -31,6 +31,54 @@ describe("ssh into a real guest", function()
     t.eq(s.code, 0, s.stderr)
     t.eq(s.stdout, "via system ssh\n")
 
+    -- banger.sandbox's exec goes over SSH on this VM: the guest's sshd is
+    -- learned once through the agent, then an exec needs no agent lock
+    t.write(home .. "/sbx.lua", [[
+local sandbox = require("banger.sandbox")
+local r = { first = sandbox.exec("sshvm", { argv = { "sh", "-c", "echo out; echo err >&2; exit 4" }, stdin = "" }) }
+local t0 = banger.sys.monotonic_ms()
+r.timeout = sandbox.exec("sshvm", { argv = { "sh", "-c", "echo before; exec sleep 600" }, timeout_ms = 2000 })
+r.took = banger.sys.monotonic_ms() - t0
+r.left = sandbox.exec("sshvm", { argv = { "sh", "-c", "pidof sleep || echo none" } }).stdout
+r.dir = banger.vms.dir(banger.vms.require("sshvm"))
+print(banger.json.encode(r))
+]])
+    local sx = banger_in_ns({ "run", home .. "/sbx.lua" }, 120000)
+    t.eq(sx.code, 0, sx.stderr)
+    local sr = banger.json.decode(sx.stdout)
+    t.eq(sr.first.code, 4)
+    t.eq(sr.first.stdout, "out\n")
+    t.eq(sr.first.stderr, "err\n")
+    t.eq(sr.timeout.timed_out, true)
+    t.eq(sr.timeout.signal, 9)
+    t.eq(sr.timeout.code, 137)
+    t.eq(sr.timeout.stdout, "before\n")
+    t.truthy(sr.took >= 2000 and sr.took < 60000, sr.took)
+    t.eq(sr.left, "none\n", "the timed-out command is gone from the guest")
+    local ready = home .. "/lock-held"
+    t.write(home .. "/hold.lua", string.format([[
+local l = banger.fs.lock(%q)
+local f = assert(io.open(%q, "w"))
+f:close()
+banger.sys.sleep_ms(600000)
+]], sr.dir .. "/agent.lock", ready))
+    local holder = t.spawn({ t.bin(), "run", home .. "/hold.lua", env = t.env(home), cwd = home, stdout = "null",
+      stderr = "null" })
+    t.wait_for(function() return banger.fs.exists(ready) end, 60000, "the agent lock holder")
+    t.write(home .. "/sbx2.lua", [[
+local sandbox = require("banger.sandbox")
+sandbox.agent_wait_ms = 200
+local ok, e = pcall(sandbox.list_files, "sshvm", "/")
+print(banger.json.encode({ busy = not ok and e.code, exec = sandbox.exec("sshvm", { argv = { "echo", "over ssh" } }) }))
+]])
+    local sx2 = banger_in_ns({ "run", home .. "/sbx2.lua" }, 120000)
+    holder:kill(9)
+    holder:wait()
+    t.eq(sx2.code, 0, sx2.stderr)
+    local sr2 = banger.json.decode(sx2.stdout)
+    t.eq(sr2.busy, "EBUSY", "the agent is held by the other process")
+    t.eq(sr2.exec.stdout, "over ssh\n", "while exec over SSH needs no agent")
+
     -- re-key the guest: new host keys on the next connection
     local rekey = banger_in_ns({ "vm", "exec", "sshvm", "--", "sh", "-c",
       "rm -f /etc/dropbear/*_host_key && kill $(pidof dropbear)" }, 60000)

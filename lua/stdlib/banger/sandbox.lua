@@ -198,17 +198,27 @@ function M.with_agent(row, fn, opts)
   return r
 end
 
--- Whether the sandbox runs an SSH server banger can use: asked through
--- the agent once per process.
+-- Whether the sandbox runs an SSH server banger can use: asked through the
+-- agent once per boot and remembered in the VM's runtime directory (gone
+-- with the VM's run), so an exec of another process need not wait for the
+-- agent lock to learn it.
 local has_sshd = {}
 local function sshd(row)
-  if has_sshd[row.id] == nil then
-    has_sshd[row.id] = M.with_agent(row, function(c)
-      local r = c:exec({ "sh", "-c", "test -x /usr/sbin/sshd || test -x /usr/sbin/dropbear" })
-      return r.code == 0
-    end)
+  local key = row.id .. "@" .. tostring(row.started_at)
+  if has_sshd[key] == nil then
+    local path = vms.runtime_dir(row) .. "/sandbox-sshd"
+    local known = fs.read(path)
+    if known == "yes" or known == "no" then
+      has_sshd[key] = known == "yes"
+    else
+      has_sshd[key] = M.with_agent(row, function(c)
+        local r = c:exec({ "sh", "-c", "test -x /usr/sbin/sshd || test -x /usr/sbin/dropbear" })
+        return r.code == 0
+      end)
+      fs.write_atomic(path, has_sshd[key] and "yes" or "no", 384)
+    end
   end
-  return has_sshd[row.id]
+  return has_sshd[key]
 end
 
 -- create / delete -----------------------------------------------------------
@@ -290,7 +300,6 @@ end
 function M.delete(name_or_id)
   local row = row_of(name_or_id)
   require("banger.vm").delete(row.name, true)
-  has_sshd[row.id] = nil
   return true
 end
 
