@@ -72,6 +72,8 @@ describe("banger serve on a real sandbox", function()
     t.eq({ last.exit_code, last.timed_out }, { 0, false })
     -- the second request was answered while the stream still ran
     t.eq(rep.health.status, 200)
+    print(string.format("# exec stream: first output %.2f s, health answered %.2f s, stream ended %.2f s",
+      rep.first_output_at, rep.health.at, rep.stream_end_at))
     t.truthy(rep.stream_end_at - rep.first_output_at >= 2.0, "the command printed for about 3 s")
     t.truthy(rep.health.at < rep.stream_end_at - 1.0,
       string.format("health answered at %.2f s, stream ended at %.2f s", rep.health.at, rep.stream_end_at))
