@@ -118,6 +118,7 @@ struct Job {
   uv_timer_t deadline{};
   int open_handles = 0;
   bool exited = false;
+  bool failed = false;  // exited non-zero or by a signal
   bool out_eof = false;
   bool in_closed = false;
   bool input_done = false;  // the whole request body was queued to stdin
@@ -631,8 +632,9 @@ struct Server::Impl {
     }
   }
 
-  void on_exit(Job* j, int64_t, int) {
+  void on_exit(Job* j, int64_t status, int sig) {
     j->exited = true;
+    j->failed = status != 0 || sig != 0;
     uv_timer_stop(&j->deadline);
     jobs.erase(j->id);
     if (--groups[j->group] == 0) groups.erase(j->group);
@@ -648,16 +650,22 @@ struct Server::Impl {
     maybe_done(j);
   }
 
-  // The response ends once the worker's stdout is at EOF (after it exited
-  // or closed its stdout).
+  // The response ends once the worker exited and its stdout is at EOF. A
+  // worker that failed after its head (a download cut short) gets no final
+  // chunk: the connection is closed, so the client sees an incomplete
+  // response instead of a complete, truncated one.
   void maybe_done(Job* j) {
-    if (!j->out_eof) return;
+    if (!j->out_eof || !j->exited) return;
     Conn* c = j->conn;
     if (!c) return;
     j->conn = nullptr;
     c->job = nullptr;
     if (!j->head_seen) {
       reply_error(c, 500, "EPROTO", "the worker ended without a response");
+      return;
+    }
+    if (j->failed) {
+      close_conn(c);
       return;
     }
     send(c, "0\r\n\r\n");

@@ -353,7 +353,9 @@ local function new_response(out)
       errors.raise("EINVAL", "the response head was already sent")
     end
     res.sent = true
-    out:write(json.encode({ status = status, headers = headers or { ["Content-Type"] = "application/json" } }), "\n")
+    headers = headers or { ["Content-Type"] = "application/json" }
+    res.content_type = headers["Content-Type"]
+    out:write(json.encode({ status = status, headers = headers }), "\n")
     out:flush()
   end
   function res.write(data)
@@ -413,7 +415,8 @@ end
 
 --- The worker: reads the head line, runs the handler, writes the response.
 -- An error before the response head becomes a JSON error with its status;
--- after it (a stream), one last line {"error": {...}}.
+-- after it, in a JSON-lines stream, one last line {"error": {...}}.
+-- Returns whether the response is complete (the worker's exit status).
 function M.run_worker(input, out)
   input, out = input or io.stdin, out or io.stdout
   local line = input:read("l")
@@ -439,8 +442,13 @@ function M.run_worker(input, out)
   local message = errors.message(err)
   if not res.sent then
     res.json(M.status_of(code), { error = { code = code, message = message } })
-  elseif (res.headers_type or "json") == "json" then
-    pcall(res.line, { error = { code = code, message = message } })
+    return true
+  end
+  -- A stream of JSON lines ends with the error as its last line; a raw
+  -- body (a download) cannot say so: the worker fails, and the server
+  -- leaves the response incomplete.
+  if res.content_type == "application/x-ndjson" then
+    return (pcall(res.line, { error = { code = code, message = message } }))
   end
   return false
 end
