@@ -11,6 +11,7 @@ packages=(
   libssh2-1-dev libzstd-dev nlohmann-json3-dev libext2fs-dev
   libisal-dev libdeflate-dev liblz4-dev liblzma-dev libbz2-dev zlib1g-dev libssl-dev
   libnl-route-3-dev libnftables-dev libacl1-dev
+  libuv1-dev libhttp-parser-dev  # banger serve: event loop and HTTP/1.1 parser
   # runtime: hypervisor, guest pieces, host networking
   qemu-system-x86 qemu-utils busybox-static e2fsprogs iproute2 nftables iptables
   openssh-client git ca-certificates mmdebstrap

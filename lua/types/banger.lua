@@ -4,6 +4,7 @@
 
 ---@class banger
 ---@field agent banger.native.agent
+---@field api banger.api
 ---@field archive banger.native.archive
 ---@field census banger.census
 ---@field cli banger.cli
@@ -24,6 +25,7 @@
 ---@field guest_sshd banger.guest_sshd
 ---@field host_objects banger.host_objects
 ---@field http banger.native.http
+---@field httpd banger.native.httpd
 ---@field image_push banger.image_push
 ---@field images banger.images
 ---@field json banger.native.json
@@ -333,6 +335,43 @@ function banger_fs_lock:close() end
 --- lock for something that no longer exists leaves no file behind.
 ---@return true
 function banger_fs_lock:remove() end
+
+---@class banger.httpd.server
+local banger_httpd_server = {}
+
+--- The TCP port bound, 0 without TCP.
+---@return integer
+function banger_httpd_server:port() end
+
+--- Serves until `stop()` or SIGINT/SIGTERM (then `nil, "interrupted",
+--- "ECANCELED"`, after every worker was sent SIGTERM and every connection
+--- closed). `router(request)` gets `{ id, method, target, headers (lower-case
+--- names), content_length?, transport = "unix"|"tcp", peer_uid? }` and returns
+--- an answer `{ status, body, content_type? }` or a worker `{ argv, head (one
+--- line for its stdin), max_body, group, deadline_ms? }`. A router that raises
+--- ends `run` with its error.
+---@param router function
+---@return true
+function banger_httpd_server:run(router) end
+
+--- Sends `signal` ("TERM" by default, "KILL", "INT", "HUP", or "0" to ask)
+--- to worker `id`'s process group; false when no such worker runs.
+---@param id integer
+---@param signal? string
+---@return boolean
+function banger_httpd_server:signal(id, signal) end
+
+--- How many workers of `group` run now (the exec limit per sandbox).
+---@param group string
+---@return integer
+function banger_httpd_server:active(group) end
+
+--- Makes `run` return (safe from any thread).
+---@return true
+function banger_httpd_server:stop() end
+
+--- Closes the listeners, removes the socket file; safe to call twice.
+function banger_httpd_server:close() end
 
 ---@class banger.kernel.staging
 local banger_kernel_staging = {}

@@ -223,6 +223,18 @@ M.schema = {
         doc = "PEM file of the Ed25519 key a self-hosted channel signs with (default: the key built into banger)" },
     },
   },
+  api = {
+    kind = "table",
+    fields = {
+      max_body = { kind = "size", default = "1MiB", rule = positive_size(1), doc = "largest JSON request body `banger serve` accepts (413 beyond)" },
+      max_file_bytes = { kind = "size", default = "1GiB", rule = positive_size(1),
+        doc = "largest file upload or workspace tar `banger serve` accepts (413 beyond)" },
+      max_execs_per_sandbox = { kind = "integer", default = 8, min = 1, max = 1024,
+        doc = "execs one sandbox runs at once through the API (429 beyond)" },
+      max_sandboxes_per_caller = { kind = "integer", default = 16, min = 1, max = 4096,
+        doc = "sandboxes one API caller may own (429 beyond)" },
+    },
+  },
   log = {
     kind = "table",
     fields = {
