@@ -37,8 +37,8 @@ end
 
 -- A running `banger serve` in a fresh home; stop() ends it and checks it
 -- exits as a SIGTERM asks (143) and removes its socket.
-local function start_server(extra_args, config, sock)
-  local home = t.tmpdir()
+local function start_server(extra_args, config, sock, home)
+  home = home or t.tmpdir()
   local env = t.env(home)
   if config then
     t.write(home .. "/.config/banger/config.lua", config)
@@ -75,6 +75,11 @@ local function curl(args, input)
   return { status = tonumber(status), body = body, code = r.code, stderr = r.stderr }
 end
 
+local function sh(script, arg)
+  local r = proc.run({ "sh", "-c", script, "sh", arg })
+  t.eq(r.code, 0, script .. ": " .. r.stderr)
+end
+
 local function error_code(body)
   local v = banger.json.decode(body)
   return v and v.error and v.error.code
@@ -104,6 +109,27 @@ describe("banger serve: routes and guards", function()
     t.eq(select(2, api.match("GET", "/v1/nothing")), 404)
     t.eq(select(2, api.match("PATCH", "/v1/sandboxes/x")), 405)
     t.eq(api.parse_query("path=%2Froot%2Fa%20b&x=1"), { path = "/root/a b", x = "1" })
+  end)
+
+  it("a handler in ~/.config/banger/api replaces the bundled one, unless others can write its path", function()
+    local home = t.tmpdir()
+    local dir = home .. "/.config/banger/api/sandboxes"
+    sh("mkdir -p \"$1\" && chmod 0755 \"$1\"", dir)
+    t.write(dir .. "/list.lua", 'return function(_, res) res.json(200, { mine = true }) end\n')
+    local s = start_server(nil, nil, nil, home)
+    local sock = s.sock
+    local function listing()
+      local r = curl({ "--unix-socket", sock, "http://x/v1/sandboxes" })
+      t.eq(r.status, 200, r.body)
+      return banger.json.decode(r.body)
+    end
+    t.eq(listing(), { mine = true })
+    -- a group-writable directory on the way: another user could have put it there
+    sh("chmod 0775 \"$1\"", dir)
+    t.eq(listing().mine, nil, "the bundled handler answers")
+    sh("chmod 0755 \"$1\" && chmod 0666 \"$1/list.lua\"", dir)
+    t.eq(listing().mine, nil, "a world-writable handler file is refused too")
+    s.stop()
   end)
 
   it("the Unix socket is 0600 from birth in a 0700 dir, and answers its owner", function()

@@ -45,8 +45,9 @@ M.routes = {
 
 --- Maps banger's error codes to HTTP statuses.
 M.status_of_code = {
-  ENOENT = 404, EINVAL = 400, EUSAGE = 400, EBUSY = 409, EEXIST = 409, EFBIG = 413, ETIMEDOUT = 504,
-  ENOTSUP = 501, EACCES = 403, EPERM = 403, ELIMIT = 429,
+  ENOENT = 404, EINVAL = 400, EUSAGE = 400, EISDIR = 400, ENOTDIR = 400, EBUSY = 409, EEXIST = 409,
+  ESRCH = 409, ENOTEMPTY = 409, EFBIG = 413, ETIMEDOUT = 504, ENOTSUP = 501, EACCES = 403, EPERM = 403,
+  ELIMIT = 429,
 }
 
 function M.status_of(code)
@@ -302,7 +303,7 @@ function M.handler_path(name)
   local st = fs.stat(user)
   if st and st.type == "file" then
     local top = cfg:match("^(.*)/[^/]+$") or cfg
-    local why = require("banger.trust").unsafe_path(top, cfg .. "/api")
+    local why = require("banger.trust").unsafe_path(top, user)
     if not why then
       return user
     end
