@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "engine/core/atomic_file.hpp"
+#include "engine/core/base64.hpp"
 #include "engine/core/error.hpp"
 #include "engine/core/file_lock.hpp"
 #include "engine/core/paths.hpp"
@@ -17,23 +18,13 @@
 namespace banger::ssh {
 namespace {
 
-std::string base64(const std::string& raw) {
-  std::string out(4 * ((raw.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(raw.data()), static_cast<int>(raw.size()));
-  out.resize(static_cast<size_t>(n));
-  return out;
-}
-
+// A pinned key that is no valid base64 matches nothing.
 std::string unbase64(const std::string& b64) {
-  std::string out(3 * (b64.size() / 4) + 3, '\0');
-  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(b64.data()), static_cast<int>(b64.size()));
-  if (n < 0) return {};
-  size_t pad = 0;
-  for (size_t i = b64.size(); i > 0 && b64[i - 1] == '='; --i) ++pad;
-  out.resize(static_cast<size_t>(n) - std::min(pad, static_cast<size_t>(n)));
-  return out;
+  try {
+    return base64_decode(b64);
+  } catch (const Error&) {
+    return {};
+  }
 }
 
 std::string sha256_raw(const std::string& data) {
@@ -124,7 +115,7 @@ bool names(const Line& l, const std::vector<std::string>& hosts) {
 }  // namespace
 
 std::string fingerprint(const HostKey& key) {
-  std::string b = base64(sha256_raw(key.blob));
+  std::string b = base64_encode(sha256_raw(key.blob));
   while (!b.empty() && b.back() == '=') b.pop_back();
   return "SHA256:" + b;
 }
@@ -138,7 +129,7 @@ Verdict check_and_pin(const std::string& path, const std::vector<std::string>& h
   paths::ensure_private_dir(dir_of(path));
   FileLock lock(path + ".lock", true, std::chrono::seconds(30));
   auto lines = load(path);
-  const std::string b64 = base64(key.blob);
+  const std::string b64 = base64_encode(key.blob);
   bool matched = false;
   for (const auto& l : lines) {
     if (!l.parsed || l.type != key.type || !names(l, hosts)) continue;

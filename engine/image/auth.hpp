@@ -32,8 +32,4 @@ struct Credentials {
 // malformed one: banger::Error("EINVAL").
 std::optional<Credentials> docker_credentials(const std::string& registry, const std::string& config_dir = {});
 
-std::string base64_encode(std::string_view data);
-// Throws banger::Error("EINVAL") on malformed input.
-std::string base64_decode(std::string_view text);
-
 }  // namespace banger::image

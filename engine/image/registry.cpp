@@ -9,6 +9,7 @@
 #include "engine/core/curl_handles.hpp"
 #include "engine/core/error.hpp"
 #include "engine/core/sha256.hpp"
+#include "engine/core/base64.hpp"
 #include "engine/image/auth.hpp"
 
 namespace banger::image {

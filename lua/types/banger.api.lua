@@ -37,11 +37,6 @@ function M.status_of(code) end
 ---@return table
 function M.output_field(stream, chunk) end
 
---- Standard padded base64 (RFC 4648).
----@param s string
----@return string
-function M.base64(s) end
-
 --- Where the TCP bearer token is kept: `<config dir>/api-token` (0600).
 ---@return string
 function M.token_path() end

@@ -20,4 +20,15 @@ function M.verify_ed25519(public_key_pem, message, signature) end
 ---@type string
 M.release_pubkey = nil
 
+--- Standard padded base64 (RFC 4648) of any bytes.
+---@param bytes string
+---@return string
+function M.base64_encode(bytes) end
+
+--- The bytes of padded base64 text; whitespace is ignored. Error: `EINVAL`
+--- (not base64).
+---@param text string
+---@return string
+function M.base64_decode(text) end
+
 return M

@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "engine/core/error.hpp"
+#include "engine/core/base64.hpp"
 #include "engine/image/auth.hpp"
 #include "engine/image/reference.hpp"
 #include "engine/image/registry.hpp"

@@ -18,6 +18,7 @@
 #include "engine/core/sha256.hpp"
 #include "engine/ext4/filesystem.hpp"
 #include "engine/ext4/populate.hpp"
+#include "engine/core/base64.hpp"
 #include "engine/image/auth.hpp"
 #include "engine/image/cache.hpp"
 #include "engine/image/registry.hpp"

@@ -98,6 +98,8 @@ describe("banger mcp with the official TypeScript SDK client", function()
     t.eq(f.files.entry_type, "file")
     t.eq(f.files.entry_size, f.files.bytes)
     t.eq(f.files.entry_mode & 511, 384)
+    t.eq(f.binary.bytes, 4096)
+    t.eq(f.binary.same, true, "sha256sum in the guest: " .. tostring(f.binary.stdout) .. ", want " .. f.binary.want)
 
     t.eq(f.truncation.exit_code, 3)
     t.eq(f.truncation.has_marker, true)

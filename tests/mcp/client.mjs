@@ -12,6 +12,7 @@ import { pathToFileURL } from 'node:url';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { appendFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 
 const sdk = join(process.env.MCP_SDK_DIR, 'node_modules/@modelcontextprotocol/sdk/dist/esm');
 const { Client } = await import(pathToFileURL(join(sdk, 'client/index.js')).href);
@@ -113,6 +114,15 @@ if (scenario === 'session') {
   const entry = ls.structuredContent.entries.find(e => e.name === 'note.txt');
   report('files', { bytes: w.structuredContent.bytes, same: text(r) === content, read: text(r),
     entry_type: entry && entry.type, entry_size: entry && entry.size, entry_mode: entry && entry.mode });
+
+  // binary content as base64: every byte value, checked by the guest's sha256sum
+  const bytes = Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7) % 256));
+  const bw = await call(client, 'write_file', { sandbox: 'm1', path: '/root/bin.dat',
+    content: bytes.toString('base64'), encoding: 'base64' });
+  const sum = await call(client, 'exec', { sandbox: 'm1', argv: ['sha256sum', '/root/bin.dat'] });
+  const want = createHash('sha256').update(bytes).digest('hex');
+  report('binary', { bytes: bw.structuredContent.bytes, same: sum.structuredContent.stdout.startsWith(want),
+    stdout: sum.structuredContent.stdout, want });
 
   // 200000 bytes of output against mcp.max_output (set by the spec)
   const big = await call(client, 'exec', { sandbox: 'm1', argv: ['sh', '-c', 'i=0; while [ $i -lt 2000 ]; do printf "%099d\\n" $i; i=$((i+1)); done; echo done >&2; exit 3'] });

@@ -312,8 +312,6 @@ function M.handler_path(name)
   return sys.lua_dir() .. "/api/" .. name .. ".lua"
 end
 
-local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-
 --- Raises ELIMIT (429) when the caller owns api.max_sandboxes_per_caller
 -- sandboxes, counting the creates it has in flight.
 function M.check_sandbox_limit(req)
@@ -324,26 +322,13 @@ function M.check_sandbox_limit(req)
   end
 end
 
---- Standard base64 (RFC 4648, padded).
-function M.base64(s)
-  local out = {}
-  for i = 1, #s, 3 do
-    local a, b, c = s:byte(i, i + 2)
-    local n = a * 65536 + (b or 0) * 256 + (c or 0)
-    local idx = { (n >> 18) & 63, (n >> 12) & 63, (n >> 6) & 63, n & 63 }
-    out[#out + 1] = B64:sub(idx[1] + 1, idx[1] + 1) .. B64:sub(idx[2] + 1, idx[2] + 1)
-      .. (b and B64:sub(idx[3] + 1, idx[3] + 1) or "=") .. (c and B64:sub(idx[4] + 1, idx[4] + 1) or "=")
-  end
-  return table.concat(out)
-end
-
 --- An output chunk as a JSON field: text when it is valid UTF-8, else
 -- base64 under `<stream>_b64` (a chunk may end inside a character).
 function M.output_field(stream, chunk)
   if utf8.len(chunk) then
     return { [stream] = chunk }
   end
-  return { [stream .. "_b64"] = M.base64(chunk) }
+  return { [stream .. "_b64"] = require("banger.native.crypto").base64_encode(chunk) }
 end
 
 -- The response a handler writes: a head once, then body bytes.
