@@ -11,6 +11,7 @@
 ---@field complete banger.complete
 ---@field config banger.config
 ---@field crypto banger.native.crypto
+---@field daemon banger.daemon
 ---@field datafile banger.datafile
 ---@field debian_image banger.debian_image
 ---@field dns banger.dns

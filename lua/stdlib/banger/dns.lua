@@ -56,37 +56,22 @@ function M.serve(opts)
   if opts.on_ready then
     opts.on_ready(server:port())
   end
-  local sys = require("banger.native.sys")
-  local idle_s = opts.idle_s or M.idle_exit_s
-  local last_busy = sys.monotonic_ms()
-  local db_path = state.db_path()
-  while true do
+  require("banger.daemon").serve_until_idle(function()
     local ok, err = pcall(server.serve_once, server, 1000, M.lookup)
     -- SIGTERM/SIGINT: serve_once wakes at once; the pcall must not keep us.
     errors.check_interrupted()
     if not ok then
       log.warn("dns", "lookup failed: " .. errors.message(err))
     end
-    if not fs.exists(db_path) then
-      break
-    end
-    if running_count() > 0 then
-      last_busy = sys.monotonic_ms()
-    elseif sys.monotonic_ms() - last_busy > idle_s * 1000 then
-      break
-    end
-  end
+  end, function()
+    return running_count() > 0
+  end, opts.idle_s or M.idle_exit_s)
   return true
 end
 
 --- Whether a responder of ours is running now.
 function M.running()
-  local l = fs.lock(M.lock_path(), { timeout_ms = 0, shared = true })
-  if l then
-    l:close()
-    return false
-  end
-  return true
+  return require("banger.daemon").running(M.lock_path())
 end
 
 --- Starts the responder in the background unless one runs. Never fails the

@@ -141,12 +141,8 @@ function M.serve(opts)
   if opts.on_ready then
     opts.on_ready(listener:port())
   end
-  local sys = require("banger.native.sys")
-  local idle_s = opts.idle_s or M.idle_exit_s
-  local last_busy = sys.monotonic_ms()
-  local db_path = state.db_path()
   local ctx = { vm = M.vm_at, upstreams = require("banger.net").nameservers(), allow = M.allow }
-  while true do
+  require("banger.daemon").serve_until_idle(function()
     local ok, packet, ip, peer_port = pcall(listener.receive, listener, 1000)
     errors.check_interrupted()
     if ok and packet then
@@ -159,26 +155,13 @@ function M.serve(opts)
         listener:send(reply, ip, peer_port)
       end
     end
-    if not fs.exists(db_path) then
-      break
-    end
-    if busy() then
-      last_busy = sys.monotonic_ms()
-    elseif sys.monotonic_ms() - last_busy > idle_s * 1000 then
-      break
-    end
-  end
+  end, busy, opts.idle_s or M.idle_exit_s)
   return true
 end
 
 --- Whether a resolver of ours is running now.
 function M.running()
-  local l = fs.lock(M.lock_path(), { timeout_ms = 0, shared = true })
-  if l then
-    l:close()
-    return false
-  end
-  return true
+  return require("banger.daemon").running(M.lock_path())
 end
 
 --- Starts the resolver in the background unless one runs, and waits until

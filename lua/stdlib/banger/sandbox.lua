@@ -113,18 +113,6 @@ end
 
 -- records ---------------------------------------------------------------------
 
-local function string_list(v)
-  if type(v) == "string" then
-    local ok, t = pcall(json.decode, v)
-    v = ok and t or nil
-  end
-  local out = {}
-  for _, s in ipairs(type(v) == "table" and v or {}) do
-    out[#out + 1] = s
-  end
-  return json.array(out) -- [] in JSON when empty, not {}
-end
-
 --- A VM row as the API shows a sandbox (JSON-ready).
 function M.record(row)
   return {
@@ -137,7 +125,7 @@ function M.record(row)
     memory_bytes = row.memory_mib * 1024 * 1024,
     ip = row.ip,
     nat = row.nat == 1 or row.nat == true,
-    allow_hosts = string_list(row.allow_hosts),
+    allow_hosts = require("banger.egress").patterns(row), -- [] in JSON when empty
     owner = row.owner,
     created_at = row.created_at,
   }
