@@ -17,37 +17,6 @@ std::uint32_t u32(std::string_view p, std::size_t at) {
   return (static_cast<std::uint32_t>(u16(p, at)) << 16) | u16(p, at + 2);
 }
 
-// As dns_message.cpp's reader, for records: follows compression pointers
-// strictly backwards, bounds every label and the whole name.
-std::optional<std::size_t> read_name(std::string_view p, std::size_t at, std::string& name) {
-  std::size_t pos = at;
-  std::optional<std::size_t> end;
-  std::size_t total = 0;
-  for (int hops = 0; hops < 128; ++hops) {
-    if (pos >= p.size()) return std::nullopt;
-    auto len = static_cast<unsigned char>(p[pos]);
-    if (len == 0) return end ? end : pos + 1;
-    if ((len & 0xc0) == 0xc0) {
-      if (pos + 1 >= p.size()) return std::nullopt;
-      std::size_t target = u16(p, pos) & 0x3fff;
-      if (target >= pos) return std::nullopt;
-      if (!end) end = pos + 2;
-      pos = target;
-      continue;
-    }
-    if ((len & 0xc0) != 0 || pos + 1 + len > p.size()) return std::nullopt;
-    total += len + 1;
-    if (total > 255) return std::nullopt;
-    if (!name.empty()) name.push_back('.');
-    for (std::size_t i = 0; i < len; ++i) {
-      char c = p[pos + 1 + i];
-      name.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c);
-    }
-    pos += 1 + len;
-  }
-  return std::nullopt;
-}
-
 }  // namespace
 
 bool host_allowed(const std::vector<std::string>& patterns, std::string_view name) {

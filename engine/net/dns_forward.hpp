@@ -1,7 +1,8 @@
 #pragma once
-// The egress resolver's sockets: a UDP listener that reports who asked
-// (the guest's address decides which VM's allow-list applies), and the
-// forwarding of an allowed query to the upstream servers.
+// banger's DNS sockets: a UDP listener that reports who asked (the <vm>.vm
+// responder answers through it; for the egress resolver the guest's address
+// decides which VM's allow-list applies), and the forwarding of an allowed
+// query to the upstream servers.
 #include <chrono>
 #include <cstdint>
 #include <optional>

@@ -17,10 +17,25 @@ void put32(std::string& out, std::uint32_t v) {
   put16(out, static_cast<std::uint16_t>(v & 0xffff));
 }
 
-// Reads a (possibly compressed) name starting at `at`. Returns the offset
-// just past the name in the original position, or nullopt when malformed:
-// out of bounds, a label over 63 bytes, a name over 255, a pointer that
-// does not point strictly backwards (which also rules out loops).
+
+std::string header(const Query& q, Rcode rcode, bool authoritative, std::uint16_t qd, std::uint16_t an) {
+  std::string out;
+  put16(out, q.id);
+  std::uint16_t flags = 0x8000;                                 // QR
+  flags |= static_cast<std::uint16_t>((q.opcode & 0xf) << 11);  // opcode echoed
+  if (authoritative) flags |= 0x0400;                           // AA
+  if (q.recursion_desired) flags |= 0x0100;                     // RD echoed; RA stays 0
+  flags |= static_cast<std::uint16_t>(rcode);
+  put16(out, flags);
+  put16(out, qd);
+  put16(out, an);
+  put16(out, 0);
+  put16(out, 0);
+  return out;
+}
+
+}  // namespace
+
 std::optional<std::size_t> read_name(std::string_view p, std::size_t at, std::string& name) {
   std::size_t pos = at;
   std::optional<std::size_t> end;
@@ -55,24 +70,6 @@ std::optional<std::size_t> read_name(std::string_view p, std::size_t at, std::st
   }
   return std::nullopt;
 }
-
-std::string header(const Query& q, Rcode rcode, bool authoritative, std::uint16_t qd, std::uint16_t an) {
-  std::string out;
-  put16(out, q.id);
-  std::uint16_t flags = 0x8000;                                 // QR
-  flags |= static_cast<std::uint16_t>((q.opcode & 0xf) << 11);  // opcode echoed
-  if (authoritative) flags |= 0x0400;                           // AA
-  if (q.recursion_desired) flags |= 0x0100;                     // RD echoed; RA stays 0
-  flags |= static_cast<std::uint16_t>(rcode);
-  put16(out, flags);
-  put16(out, qd);
-  put16(out, an);
-  put16(out, 0);
-  put16(out, 0);
-  return out;
-}
-
-}  // namespace
 
 std::optional<Query> parse_query(std::string_view p) {
   if (p.size() < 12) return std::nullopt;

@@ -47,6 +47,14 @@ using Lookup = std::function<std::optional<std::uint32_t>(const std::string& vm)
 //   known name: A (or ANY) class IN -> the address, TTL `ttl`; other types -> NODATA
 std::string respond(std::string_view packet, const Lookup& lookup, std::uint32_t ttl = 5);
 
+// Reads a (possibly compressed) name of `packet` starting at `at` into
+// `name` (lower-case, dot-separated). Returns the offset just past the name
+// where it starts, or nullopt when malformed: out of bounds, a label over 63
+// bytes, a name over 255, a pointer that does not point strictly backwards
+// (which also rules out loops). Shared by the responder and the egress
+// resolver's answer parser.
+std::optional<std::size_t> read_name(std::string_view packet, std::size_t at, std::string& name);
+
 // SERVFAIL for `packet` (the lookup itself failed), or empty.
 std::string servfail(std::string_view packet);
 

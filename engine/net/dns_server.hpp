@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <string>
 
-#include "engine/core/unique_fd.hpp"
+#include "engine/net/dns_forward.hpp"
 #include "engine/net/dns_message.hpp"
 
 namespace banger::dns {
@@ -15,16 +15,15 @@ class Server {
  public:
   // Binds address:port (port 0 picks a free one). EADDRINUSE when another
   // responder already listens there.
-  Server(const std::string& address, std::uint16_t port);
-  std::uint16_t port() const { return port_; }
+  Server(const std::string& address, std::uint16_t port) : listener_(address, port) {}
+  std::uint16_t port() const { return listener_.port(); }
 
   // Waits up to `timeout` for a packet and answers it. Returns false on
   // timeout. A lookup that throws is answered SERVFAIL and rethrown.
   bool serve_once(std::chrono::milliseconds timeout, const Lookup& lookup);
 
  private:
-  UniqueFd fd_;
-  std::uint16_t port_ = 0;
+  UdpListener listener_;
 };
 
 }  // namespace banger::dns
