@@ -1,6 +1,7 @@
 -- The non-root path end to end: banger running as an ordinary uid, with no
 -- privilege of its own, boots a real guest with networking and NAT through
--- the root helper, and leaves nothing behind. The helper runs as root in a
+-- the root helper (and an egress allow-list, its resolver calling the
+-- helper as the owner), and leaves nothing behind. The helper runs as root in a
 -- namespace the test made; the owner's banger runs in it through setpriv.
 local e2e = assert(loadfile(t.source_dir() .. "/tests/lua/e2e.lua", "t", _ENV))()
 local netns = assert(loadfile(t.source_dir() .. "/tests/lua/netns.lua", "t", _ENV))()
@@ -8,8 +9,19 @@ local netns = assert(loadfile(t.source_dir() .. "/tests/lua/netns.lua", "t", _EN
 local OWNER = 65534
 
 describe("a non-root owner through the root helper", function()
-  local world, helper
+  local world, helper, spawned, vm_home
   after_each(function()
+    if vm_home and world then
+      -- a failed assertion must not leave the VM running
+      netns.run(world.host, { "setpriv", "--reuid=" .. OWNER, "--regid=" .. OWNER, "--clear-groups", t.bin(), "vm",
+        "delete", "-f", "egvm" }, { env = t.env(vm_home), cwd = vm_home, timeout_ms = 120000 })
+    end
+    vm_home = nil
+    for _, p in ipairs(spawned or {}) do
+      p:kill(9)
+      p:wait()
+    end
+    spawned = nil
     if helper then
       helper:kill(15)
       helper:wait(10000)
@@ -57,6 +69,100 @@ describe("a non-root owner through the root helper", function()
 
     t.not_contains(netns.run(world.host, { "ip", "-o", "link", "show" }).stdout, "bgtap")
     t.eq(netns.run(world.host, { "nft", "list", "table", "ip", "banger" }).code ~= 0, true, "NAT table removed")
+    t.eq(e2e.processes(home .. "/run/banger"), "")
+  end)
+
+  -- The egress allow-list's non-root path: the helper's ensure_egress at
+  -- start, and its egress_allow called by the resolver (`banger dns
+  -- egress`, the owner's, in the world's host namespace), which forwards to
+  -- a fake upstream in the outside namespace (tests/lua/fixtures/fake_dns.py
+  -- at 10.200.0.2, the config's nameserver). allowed.test is the world's
+  -- server (10.200.0.2), other.test a second one (10.200.0.3).
+  it("vm run --allow-host allowed.test: the owner's resolver opens that name only, through the helper", function()
+    local home = setup()
+    local h, out = world.host, world.outside
+    spawned = {}
+    netns.sh({ "ip", "-n", out, "addr", "add", "10.200.0.3/24", "dev", "eth0" })
+    local www = t.tmpdir()
+    t.write(www .. "/probe", "other\n")
+    spawned[#spawned + 1] = t.spawn({ "ip", "netns", "exec", out, "busybox", "httpd", "-f", "-p", "10.200.0.3:8080",
+      "-h", www })
+    local queries = t.tmpdir() .. "/upstream.log"
+    t.write(queries, "")
+    spawned[#spawned + 1] = t.spawn({ "ip", "netns", "exec", out, "python3",
+      t.source_dir() .. "/tests/lua/fixtures/fake_dns.py", "10.200.0.2", "53", queries, "120",
+      "allowed.test=10.200.0.2", "other.test=10.200.0.3", stdout = "null" })
+    t.wait_for(function()
+      return netns.fetch(h, "http://10.200.0.3:8080/probe") and netns.run(h, { "dig", "@10.200.0.2", "+short",
+        "+time=1", "+tries=1", "allowed.test" }).stdout == "10.200.0.2\n"
+    end, 30000, "the fake internet")
+    t.write(queries, "")
+
+    -- (wget -T crashes Debian's busybox 1.35: timeout bounds a dropped connection instead)
+    local fetch = "busybox timeout 10 busybox wget -q -O - http://%s:8080/probe 2>&1 || echo FAILED-%s"
+    vm_home = home
+    local r = as_owner(home, { "vm", "run", "--allow-host", "allowed.test", "--name", "egvm", "--image", "tiny",
+      "--memory", "256MiB", "--", "sh", "-c", table.concat({
+        "cat /etc/resolv.conf",
+        "busybox nslookup allowed.test",
+        string.format(fetch, "allowed.test", "ALLOWED"),
+        "busybox nslookup other.test || echo NO-OTHER-NAME",
+        string.format(fetch, "10.200.0.3", "OTHER-IP"),
+      }, "; ") }, 300000)
+    t.eq(r.code, 0, r.stderr)
+    t.contains(r.stdout, "nameserver 172.30.0.1")
+    t.contains(r.stdout, "hello non-root\n")
+    t.not_contains(r.stdout, "FAILED-ALLOWED")
+    t.contains(r.stdout, "NO-OTHER-NAME")
+    t.contains(r.stdout, "FAILED-OTHER-IP")
+    t.not_contains(r.stdout, "other\n")
+    -- the owner's resolver forwarded allowed.test from the host namespace, and only that
+    local asked = t.read(queries)
+    t.contains(asked, "10.200.0.1 allowed.test")
+    t.not_contains(asked, "other.test")
+    t.contains(banger.proc.run({ "sh", "-c", "cat " .. home .. "/.local/state/banger/*.log" }).stdout,
+      "refused name other.test for VM egvm")
+
+    -- The resolver runs as the owner, the tap is the owner's (egress_allow
+    -- accepts only its caller's taps), and the answer's address is in the
+    -- VM's set with the record's TTL as its timeout.
+    local resolver
+    for pid in netns.sh({ "ip", "netns", "pids", h }):gmatch("%d+") do
+      local ok, cmd = pcall(t.read, "/proc/" .. pid .. "/cmdline")
+      if ok and cmd:find("\0dns\0egress", 1, true) then
+        resolver = pid
+      end
+    end
+    t.truthy(resolver, "the egress resolver runs in the host namespace")
+    t.eq(tonumber(t.read("/proc/" .. resolver .. "/status"):match("\nUid:%s+(%d+)")), OWNER, "it runs as the owner")
+    local show = as_owner(home, { "vm", "show", "egvm", "--json" })
+    t.eq(show.code, 0, show.stderr)
+    local info = banger.json.decode(show.stdout)
+    t.eq(info.allow_hosts, { "allowed.test" })
+    local tap = "bgtap" .. info.id:sub(1, 10)
+    t.eq(netns.run(h, { "cat", "/sys/class/net/" .. tap .. "/owner" }).stdout, OWNER .. "\n", "the tap's owner")
+    local set = netns.run(h, { "nft", "-j", "list", "set", "ip", "banger", "egress_" .. tap })
+    t.eq(set.code, 0, set.stderr)
+    local found
+    for _, item in ipairs(banger.json.decode(set.stdout).nftables) do
+      for _, e in ipairs(item.set and item.set.elem or {}) do
+        if type(e) == "table" and e.elem and e.elem.val == "10.200.0.2" then
+          found = e.elem
+        end
+        t.truthy(e ~= "10.200.0.3" and not (e.elem and e.elem.val == "10.200.0.3"), set.stdout)
+      end
+    end
+    t.truthy(found, set.stdout)
+    t.truthy(found.timeout and found.timeout > 0 and found.timeout <= 120 and found.expires <= found.timeout,
+      set.stdout)
+
+    local d = as_owner(home, { "vm", "delete", "-f", "egvm" })
+    t.eq(d.code, 0, d.stderr)
+    vm_home = nil
+    t.not_contains(netns.run(h, { "ip", "-o", "link", "show" }).stdout, "bgtap")
+    t.truthy(netns.run(h, { "nft", "list", "set", "ip", "banger", "egress_" .. tap }).code ~= 0, "the set is gone")
+    t.truthy(netns.run(h, { "nft", "list", "table", "ip", "banger" }).code ~= 0, "table ip banger is gone")
+    t.truthy(netns.run(h, { "nft", "list", "table", "bridge", "banger" }).code ~= 0, "table bridge banger is gone")
     t.eq(e2e.processes(home .. "/run/banger"), "")
   end)
 
