@@ -42,6 +42,12 @@ for p in "${want[@]}"; do
     missing+=("$p")
   fi
 done
+# e2e_mcp_spec drives `banger mcp` with the MCP SDK's client, installed from
+# npm: Debian's nodejs (18) and npm, unless node and npm are already there
+# (NodeSource's nodejs, say, ships its own npm and conflicts with Debian's).
+if [[ "${1:-}" == "--test" ]] && ! { command -v node && command -v npm; } >/dev/null 2>&1; then
+  missing+=(nodejs npm)
+fi
 # banger's first run fetches Debian's cloud kernel with `apt-get download`,
 # as whoever runs it: that needs the package lists.
 lists=1
