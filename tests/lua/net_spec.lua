@@ -5,26 +5,7 @@
 -- privileged-operation gates must stop with nothing changed.
 local netns = assert(loadfile(t.source_dir() .. "/tests/lua/netns.lua", "t", _ENV))()
 
-local function call(ns, op, params)
-  local r = netns.run(ns, { t.bin(), "run", t.source_dir() .. "/tests/lua/fixtures/priv_call.lua", op,
-    banger.json.encode(params) }, { env = t.env(t.tmpdir()) })
-  t.eq(r.code, 0, r.stderr)
-  return banger.json.decode(r.stdout)
-end
-
-local function ok(ns, op, params)
-  local res = call(ns, op, params)
-  t.truthy(res.ok, op .. " failed: " .. tostring(res.message))
-  return res.ok
-end
-
-local function refused(ns, op, params, code, fragment)
-  local res = call(ns, op, params)
-  t.eq(res.error, code, op .. " should be refused: " .. banger.json.encode(params))
-  if fragment then
-    t.contains(res.message, fragment)
-  end
-end
+local call, ok, refused = netns.priv_call, netns.priv_ok, netns.priv_refused
 
 local function snapshot(ns)
   return {

@@ -106,4 +106,29 @@ function netns.cleanup(world)
   created = {}
 end
 
+-- A privileged operation run in-process as root inside namespace `ns`
+-- (tests/lua/fixtures/priv_call.lua): its decoded { ok } or { error, message }.
+function netns.priv_call(ns, op, params)
+  local r = netns.run(ns, { t.bin(), "run", t.source_dir() .. "/tests/lua/fixtures/priv_call.lua", op,
+    banger.json.encode(params) }, { env = t.env(t.tmpdir()) })
+  t.eq(r.code, 0, r.stderr)
+  return banger.json.decode(r.stdout)
+end
+
+-- The operation succeeds.
+function netns.priv_ok(ns, op, params)
+  local res = netns.priv_call(ns, op, params)
+  t.truthy(res.ok, op .. " failed: " .. tostring(res.message))
+  return res.ok
+end
+
+-- The operation is refused with `code`, its message containing `fragment`.
+function netns.priv_refused(ns, op, params, code, fragment)
+  local res = netns.priv_call(ns, op, params)
+  t.eq(res.error, code, op .. " should be refused: " .. banger.json.encode(params) .. " " .. tostring(res.message))
+  if fragment then
+    t.contains(res.message, fragment)
+  end
+end
+
 return netns
