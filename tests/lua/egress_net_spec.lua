@@ -6,7 +6,7 @@
 -- the NAT; and the attacks the two new gates must stop.
 local netns = assert(loadfile(t.source_dir() .. "/tests/lua/netns.lua", "t", _ENV))()
 
-local call, ok, refused = netns.priv_call, netns.priv_ok, netns.priv_refused
+local ok, refused = netns.priv_ok, netns.priv_refused
 
 local BRIDGE = { bridge = "br-fc", ip = "172.30.0.1", prefix = 24 }
 local HOME = "0123456789abcdef"

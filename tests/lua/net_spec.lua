@@ -5,7 +5,7 @@
 -- privileged-operation gates must stop with nothing changed.
 local netns = assert(loadfile(t.source_dir() .. "/tests/lua/netns.lua", "t", _ENV))()
 
-local call, ok, refused = netns.priv_call, netns.priv_ok, netns.priv_refused
+local ok, refused = netns.priv_ok, netns.priv_refused
 
 local function snapshot(ns)
   return {
