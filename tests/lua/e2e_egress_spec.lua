@@ -32,22 +32,9 @@ describe("egress allow-lists on a real kernel", function()
 
   it("--allow-host allowed.test: that name only, no other address, no other DNS server", function()
     world = netns.world("allowed\n")
-    spawned = {}
-    local h, out = world.host, world.outside
-    netns.sh({ "ip", "-n", out, "addr", "add", "10.200.0.3/24", "dev", "eth0" })
-    local www = t.tmpdir()
-    t.write(www .. "/probe", "other\n")
-    spawned[#spawned + 1] = t.spawn({ "ip", "netns", "exec", out, "busybox", "httpd", "-f", "-p", "10.200.0.3:8080",
-      "-h", www })
-    local queries = t.tmpdir() .. "/upstream.log"
-    t.write(queries, "")
-    spawned[#spawned + 1] = t.spawn({ "ip", "netns", "exec", out, "python3",
-      t.source_dir() .. "/tests/lua/fixtures/fake_dns.py", "10.200.0.2", "53", queries, "120",
-      "allowed.test=10.200.0.2", "other.test=10.200.0.3", stdout = "null" })
-    t.wait_for(function()
-      return netns.fetch(h, "http://10.200.0.3:8080/probe") and netns.run(h, { "dig", "@10.200.0.2", "+short",
-        "+time=1", "+tries=1", "allowed.test" }).stdout == "10.200.0.2\n"
-    end, 30000, "the fake internet")
+    local h = world.host
+    local queries
+    spawned, queries = netns.fake_internet(world)
     t.write("/etc/netns/" .. h .. "/resolv.conf", "nameserver 10.200.0.2\n")
     home = e2e.home()
     t.write(home .. "/.config/banger/config.lua", 'return { network = { mode = "on" } }\n')

@@ -80,22 +80,9 @@ describe("a non-root owner through the root helper", function()
   -- server (10.200.0.2), other.test a second one (10.200.0.3).
   it("vm run --allow-host allowed.test: the owner's resolver opens that name only, through the helper", function()
     local home = setup()
-    local h, out = world.host, world.outside
-    spawned = {}
-    netns.sh({ "ip", "-n", out, "addr", "add", "10.200.0.3/24", "dev", "eth0" })
-    local www = t.tmpdir()
-    t.write(www .. "/probe", "other\n")
-    spawned[#spawned + 1] = t.spawn({ "ip", "netns", "exec", out, "busybox", "httpd", "-f", "-p", "10.200.0.3:8080",
-      "-h", www })
-    local queries = t.tmpdir() .. "/upstream.log"
-    t.write(queries, "")
-    spawned[#spawned + 1] = t.spawn({ "ip", "netns", "exec", out, "python3",
-      t.source_dir() .. "/tests/lua/fixtures/fake_dns.py", "10.200.0.2", "53", queries, "120",
-      "allowed.test=10.200.0.2", "other.test=10.200.0.3", stdout = "null" })
-    t.wait_for(function()
-      return netns.fetch(h, "http://10.200.0.3:8080/probe") and netns.run(h, { "dig", "@10.200.0.2", "+short",
-        "+time=1", "+tries=1", "allowed.test" }).stdout == "10.200.0.2\n"
-    end, 30000, "the fake internet")
+    local h = world.host
+    local queries
+    spawned, queries = netns.fake_internet(world)
     t.write(queries, "")
 
     -- (wget -T crashes Debian's busybox 1.35: timeout bounds a dropped connection instead)

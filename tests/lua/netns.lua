@@ -131,4 +131,30 @@ function netns.priv_refused(ns, op, params, code, fragment)
   end
 end
 
+-- A fake internet outside `world` (netns.world): allowed.test is the
+-- world's own HTTP server (10.200.0.2), other.test a second one at
+-- 10.200.0.3:8080 serving /probe, both named by a fake DNS server on
+-- 10.200.0.2:53 (tests/lua/fixtures/fake_dns.py) that logs every query to
+-- `queries`. Returns the processes it started (the caller kills them) and
+-- that log's path, once both answer from the world's host namespace.
+function netns.fake_internet(world)
+  local h, out = world.host, world.outside
+  local procs = {}
+  netns.sh({ "ip", "-n", out, "addr", "add", "10.200.0.3/24", "dev", "eth0" })
+  local www = t.tmpdir()
+  t.write(www .. "/probe", "other\n")
+  procs[#procs + 1] = t.spawn({ "ip", "netns", "exec", out, "busybox", "httpd", "-f", "-p", "10.200.0.3:8080",
+    "-h", www })
+  local queries = t.tmpdir() .. "/upstream.log"
+  t.write(queries, "")
+  procs[#procs + 1] = t.spawn({ "ip", "netns", "exec", out, "python3",
+    t.source_dir() .. "/tests/lua/fixtures/fake_dns.py", "10.200.0.2", "53", queries, "120",
+    "allowed.test=10.200.0.2", "other.test=10.200.0.3", stdout = "null" })
+  t.wait_for(function()
+    return netns.fetch(h, "http://10.200.0.3:8080/probe") and netns.run(h, { "dig", "@10.200.0.2", "+short",
+      "+time=1", "+tries=1", "allowed.test" }).stdout == "10.200.0.2\n"
+  end, 30000, "the fake internet")
+  return procs, queries
+end
+
 return netns
