@@ -6,24 +6,12 @@
 
 #include "engine/net/dns_egress.hpp"
 #include "engine/net/dns_message.hpp"
+#include "dns_fixtures.hpp"
 
 using namespace banger::dns;
+using test::name_bytes;
 
 namespace {
-
-std::string name_bytes(const std::string& dotted) {
-  std::string out;
-  size_t start = 0;
-  while (start < dotted.size()) {
-    size_t dot = dotted.find('.', start);
-    if (dot == std::string::npos) dot = dotted.size();
-    out.push_back(static_cast<char>(dot - start));
-    out += dotted.substr(start, dot - start);
-    start = dot + 1;
-  }
-  out.push_back('\0');
-  return out;
-}
 
 std::string u16(std::uint16_t v) { return {static_cast<char>(v >> 8), static_cast<char>(v & 0xff)}; }
 std::string u32(std::uint32_t v) { return u16(static_cast<std::uint16_t>(v >> 16)) + u16(static_cast<std::uint16_t>(v)); }

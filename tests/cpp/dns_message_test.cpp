@@ -3,24 +3,12 @@
 #include <string>
 
 #include "engine/net/dns_message.hpp"
+#include "dns_fixtures.hpp"
 
 using namespace banger::dns;
+using test::name_bytes;
 
 namespace {
-
-std::string name_bytes(const std::string& dotted) {
-  std::string out;
-  size_t start = 0;
-  while (start < dotted.size()) {
-    size_t dot = dotted.find('.', start);
-    if (dot == std::string::npos) dot = dotted.size();
-    out.push_back(static_cast<char>(dot - start));
-    out += dotted.substr(start, dot - start);
-    start = dot + 1;
-  }
-  out.push_back('\0');
-  return out;
-}
 
 std::string query(const std::string& name, std::uint16_t qtype = kTypeA, std::uint16_t flags = 0x0100,
                   std::uint16_t qdcount = 1) {
